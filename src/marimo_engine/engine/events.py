@@ -1,0 +1,205 @@
+"""Events streamed while a plan runs, verdicts, and the `ExecutionResult`.
+
+The shapes follow the plan language spec ("Events and results"). Step outputs
+are carried as the Python objects the tools returned; when an event or a
+result is serialised to JSON they go through the documented fallback in
+`marimo_engine._json.to_jsonable`.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+from marimo_engine._json import to_jsonable
+from marimo_engine.plans.problems import Problem
+
+__all__ = [
+    "ErrorInfo",
+    "Event",
+    "EventType",
+    "ExecutionResult",
+    "InterventionInfo",
+    "Verdict",
+]
+
+
+class EventType(StrEnum):
+    """The kinds of event a run emits, in the spec's words."""
+
+    START = "START"
+    STEP_START = "STEP_START"
+    STEP_COMPLETE = "STEP_COMPLETE"
+    STEP_SKIPPED = "STEP_SKIPPED"
+    STEP_RETRY = "STEP_RETRY"
+    ERROR = "ERROR"
+    INTERVENTION_NEEDED = "INTERVENTION_NEEDED"
+    FINISH = "FINISH"
+
+
+class Verdict(StrEnum):
+    """How a run ended.
+
+    `SUCCESS`: every step completed or was skipped. `FAILURE`: an error, a
+    cancellation or a timeout. `INTERVENTION_NEEDED`: an `intervention_if`
+    was true and the run stopped for a person.
+    """
+
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    INTERVENTION_NEEDED = "INTERVENTION_NEEDED"
+
+
+class ErrorInfo(BaseModel):
+    """An error as carried on events and results.
+
+    Attributes:
+        type: The exception's class name, such as `"TimeoutError"` or
+            `"PlanValidationError"`.
+        message: The exception's message (`str(exc)`).
+        step_id: The failing step, or `None` for a plan-level error.
+        problems: For `PlanValidationError`, every validation problem.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    message: str
+    step_id: str | None = None
+    problems: list[Problem] | None = None
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, *, step_id: str | None = None) -> ErrorInfo:
+        """Build an `ErrorInfo` from an exception.
+
+        Args:
+            exc: Any exception, including `BaseException` subclasses.
+            step_id: The step it belongs to, if any.
+
+        Returns:
+            The error info; a `PlanValidationError`'s problems are kept.
+        """
+        problems = getattr(exc, "problems", None)
+        message = str(exc) or repr(exc)
+        return cls(
+            type=type(exc).__name__,
+            message=message,
+            step_id=step_id,
+            problems=list(problems) if isinstance(problems, list) else None,
+        )
+
+
+class InterventionInfo(BaseModel):
+    """Why a run stopped for a person.
+
+    Attributes:
+        step_id: The step whose `intervention_if` was true.
+        expression: The expression text.
+        output: The step's output the expression was evaluated on.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    step_id: str
+    expression: str
+    output: Any = None
+
+    @field_serializer("output", when_used="json")
+    def _serialize_output(self, value: Any) -> Any:
+        return to_jsonable(value)
+
+
+class Event(BaseModel):
+    """One thing that happened during a run.
+
+    Every event has `type`, `plan_id`, `step_id` (`None` on `START` and
+    `FINISH`), `tool`, `msg` (one human-readable line) and `timestamp` (Unix
+    seconds); the other fields are set where they apply.
+
+    Attributes:
+        output: `STEP_COMPLETE`, `INTERVENTION_NEEDED`: the step's output.
+        key_finding: `STEP_COMPLETE`: whether the step is a key finding.
+        reason: `STEP_SKIPPED`: why; `FINISH` after a cancellation: why.
+        error: `ERROR`, `STEP_RETRY`: the exception's type and message.
+        expression: `INTERVENTION_NEEDED`, `STEP_SKIPPED` by `run_if`: the text.
+        attempt: `STEP_RETRY`: the number of the try that is about to start
+            (2 for the first retry); `STEP_COMPLETE`/`ERROR`: tries made.
+        duration_s: `STEP_COMPLETE`, `ERROR`, `FINISH`: seconds taken,
+            measured on a monotonic clock.
+        verdict: `FINISH`: the verdict.
+        outputs: `FINISH`: every completed step's output, by step id.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    type: EventType
+    plan_id: str
+    step_id: str | None = None
+    tool: str | None = None
+    msg: str = ""
+    timestamp: float = Field(default_factory=time.time)
+    output: Any = None
+    key_finding: bool | None = None
+    reason: str | None = None
+    error: ErrorInfo | None = None
+    expression: str | None = None
+    attempt: int | None = None
+    duration_s: float | None = None
+    verdict: Verdict | None = None
+    outputs: dict[str, Any] | None = None
+
+    @field_serializer("output", when_used="json")
+    def _serialize_output(self, value: Any) -> Any:
+        return to_jsonable(value)
+
+    @field_serializer("outputs", when_used="json")
+    def _serialize_outputs(self, value: dict[str, Any] | None) -> Any:
+        return None if value is None else {k: to_jsonable(v) for k, v in value.items()}
+
+    def to_json_line(self) -> str:
+        """Return the event as one line of JSON, without fields that are `None`."""
+        return self.model_dump_json(exclude_none=True)
+
+
+class ExecutionResult(BaseModel):
+    """Everything a run produced (plan language spec, "Events and results").
+
+    Attributes:
+        plan_id: The plan's id (generated when the plan had none).
+        verdict: How the run ended.
+        outputs: Step id to output, for completed steps only; skipped and
+            unrun steps are absent.
+        key_findings: Step id to output, for completed steps marked
+            `key_finding`.
+        skipped: Ids of skipped steps, in the order they were skipped.
+        error: The first error, or `None`.
+        intervention: Why the run stopped for a person, or `None`.
+        events: Every event of the run, `START` first and `FINISH` last.
+        duration_s: Wall-clock seconds from `START` to `FINISH`.
+        notebook: The marimo notebook source (`.py`) the run executed.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    plan_id: str
+    verdict: Verdict
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    key_findings: dict[str, Any] = Field(default_factory=dict)
+    skipped: list[str] = Field(default_factory=list)
+    error: ErrorInfo | None = None
+    intervention: InterventionInfo | None = None
+    events: list[Event] = Field(default_factory=list)
+    duration_s: float = 0.0
+    notebook: str | None = None
+
+    @field_serializer("outputs", "key_findings", when_used="json")
+    def _serialize_outputs(self, value: dict[str, Any]) -> Any:
+        return {k: to_jsonable(v) for k, v in value.items()}
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the verdict is `SUCCESS`."""
+        return self.verdict is Verdict.SUCCESS

@@ -1,0 +1,169 @@
+"""The one exception tree of marimo-engine.
+
+Every error this package raises on purpose is an `EngineError`. Exceptions hold
+data and build their message; they never log, print or exit. The CLI presents
+them (one line, a hint, exit code 2 for bad input).
+
+    EngineError
+      PlanValidationError   the plan's author, person or model; `.problems` is plain JSON
+      UnknownReferenceError a `$step.path` that names nothing at run time
+      ExpressionError       a `run_if` / `intervention_if` that fails to evaluate
+      UsageError            the developer calling us wrongly: bad argument, wrong state
+        UnknownToolError    a tool name that is not registered
+      ToolError             a tool raised or timed out; the cause is chained
+      LiveError             the marimo server
+        LiveConnectionError
+        LiveHTTPError       (status, url)
+        StaleCellError      an edit lost a race with the person editing the notebook
+      ModelError            the LLM provider: rate limit, bad response, usage limit
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from marimo_engine.plans.problems import Problem
+
+__all__ = [
+    "EngineError",
+    "ExpressionError",
+    "LiveConnectionError",
+    "LiveError",
+    "LiveHTTPError",
+    "ModelError",
+    "PlanValidationError",
+    "StaleCellError",
+    "ToolError",
+    "UnknownReferenceError",
+    "UnknownToolError",
+    "UsageError",
+]
+
+
+class EngineError(Exception):
+    """Base class of every error raised on purpose by marimo-engine."""
+
+
+class PlanValidationError(EngineError):
+    """A plan has one or more problems; nothing of it was run.
+
+    Attributes:
+        problems: Every problem found, as `Problem` models (see the plan
+            language spec, "Validation"). `problems_json()` gives plain JSON.
+    """
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: list[Problem] = list(problems)
+        count = len(self.problems)
+        head = "; ".join(p.describe() for p in self.problems[:3])
+        more = f" (and {count - 3} more)" if count > 3 else ""
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"The plan has {count} {noun}: {head}{more}")
+
+    def problems_json(self) -> list[dict[str, Any]]:
+        """Return the problems as a list of plain JSON objects.
+
+        Returns:
+            One dict per problem with keys `step_id`, `field`, `code`, `message`.
+        """
+        return [p.model_dump(mode="json") for p in self.problems]
+
+
+class UnknownReferenceError(EngineError):
+    """A reference such as `$s2.level` names a step or path that does not exist.
+
+    Attributes:
+        reference: The reference text as written, such as `"$s2.level"`.
+        segment: The path segment that was missing, or `None` when the step
+            itself has no output.
+    """
+
+    def __init__(self, message: str, *, reference: str, segment: str | None = None) -> None:
+        super().__init__(message)
+        self.reference = reference
+        self.segment = segment
+
+
+class ExpressionError(EngineError):
+    """An expression failed to evaluate, such as `None < 15` (a type error).
+
+    Attributes:
+        expression: The expression text.
+    """
+
+    def __init__(self, message: str, *, expression: str) -> None:
+        super().__init__(message)
+        self.expression = expression
+
+
+class UsageError(EngineError):
+    """The caller used the API wrongly: a bad argument or a call in the wrong state."""
+
+
+class UnknownToolError(UsageError, LookupError):
+    """A tool name is not in the registry.
+
+    Attributes:
+        name: The name that was asked for.
+        suggestions: Close registered names, best first (may be empty).
+    """
+
+    def __init__(self, name: str, suggestions: Sequence[str] = (), known: Sequence[str] = ()) -> None:
+        self.name = name
+        self.suggestions = list(suggestions)
+        if self.suggestions:
+            hint = "Did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"
+        elif known:
+            hint = "Registered tools: " + ", ".join(repr(k) for k in sorted(known)) + "."
+        else:
+            hint = "No tools are registered."
+        super().__init__(f"Tool {name!r} is not registered. {hint}")
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class ToolError(EngineError):
+    """A tool raised or timed out; the original exception is chained as `__cause__`.
+
+    Attributes:
+        step_id: The step whose tool failed.
+        tool: The tool's registered name.
+    """
+
+    def __init__(self, message: str, *, step_id: str, tool: str) -> None:
+        super().__init__(message)
+        self.step_id = step_id
+        self.tool = tool
+
+
+class LiveError(EngineError):
+    """Something went wrong talking to a running marimo server."""
+
+
+class LiveConnectionError(LiveError):
+    """The marimo server could not be reached (refused, timed out, dropped)."""
+
+
+class LiveHTTPError(LiveError):
+    """The marimo server answered with an HTTP error status.
+
+    Attributes:
+        status: The HTTP status code.
+        url: The URL requested.
+    """
+
+    def __init__(self, message: str, *, status: int, url: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.url = url
+
+
+class StaleCellError(LiveError):
+    """An edit lost a race: the cell changed since it was read. Read it again."""
+
+
+class ModelError(EngineError):
+    """The LLM provider failed: no key, rate limit, bad response or a usage limit."""
