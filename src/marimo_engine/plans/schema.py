@@ -1,0 +1,384 @@
+"""`Plan` and `Step`: the plan language's models, and `load_plan()`.
+
+The fields, their types and their ranges are the plan language spec's table
+("A plan"). Unknown fields are an error, so that a typo such as `tiemout_s`
+is reported instead of silently ignored. A `Plan` object is always
+well-formed: step ids are checked in the model (assignment is validated too).
+Rules that need the whole plan (duplicate ids, references, tools, cycles) are
+checked by `marimo_engine.plans.validation.validate_plan`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from marimo_engine.errors import PlanValidationError, UsageError
+from marimo_engine.plans.problems import Problem, ProblemCode
+
+__all__ = ["STEP_ID_PATTERN", "Plan", "Step", "load_plan", "problems_from_validation_error"]
+
+STEP_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+"""A step id: 1 to 64 characters of `A-Z a-z 0-9 _ -` (spec, "A plan")."""
+
+_STEP_ID_RE = re.compile(STEP_ID_PATTERN)
+
+StepId = Annotated[
+    str,
+    Field(
+        pattern=STEP_ID_PATTERN,
+        examples=["s1", "scan_hull", "check-oxygen"],
+    ),
+]
+
+
+def _new_plan_id() -> str:
+    return f"plan-{secrets.token_hex(4)}"
+
+
+class Step(BaseModel):
+    """One step of a plan: a tool call with its arguments and conditions.
+
+    Fields follow the plan language spec's table ("A plan"). Numbers and
+    booleans are strict: `"5"` is not a number and `1` is not `true`.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, use_attribute_docstrings=True
+    )
+
+    id: StepId
+    """The step's name: 1-64 characters of `A-Z a-z 0-9 _ -`, unique in the plan."""
+
+    tool: str
+    """A name in the tool registry given to the run."""
+
+    description: str | None = None
+    """Human text, shown in events and in the notebook; `None` for none."""
+
+    args: dict[str, Any] = Field(
+        default_factory=dict,
+    )
+    """Keyword arguments of the tool; values are JSON and may hold `$id.path`
+    references, also inside nested lists and objects. Empty when absent."""
+
+    run_if: str | None = None
+    """An expression (spec, "Expressions"); the step runs only when it is true.
+    `None` runs the step unconditionally."""
+
+    intervention_if: str | None = None
+    """An expression evaluated after the step ran (it may reference the step
+    itself); when true the run stops for a person. `None` never stops."""
+
+    key_finding: bool = Field(
+        default=False,
+        strict=True,
+    )
+    """Whether the output is a key finding: flagged on its `STEP_COMPLETE`
+    event and collected in the result's `key_findings`."""
+
+    depends_on: list[str] = Field(default_factory=list)
+    """Ids of steps this step runs after without using their output. Empty
+    when absent; unknown ids are reported by validation."""
+
+    timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        strict=True,
+        allow_inf_nan=False,
+    )
+    """Seconds before the tool call is cancelled (an `ERROR` of type
+    `TimeoutError`); must be > 0. `None` waits forever."""
+
+    retries: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        strict=True,
+    )
+    """How many more times the tool is called after an exception or a
+    timeout, 0 to 10; the waits between tries are 0.1 s, 0.2 s, 0.4 s, ..."""
+
+
+class Plan(BaseModel):
+    """A plan: an optional id and name, and at least one step.
+
+    Fields follow the plan language spec's table ("A plan"). Build one with
+    `load_plan()` from a dict or a JSON string to get the spec's problem
+    codes on error, or construct it directly (pydantic's `ValidationError`).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, use_attribute_docstrings=True
+    )
+
+    id: str = Field(
+        default_factory=_new_plan_id,
+        min_length=1,
+    )
+    """Carried on every event; generated as `"plan-"` + 8 hex digits when
+    absent or `None`."""
+
+    name: str | None = None
+    """Human title; `None` for none."""
+
+    steps: list[Step] = Field(min_length=1)
+    """The steps, at least one. List order breaks ties between ready steps;
+    it is not the schedule (dependencies are)."""
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _generate_missing_id(cls, value: object) -> object:
+        return _new_plan_id() if value is None else value
+
+    @property
+    def step_ids(self) -> list[str]:
+        """The step ids in list order (duplicates kept, as written)."""
+        return [step.id for step in self.steps]
+
+    def step(self, step_id: str) -> Step:
+        """Return the step with the id `step_id` (the first, if ids repeat).
+
+        Args:
+            step_id: A step id of this plan.
+
+        Returns:
+            The `Step` itself, not a copy.
+
+        Raises:
+            UsageError: No step has that id; the message lists close ids.
+        """
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        ids = self.step_ids
+        close = difflib.get_close_matches(str(step_id), ids, n=3)
+        hint = (
+            "Did you mean " + " or ".join(repr(c) for c in close) + "?"
+            if close
+            else "Steps: " + ", ".join(repr(i) for i in ids) + "."
+        )
+        raise UsageError(f"Plan {self.id!r} has no step {step_id!r}. {hint}")
+
+
+def load_plan(source: Plan | Mapping[str, Any] | str | bytes) -> Plan:
+    """Read a plan from a model, a mapping, or JSON text.
+
+    Args:
+        source: A `Plan` (returned as is), a mapping such as the dict of a
+            parsed JSON plan, or the JSON text of a plan (`str`, or `bytes`
+            in UTF-8).
+
+    Returns:
+        The `Plan`. A missing plan id is generated (`"plan-"` + 8 hex).
+
+    Raises:
+        PlanValidationError: The source is not a plan. Its `problems` use the
+            spec's codes: `invalid_id` for a step id that is missing, not a
+            string or not 1-64 characters of `A-Z a-z 0-9 _ -`; `invalid_plan`
+            for everything else (invalid JSON, not an object, no steps, an
+            unknown field, a wrong type, a value out of range). A problem in
+            a step whose id is readable carries that `step_id` and a `field`
+            relative to the step (`"timeout_s"`, `"depends_on.1"`); otherwise
+            `field` is dotted from the plan (`"steps"`, `"steps.3"`,
+            `"steps.3.id"`). Duplicate ids are not checked here.
+    """
+    if isinstance(source, Plan):
+        return source
+    data: object = source
+    if isinstance(source, bytes | bytearray):
+        try:
+            data = bytes(source).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PlanValidationError(
+                [_plan_problem(f"The plan is not UTF-8 text ({exc.reason} at byte {exc.start}).")]
+            ) from None
+    if isinstance(data, str):
+        data = _parse_json(data)
+    if isinstance(data, Mapping) and not isinstance(data, dict):
+        data = dict(data)
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        raise PlanValidationError(problems_from_validation_error(exc, data)) from None
+
+
+def _plan_problem(message: str, field: str | None = None) -> Problem:
+    return Problem(step_id=None, field=field, code=ProblemCode.INVALID_PLAN, message=message)
+
+
+def _parse_json(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanValidationError(
+            [
+                _plan_problem(
+                    f"The plan is not valid JSON: {exc.msg} at line {exc.lineno}, column "
+                    f"{exc.colno}. Fix the JSON there (quote keys and strings with double "
+                    f"quotes, no trailing commas)."
+                )
+            ]
+        ) from None
+    except RecursionError:
+        raise PlanValidationError(
+            [_plan_problem("The plan's JSON is nested too deeply to read; flatten it.")]
+        ) from None
+
+
+# --- pydantic errors -> problems ---------------------------------------------
+
+_PLAN_FIELDS = tuple(Plan.model_fields)
+_STEP_FIELDS = tuple(Step.model_fields)
+
+_EXPECTED = {
+    "plan.id": "a non-empty string (or absent, to generate one)",
+    "plan.name": "a string",
+    "plan.steps": "a list of at least one step object",
+    "id": "a string of 1-64 characters of A-Z a-z 0-9 _ -",
+    "tool": "a string: the name of a registered tool",
+    "description": "a string",
+    "args": "an object of keyword arguments",
+    "run_if": "an expression in a string",
+    "intervention_if": "an expression in a string",
+    "key_finding": "true or false",
+    "depends_on": "a list of step ids",
+    "timeout_s": "a number of seconds greater than 0",
+    "retries": "an integer from 0 to 10",
+}
+
+
+def problems_from_validation_error(exc: ValidationError, data: object) -> list[Problem]:
+    """Translate pydantic's errors for a plan into the spec's problems.
+
+    Args:
+        exc: The error raised by `Plan.model_validate(data)`.
+        data: The input that was validated (used to read step ids).
+
+    Returns:
+        One `Problem` per pydantic error, in pydantic's order; see
+        `load_plan` for the codes and fields.
+    """
+    return [_problem_from_error(error, data) for error in exc.errors()]
+
+
+def _type_word(value: object) -> str:
+    names = {
+        dict: "an object",
+        list: "a list",
+        tuple: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "null",
+    }
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def _show(value: object) -> str:
+    text = repr(value) if isinstance(value, str | int | float | bool | type(None)) else ""
+    if len(text) > 60:
+        text = text[:57] + "..."
+    word = _type_word(value)
+    return f"{text} ({word})" if text else word
+
+
+def _readable_step_id(data: object, index: object) -> str | None:
+    if not isinstance(data, Mapping) or not isinstance(index, int):
+        return None
+    steps = data.get("steps")
+    if not isinstance(steps, list | tuple) or not 0 <= index < len(steps):
+        return None
+    step = steps[index]
+    step_id = step.get("id") if isinstance(step, Mapping) else getattr(step, "id", None)
+    return step_id if isinstance(step_id, str) and _STEP_ID_RE.fullmatch(step_id) else None
+
+
+def _suggest_id(value: object) -> str:
+    text = re.sub(r"[^A-Za-z0-9_-]+", "_", value if isinstance(value, str) else "").strip("_")
+    return text[:64] or "s1"
+
+
+def _problem_from_error(error: Any, data: object) -> Problem:
+    loc = tuple(part for part in error["loc"] if part != "[key]")
+    kind = error["type"]
+    value = error.get("input")
+    if not loc:
+        return _plan_problem(
+            f"A plan must be an object with a 'steps' list; got {_show(value)}. "
+            'Write {"steps": [{"id": "s1", "tool": "..."}]}.'
+        )
+    if loc[0] != "steps" or len(loc) == 1:
+        return _plan_level_problem(loc, kind, value)
+    index = loc[1]
+    if len(loc) == 2:
+        return _plan_problem(
+            f"The step at index {index} must be an object with at least 'id' and 'tool'; "
+            f"got {_show(value)}.",
+            field=f"steps.{index}",
+        )
+    step_field = ".".join(str(part) for part in loc[2:])
+    step_id = _readable_step_id(data, index)
+    where = f"Step {step_id!r}" if step_id is not None else f"The step at index {index}"
+    field = step_field if step_id is not None else f"steps.{index}.{step_field}"
+    name = str(loc[2])
+    if kind == "extra_forbidden":
+        return Problem(
+            step_id=step_id,
+            field=field,
+            code=ProblemCode.INVALID_PLAN,
+            message=_unknown_field_message(where, name, _STEP_FIELDS),
+        )
+    if name == "id":
+        if kind == "missing":
+            message = f"{where} has no 'id'; add one such as 's{index + 1}' (ids are unique)."
+        else:
+            message = (
+                f"{where} has the id {_show(value)}; a step id must be 1-64 characters "
+                f"of A-Z a-z 0-9 _ -, such as {_suggest_id(value)!r}."
+            )
+        return Problem(step_id=None, field=field, code=ProblemCode.INVALID_ID, message=message)
+    if name == "args" and len(loc) > 3:
+        message = f"{where}: 'args' keys must be strings (argument names); got the key {value!r}."
+        field = "args" if step_id is not None else f"steps.{index}.args"
+    elif kind == "missing":
+        message = f"{where} has no {name!r}; add it: {_EXPECTED.get(name, 'a value')}."
+    else:
+        expected = _EXPECTED.get(name, "a valid value")
+        if len(loc) > 3 and name == "depends_on":
+            expected = "a step id (a string)"
+        message = f"{where}: {step_field!r} must be {expected}; got {_show(value)}."
+    return Problem(step_id=step_id, field=field, code=ProblemCode.INVALID_PLAN, message=message)
+
+
+def _plan_level_problem(loc: tuple[Any, ...], kind: str, value: object) -> Problem:
+    name = str(loc[0])
+    field = ".".join(str(part) for part in loc)
+    if kind == "extra_forbidden":
+        return _plan_problem(_unknown_field_message("The plan", name, _PLAN_FIELDS), field=field)
+    if name == "steps" and kind == "missing":
+        return _plan_problem(
+            "The plan has no 'steps'; add a list with at least one step "
+            '({"id": "s1", "tool": "..."}).',
+            field="steps",
+        )
+    if name == "steps" and kind == "too_short":
+        return _plan_problem(
+            "The plan's 'steps' list is empty; add at least one step.", field="steps"
+        )
+    expected = _EXPECTED.get(f"plan.{name}", "a valid value")
+    return _plan_problem(f"The plan's {name!r} must be {expected}; got {_show(value)}.", field)
+
+
+def _unknown_field_message(where: str, name: str, allowed: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    listed = ", ".join(repr(a) for a in allowed)
+    return f"{where} has an unknown field {name!r}.{hint} Allowed fields: {listed}."
