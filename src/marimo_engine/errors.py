@@ -8,6 +8,7 @@ them (one line, a hint, exit code 2 for bad input).
       PlanValidationError   the plan's author, person or model; `.problems` is plain JSON
       UnknownReferenceError a `$step.path` that names nothing at run time
       ExpressionError       a `run_if` / `intervention_if` that fails to evaluate
+      InvalidExpressionError  an expression outside the plan language (rejected when parsed)
       UsageError            the developer calling us wrongly: bad argument, wrong state
         UnknownToolError    a tool name that is not registered
       ToolError             a tool raised or timed out; the cause is chained
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EngineError",
     "ExpressionError",
+    "InvalidExpressionError",
     "LiveConnectionError",
     "LiveError",
     "LiveHTTPError",
@@ -91,6 +93,23 @@ class ExpressionError(EngineError):
 
     Attributes:
         expression: The expression text.
+    """
+
+    def __init__(self, message: str, *, expression: str) -> None:
+        super().__init__(message)
+        self.expression = expression
+
+
+class InvalidExpressionError(EngineError):
+    """A `run_if` / `intervention_if` expression is not in the plan language.
+
+    Raised by the expression parser before any step runs: a syntax error, a
+    construct the spec does not allow (a call, `**`, a bare name...), or an
+    expression over the length or depth limit. The message says what is
+    allowed. Validation reports it as an `invalid_expression` problem.
+
+    Attributes:
+        expression: The expression text as written.
     """
 
     def __init__(self, message: str, *, expression: str) -> None:
