@@ -16,7 +16,13 @@ them (one line, a hint, exit code 2 for bad input).
         LiveConnectionError
         LiveHTTPError       (status, url)
         StaleCellError      an edit lost a race with the person editing the notebook
+        LiveTimeoutError    a request or kernel run outlived its timeout (the run is interrupted)
+        LiveUnsupportedError  the server's marimo lacks `marimo._code_mode`
+        LiveSelectionError  no server or session matched, or several did
+        LiveKernelError     a notebook operation failed inside the kernel
       ModelError            the LLM provider: rate limit, bad response, usage limit
+        ModelConfigError    no key or endpoint configured, or a model string we cannot read
+        ModelLimitError     a usage limit (requests, tokens, US dollars) stopped the run
 """
 
 from __future__ import annotations
@@ -34,7 +40,13 @@ __all__ = [
     "LiveConnectionError",
     "LiveError",
     "LiveHTTPError",
+    "LiveKernelError",
+    "LiveSelectionError",
+    "LiveTimeoutError",
+    "LiveUnsupportedError",
+    "ModelConfigError",
     "ModelError",
+    "ModelLimitError",
     "PlanValidationError",
     "StaleCellError",
     "ToolError",
@@ -184,5 +196,65 @@ class StaleCellError(LiveError):
     """An edit lost a race: the cell changed since it was read. Read it again."""
 
 
+class LiveTimeoutError(LiveError):
+    """A live request or kernel run took longer than its timeout; the run was interrupted.
+
+    Attributes:
+        timeout_s: The timeout that expired, in seconds.
+    """
+
+    def __init__(self, message: str, *, timeout_s: float) -> None:
+        super().__init__(message)
+        self.timeout_s = timeout_s
+
+
+class LiveUnsupportedError(LiveError):
+    """The marimo server lacks what the live bridge needs (`marimo._code_mode`)."""
+
+
+class LiveSelectionError(LiveError):
+    """No running server or session matched, or several did and the choice is ambiguous.
+
+    Attributes:
+        candidates: What was found, one short description each (may be empty).
+    """
+
+    def __init__(self, message: str, *, candidates: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.candidates = list(candidates)
+
+
+class LiveKernelError(LiveError):
+    """A notebook operation failed inside the kernel: an unknown cell, an invalid name or code.
+
+    Attributes:
+        error_type: The kernel-side exception's class name, such as `"KeyError"`.
+    """
+
+    def __init__(self, message: str, *, error_type: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
 class ModelError(EngineError):
     """The LLM provider failed: no key, rate limit, bad response or a usage limit."""
+
+
+class ModelConfigError(ModelError):
+    """A model cannot be built: an unknown model string, or no key or endpoint configured.
+
+    The message is one line naming the environment variables to set.
+    """
+
+
+class ModelLimitError(ModelError):
+    """A usage limit stopped the model: requests, tokens or the budget in US dollars.
+
+    Attributes:
+        limit: Which limit, such as `"request_limit"`, `"total_tokens_limit"` or
+            `"budget_usd"`.
+    """
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit

@@ -1,0 +1,42 @@
+"""The LLM layer: model strings, fallback chains, usage limits and cost, built on pydantic-ai.
+
+Nothing heavy is imported here: pydantic-ai and the provider SDKs load when
+a model is built. This package knows nothing of plans, the engine or agents.
+"""
+
+from __future__ import annotations
+
+from marimo_engine.llm.errors import describe_model_exception, model_errors
+from marimo_engine.llm.models import (
+    DEFAULT_TIMEOUT_S,
+    PROVIDERS,
+    ModelSpec,
+    build_model,
+    describe_model,
+    is_priced,
+    parse_model_string,
+)
+from marimo_engine.llm.usage import (
+    ModelLimits,
+    ModelUsage,
+    UsageReport,
+    UsageTracker,
+    response_cost_usd,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "PROVIDERS",
+    "ModelLimits",
+    "ModelSpec",
+    "ModelUsage",
+    "UsageReport",
+    "UsageTracker",
+    "build_model",
+    "describe_model",
+    "describe_model_exception",
+    "is_priced",
+    "model_errors",
+    "parse_model_string",
+    "response_cost_usd",
+]
