@@ -617,6 +617,8 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
 def _type_name(annotation: Any) -> str:
     if annotation is Any:
         return "any value"
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _type_name(typing.get_args(annotation)[0])  # constraints show in the detail
     if isinstance(annotation, type) and not typing.get_args(annotation):
         return annotation.__name__
     return str(annotation).replace("typing.", "")
