@@ -1,0 +1,405 @@
+"""Compile a plan into a marimo notebook: Plan -> `NotebookIR` -> `.py` source.
+
+One cell per step, named after the step, whose variable holds the step's
+output; each step cell passes its dependencies' variables to the runner, so
+marimo's own dataflow graph (defs and refs of cells) is the plan's graph.
+What the engine runs and what the file holds come from the same `NotebookIR`
+("what we run is what we write"). The layout of a compiled notebook::
+
+    # header comment
+    import marimo
+    __generated_with = "0.25.2"
+    app = marimo.App(app_title="Hull and air diagnostics")
+
+    with app.setup:
+        import marimo as mo
+        from marimo_engine.engine.runtime import StepRunner
+        from marimo_engine.tools.examples import analyze_atmosphere, check_oxygen, scan_hull
+
+        PLAN = {...}  # the plan itself, as a Python literal
+        plan_run = StepRunner(PLAN, tools={"scan_hull": scan_hull, ...})
+
+    @app.cell(hide_code=True)
+    def _():
+        mo.md("### s3 · `analyze_atmosphere` ...")  # the step's description
+        return
+
+    @app.cell
+    async def s3(s1, s2):
+        s3 = await plan_run.step("s3", s1, s2)
+        return (s3,)
+
+Step ids that are not Python identifiers, or that would clash with Python
+keywords, builtins, names of the setup cell or each other, are mapped to safe
+variable names deterministically (`safe_variable_names`).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import html
+import json
+import keyword
+import pprint
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from marimo_engine.plans.schema import Plan
+    from marimo_engine.tools.registry import ToolRegistry
+
+__all__ = [
+    "RUNNER_NAME",
+    "CellIR",
+    "NotebookIR",
+    "compile_plan",
+    "plan_to_notebook",
+    "render_notebook",
+    "safe_variable_names",
+]
+
+RUNNER_NAME = "plan_run"
+"""The setup cell's name for the `StepRunner` that step cells call."""
+
+_SETUP_NAMES = frozenset({"mo", "marimo", "app", "StepRunner", "PLAN", RUNNER_NAME})
+_NOT_IDENTIFIER = re.compile(r"[^0-9A-Za-z_]")
+
+
+@dataclass(frozen=True)
+class CellIR:
+    """One cell of a compiled notebook.
+
+    Attributes:
+        name: The cell's function name: the step's variable for a step cell,
+            `"_"` for a markdown cell.
+        code: The cell's code (no function wrapper), as marimo stores it.
+        kind: `"step"` runs a step; `"markdown"` shows its description.
+        step_id: The step the cell belongs to.
+        defs: Names the cell defines (the step's variable for a step cell).
+        refs: Names of other cells' variables the cell reads, in order.
+        is_async: Whether the code awaits (the function is `async def`).
+        hide_code: Whether marimo hides the code by default.
+    """
+
+    name: str
+    code: str
+    kind: Literal["step", "markdown"]
+    step_id: str
+    defs: tuple[str, ...] = ()
+    refs: tuple[str, ...] = ()
+    is_async: bool = False
+    hide_code: bool = False
+
+
+@dataclass(frozen=True)
+class NotebookIR:
+    """A plan compiled to notebook form.
+
+    Attributes:
+        plan: The plan compiled.
+        title: The notebook's title (the plan's name, else its id).
+        setup_code: The setup cell's code: imports, the plan literal and the
+            `plan_run` runner.
+        cells: Markdown and step cells, in plan order (markdown first).
+        variables: Step id to the variable holding its output.
+        dependencies: Step id to the ids of the steps it depends on, in the
+            order its cell passes them to `plan_run.step`.
+        unimportable_tools: Tool names that could not be imported by module
+            path; a standalone run of the notebook fails those steps.
+    """
+
+    plan: Plan
+    title: str
+    setup_code: str
+    cells: tuple[CellIR, ...]
+    variables: Mapping[str, str]
+    dependencies: Mapping[str, tuple[str, ...]]
+    unimportable_tools: tuple[str, ...] = ()
+    step_cells: Mapping[str, CellIR] = field(default_factory=dict)
+
+
+def safe_variable_names(
+    step_ids: list[str], reserved: frozenset[str] | set[str] = frozenset()
+) -> dict[str, str]:
+    """Map step ids to Python variable names, deterministically.
+
+    Rules, in order: characters other than letters, digits and `_` become
+    `_`; a name that does not start with a letter gets the prefix `step_`
+    (marimo treats `_`-names as cell-private); a Python keyword or soft
+    keyword, a builtin, or a `reserved` name gets the suffix `_step`; a name
+    already taken by an earlier step (in list order) gets `_2`, `_3`, …
+
+    Args:
+        step_ids: The plan's step ids, in list order.
+        reserved: Names that step variables must not take (the setup cell's
+            names, such as imported tool functions).
+
+    Returns:
+        Step id to variable name; an id that is already safe maps to itself.
+    """
+    taken: set[str] = set()
+    names: dict[str, str] = {}
+    for step_id in step_ids:
+        name = _NOT_IDENTIFIER.sub("_", step_id)
+        if not name[:1].isalpha():
+            name = "step_" + name
+        if (
+            keyword.iskeyword(name)
+            or keyword.issoftkeyword(name)
+            or hasattr(builtins, name)
+            or name in reserved
+            or name in _SETUP_NAMES
+        ):
+            name += "_step"
+        base, n = name, 1
+        while name in taken or name in reserved:
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name)
+        names[step_id] = name
+    return names
+
+
+def _python_literal(value: Any) -> str:
+    """Return Python source for a JSON value that evaluates back to it."""
+    text = pprint.pformat(value, indent=1, width=88, sort_dicts=False)
+    try:
+        if ast.literal_eval(text) == value:
+            return text
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        pass
+    return f"json.loads({json.dumps(json.dumps(value))})"
+
+
+def _import_lines(
+    registry: ToolRegistry, tool_names: list[str]
+) -> tuple[list[str], dict[str, str], list[str], set[str]]:
+    """Plan the setup cell's tool imports.
+
+    Returns:
+        `(import lines, tool name -> expression, unimportable tool names,
+        names the imports define)`.
+    """
+    by_module: dict[str, dict[str, str]] = {}
+    expressions: dict[str, str] = {}
+    unimportable: list[str] = []
+    bound: dict[str, tuple[str, str]] = {}  # local name -> (module, top-level name)
+    for tool_name in tool_names:
+        spec = registry.get(tool_name)
+        if spec.import_path is None:
+            unimportable.append(tool_name)
+            continue
+        module, qualname = spec.import_path
+        top, _, rest = qualname.partition(".")
+        local = top
+        n = 1
+        while (local in bound and bound[local] != (module, top)) or local in _SETUP_NAMES:
+            n += 1
+            local = f"{top}_{n}"
+        bound[local] = (module, top)
+        by_module.setdefault(module, {})[top] = local
+        expressions[tool_name] = local + ("." + rest if rest else "")
+    lines = []
+    for module in sorted(by_module):
+        names = sorted(
+            (top if top == local else f"{top} as {local}")
+            for top, local in by_module[module].items()
+        )
+        lines.append(f"from {module} import {', '.join(names)}")
+    return lines, expressions, unimportable, set(bound)
+
+
+def _code_span(text: str) -> str:
+    """Return `text` as a Markdown code span (shown literally, HTML included)."""
+    text = " ".join(text.split())
+    fence = "`"
+    while fence in text:
+        fence += "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _markdown_text(step: Any, variable: str) -> str:
+    lines = [f"### {_code_span(step.id)} · {_code_span(step.tool)}"]
+    if step.description:
+        lines += ["", html.escape(" ".join(step.description.split()), quote=False)]
+    details = []
+    if step.args:
+        details.append(
+            "args: " + _code_span(json.dumps(step.args, ensure_ascii=False, default=str))
+        )
+    if step.run_if:
+        details.append(f"runs if {_code_span(step.run_if)}")
+    if step.intervention_if:
+        details.append(f"stops for a person if {_code_span(step.intervention_if)}")
+    if step.depends_on:
+        details.append("after " + ", ".join(_code_span(d) for d in step.depends_on))
+    if step.key_finding:
+        details.append("**key finding**")
+    if step.timeout_s is not None:
+        details.append(f"timeout {step.timeout_s:g} s")
+    if step.retries:
+        details.append(f"retries {step.retries}")
+    if variable != step.id:
+        details.append(f"variable {_code_span(variable)}")
+    if details:
+        lines += ["", " · ".join(details)]
+    return "\n".join(lines)
+
+
+def _string_literal(text: str) -> str:
+    if '"""' not in text and "\\" not in text and not text.endswith('"'):
+        return 'r"""\n' + text + '\n"""'
+    return repr(text)
+
+
+def compile_plan(plan: Plan | Mapping[str, Any] | str, tools: Any = None) -> NotebookIR:
+    """Compile a valid plan into its notebook IR.
+
+    Args:
+        plan: A `Plan`, a dict or a JSON string.
+        tools: A `ToolRegistry` or a mapping of names to callables; used to
+            import tools by module path in the setup cell.
+
+    Returns:
+        The `NotebookIR`.
+
+    Raises:
+        PlanValidationError: The plan has problems (every one is listed).
+    """
+    from marimo_engine.plans.dependencies import step_dependencies
+    from marimo_engine.plans.validation import check_plan
+    from marimo_engine.tools.registry import as_registry
+
+    registry = as_registry(tools)
+    plan = check_plan(plan, registry)
+    tool_names = list(dict.fromkeys(s.tool for s in plan.steps))
+    import_lines, tool_exprs, unimportable, imported = _import_lines(registry, tool_names)
+    variables = safe_variable_names(plan.step_ids, reserved=imported | {"json"})
+    deps = step_dependencies(plan)
+
+    plan_literal = _python_literal(plan.model_dump(mode="json", exclude_defaults=True))
+    tools_literal = (
+        "{"
+        + ", ".join(f"{name!r}: {tool_exprs[name]}" for name in tool_names if name in tool_exprs)
+        + "}"
+    )
+    setup_lines = [
+        "import json" if plan_literal.startswith("json.loads(") else "",
+        "import marimo as mo",
+        "from marimo_engine.engine.runtime import StepRunner",
+        *import_lines,
+        "",
+        *(
+            [f"# Not importable by module path, so not callable here: {', '.join(unimportable)}"]
+            if unimportable
+            else []
+        ),
+        f"PLAN = {plan_literal}",
+        f"{RUNNER_NAME} = StepRunner(PLAN, tools={tools_literal})",
+    ]
+    setup_code = "\n".join(line for i, line in enumerate(setup_lines) if line or i > 0)
+
+    cells: list[CellIR] = []
+    step_cells: dict[str, CellIR] = {}
+    for step in plan.steps:
+        variable = variables[step.id]
+        md = f"mo.md({_string_literal(_markdown_text(step, variable))})"
+        cells.append(CellIR(name="_", code=md, kind="markdown", step_id=step.id, hide_code=True))
+        refs = tuple(variables[d] for d in deps[step.id])
+        call_args = ", ".join([repr(step.id), *refs])
+        code = f"{variable} = await {RUNNER_NAME}.step({call_args})"
+        cell = CellIR(
+            name=variable,
+            code=code,
+            kind="step",
+            step_id=step.id,
+            defs=(variable,),
+            refs=refs,
+            is_async=True,
+        )
+        cells.append(cell)
+        step_cells[step.id] = cell
+    return NotebookIR(
+        plan=plan,
+        title=plan.name or plan.id,
+        setup_code=setup_code,
+        cells=tuple(cells),
+        variables=variables,
+        dependencies=deps,
+        unimportable_tools=tuple(unimportable),
+        step_cells=step_cells,
+    )
+
+
+def _indent(code: str) -> str:
+    return "\n".join(("    " + line) if line else "" for line in code.splitlines())
+
+
+def render_notebook(ir: NotebookIR) -> str:
+    """Render the IR as a marimo notebook file (`.py`).
+
+    Args:
+        ir: A compiled notebook.
+
+    Returns:
+        Source that marimo's loader accepts, `marimo edit` opens, `python
+        file.py` runs and `marimo export html` exports (given importable tools).
+    """
+    from marimo_engine import __version__
+
+    marimo_version = _marimo_version()
+    parts = [
+        f"# Plan {ir.plan.id!r} compiled by marimo-engine {__version__}: one cell per step.",
+        "# Open with `marimo edit THIS_FILE`, re-run the plan with `python THIS_FILE`,",
+        "# export with `marimo export html THIS_FILE -o report.html`.",
+        "",
+        "import marimo",
+        "",
+        f'__generated_with = "{marimo_version}"',
+        f'app = marimo.App(width="medium", app_title={ir.title!r})',
+        "",
+        "with app.setup:",
+        _indent(ir.setup_code),
+        "",
+    ]
+    for cell in ir.cells:
+        parts.append("")
+        parts.append("@app.cell(hide_code=True)" if cell.hide_code else "@app.cell")
+        prefix = "async def" if cell.is_async else "def"
+        parts.append(f"{prefix} {cell.name}({', '.join(cell.refs)}):")
+        parts.append(_indent(cell.code))
+        returns = f"return ({', '.join(cell.defs)},)" if cell.defs else "return"
+        parts.append(f"    {returns}")
+        parts.append("")
+    parts += ["", 'if __name__ == "__main__":', "    app.run()", ""]
+    return "\n".join(parts)
+
+
+def _marimo_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("marimo")
+    except PackageNotFoundError:  # pragma: no cover - marimo is a dependency
+        return "unknown"
+
+
+def plan_to_notebook(plan: Plan | Mapping[str, Any] | str, tools: Any = None) -> str:
+    """Compile a plan into marimo notebook source.
+
+    Args:
+        plan: A `Plan`, a dict or a JSON string.
+        tools: A `ToolRegistry` or a mapping of names to callables. Tools
+            importable by module path are imported in the setup cell.
+
+    Returns:
+        The notebook's `.py` source (see the module docstring for its layout).
+
+    Raises:
+        PlanValidationError: The plan has problems (every one is listed).
+    """
+    return render_notebook(compile_plan(plan, tools))

@@ -1,0 +1,618 @@
+"""Run a plan's compiled notebook with marimo's runtime, streaming events.
+
+The run follows the plan language spec ("Running", "Events and results"):
+
+1. The plan is validated; an invalid plan emits `START`, one `ERROR`
+   (`PlanValidationError`, with every problem) and `FINISH` (`FAILURE`).
+2. The plan is compiled (`compiler.compile_plan`); each step cell is compiled
+   by marimo's own compiler (`marimo._ast.compiler.compile_cell`, memoised by
+   code) and the DAG is built from the cells' defs and refs (`graph.StepGraph`).
+3. Steps whose dependencies are done run at the same time; list order decides
+   who starts first. Each step cell runs through marimo's `Evaluator` and
+   executor, as marimo's own script runner runs cells, in one globals dict.
+   The cell's `plan_run.step(...)` call lands in this module's runner:
+   coroutine tools run on the event loop, plain functions in a bounded
+   worker pool (`max_workers`).
+4. An error or an intervention stops new steps from starting; running ones
+   finish. Every run ends with exactly one `FINISH` carrying the verdict and
+   all outputs, also when the consumer stops iterating or the run is
+   cancelled (verdict `FAILURE`, `reason` says so).
+
+Events go through a bounded channel (an anyio memory object stream), so a
+slow consumer slows the run instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import heapq
+import inspect
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from marimo_engine.engine.events import (
+    ErrorInfo,
+    Event,
+    EventType,
+    ExecutionResult,
+    InterventionInfo,
+    Verdict,
+)
+from marimo_engine.errors import PlanValidationError, UsageError
+
+if TYPE_CHECKING:
+    from marimo_engine.engine.compiler import NotebookIR
+    from marimo_engine.plans.expressions import Expression
+    from marimo_engine.plans.schema import Plan, Step
+    from marimo_engine.tools.registry import ToolRegistry, ToolSpec
+
+__all__ = ["DEFAULT_EVENT_BUFFER", "execute_plan", "execute_plan_sync"]
+
+DEFAULT_EVENT_BUFFER = 1024
+"""Events the channel holds before a slow consumer makes the run wait."""
+
+EventCallback = Callable[[Event], Any]
+
+
+class _StepFailed(Exception):
+    """Aborts a step cell whose step failed; the error is already recorded."""
+
+
+@dataclass(frozen=True)
+class _StepPlan:
+    step: Step
+    tool: ToolSpec
+    run_if: Expression | None
+    intervention_if: Expression | None
+
+
+@functools.lru_cache(maxsize=16_384)
+def _compile_cell(code: str, cell_id: str) -> Any:
+    """Compile one cell with marimo's compiler, memoised by code (as marimo keys cells)."""
+    from marimo._ast.compiler import compile_cell
+
+    return compile_cell(code, cell_id=cell_id)
+
+
+class _EngineRunner:
+    """Stands in for the notebook's `plan_run` while the engine runs the cells."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+
+    async def step(self, step_id: str, *inputs: Any) -> Any:
+        return await self._run.run_step(step_id)
+
+
+class _Run:
+    """One execution of one plan: state, scheduling and event emission."""
+
+    def __init__(
+        self,
+        plan: Plan | Mapping[str, Any] | str,
+        tools: ToolRegistry | Mapping[str, Callable[..., Any]] | None,
+        *,
+        max_workers: int | None,
+        emit: Callable[[Event], Any] | None,
+    ) -> None:
+        if max_workers is not None and max_workers < 1:
+            raise UsageError(f"max_workers must be at least 1, got {max_workers!r}.")
+        self.source = plan
+        self.tools = tools
+        self.max_workers = max_workers
+        self._emit_to = emit
+        self.plan_id = _plan_id_of(plan)
+        self.events: list[Event] = []
+        self.outputs: dict[str, Any] = {}
+        self.skipped: list[str] = []
+        self.key_findings: dict[str, Any] = {}
+        self.error: ErrorInfo | None = None
+        self.intervention: InterventionInfo | None = None
+        self.cancel_reason: str | None = None
+        self.ir: NotebookIR | None = None
+        self.started = time.monotonic()
+        self.finished = False
+        self._steps: dict[str, _StepPlan] = {}
+        self._skipped_by_condition: set[str] = set()
+        self._pool: Any = None
+        self.verdict = Verdict.FAILURE
+        self.duration_s = 0.0
+
+    # -- events -------------------------------------------------------------
+
+    async def emit(
+        self, type_: EventType, msg: str, step_id: str | None = None, **fields: Any
+    ) -> None:
+        tool = fields.pop("tool", None)
+        if tool is None and step_id is not None and step_id in self._steps:
+            tool = self._steps[step_id].step.tool
+        event = Event(
+            type=type_, plan_id=self.plan_id, step_id=step_id, tool=tool, msg=msg, **fields
+        )
+        self.events.append(event)
+        if self._emit_to is not None:
+            result = self._emit_to(event)
+            if inspect.isawaitable(result):
+                await result
+
+    @property
+    def stopping(self) -> bool:
+        return (
+            self.error is not None
+            or self.intervention is not None
+            or self.cancel_reason is not None
+        )
+
+    # -- the run ------------------------------------------------------------
+
+    async def main(self) -> None:
+        """Run the plan; always emits exactly one `FINISH` last."""
+        self.started = time.monotonic()
+        try:
+            await self.emit(EventType.START, f"Plan {self.plan_id!r} started.")
+            prepared = await self._prepare()
+            if prepared is not None:
+                await self._schedule(*prepared)
+        except asyncio.CancelledError:
+            if self.cancel_reason is None:
+                self.cancel_reason = "The run was cancelled."
+            raise
+        except BaseException as exc:  # an engine bug must still end in FINISH
+            if self.error is None:
+                self.error = ErrorInfo.from_exception(exc)
+                with contextlib.suppress(BaseException):
+                    await self.emit(
+                        EventType.ERROR,
+                        f"The engine failed: {type(exc).__name__}: {exc}",
+                        error=self.error,
+                    )
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            await self._finish()
+
+    async def _prepare(self) -> tuple[Any, dict[str, Any], dict[str, Any]] | None:
+        from marimo_engine.engine.compiler import compile_plan
+        from marimo_engine.engine.graph import StepGraph
+        from marimo_engine.tools.registry import as_registry
+
+        try:
+            registry = as_registry(self.tools)
+            self.ir = compile_plan(self.source, registry)
+        except PlanValidationError as exc:
+            self.error = ErrorInfo.from_exception(exc)
+            await self.emit(EventType.ERROR, str(exc), error=self.error)
+            return None
+        ir = self.ir
+        plan = ir.plan
+        self.plan_id = plan.id
+        from marimo_engine.plans.expressions import parse_expression
+
+        for step in plan.steps:
+            self._steps[step.id] = _StepPlan(
+                step=step,
+                tool=registry.get(step.tool),
+                run_if=parse_expression(step.run_if) if step.run_if else None,
+                intervention_if=parse_expression(step.intervention_if)
+                if step.intervention_if
+                else None,
+            )
+        cells = {sid: _compile_cell(cell.code, cell.name) for sid, cell in ir.step_cells.items()}
+        graph = StepGraph.from_cells(
+            plan.step_ids,
+            defs={sid: c.defs for sid, c in cells.items()},
+            refs={sid: c.refs for sid, c in cells.items()},
+        )
+        for sid in plan.step_ids:  # marimo's graph must be the plan's graph
+            if set(graph.parents[sid]) != set(ir.dependencies[sid]):
+                raise AssertionError(
+                    f"marimo's analysis of step {sid!r} gives parents {graph.parents[sid]}, "
+                    f"but the plan says {ir.dependencies[sid]}."
+                )
+        glbls: dict[str, Any] = {"__name__": "__marimo_engine__", "plan_run": _EngineRunner(self)}
+        return graph, cells, glbls
+
+    async def _schedule(self, graph: Any, cells: dict[str, Any], glbls: dict[str, Any]) -> None:
+        from marimo._runtime.executor.evaluator import Evaluator, resolve_executor
+
+        from marimo_engine.engine._threads import WorkerPool
+
+        evaluator = Evaluator(executor=resolve_executor(), lifecycles=[])
+        self._pool = WorkerPool(self.max_workers)
+        waiting = {sid: len(ps) for sid, ps in graph.parents.items()}
+        ready = [(graph.index[sid], sid) for sid, n in waiting.items() if n == 0]
+        heapq.heapify(ready)
+        done: asyncio.Queue[str] = asyncio.Queue()
+        running: dict[str, asyncio.Task[Any]] = {}
+        skipped: set[str] = set()
+        variables = self.ir.variables if self.ir is not None else {}
+
+        def release(sid: str) -> None:
+            for child in graph.children[sid]:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    heapq.heappush(ready, (graph.index[child], child))
+
+        async def run_cell(sid: str) -> None:
+            try:
+                result = await evaluator.evaluate(cells[sid], glbls)
+                exc = result.exception
+                if isinstance(exc, asyncio.CancelledError):
+                    raise exc
+                if exc is not None:
+                    cause = exc.__cause__ if exc.__cause__ is not None else exc
+                    if not isinstance(cause, _StepFailed) and self.error is None:
+                        await self._fail(sid, cause, attempt=None, started=None)
+            finally:
+                done.put_nowait(sid)
+
+        try:
+            while ready or running:
+                while ready and not self.stopping:
+                    _, sid = heapq.heappop(ready)
+                    blocked_by = next((p for p in graph.parents[sid] if p in skipped), None)
+                    if blocked_by is not None:
+                        await self.emit(EventType.STEP_START, f"Step {sid!r} taken up.", sid)
+                        skipped.add(sid)
+                        self.skipped.append(sid)
+                        glbls[variables.get(sid, sid)] = None
+                        reason = f"dependency {blocked_by!r} was skipped"
+                        await self.emit(
+                            EventType.STEP_SKIPPED,
+                            f"Step {sid!r} skipped: {reason}.",
+                            sid,
+                            reason=reason,
+                        )
+                        release(sid)
+                        continue
+                    running[sid] = asyncio.create_task(
+                        run_cell(sid), name=f"marimo-engine step {sid}"
+                    )
+                if not running:
+                    break
+                sid = await done.get()
+                running.pop(sid, None)
+                if sid in self.outputs or sid in self._skipped_by_condition:
+                    if sid in self._skipped_by_condition:
+                        skipped.add(sid)
+                    release(sid)
+        except asyncio.CancelledError:
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+            raise
+        finally:
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                await _shutdown_pool(pool)
+
+    async def run_step(self, step_id: str) -> Any:
+        """Run one step (called from its cell); returns the output for the cell's variable."""
+        from marimo_engine.engine.runtime import call_with_retries, evaluate_condition
+        from marimo_engine.plans.references import resolve_value
+
+        planned = self._steps[step_id]
+        step = planned.step
+        started = time.monotonic()
+        await self.emit(
+            EventType.STEP_START,
+            f"Step {step_id!r} started: {step.description or step.tool}.",
+            step_id,
+        )
+        try:
+            if planned.run_if is not None and not evaluate_condition(planned.run_if, self.outputs):
+                self._skipped_by_condition.add(step_id)
+                self.skipped.append(step_id)
+                reason = f"run_if is false: {step.run_if}"
+                await self.emit(
+                    EventType.STEP_SKIPPED,
+                    f"Step {step_id!r} skipped: {reason}.",
+                    step_id,
+                    reason=reason,
+                    expression=step.run_if,
+                )
+                return None
+            kwargs = resolve_value(step.args, self.outputs) if step.args else {}
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            await self._fail(step_id, exc, attempt=None, started=started)
+            raise _StepFailed(step_id) from None
+
+        tool = planned.tool
+        function = tool.function
+        if tool.is_async:
+
+            def start() -> Any:
+                return function(**kwargs)
+
+        else:
+            pool = self._pool
+
+            def start() -> Any:
+                return pool.run(function, kwargs)
+
+        async def on_retry(attempt: int, error: BaseException) -> None:
+            await self.emit(
+                EventType.STEP_RETRY,
+                f"Step {step_id!r} failed ({type(error).__name__}: {error}); "
+                f"try {attempt} of {step.retries + 1}.",
+                step_id,
+                attempt=attempt,
+                error=ErrorInfo.from_exception(error, step_id=step_id),
+            )
+
+        try:
+            output, tries = await call_with_retries(
+                start, retries=step.retries, timeout_s=step.timeout_s, on_retry=on_retry
+            )
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            await self._fail(step_id, exc, attempt=step.retries + 1, started=started)
+            raise _StepFailed(step_id) from None
+
+        self.outputs[step_id] = output
+        if step.key_finding:
+            self.key_findings[step_id] = output
+        duration_s = time.monotonic() - started
+        await self.emit(
+            EventType.STEP_COMPLETE,
+            f"Step {step_id!r} completed in {duration_s:.3f} s"
+            + (" (key finding)." if step.key_finding else "."),
+            step_id,
+            output=output,
+            key_finding=step.key_finding,
+            attempt=tries,
+            duration_s=duration_s,
+        )
+        if planned.intervention_if is not None:
+            try:
+                needed = evaluate_condition(planned.intervention_if, self.outputs)
+            except BaseException as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                await self._fail(step_id, exc, attempt=None, started=started)
+                raise _StepFailed(step_id) from None
+            if needed and self.intervention is None:
+                self.intervention = InterventionInfo(
+                    step_id=step_id, expression=step.intervention_if or "", output=output
+                )
+                await self.emit(
+                    EventType.INTERVENTION_NEEDED,
+                    f"Step {step_id!r} needs a person: {step.intervention_if} is true.",
+                    step_id,
+                    expression=step.intervention_if,
+                    output=output,
+                )
+        return output
+
+    async def _fail(
+        self, step_id: str, exc: BaseException, *, attempt: int | None, started: float | None
+    ) -> None:
+        info = ErrorInfo.from_exception(exc, step_id=step_id)
+        if self.error is None:
+            self.error = info
+        duration_s = None if started is None else time.monotonic() - started
+        await self.emit(
+            EventType.ERROR,
+            f"Step {step_id!r} failed: {info.type}: {info.message}",
+            step_id,
+            error=info,
+            attempt=attempt,
+            duration_s=duration_s,
+        )
+
+    async def _finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.error is not None or self.cancel_reason is not None:
+            verdict = Verdict.FAILURE
+        elif self.intervention is not None:
+            verdict = Verdict.INTERVENTION_NEEDED
+        else:
+            verdict = Verdict.SUCCESS
+        duration_s = time.monotonic() - self.started
+        self.duration_s = duration_s
+        self.verdict = verdict
+        msg = f"Plan {self.plan_id!r} finished: {verdict.value} in {duration_s:.3f} s."
+        if self.cancel_reason is not None:
+            msg += f" {self.cancel_reason}"
+        event = Event(
+            type=EventType.FINISH,
+            plan_id=self.plan_id,
+            msg=msg,
+            verdict=verdict,
+            outputs=dict(self.outputs),
+            duration_s=duration_s,
+            reason=self.cancel_reason,
+        )
+        self.events.append(event)
+        if self._emit_to is not None:
+            with contextlib.suppress(Exception):
+                result = self._emit_to(event)
+                if inspect.isawaitable(result):
+                    await result
+
+    def result(self) -> ExecutionResult:
+        """Build the `ExecutionResult` of a finished run."""
+        from marimo_engine.engine.compiler import render_notebook
+
+        return ExecutionResult(
+            plan_id=self.plan_id,
+            verdict=self.verdict,
+            outputs=dict(self.outputs),
+            key_findings=dict(self.key_findings),
+            skipped=list(self.skipped),
+            error=self.error,
+            intervention=self.intervention,
+            events=list(self.events),
+            duration_s=self.duration_s,
+            notebook=render_notebook(self.ir) if self.ir is not None else None,
+        )
+
+
+async def _shutdown_pool(pool: Any) -> None:
+    """Join the worker threads without blocking the event loop."""
+    done = asyncio.get_running_loop().create_future()
+
+    def join() -> None:
+        try:
+            pool.shutdown()
+        finally:
+            with contextlib.suppress(RuntimeError):  # loop closed meanwhile
+                done.get_loop().call_soon_threadsafe(_set_done, done)
+
+    threading.Thread(target=join, name="marimo-engine-pool-join", daemon=True).start()
+    await asyncio.shield(done)
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _plan_id_of(plan: Any) -> str:
+    """Best-effort plan id before validation, so that even `START` carries one."""
+    import json
+
+    candidate: Any = None
+    if isinstance(plan, Mapping):
+        candidate = plan.get("id")
+    elif isinstance(plan, str | bytes):
+        with contextlib.suppress(ValueError, TypeError):
+            data = json.loads(plan)
+            if isinstance(data, dict):
+                candidate = data.get("id")
+    else:
+        candidate = getattr(plan, "id", None)
+    if isinstance(candidate, str) and candidate:
+        return candidate
+    return f"plan-{uuid.uuid4().hex[:8]}"
+
+
+async def execute_plan(
+    plan: Plan | Mapping[str, Any] | str,
+    tools: ToolRegistry | Mapping[str, Callable[..., Any]] | None = None,
+    *,
+    max_workers: int | None = None,
+    buffer_size: int = DEFAULT_EVENT_BUFFER,
+    on_event: EventCallback | None = None,
+) -> AsyncIterator[Event]:
+    """Run a plan and yield its events as they happen.
+
+    Args:
+        plan: A `Plan`, a dict or a JSON string.
+        tools: A `ToolRegistry` or a mapping of tool names to callables
+            (plain or coroutine functions).
+        max_workers: Largest number of plain-function tools running at once
+            in worker threads; `None` takes Python's default
+            (`min(32, cpu_count + 4)`).
+        buffer_size: Events held for a slow consumer before the run waits.
+        on_event: Called with every event, `FINISH` included, also when the
+            consumer stops iterating early (then `FINISH` reaches only this
+            callback). May be a coroutine function.
+
+    Yields:
+        `Event`s: `START` first, `FINISH` last (see the spec, "Running").
+
+    Raises:
+        UsageError: `max_workers` is less than 1. An invalid plan does not
+            raise: it yields `START`, an `ERROR` with the problems, `FINISH`.
+
+    Stopping early (`break`, `aclose()`, cancelling the consumer) cancels the
+    running steps, interrupts their worker threads and joins them before
+    `aclose()` returns, so no task or thread is left behind.
+    """
+    import anyio
+
+    send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=buffer_size)
+
+    async def deliver(event: Event) -> None:
+        if on_event is not None:
+            result = on_event(event)
+            if inspect.isawaitable(result):
+                await result
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await send.send(event)
+
+    run = _Run(plan, tools, max_workers=max_workers, emit=deliver)
+
+    async def produce() -> None:
+        try:
+            await run.main()
+        finally:
+            send.close()
+
+    producer = asyncio.create_task(produce(), name=f"marimo-engine run {run.plan_id}")
+    try:
+        async with receive:
+            async for event in receive:
+                yield event
+    finally:
+        receive.close()
+        if not producer.done():
+            run.cancel_reason = "The consumer stopped iterating; running steps were cancelled."
+            producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await producer
+
+
+def execute_plan_sync(
+    plan: Plan | Mapping[str, Any] | str,
+    tools: ToolRegistry | Mapping[str, Callable[..., Any]] | None = None,
+    *,
+    max_workers: int | None = None,
+    on_event: EventCallback | None = None,
+) -> ExecutionResult:
+    """Run a plan to the end and return its result (blocks).
+
+    Args:
+        plan: A `Plan`, a dict or a JSON string.
+        tools: A `ToolRegistry` or a mapping of tool names to callables.
+        max_workers: Largest number of plain-function tools running at once
+            in worker threads; `None` takes Python's default.
+        on_event: Called with every event as it happens (a plain function).
+
+    Returns:
+        The `ExecutionResult`, including every event and the notebook source.
+
+    Raises:
+        UsageError: `max_workers` is less than 1. An invalid plan does not
+            raise: the result's verdict is `FAILURE` with the problems in
+            `result.error.problems`.
+
+    Called from a thread with a running event loop (a notebook, an async
+    app), the run happens on a fresh loop in a helper thread.
+    """
+    run = _Run(plan, tools, max_workers=max_workers, emit=on_event)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(run.main())
+        return run.result()
+
+    failure: list[BaseException] = []
+
+    def in_thread() -> None:
+        try:
+            asyncio.run(run.main())
+        except BaseException as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=in_thread, name="marimo-engine-sync-run")
+    worker.start()
+    worker.join()
+    if failure and not run.finished:
+        raise failure[0]
+    return run.result()

@@ -1,0 +1,83 @@
+"""The step DAG the scheduler walks, built from marimo's own cell analysis.
+
+marimo's `DirectedGraph` does work over all of a cell's ancestors each time a
+cell is registered (stale and disabled checks, a cycle search per edge) and
+its script runner walks ancestors again per cell, so a chain of N cells costs
+O(N²): about 1.4 s for 1,000 cells and 17 s for 3,000 in marimo 0.25.2. A plan
+has none of the states those walks look for (a fresh run has no stale or
+disabled cells, and validation has already proved the plan acyclic), so the
+engine keeps marimo's compiler and executor but builds the graph here, in
+O(cells + edges), from the `defs` and `refs` that marimo's compiler found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from marimo_engine.errors import EngineError
+
+__all__ = ["StepGraph"]
+
+
+@dataclass(frozen=True)
+class StepGraph:
+    """Parents and children of each step, plus list order for tie-breaking.
+
+    Attributes:
+        order: Step ids in plan list order.
+        parents: Step id to the ids it depends on.
+        children: Step id to the ids that depend on it, in list order.
+        index: Step id to its position in the plan.
+    """
+
+    order: tuple[str, ...]
+    parents: Mapping[str, tuple[str, ...]]
+    children: Mapping[str, tuple[str, ...]]
+    index: Mapping[str, int]
+
+    @classmethod
+    def from_cells(
+        cls,
+        order: Sequence[str],
+        defs: Mapping[str, Iterable[str]],
+        refs: Mapping[str, Iterable[str]],
+    ) -> StepGraph:
+        """Build the graph from cells' definitions and references.
+
+        Args:
+            order: Step ids in plan list order.
+            defs: Step id to the names its cell defines (marimo's `CellImpl.defs`).
+            refs: Step id to the names its cell reads (marimo's `CellImpl.refs`);
+                names no step defines (tools, the runner) are ignored.
+
+        Returns:
+            The graph, with edges from each defining step to each reading step.
+
+        Raises:
+            EngineError: Two cells define one name (a compiler bug).
+        """
+        definer: dict[str, str] = {}
+        for step_id in order:
+            for name in defs[step_id]:
+                if name in definer:
+                    raise EngineError(
+                        f"Cells of steps {definer[name]!r} and {step_id!r} both define {name!r}."
+                    )
+                definer[name] = step_id
+        parents: dict[str, tuple[str, ...]] = {}
+        children_lists: dict[str, list[str]] = {step_id: [] for step_id in order}
+        for step_id in order:
+            found = dict.fromkeys(
+                definer[r] for r in refs[step_id] if r in definer and definer[r] != step_id
+            )
+            parents[step_id] = tuple(found)
+            for parent in found:
+                children_lists[parent].append(step_id)
+        index = {step_id: i for i, step_id in enumerate(order)}
+        return cls(
+            order=tuple(order),
+            parents=parents,
+            children={k: tuple(v) for k, v in children_lists.items()},
+            index=index,
+        )
