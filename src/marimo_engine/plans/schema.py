@@ -158,7 +158,7 @@ class Plan(BaseModel):
             if step.id == step_id:
                 return step
         ids = self.step_ids
-        close = difflib.get_close_matches(str(step_id), ids, n=3)
+        close = difflib.get_close_matches(str(step_id), ids, n=3, cutoff=0.5)
         hint = (
             "Did you mean " + " or ".join(repr(c) for c in close) + "?"
             if close
@@ -302,7 +302,7 @@ def _readable_step_id(data: object, index: object) -> str | None:
 
 
 def _suggest_id(value: object) -> str:
-    text = re.sub(r"[^A-Za-z0-9_-]+", "_", value if isinstance(value, str) else "").strip("_")
+    text = re.sub(r"[^A-Za-z0-9_-]+", "_", value if isinstance(value, str) else "").strip("_-")
     return text[:64] or "s1"
 
 
