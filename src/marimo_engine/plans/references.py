@@ -407,7 +407,7 @@ def _follow(value: object, segment: str, reference: Reference, index: int) -> ob
     where = f"the output of step {reference.step_id!r}" if index == 0 else repr(place)
 
     def missing(what: str, names: list[str]) -> UnknownReferenceError:
-        close = difflib.get_close_matches(segment, names, n=1)
+        close = difflib.get_close_matches(segment, names, n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         shown = ", ".join(repr(n) for n in names[:_MAX_SHOWN_KEYS])
         if len(names) > _MAX_SHOWN_KEYS:
