@@ -184,16 +184,19 @@ class _Run:
         from marimo_engine.engine.graph import StepGraph
         from marimo_engine.tools.registry import as_registry
 
+        from marimo_engine.plans.schema import load_plan
+
         try:
             registry = as_registry(self.tools)
-            self.ir = compile_plan(self.source, registry)
+            plan = load_plan(self.source)
+            if _own_id(self.source) is None:
+                plan = plan.model_copy(update={"id": self.plan_id})  # the id START carried
+            self.ir = compile_plan(plan, registry)
         except PlanValidationError as exc:
             self.error = ErrorInfo.from_exception(exc)
             await self.emit(EventType.ERROR, str(exc), error=self.error)
             return None
         ir = self.ir
-        plan = ir.plan
-        self.plan_id = plan.id
         from marimo_engine.plans.expressions import parse_expression
 
         for step in plan.steps:
@@ -481,8 +484,7 @@ def _set_done(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _plan_id_of(plan: Any) -> str:
-    """Best-effort plan id before validation, so that even `START` carries one."""
+def _own_id(plan: Any) -> str | None:
     import json
 
     candidate: Any = None
@@ -495,9 +497,12 @@ def _plan_id_of(plan: Any) -> str:
                 candidate = data.get("id")
     else:
         candidate = getattr(plan, "id", None)
-    if isinstance(candidate, str) and candidate:
-        return candidate
-    return f"plan-{uuid.uuid4().hex[:8]}"
+    return candidate if isinstance(candidate, str) and candidate else None
+
+
+def _plan_id_of(plan: Any) -> str:
+    """The plan's own id, or a generated one, known before validation so START carries it."""
+    return _own_id(plan) or f"plan-{uuid.uuid4().hex[:8]}"
 
 
 async def execute_plan(
