@@ -1,0 +1,128 @@
+"""The live bridge: drive a running marimo notebook (`marimo edit`) from Python.
+
+Find servers and sessions (`list_servers`, `list_sessions`, `find_session`),
+open a headless session with no browser (`open_session`), and drive it with
+`LiveClient` (async) or `LiveClientSync`: run code, read and change cells,
+read variables and dataframes, and run a plan live (`run_plan_live`).
+
+Names load on first use: importing this package imports neither httpx nor
+websockets nor marimo.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from marimo_engine.live.client import TESTED_MARIMO, LiveClient, LiveClientSync
+    from marimo_engine.live.discovery import (
+        find_session,
+        list_servers,
+        list_sessions,
+        marimo_registry_dir,
+        select_server,
+        select_session,
+    )
+    from marimo_engine.live.plan_run import run_plan_live
+    from marimo_engine.live.protocol import (
+        BatchResult,
+        CellChange,
+        CellInfo,
+        ConsoleChunk,
+        CreateCell,
+        DataFrameDescription,
+        DeleteCell,
+        EditCell,
+        ExecuteResult,
+        GraphNode,
+        MoveCell,
+        NotebookGraph,
+        RunCell,
+        ServerInfo,
+        SessionInfo,
+        SetUIValue,
+        VariableInfo,
+    )
+    from marimo_engine.live.session import HeadlessServer, LiveSession, SessionHolder, open_session
+
+__all__ = [
+    "TESTED_MARIMO",
+    "BatchResult",
+    "CellChange",
+    "CellInfo",
+    "ConsoleChunk",
+    "CreateCell",
+    "DataFrameDescription",
+    "DeleteCell",
+    "EditCell",
+    "ExecuteResult",
+    "GraphNode",
+    "HeadlessServer",
+    "LiveClient",
+    "LiveClientSync",
+    "LiveSession",
+    "MoveCell",
+    "NotebookGraph",
+    "RunCell",
+    "ServerInfo",
+    "SessionHolder",
+    "SessionInfo",
+    "SetUIValue",
+    "VariableInfo",
+    "find_session",
+    "list_servers",
+    "list_sessions",
+    "marimo_registry_dir",
+    "open_session",
+    "run_plan_live",
+    "select_server",
+    "select_session",
+]
+
+_MODULES = {
+    "client": ("TESTED_MARIMO", "LiveClient", "LiveClientSync"),
+    "discovery": (
+        "find_session",
+        "list_servers",
+        "list_sessions",
+        "marimo_registry_dir",
+        "select_server",
+        "select_session",
+    ),
+    "plan_run": ("run_plan_live",),
+    "protocol": (
+        "BatchResult",
+        "CellChange",
+        "CellInfo",
+        "ConsoleChunk",
+        "CreateCell",
+        "DataFrameDescription",
+        "DeleteCell",
+        "EditCell",
+        "ExecuteResult",
+        "GraphNode",
+        "MoveCell",
+        "NotebookGraph",
+        "RunCell",
+        "ServerInfo",
+        "SessionInfo",
+        "SetUIValue",
+        "VariableInfo",
+    ),
+    "session": ("HeadlessServer", "LiveSession", "SessionHolder", "open_session"),
+}
+_LOCATIONS = {name: module for module, names in _MODULES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LOCATIONS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'marimo_engine.live' has no attribute {name!r}")
+    value = getattr(import_module(f"marimo_engine.live.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

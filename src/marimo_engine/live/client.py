@@ -1,0 +1,728 @@
+"""`LiveClient`: drive a running marimo notebook from Python (async, with a sync facade).
+
+Everything goes through `POST /api/kernel/execute` (the one agent endpoint
+marimo leaves open to non-browser clients): plain code for `execute()`, and
+code generated from `templates` for the notebook operations, which use
+marimo's private `marimo._code_mode` inside the kernel. Cells created or
+edited here appear in the person's browser and are saved to the `.py` file
+by the kernel; marimo's reactivity re-runs what depends on them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from marimo_engine.errors import (
+    LiveConnectionError,
+    LiveError,
+    LiveKernelError,
+    LiveTimeoutError,
+    LiveUnsupportedError,
+    StaleCellError,
+    UsageError,
+)
+from marimo_engine.live import _http
+from marimo_engine.live.protocol import (
+    BatchResult,
+    CellChange,
+    CellInfo,
+    CellOp,
+    ConsoleChunk,
+    CreateCell,
+    DataFrameDescription,
+    DeleteCell,
+    EditCell,
+    ExecuteRequest,
+    ExecuteResult,
+    MoveCell,
+    NotebookGraph,
+    RunCell,
+    SetUIValue,
+    SSEEvent,
+    VariableInfo,
+)
+from marimo_engine.live.templates import (
+    MARKER_PREFIX,
+    new_marker,
+    parse_reply,
+    render,
+    strip_reply,
+)
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    import httpx
+    from anyio.from_thread import BlockingPortal
+
+__all__ = ["TESTED_MARIMO", "LiveClient", "LiveClientSync", "OutputCallback"]
+
+TESTED_MARIMO = ">=0.25.2,<0.26"
+"""The marimo versions the live bridge is tested with (its code mode is private)."""
+
+OutputCallback = Callable[[ConsoleChunk], Any]
+"""Called with each stdout/stderr chunk as it arrives (may return an awaitable)."""
+
+_T = TypeVar("_T")
+
+
+async def _aiter_sse(lines: AsyncIterator[str]) -> AsyncIterator[SSEEvent]:
+    event, data = "message", []
+    async for line in lines:
+        if line == "":
+            if data:
+                yield SSEEvent(event=event, data="\n".join(data))
+            event, data = "message", []
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                event = value
+            elif field == "data":
+                data.append(value)
+    if data:
+        yield SSEEvent(event=event, data="\n".join(data))
+
+
+class LiveClient:
+    """Async client of one kernel session of a running marimo server.
+
+    Use it as an async context manager (`async with LiveClient(...) as
+    client:`) or call `aclose()`. Every request has a timeout; a run of code
+    streams for as long as it runs (`timeout_s` bounds it if you want), and
+    cancelling the caller closes the stream, which makes marimo interrupt
+    the kernel.
+
+    Attributes:
+        url: The server URL.
+        session_id: The session id sent as `Marimo-Session-Id`.
+        timeout_s: Seconds to connect and send, and for plain requests.
+        run_timeout_s: Default bound in seconds on one kernel run; `None`
+            lets runs stream as long as they take.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        session_id: str,
+        *,
+        token: str | None = None,
+        allow_remote: bool = False,
+        timeout_s: float = _http.DEFAULT_TIMEOUT_S,
+        run_timeout_s: float | None = None,
+    ) -> None:
+        """Make a client; nothing is sent until the first call.
+
+        Args:
+            url: The server URL, such as `"http://127.0.0.1:2718"`.
+            session_id: The session id (see `discovery.list_sessions`).
+            token: Access token; `None` uses `MARIMO_TOKEN` if set.
+            allow_remote: Allow a host other than loopback.
+            timeout_s: Seconds to connect, send, and wait for plain answers.
+            run_timeout_s: Default bound on each kernel run, in seconds.
+
+        Raises:
+            UsageError: A remote host without `allow_remote`, or an empty session id.
+        """
+        if not session_id:
+            raise UsageError("LiveClient needs a session id; list them with list_sessions(url).")
+        self.url = _http.check_host(url, allow_remote=allow_remote)
+        self.session_id = session_id
+        self.timeout_s = timeout_s
+        self.run_timeout_s = run_timeout_s
+        self._token = _http.resolve_token(token)
+        self._http: httpx.AsyncClient | None = None
+
+    @classmethod
+    async def connect(
+        cls,
+        *,
+        url: str | None = None,
+        port: int | None = None,
+        file: str | None = None,
+        session_id: str | None = None,
+        token: str | None = None,
+        allow_remote: bool = False,
+        registry_dir: str | None = None,
+        **options: Any,
+    ) -> LiveClient:
+        """Find one live session (see `discovery.find_session`) and return a client on it.
+
+        Raises:
+            LiveSelectionError: No server or session matched, or several did.
+            LiveError: A request failed.
+        """
+        import anyio
+
+        from marimo_engine.live.discovery import find_session
+
+        server_url, session = await anyio.to_thread.run_sync(
+            partial(
+                find_session,
+                url=url,
+                port=port,
+                file=file,
+                session_id=session_id,
+                token=token,
+                allow_remote=allow_remote,
+                registry_dir=registry_dir,
+            )
+        )
+        return cls(
+            server_url, session.session_id, token=token, allow_remote=allow_remote, **options
+        )
+
+    def _client(self) -> httpx.AsyncClient:
+        import httpx
+
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                headers=_http.auth_headers(self._token, self.session_id),
+                timeout=httpx.Timeout(self.timeout_s),
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections. Safe to call twice."""
+        client, self._http = self._http, None
+        if client is not None:
+            await client.aclose()
+
+    async def __aenter__(self) -> LiveClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # --- running code ------------------------------------------------------
+
+    async def stream(self, code: str) -> AsyncIterator[ConsoleChunk | ExecuteResult]:
+        """Run `code` in the kernel's scratchpad and yield its output as it comes.
+
+        The scratchpad sees the notebook's globals; what it defines stays
+        out of the notebook. Top-level `await` works. Close the iterator (or
+        cancel the task) to interrupt the run: use `contextlib.aclosing`.
+
+        Args:
+            code: Python source.
+
+        Yields:
+            `ConsoleChunk`s (stdout/stderr, in order), then one final `ExecuteResult`.
+
+        Raises:
+            LiveConnectionError: The server could not be reached or dropped the stream.
+            LiveTimeoutError: Connecting or sending took longer than `timeout_s`.
+            LiveHTTPError: An HTTP error status (bad session id: 500 "Invalid session id").
+            LiveUnsupportedError: The server has no `/api/kernel/execute` (marimo < 0.21).
+        """
+        import httpx
+
+        endpoint = f"{self.url}/api/kernel/execute"
+        body = ExecuteRequest(code=code).model_dump()
+        started = time.monotonic()
+        stdout: list[str] = []
+        stderr: list[str] = []
+        done: dict[str, Any] | None = None
+        timeout = httpx.Timeout(self.timeout_s, read=None)
+        with _http.translate_errors(endpoint, action="execute code", timeout_s=self.timeout_s):
+            async with self._client().stream(
+                "POST", endpoint, json=body, timeout=timeout
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    if response.status_code in (404, 405):
+                        raise LiveUnsupportedError(
+                            f"The marimo server at {self.url} has no /api/kernel/execute "
+                            f"(HTTP {response.status_code}); the live bridge needs marimo "
+                            f"{TESTED_MARIMO}: pip install 'marimo{TESTED_MARIMO}'."
+                        )
+                    _http.raise_for_status(response, action="execute code")
+                async for event in _aiter_sse(response.aiter_lines()):
+                    if event.event in ("stdout", "stderr"):
+                        text = _event_text(event)
+                        (stdout if event.event == "stdout" else stderr).append(text)
+                        yield ConsoleChunk(channel=event.event, text=text)  # type: ignore[arg-type]
+                    elif event.event == "done":
+                        done = _event_json(event)
+                        break
+        if done is None:
+            raise LiveConnectionError(
+                f"The execute stream of session {self.session_id!r} at {self.url} ended "
+                "without its 'done' event; the kernel may have died or been restarted."
+            )
+        success = bool(done.get("success"))
+        output = done.get("output") or {}
+        stderr_text = "".join(stderr)
+        yield ExecuteResult(
+            success=success,
+            output=str(output.get("data", "")),
+            output_mimetype=str(output.get("mimetype", "text/plain")),
+            stdout="".join(stdout),
+            stderr=stderr_text,
+            error=None if success else (stderr_text.strip() or "The code raised an error."),
+            duration_s=time.monotonic() - started,
+        )
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        on_output: OutputCallback | None = None,
+        timeout_s: float | None = None,
+    ) -> ExecuteResult:
+        """Run `code` in the kernel and return what it produced.
+
+        Args:
+            code: Python source (run in the scratchpad; top-level `await` works).
+            on_output: Called with each `ConsoleChunk` as it streams (sync or async).
+            timeout_s: Bound on the run in seconds; `None` uses `run_timeout_s`
+                (default: no bound). On expiry the run is interrupted.
+
+        Returns:
+            The `ExecuteResult`: success, output, stdout, stderr and error text.
+
+        Raises:
+            LiveTimeoutError: The run outlived `timeout_s` (it was interrupted).
+            LiveError: See `stream()`.
+        """
+        import anyio
+
+        limit = timeout_s if timeout_s is not None else self.run_timeout_s
+        result: ExecuteResult | None = None
+        try:
+            with anyio.fail_after(limit):
+                async with aclosing(self.stream(code)) as events:
+                    async for item in events:
+                        if isinstance(item, ExecuteResult):
+                            result = item
+                        elif on_output is not None:
+                            maybe = on_output(item)
+                            if isinstance(maybe, Awaitable):
+                                await maybe
+        except TimeoutError as exc:
+            raise LiveTimeoutError(
+                f"The kernel run in session {self.session_id!r} took longer than {limit} s "
+                "and was interrupted; raise timeout_s or make the code faster.",
+                timeout_s=float(limit or 0.0),
+            ) from exc
+        assert result is not None  # stream() always ends with a result or raises
+        return result
+
+    # --- notebook operations (templates + marimo._code_mode) ----------------
+
+    async def _call(
+        self,
+        template: str,
+        args: dict[str, Any],
+        *,
+        on_output: OutputCallback | None = None,
+        timeout_s: float | None = None,
+    ) -> tuple[Any, ExecuteResult]:
+        marker = new_marker()
+        code = render(template, args, marker=marker)
+
+        def forward(chunk: ConsoleChunk) -> Any:
+            if on_output is not None and MARKER_PREFIX not in chunk.text:
+                return on_output(chunk)
+            return None
+
+        result = await self.execute(code, on_output=forward, timeout_s=timeout_s)
+        reply = parse_reply(result.stdout, marker)
+        result = result.model_copy(update={"stdout": strip_reply(result.stdout, marker)})
+        if reply is None:
+            detail = (result.error or result.stderr or "no output").strip()[-600:]
+            raise LiveKernelError(
+                f"The kernel of session {self.session_id!r} gave no reply to {template!r}: "
+                f"{detail}",
+                error_type="NoReply",
+            )
+        if not reply.get("ok"):
+            raise self._kernel_error(reply)
+        return reply.get("result"), result
+
+    def _kernel_error(self, reply: dict[str, Any]) -> LiveError:
+        error_type = str(reply.get("error_type", "Error"))
+        message = str(reply.get("message", "")).strip()
+        if error_type == "CodeModeUnavailable":
+            return LiveUnsupportedError(
+                f"The kernel at {self.url} has no marimo._code_mode ({message}); the live "
+                f"bridge is tested with marimo {TESTED_MARIMO}: pip install "
+                f"'marimo{TESTED_MARIMO}' in the notebook's environment."
+            )
+        if error_type == "StaleCellError":
+            cell_id = reply.get("cell_id", "?")
+            others = [c for c in reply.get("stale_cells", []) if c != cell_id]
+            also = f" Also changed: {', '.join(map(repr, others))}." if others else ""
+            return StaleCellError(
+                f"Cell {cell_id!r} changed in the notebook since you last read it (the person "
+                f"may be editing it), so nothing was applied.{also} Read it again with "
+                "cells() and redo the edit on its current code, or pass force=True to overwrite."
+            )
+        hint = ""
+        if error_type == "KeyError" and "not found" in message:
+            hint = " List cells with cells() (CLI: 'marimo-engine live cells')."
+        return LiveKernelError(f"{error_type}: {message}{hint}", error_type=error_type)
+
+    async def check(self) -> dict[str, Any]:
+        """Check that the session works and its kernel has marimo's code mode.
+
+        Returns:
+            `{"marimo_version": str, "cells": int}`.
+
+        Raises:
+            LiveUnsupportedError: The kernel's marimo has no `marimo._code_mode`.
+            LiveError: The session is unreachable.
+        """
+        result, _ = await self._call("probe", {})
+        return dict(result)
+
+    async def cells(self, *, max_output_chars: int = 2000) -> list[CellInfo]:
+        """Return every cell in notebook order: id, name, code, status, errors, output as text.
+
+        Reading a cell's code here is what marimo's stale-cell check counts
+        as "read": an edit after a later change by the person raises
+        `StaleCellError`.
+
+        Args:
+            max_output_chars: Cut each cell's output and console text to this many characters.
+        """
+        result, _ = await self._call("cells", {"max_output_chars": max_output_chars})
+        return [CellInfo.model_validate(item) for item in result]
+
+    async def cell(self, target: str) -> CellInfo:
+        """Return one cell by id or name.
+
+        Raises:
+            UsageError: No such cell; the message lists the cells.
+        """
+        cells = await self.cells()
+        for info in cells:
+            if target in (info.id, info.name):
+                return info
+        known = ", ".join(f"{c.id}" + (f" ({c.name})" if c.name else "") for c in cells)
+        raise UsageError(f"No cell {target!r} in the notebook. Cells: {known or 'none'}.")
+
+    async def apply(
+        self,
+        ops: Sequence[CellOp],
+        *,
+        force: bool = False,
+        on_output: OutputCallback | None = None,
+        timeout_s: float | None = None,
+    ) -> BatchResult:
+        """Apply several cell operations atomically, then run what they ask to run.
+
+        Either every operation is applied or none is: marimo queues them and
+        checks the whole batch (syntax, names defined twice, cycles) before
+        changing the notebook. Cells created or edited with `run=True` run,
+        and marimo re-runs their descendants.
+
+        Args:
+            ops: `CreateCell`, `EditCell`, `DeleteCell`, `MoveCell`, `RunCell`
+                and `SetUIValue` operations (or equivalent dicts), in order. A
+                later op may name a cell created earlier in the batch by its name.
+            force: Skip marimo's stale-cell check (overwrite the person's changes).
+            on_output: Called with console chunks of the cells that run.
+            timeout_s: Bound on the whole run, in seconds.
+
+        Returns:
+            A `BatchResult`: per-op cell id, status and errors, plus the run's output.
+
+        Raises:
+            StaleCellError: An edited cell changed since it was last read.
+            LiveKernelError: An op is invalid (unknown cell, bad name, syntax
+                error, a name defined twice): nothing was applied.
+            UsageError: No ops, or an op that is not a cell operation.
+        """
+        from pydantic import TypeAdapter, ValidationError
+
+        if not ops:
+            raise UsageError("apply() needs at least one cell operation.")
+        try:
+            parsed = TypeAdapter(list[CellOp]).validate_python(list(ops))
+        except ValidationError as exc:
+            raise UsageError(f"Bad cell operation: {exc.errors()[0]['msg']}") from exc
+        args = {"ops": [op.model_dump(mode="json") for op in parsed], "force": force}
+        result, execution = await self._call(
+            "batch", args, on_output=on_output, timeout_s=timeout_s
+        )
+        return BatchResult(
+            changes=[CellChange.model_validate(c) for c in result], execution=execution
+        )
+
+    async def create_cell(
+        self,
+        code: str,
+        *,
+        name: str | None = None,
+        before: str | None = None,
+        after: str | None = None,
+        run: bool = True,
+        hide_code: bool = False,
+    ) -> CellChange:
+        """Create a cell (at the end by default) and run it unless `run=False`.
+
+        Returns:
+            The new cell's `CellChange` (id, status, errors after running).
+        """
+        op = CreateCell(
+            code=code, name=name, before=before, after=after, run=run, hide_code=hide_code
+        )
+        return (await self.apply([op])).changes[0]
+
+    async def edit_cell(
+        self,
+        target: str,
+        code: str | None = None,
+        *,
+        name: str | None = None,
+        run: bool = True,
+        force: bool = False,
+    ) -> CellChange:
+        """Replace a cell's code (and/or rename it) and run it, re-running its descendants.
+
+        Raises:
+            StaleCellError: The cell changed since you last read it with `cells()`.
+        """
+        result = await self.apply(
+            [EditCell(target=target, code=code, name=name, run=run)], force=force
+        )
+        return result.changes[0]
+
+    async def delete_cell(self, target: str) -> CellChange:
+        """Delete a cell by id or name."""
+        return (await self.apply([DeleteCell(target=target)])).changes[0]
+
+    async def move_cell(
+        self, target: str, *, before: str | None = None, after: str | None = None
+    ) -> CellChange:
+        """Move a cell before or after another (order only; nothing re-runs)."""
+        if (before is None) == (after is None):
+            raise UsageError("move_cell() needs exactly one of before= or after=.")
+        return (await self.apply([MoveCell(target=target, before=before, after=after)])).changes[0]
+
+    async def run_cell(self, target: str, *, on_output: OutputCallback | None = None) -> CellChange:
+        """Run a cell and, reactively, its descendants."""
+        return (await self.apply([RunCell(target=target)], on_output=on_output)).changes[0]
+
+    async def run_all(self) -> BatchResult | None:
+        """Run every cell, as a browser opening the notebook does; `None` when there are none."""
+        cells = await self.cells(max_output_chars=0)
+        if not cells:
+            return None
+        return await self.apply([RunCell(target=c.id) for c in cells])
+
+    async def set_ui_value(self, name: str, value: Any) -> BatchResult:
+        """Set a UI element's value as if the person changed it; dependent cells re-run.
+
+        Args:
+            name: The global holding the element, such as `"slider"`.
+            value: The new value in the element's own type.
+        """
+        return await self.apply([SetUIValue(name=name, value=value)])
+
+    async def graph(self) -> NotebookGraph:
+        """Return the dataflow graph: each cell's defs, refs, parents, children and more."""
+        result, _ = await self._call("graph", {})
+        return NotebookGraph.model_validate(result)
+
+    async def variables(self, *, max_repr_chars: int = 120) -> list[VariableInfo]:
+        """Return the globals the cells define, with type and a short repr, in notebook order."""
+        result, _ = await self._call("variables", {"max_repr_chars": max_repr_chars})
+        return [VariableInfo.model_validate(v) for v in result]
+
+    async def describe(
+        self,
+        name: str,
+        *,
+        max_chars: int = 2000,
+        max_rows: int = 5,
+        max_cell_chars: int = 40,
+    ) -> DataFrameDescription:
+        """Describe a pandas or polars DataFrame held in a global, for an LLM's context.
+
+        Args:
+            name: The global's name.
+            max_chars: Budget in characters of the description's JSON; sample
+                rows, then columns, are dropped until it fits.
+            max_rows: Sample rows at most.
+            max_cell_chars: Each sample value is cut to this many characters.
+
+        Raises:
+            LiveKernelError: No such global (`error_type="KeyError"`) or not a
+                dataframe (`"TypeError"`).
+        """
+        args = {
+            "name": name,
+            "max_chars": max_chars,
+            "max_rows": max_rows,
+            "max_cell_chars": max_cell_chars,
+        }
+        result, _ = await self._call("describe", args)
+        return DataFrameDescription.model_validate(result)
+
+
+def _event_json(event: SSEEvent) -> dict[str, Any]:
+    try:
+        value = json.loads(event.data)
+    except json.JSONDecodeError as exc:
+        raise LiveError(f"marimo sent a {event.event!r} event that is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise LiveError(f"marimo sent a {event.event!r} event that is not a JSON object.")
+    return value
+
+
+def _event_text(event: SSEEvent) -> str:
+    return str(_event_json(event).get("data", ""))
+
+
+class LiveClientSync:
+    """Blocking facade of `LiveClient`: the same methods, run on a private event-loop thread.
+
+    Callbacks (`on_output`) run on that thread. Ctrl-C during a call cancels
+    it, which interrupts the kernel run. Close it (or use `with`).
+    """
+
+    def __init__(self, url: str, session_id: str, **options: Any) -> None:
+        """Make the client and start its event-loop thread.
+
+        Args:
+            url: The server URL.
+            session_id: The session id.
+            **options: Keyword arguments of `LiveClient`.
+        """
+        from anyio.from_thread import start_blocking_portal
+
+        self.client = LiveClient(url, session_id, **options)
+        self._portal_cm = start_blocking_portal()
+        self._portal: BlockingPortal | None = self._portal_cm.__enter__()
+
+    @classmethod
+    def connect(cls, **options: Any) -> LiveClientSync:
+        """Find one live session (see `LiveClient.connect`) and return a blocking client on it."""
+        from marimo_engine.live.discovery import find_session
+
+        keys = ("url", "port", "file", "session_id", "token", "allow_remote", "registry_dir")
+        find_args = {k: options.pop(k) for k in keys if k in options}
+        server_url, session = find_session(**find_args)
+        for k in ("token", "allow_remote"):
+            if k in find_args:
+                options[k] = find_args[k]
+        return cls(server_url, session.session_id, **options)
+
+    @property
+    def url(self) -> str:
+        """The server URL."""
+        return self.client.url
+
+    @property
+    def session_id(self) -> str:
+        """The session id."""
+        return self.client.session_id
+
+    def _run(self, func: Callable[[], Awaitable[_T]]) -> _T:
+        if self._portal is None:
+            raise UsageError("This LiveClientSync is closed; make a new one.")
+        future = self._portal.start_task_soon(func)
+        try:
+            return future.result()
+        except BaseException:
+            if not future.done():
+                future.cancel()
+                concurrent.futures.wait([future], timeout=10.0)
+            raise
+
+    def execute(
+        self, code: str, *, on_output: OutputCallback | None = None, timeout_s: float | None = None
+    ) -> ExecuteResult:
+        """See `LiveClient.execute`."""
+        return self._run(
+            partial(self.client.execute, code, on_output=on_output, timeout_s=timeout_s)
+        )
+
+    def check(self) -> dict[str, Any]:
+        """See `LiveClient.check`."""
+        return self._run(self.client.check)
+
+    def cells(self, *, max_output_chars: int = 2000) -> list[CellInfo]:
+        """See `LiveClient.cells`."""
+        return self._run(partial(self.client.cells, max_output_chars=max_output_chars))
+
+    def cell(self, target: str) -> CellInfo:
+        """See `LiveClient.cell`."""
+        return self._run(partial(self.client.cell, target))
+
+    def apply(self, ops: Sequence[CellOp], **options: Any) -> BatchResult:
+        """See `LiveClient.apply`."""
+        return self._run(partial(self.client.apply, ops, **options))
+
+    def create_cell(self, code: str, **options: Any) -> CellChange:
+        """See `LiveClient.create_cell`."""
+        return self._run(partial(self.client.create_cell, code, **options))
+
+    def edit_cell(self, target: str, code: str | None = None, **options: Any) -> CellChange:
+        """See `LiveClient.edit_cell`."""
+        return self._run(partial(self.client.edit_cell, target, code, **options))
+
+    def delete_cell(self, target: str) -> CellChange:
+        """See `LiveClient.delete_cell`."""
+        return self._run(partial(self.client.delete_cell, target))
+
+    def move_cell(self, target: str, **options: Any) -> CellChange:
+        """See `LiveClient.move_cell`."""
+        return self._run(partial(self.client.move_cell, target, **options))
+
+    def run_cell(self, target: str, **options: Any) -> CellChange:
+        """See `LiveClient.run_cell`."""
+        return self._run(partial(self.client.run_cell, target, **options))
+
+    def run_all(self) -> BatchResult | None:
+        """See `LiveClient.run_all`."""
+        return self._run(self.client.run_all)
+
+    def set_ui_value(self, name: str, value: Any) -> BatchResult:
+        """See `LiveClient.set_ui_value`."""
+        return self._run(partial(self.client.set_ui_value, name, value))
+
+    def graph(self) -> NotebookGraph:
+        """See `LiveClient.graph`."""
+        return self._run(self.client.graph)
+
+    def variables(self, **options: Any) -> list[VariableInfo]:
+        """See `LiveClient.variables`."""
+        return self._run(partial(self.client.variables, **options))
+
+    def describe(self, name: str, **options: Any) -> DataFrameDescription:
+        """See `LiveClient.describe`."""
+        return self._run(partial(self.client.describe, name, **options))
+
+    def close(self) -> None:
+        """Close the connections and stop the event-loop thread. Safe to call twice."""
+        portal, self._portal = self._portal, None
+        if portal is not None:
+            try:
+                portal.call(self.client.aclose)
+            finally:
+                self._portal_cm.__exit__(None, None, None)
+
+    def __enter__(self) -> LiveClientSync:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,496 @@
+"""Typed bodies of the marimo endpoints and kernel replies the live bridge uses.
+
+Wire facts (marimo 0.25, read from `marimo/_server/`):
+
+- `GET /health` answers `{"status": "healthy"}` without authentication.
+- `GET /api/sessions` answers `{session_id: {"session_id": stable_id,
+  "filename": str | None, "path": str | None}}`: the outer key is the id a
+  client sends as `Marimo-Session-Id`, the inner `session_id` is marimo's
+  stable id (`sess-...`).
+- `POST /api/kernel/execute` with `{"code": str}` and the header
+  `Marimo-Session-Id` answers a `text/event-stream` of `stdout` and `stderr`
+  events (`{"data": str}`) and one final `done` event
+  (`{"success": bool, "output": {"mimetype": str, "data": str}}`).
+  Closing the stream early interrupts the kernel run.
+- Servers started with `--no-token` write one JSON file per server to
+  `<marimo state dir>/servers/<host>_<port>.json` (`ServerInfo`).
+
+Kernel replies (`CellInfo`, `GraphNode`, `VariableInfo`,
+`DataFrameDescription`, `CellChange`) are what `templates` code prints back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "BatchResult",
+    "CellChange",
+    "CellInfo",
+    "CellOp",
+    "ColumnInfo",
+    "ConsoleChunk",
+    "CreateCell",
+    "DataFrameDescription",
+    "DeleteCell",
+    "EditCell",
+    "ExecuteRequest",
+    "ExecuteResult",
+    "GraphNode",
+    "MoveCell",
+    "NotebookGraph",
+    "RunCell",
+    "SSEEvent",
+    "ServerInfo",
+    "SessionInfo",
+    "SetUIValue",
+    "VariableInfo",
+    "iter_sse_events",
+    "parse_sessions",
+]
+
+
+class ServerInfo(BaseModel):
+    """One running marimo server, as written to marimo's server registry.
+
+    Attributes:
+        server_id: `"host:port"`.
+        pid: Process id of the server (the `marimo` Python process).
+        host: The host it listens on, such as `"127.0.0.1"`.
+        port: The TCP port.
+        base_url: Path prefix of every route (`""` unless `--base-url`).
+        started_at: ISO 8601 start time.
+        version: marimo's version, such as `"0.25.2"`.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    server_id: str
+    pid: int
+    host: str
+    port: int
+    base_url: str = ""
+    started_at: str = ""
+    version: str = ""
+
+    @property
+    def url(self) -> str:
+        """The server's root URL, such as `"http://127.0.0.1:2718"` (no trailing slash)."""
+        host = self.host
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}{self.base_url.rstrip('/')}"
+
+
+class SessionInfo(BaseModel):
+    """One kernel session of a server (`GET /api/sessions`).
+
+    Attributes:
+        session_id: The id sent as `Marimo-Session-Id` (and used in `/ws?session_id=`).
+        stable_id: marimo's stable id of the session (`"sess-..."`).
+        filename: The notebook's file name, or `None` for an unsaved notebook.
+        path: The notebook's absolute path, or `None`.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    session_id: str
+    stable_id: str | None = None
+    filename: str | None = None
+    path: str | None = None
+
+
+def parse_sessions(body: Any) -> list[SessionInfo]:
+    """Parse the JSON body of `GET /api/sessions`.
+
+    Args:
+        body: The decoded JSON: a mapping of session id to
+            `{"session_id", "filename", "path"}`.
+
+    Returns:
+        One `SessionInfo` per session, in the server's order.
+
+    Raises:
+        ValueError: The body is not such a mapping.
+    """
+    if not isinstance(body, dict):
+        raise ValueError(f"expected a JSON object of sessions, got {type(body).__name__}")
+    sessions = []
+    for key, info in body.items():
+        if not isinstance(info, dict):
+            raise ValueError(f"session {key!r}: expected a JSON object, got {info!r}")
+        sessions.append(
+            SessionInfo(
+                session_id=str(key),
+                stable_id=info.get("session_id"),
+                filename=info.get("filename"),
+                path=info.get("path"),
+            )
+        )
+    return sessions
+
+
+class ExecuteRequest(BaseModel):
+    """Body of `POST /api/kernel/execute`.
+
+    Attributes:
+        code: Python source run in the kernel's scratchpad (top-level `await` allowed).
+    """
+
+    code: str
+
+
+class SSEEvent(BaseModel):
+    """One server-sent event.
+
+    Attributes:
+        event: The event name (`"stdout"`, `"stderr"`, `"done"`); `"message"` when unnamed.
+        data: The event's data lines joined with `"\\n"`.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    event: str
+    data: str
+
+
+def iter_sse_events(lines: Iterable[str]) -> Iterator[SSEEvent]:
+    """Group lines of a `text/event-stream` into events (WHATWG HTML, "Server-sent events").
+
+    Args:
+        lines: The stream's lines without their line endings.
+
+    Yields:
+        One `SSEEvent` per blank-line-terminated block that has data; comment
+        lines (`:`) and unknown fields are ignored. A last block without its
+        blank line is still yielded.
+    """
+    event = "message"
+    data: list[str] = []
+    for line in lines:
+        if line == "":
+            if data:
+                yield SSEEvent(event=event, data="\n".join(data))
+            event, data = "message", []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
+    if data:
+        yield SSEEvent(event=event, data="\n".join(data))
+
+
+class ConsoleChunk(BaseModel):
+    """A piece of console output streamed while code runs in the kernel.
+
+    Attributes:
+        channel: `"stdout"` or `"stderr"`.
+        text: The text, as written (not split into lines).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: Literal["stdout", "stderr"]
+    text: str
+
+
+class ExecuteResult(BaseModel):
+    """What one `LiveClient.execute()` call produced.
+
+    Attributes:
+        success: `False` when the code, or a cell it ran, raised.
+        output: The scratchpad's last expression rendered as text (`""` when
+            there is none or on failure).
+        output_mimetype: The mimetype of `output`, such as `"text/plain"`.
+        stdout: Everything written to stdout, in order.
+        stderr: Everything written to stderr, in order (tracebacks included).
+        error: On failure, the error text (the stderr tracebacks); `None` on success.
+        duration_s: Seconds from request to `done`, on a monotonic clock.
+    """
+
+    success: bool
+    output: str = ""
+    output_mimetype: str = "text/plain"
+    stdout: str = ""
+    stderr: str = ""
+    error: str | None = None
+    duration_s: float = 0.0
+
+
+# --- kernel replies ---------------------------------------------------------
+
+
+class CellInfo(BaseModel):
+    """One cell of the live notebook, with its runtime state.
+
+    Attributes:
+        id: marimo's cell id, stable across moves (such as `"Hbol"`).
+        name: The cell's name, `""` when unnamed.
+        code: The cell's source.
+        status: marimo's synthesized status: `"idle"`, `"exception"`,
+            `"stale"`, `"cancelled"`, `"interrupted"`, `"marimo-error"`,
+            `"disabled"`, `"queued"`, `"running"`; `None` for an empty cell.
+        errors: One message per error (runtime exception or graph error).
+        output: The cell's last displayed output as text (HTML stripped,
+            truncated), or `None` when it has none.
+        output_mimetype: The mimetype the output had, or `None`.
+        console: The cell's last stdout and stderr, as text.
+    """
+
+    id: str
+    name: str = ""
+    code: str = ""
+    status: str | None = None
+    errors: list[str] = Field(default_factory=list)
+    output: str | None = None
+    output_mimetype: str | None = None
+    console: str = ""
+
+
+class GraphNode(BaseModel):
+    """One cell in the notebook's dataflow graph.
+
+    Attributes:
+        cell_id: The cell's id.
+        name: The cell's name, `""` when unnamed.
+        defs: Global names the cell defines, sorted.
+        refs: Global names the cell reads, sorted.
+        parents: Ids of cells it reads from directly.
+        children: Ids of cells that read from it directly.
+        ancestors: Ids of every cell it depends on, transitively.
+        descendants: Ids of every cell that depends on it, transitively
+            (what re-runs when it changes).
+    """
+
+    cell_id: str
+    name: str = ""
+    defs: list[str] = Field(default_factory=list)
+    refs: list[str] = Field(default_factory=list)
+    parents: list[str] = Field(default_factory=list)
+    children: list[str] = Field(default_factory=list)
+    ancestors: list[str] = Field(default_factory=list)
+    descendants: list[str] = Field(default_factory=list)
+
+
+class NotebookGraph(BaseModel):
+    """The notebook's dataflow graph, cells in notebook order.
+
+    Attributes:
+        cells: One node per cell registered in the graph.
+    """
+
+    cells: list[GraphNode] = Field(default_factory=list)
+
+    def node(self, cell_id: str) -> GraphNode:
+        """Return the node of a cell by id or name.
+
+        Raises:
+            KeyError: No such cell; the message lists the ids that exist.
+        """
+        for node in self.cells:
+            if cell_id in (node.cell_id, node.name):
+                return node
+        known = ", ".join(repr(n.cell_id) for n in self.cells)
+        raise KeyError(f"No cell {cell_id!r} in the graph. Known cells: {known}.")
+
+
+class VariableInfo(BaseModel):
+    """A global variable defined by a cell.
+
+    Attributes:
+        name: The variable's name.
+        type: Its type's qualified name, such as `"int"` or `"pandas.DataFrame"`.
+        repr: A short `repr` (at most about 120 characters).
+        cell_id: The id of the cell that defines it.
+    """
+
+    name: str
+    type: str
+    repr: str
+    cell_id: str | None = None
+
+
+class ColumnInfo(BaseModel):
+    """A dataframe column: name and dtype as the library prints it."""
+
+    name: str
+    dtype: str
+
+
+class DataFrameDescription(BaseModel):
+    """What an LLM needs to know about a dataframe, within a character budget.
+
+    Attributes:
+        name: The variable's name.
+        library: `"pandas"` or `"polars"`.
+        shape: `(rows, columns)`.
+        columns: Names and dtypes, possibly cut to fit the budget.
+        columns_truncated: Whether some columns were left out of `columns`.
+        sample: The first rows as records of column to short text value.
+        max_chars: The budget the description was built for (characters of JSON).
+    """
+
+    name: str
+    library: Literal["pandas", "polars"]
+    shape: tuple[int, int]
+    columns: list[ColumnInfo] = Field(default_factory=list)
+    columns_truncated: bool = False
+    sample: list[dict[str, str]] = Field(default_factory=list)
+    max_chars: int = 2000
+
+    def to_text(self) -> str:
+        """Return a compact plain-text rendering for a prompt."""
+        rows, cols = self.shape
+        lines = [f"{self.name}: {self.library} DataFrame, {rows} rows x {cols} columns"]
+        lines.append(
+            "columns: "
+            + ", ".join(f"{c.name} ({c.dtype})" for c in self.columns)
+            + (", ..." if self.columns_truncated else "")
+        )
+        if self.sample:
+            lines.append(f"first {len(self.sample)} rows:")
+            lines.extend(json.dumps(row, ensure_ascii=False) for row in self.sample)
+        return "\n".join(lines)
+
+
+# --- cell operations (a batch is applied atomically) ------------------------
+
+
+class CreateCell(BaseModel):
+    """Create a cell (at the end, or before/after another cell).
+
+    Attributes:
+        code: The new cell's source.
+        name: A Python identifier naming the cell, or `None`.
+        before: Id or name of the cell to insert before (exclusive with `after`).
+        after: Id or name of the cell to insert after.
+        run: Whether to run it (and, reactively, what depends on it).
+        hide_code: Whether the browser shows the cell's code collapsed.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    op: Literal["create"] = "create"
+    code: str
+    name: str | None = None
+    before: str | None = None
+    after: str | None = None
+    run: bool = True
+    hide_code: bool = False
+
+
+class EditCell(BaseModel):
+    """Change a cell's code and/or name; marimo refuses if it changed since last read.
+
+    Attributes:
+        target: Id or name of the cell.
+        code: The new source, or `None` to keep it.
+        name: A new name, or `None` to keep it.
+        run: Whether to run it (and its descendants) afterwards.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    op: Literal["edit"] = "edit"
+    target: str
+    code: str | None = None
+    name: str | None = None
+    run: bool = True
+
+
+class DeleteCell(BaseModel):
+    """Delete a cell (its definitions are removed from the kernel)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    op: Literal["delete"] = "delete"
+    target: str
+
+
+class MoveCell(BaseModel):
+    """Move a cell before or after another one (order only, nothing re-runs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    op: Literal["move"] = "move"
+    target: str
+    before: str | None = None
+    after: str | None = None
+
+
+class RunCell(BaseModel):
+    """Run a cell, and reactively the cells that depend on it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    op: Literal["run"] = "run"
+    target: str
+
+
+class SetUIValue(BaseModel):
+    """Set the value of a UI element held in a global, as if the person moved it.
+
+    Attributes:
+        name: The global variable holding the element, such as `"slider"`.
+        value: The new value, in the element's own type (a number for a slider).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    op: Literal["set_ui_value"] = "set_ui_value"
+    name: str
+    value: Any = None
+
+
+CellOp = Annotated[
+    CreateCell | EditCell | DeleteCell | MoveCell | RunCell | SetUIValue,
+    Field(discriminator="op"),
+]
+
+
+class CellChange(BaseModel):
+    """What one operation of a batch did.
+
+    Attributes:
+        op: The operation's kind.
+        cell_id: The cell it acted on (the new id for `create`), or `None`
+            for `set_ui_value`.
+        status: The cell's status after the batch, or `None` when deleted.
+        errors: The cell's error messages after the batch.
+    """
+
+    op: str
+    cell_id: str | None = None
+    status: str | None = None
+    errors: list[str] = Field(default_factory=list)
+
+
+class BatchResult(BaseModel):
+    """The outcome of an atomic batch of cell operations.
+
+    Attributes:
+        changes: One entry per operation, in order.
+        execution: The underlying kernel run: console output of the cells
+            that ran (tracebacks in `stderr`) and `success=False` when one raised.
+    """
+
+    changes: list[CellChange] = Field(default_factory=list)
+    execution: ExecuteResult
+
+    @property
+    def cell_ids(self) -> list[str]:
+        """Ids of the cells acted on, in operation order (`None`s left out)."""
+        return [c.cell_id for c in self.changes if c.cell_id is not None]

@@ -1,0 +1,619 @@
+"""Headless marimo sessions: start `marimo edit --headless`, hold the kernel's websocket.
+
+A marimo kernel session exists only while a client holds the notebook's
+websocket (`/ws?session_id=...`, marimo `_server/api/endpoints/ws_endpoint.py`).
+`SessionHolder` is that client, in Python, with no browser: a background
+thread keeps the socket open and drains the kernel's messages (an unread
+socket would stall the server). `HeadlessServer` starts and stops a
+`marimo edit --headless` process in its own process group.
+
+A person sees what the agent did by opening the server's URL in a browser:
+while the holder is connected, the browser joins the same kernel as a
+viewer that sees every cell and output as they change (marimo's
+"another tab is editing" banner offers to take over editing); after the
+holder closes, the next browser that opens the notebook resumes the same
+kernel session, variables included, within marimo's session TTL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from marimo_engine.errors import LiveConnectionError, LiveError, UsageError
+from marimo_engine.live import _http
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from marimo_engine.live.client import LiveClient, LiveClientSync
+
+__all__ = ["HeadlessServer", "LiveSession", "SessionHolder", "free_port", "open_session"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that is free on `host` right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class HeadlessServer:
+    """A `marimo edit --headless` process serving one notebook on a loopback port.
+
+    The process runs in its own process group; `stop()` ends the whole group
+    (marimo starts kernel subprocesses). Use it as a context manager.
+
+    Attributes:
+        notebook: The notebook path (created by marimo if missing).
+        host: The host it listens on.
+        port: The TCP port (chosen free when not given).
+        token: The access token, or `None` for `--no-token` (then the server
+            registers itself in marimo's registry).
+        log_path: File collecting the server's stdout and stderr.
+    """
+
+    def __init__(
+        self,
+        notebook: str | os.PathLike[str],
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        token: str | None = None,
+        session_ttl_s: int | None = None,
+        startup_timeout_s: float = 60.0,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """Describe the server; nothing starts until `start()`.
+
+        Args:
+            notebook: Path of the notebook `.py` file.
+            port: TCP port; `None` picks a free one.
+            host: A loopback host (`127.0.0.1`, `::1`, `localhost`).
+            token: Access token to require; `None` starts with `--no-token`.
+            session_ttl_s: Seconds marimo keeps a session after its last
+                websocket closes; `None` keeps marimo's default (120 s).
+            startup_timeout_s: Seconds `start()` waits for `/health`.
+            env: Environment of the process; `None` inherits ours.
+
+        Raises:
+            UsageError: `host` is not loopback.
+        """
+        if not _http.is_loopback_host(host):
+            raise UsageError(f"HeadlessServer listens on loopback only; got host {host!r}.")
+        self.notebook = Path(notebook).expanduser().resolve()
+        self.host = host
+        self.port = port if port is not None else free_port(host)
+        self.token = token
+        self.session_ttl_s = session_ttl_s
+        self.startup_timeout_s = startup_timeout_s
+        self.env = env
+        self.log_path: Path | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_file: Any = None
+
+    @property
+    def url(self) -> str:
+        """The server's root URL, such as `"http://127.0.0.1:40123"`."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The server process id, or `None` when not running."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def is_running(self) -> bool:
+        """Whether the process was started and has not exited."""
+        return self._process is not None and self._process.poll() is None
+
+    def command(self) -> list[str]:
+        """Return the command line that `start()` runs."""
+        cmd = [
+            sys.executable, "-m", "marimo", "edit", "--headless", "--skip-update-check",
+            "--host", self.host, "--port", str(self.port),
+        ]  # fmt: skip
+        cmd += ["--token-password-file", "-"] if self.token else ["--no-token"]
+        if self.session_ttl_s is not None:
+            cmd += ["--session-ttl", str(int(self.session_ttl_s))]
+        cmd.append(str(self.notebook))
+        return cmd
+
+    def start(self) -> HeadlessServer:
+        """Start the process and wait until `/health` answers.
+
+        Returns:
+            `self`.
+
+        Raises:
+            UsageError: Already started.
+            LiveConnectionError: The process exited or did not answer within
+                `startup_timeout_s`; the message ends with its log's last lines.
+        """
+        import httpx
+
+        if self._process is not None:
+            raise UsageError("This HeadlessServer was already started; make a new one.")
+        fd, log_name = tempfile.mkstemp(prefix="marimo-engine-server-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(log_name)
+        self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._process = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.PIPE if self.token else subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+        )
+        if self.token and self._process.stdin is not None:
+            self._process.stdin.write(self.token.encode())
+            self._process.stdin.close()
+        deadline = time.monotonic() + self.startup_timeout_s
+        delay = 0.05
+        while True:
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                tail = self.log_tail()
+                self.stop()
+                raise LiveConnectionError(
+                    f"marimo edit exited with code {code} before serving {self.notebook} "
+                    f"on {self.url}. Its log ends: {tail}"
+                )
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                tail = self.log_tail()
+                self.stop()
+                raise LiveConnectionError(
+                    f"No marimo server at {self.url} after {self.startup_timeout_s} s; "
+                    f"raise startup_timeout_s on a busy machine. Its log ends: {tail}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    def log_tail(self, max_chars: int = 800) -> str:
+        """Return the last `max_chars` characters of the server log, on one line."""
+        if self.log_path is None or not self.log_path.exists():
+            return "(no log)"
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")[-max_chars:]
+        return " | ".join(line.strip() for line in text.splitlines() if line.strip()) or "(empty)"
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the server's process group: SIGTERM, then SIGKILL after `timeout_s` seconds.
+
+        Safe to call twice. The log file is removed.
+        """
+        process, self._process = self._process, None
+        if process is not None:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=timeout_s)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(timeout=timeout_s)
+            # Kernel subprocesses share the group; make sure none outlive the server.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        if self.log_path is not None:
+            with contextlib.suppress(OSError):
+                self.log_path.unlink()
+
+    def __enter__(self) -> HeadlessServer:
+        return self.start() if self._process is None else self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __del__(self) -> None:
+        if getattr(self, "_process", None) is not None and self._process.poll() is None:
+            warnings.warn(
+                f"HeadlessServer on port {self.port} was not stopped; stopping it now. "
+                "Use it as a context manager or call stop().",
+                ResourceWarning,
+                stacklevel=1,
+            )
+            self.stop()
+
+
+class SessionHolder:
+    """Holds a notebook's websocket open from Python, so that its kernel session exists.
+
+    Attributes:
+        url: The server URL.
+        session_id: The session id this holder connected with.
+        kernel_ready: The `kernel-ready` message's data (cell ids, codes, names...).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        session_id: str | None = None,
+        file: str | None = None,
+        token: str | None = None,
+        allow_remote: bool = False,
+        open_timeout_s: float = 60.0,
+    ) -> None:
+        """Describe the connection; nothing opens until `open()`.
+
+        Args:
+            url: The server URL.
+            session_id: The id to create the session under; `None` makes one
+                (`"s_"` plus random hex, like marimo's frontend).
+            file: The notebook path, for servers serving a folder; `None`
+                lets a single-notebook server pick its notebook.
+            token: Access token; `None` uses `MARIMO_TOKEN`.
+            allow_remote: Allow a host other than loopback.
+            open_timeout_s: Seconds to wait for the kernel to be ready.
+        """
+        self.url = _http.check_host(url, allow_remote=allow_remote)
+        self.session_id = session_id or f"s_{secrets.token_hex(6)}"
+        self.file = file
+        self.token = _http.resolve_token(token)
+        self.open_timeout_s = open_timeout_s
+        self.kernel_ready: dict[str, Any] = {}
+        self.messages_received = 0
+        self._ws: Any = None
+        self._thread: threading.Thread | None = None
+        self._closed_reason: str | None = None
+
+    @property
+    def ws_url(self) -> str:
+        """The websocket URL (`ws://.../ws?session_id=...`)."""
+        from urllib.parse import urlencode
+
+        query = {"session_id": self.session_id}
+        if self.file:
+            query["file"] = self.file
+        base = "ws" + self.url.removeprefix("http")
+        return f"{base}/ws?{urlencode(query)}"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the websocket is connected and being drained."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def open(self) -> SessionHolder:
+        """Connect and wait for `kernel-ready`, then drain messages in a daemon thread.
+
+        Returns:
+            `self`.
+
+        Raises:
+            LiveConnectionError: The server refused or closed the socket, or
+                the kernel was not ready within `open_timeout_s`.
+            UsageError: Already opened.
+        """
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake
+        from websockets.sync.client import connect
+
+        if self._ws is not None:
+            raise UsageError("This SessionHolder is already open.")
+        try:
+            ws = connect(
+                self.ws_url,
+                additional_headers=_http.auth_headers(self.token),
+                open_timeout=self.open_timeout_s,
+                max_size=None,
+            )
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            raise LiveConnectionError(
+                f"Could not open the notebook's websocket at {self.ws_url}: "
+                f"{type(exc).__name__}: {exc}; is the server running, and is the token right?"
+            ) from exc
+        deadline = time.monotonic() + self.open_timeout_s
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                message = json.loads(ws.recv(timeout=remaining))
+                self.messages_received += 1
+                if message.get("op") == "kernel-ready":
+                    self.kernel_ready = dict(message.get("data") or {})
+                    break
+        except ConnectionClosed as exc:
+            ws.close()
+            reason = exc.rcvd.reason if exc.rcvd is not None else "no reason"
+            raise LiveConnectionError(
+                f"marimo closed the websocket of session {self.session_id!r} at {self.url}: "
+                f"{reason!r}. Another client may own the notebook; use its session instead."
+            ) from exc
+        except TimeoutError as exc:
+            ws.close()
+            raise LiveConnectionError(
+                f"The kernel of {self.url} was not ready after {self.open_timeout_s} s; "
+                "raise open_timeout_s on a busy machine."
+            ) from exc
+        if self.kernel_ready.get("kiosk"):
+            ws.close()
+            raise LiveConnectionError(
+                f"The notebook at {self.url} already has a live editor, so this connection "
+                "would only watch. Use that session: 'marimo-engine live sessions'."
+            )
+        self._ws = ws
+        self._thread = threading.Thread(
+            target=self._drain, name=f"marimo-engine-ws-{self.session_id}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def _drain(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            for _ in self._ws:
+                self.messages_received += 1
+        except ConnectionClosed as exc:
+            self._closed_reason = str(exc)
+        except OSError as exc:  # pragma: no cover - socket torn down under us
+            self._closed_reason = repr(exc)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Close the websocket (the session then lives on for marimo's TTL). Safe to call twice."""
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                ws.close()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def __enter__(self) -> SessionHolder:
+        return self.open() if self._ws is None else self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class LiveSession:
+    """A live kernel session the agent drives: a server URL and a session id.
+
+    Made by `open_session()`; it may own a `HeadlessServer` and a
+    `SessionHolder`, which `close()` stops. Use it as a context manager.
+
+    Attributes:
+        url: The server URL.
+        session_id: The session id (`Marimo-Session-Id`).
+        notebook: The notebook path, when known.
+        server: The server this session started, or `None` when it joined a running one.
+        holder: The websocket holder, or `None` when a client (a browser) already held it.
+        token: The access token in use, or `None`.
+        open_duration_s: Seconds `open_session()` took, on a monotonic clock.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        session_id: str,
+        notebook: Path | None = None,
+        server: HeadlessServer | None = None,
+        holder: SessionHolder | None = None,
+        token: str | None = None,
+        allow_remote: bool = False,
+    ) -> None:
+        self.url = url
+        self.session_id = session_id
+        self.notebook = notebook
+        self.server = server
+        self.holder = holder
+        self.token = token
+        self.allow_remote = allow_remote
+        self.open_duration_s = 0.0
+
+    @property
+    def browser_url(self) -> str:
+        """The URL a person opens to see the notebook (`?access_token=` added with a token)."""
+        from urllib.parse import urlencode
+
+        if self.token:
+            return f"{self.url}/?{urlencode({'access_token': self.token})}"
+        return f"{self.url}/"
+
+    def client(self, **options: Any) -> LiveClient:
+        """Return an async `LiveClient` on this session (`options` go to its constructor)."""
+        from marimo_engine.live.client import LiveClient
+
+        options.setdefault("token", self.token)
+        options.setdefault("allow_remote", self.allow_remote)
+        return LiveClient(self.url, self.session_id, **options)
+
+    def sync_client(self, **options: Any) -> LiveClientSync:
+        """Return a blocking `LiveClientSync` on this session (close it when done)."""
+        from marimo_engine.live.client import LiveClientSync
+
+        options.setdefault("token", self.token)
+        options.setdefault("allow_remote", self.allow_remote)
+        return LiveClientSync(self.url, self.session_id, **options)
+
+    def close(self) -> None:
+        """Close the websocket and stop the server if this session started them. Idempotent."""
+        if self.holder is not None:
+            self.holder.close()
+        if self.server is not None:
+            self.server.stop()
+
+    def __enter__(self) -> LiveSession:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> LiveSession:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        import anyio
+
+        await anyio.to_thread.run_sync(self.close)
+
+
+def open_session(
+    notebook: str | os.PathLike[str] | None = None,
+    *,
+    url: str | None = None,
+    session_id: str | None = None,
+    token: str | None = None,
+    allow_remote: bool = False,
+    port: int | None = None,
+    run_all: bool = True,
+    startup_timeout_s: float = 60.0,
+    session_ttl_s: int | None = None,
+    env: dict[str, str] | None = None,
+) -> LiveSession:
+    """Open a live kernel session on a notebook, headless: no browser needed.
+
+    Without `url`, starts `marimo edit --headless` for `notebook` on a free
+    loopback port. With `url`, uses that running server: an existing session
+    of the notebook (a person's browser) is joined as is; otherwise a new
+    session is opened by holding its websocket from Python.
+
+    Args:
+        notebook: The notebook `.py` path (created if missing). Required
+            without `url`; with `url` it picks the session or the file to open.
+        url: A running server's URL; `None` starts a new server.
+        session_id: Session id to create; `None` makes one.
+        token: Access token (the new server requires it when given); `None`
+            uses `MARIMO_TOKEN` for a running server and `--no-token` for a
+            new one.
+        allow_remote: Allow a `url` whose host is not loopback.
+        port: Port for a new server; `None` picks a free one.
+        run_all: Run every cell once the session is new, as a browser
+            opening the notebook would, so their variables exist.
+        startup_timeout_s: Seconds to wait for the server and the kernel.
+        session_ttl_s: For a new server, seconds marimo keeps the session
+            after the websocket closes.
+        env: Environment of a new server; `None` inherits ours.
+
+    Returns:
+        The open `LiveSession`; close it (or use `with`) to release it.
+
+    Raises:
+        UsageError: Neither `notebook` nor `url`, or a remote host.
+        LiveConnectionError: The server did not start or refused the session.
+        LiveError: Running the cells failed at the transport level.
+    """
+    from marimo_engine.live.discovery import list_sessions, select_session
+
+    started = time.monotonic()
+    path = Path(notebook).expanduser().resolve() if notebook is not None else None
+    server: HeadlessServer | None = None
+    holder: SessionHolder | None = None
+    if url is None:
+        if path is None:
+            raise UsageError("open_session() needs a notebook path or the url= of a server.")
+        server = HeadlessServer(
+            path,
+            port=port,
+            token=token,
+            session_ttl_s=session_ttl_s,
+            startup_timeout_s=startup_timeout_s,
+            env=env,
+        ).start()
+        base_url = server.url
+        token_in_use = token
+    else:
+        base_url = _http.check_host(url, allow_remote=allow_remote)
+        token_in_use = _http.resolve_token(token)
+    try:
+        existing = None
+        if server is None:
+            sessions = list_sessions(base_url, token=token_in_use, allow_remote=allow_remote)
+            if session_id is not None or path is not None:
+                with contextlib.suppress(LiveError):
+                    existing = select_session(sessions, session_id=session_id, file=path)
+        if existing is not None:
+            live = LiveSession(
+                url=base_url, session_id=existing.session_id, notebook=path, server=None,
+                holder=None, token=token_in_use, allow_remote=allow_remote,
+            )  # fmt: skip
+        else:
+            holder = SessionHolder(
+                base_url,
+                session_id=session_id,
+                file=str(path) if (path is not None and server is None) else None,
+                token=token_in_use,
+                allow_remote=allow_remote,
+                open_timeout_s=startup_timeout_s,
+            ).open()
+            live = LiveSession(
+                url=base_url, session_id=holder.session_id, notebook=path, server=server,
+                holder=holder, token=token_in_use, allow_remote=allow_remote,
+            )  # fmt: skip
+            if run_all:
+                _run_all_cells(live)
+    except BaseException:
+        if holder is not None:
+            holder.close()
+        if server is not None:
+            server.stop()
+        raise
+    live.open_duration_s = time.monotonic() - started
+    return live
+
+
+def _run_all_cells(live: LiveSession) -> None:
+    """Run every cell of the session, from a thread of its own (safe inside an event loop)."""
+    import anyio
+
+    async def run() -> None:
+        async with live.client() as client:
+            await client.run_all()
+
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            anyio.run(run)
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="marimo-engine-run-all", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
