@@ -1,0 +1,208 @@
+"""The work of `marimo-engine run`, `validate`, `export` and `tools`.
+
+`cli/main.py` imports this module only when one of these commands runs.
+Each function takes the parsed arguments and returns an exit code
+(`ExitCode`); bad input raises `UsageError` or `PlanValidationError`, which
+`main` prints as one line (and the problems, one per line) with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from marimo_engine.cli.loading import LoadedPlan, LoadedTools, load_tools, read_plan
+from marimo_engine.cli.main import ExitCode
+from marimo_engine.cli.output import format_problem, print_problems, write_text_atomic
+from marimo_engine.errors import UsageError
+
+if TYPE_CHECKING:
+    from marimo_engine.cli.progress import ProgressModel, ProgressRenderer
+    from marimo_engine.engine.events import Event, ExecutionResult
+    from marimo_engine.plans.schema import Plan
+
+__all__ = ["export_command", "run_command", "tools_command", "validate_command"]
+
+
+def _checked_plan(loaded: LoadedPlan, tools: LoadedTools) -> Plan | None:
+    """Return the parsed plan, or print every problem and return `None`."""
+    from marimo_engine.plans.validation import validate_plan
+
+    problems = validate_plan(loaded.data, tools.registry)
+    if problems:
+        print_problems(problems, source=loaded.source)
+        return None
+    from marimo_engine.plans.schema import load_plan
+
+    return load_plan(loaded.data)
+
+
+def _check_output_path(path: str, option: str) -> None:
+    from pathlib import Path
+
+    folder = Path(path).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise UsageError(
+            f"Cannot write {option} {path!r}: folder {str(folder)!r} does not exist; "
+            "create it or choose another path."
+        )
+    if Path(path).is_dir():
+        raise UsageError(f"Cannot write {option} {path!r}: it is a directory; give a file name.")
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    """`marimo-engine validate PLAN [--tools M ...] [--json]`.
+
+    Prints `valid`, or every problem one per line (`step 's3', field
+    'run_if': ... [code]`); with `--json`, the problem list as JSON (`[]`
+    when valid) on stdout.
+
+    Returns:
+        0 when the plan is valid, 2 when it has problems.
+    """
+    from marimo_engine.plans.validation import validate_plan
+
+    loaded = read_plan(args.plan)
+    tools = load_tools(args.tools)
+    problems = validate_plan(loaded.data, tools.registry)
+    if args.json:
+        print(json.dumps([p.model_dump(mode="json") for p in problems], indent=2))
+    elif problems:
+        count = len(problems)
+        print(f"{loaded.source}: {count} problem{'s' if count != 1 else ''}")
+        for problem in problems:
+            print(format_problem(problem))
+    else:
+        print("valid")
+    return ExitCode.BAD_INPUT if problems else ExitCode.OK
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """`marimo-engine export PLAN -o OUT.py [--tools M ...]`: write the notebook, run nothing.
+
+    Returns:
+        0 once the notebook is written; 2 for an invalid plan.
+    """
+    from marimo_engine.engine.compiler import plan_to_notebook
+
+    loaded = read_plan(args.plan)
+    tools = load_tools(args.tools)
+    plan = _checked_plan(loaded, tools)
+    if plan is None:
+        return ExitCode.BAD_INPUT
+    _check_output_path(args.output, "the notebook")
+    source = plan_to_notebook(plan, tools.registry)
+    path = write_text_atomic(args.output, source)
+    print(f"wrote {path} ({len(plan.steps)} steps); open it with: marimo edit {path}")
+    return ExitCode.OK
+
+
+def tools_command(args: argparse.Namespace) -> int:
+    """`marimo-engine tools [--tools M ...] [--json]`: list tools and their JSON schemas.
+
+    Returns:
+        0.
+    """
+    tools = load_tools(args.tools)
+    schemas = tools.registry.schemas()
+    if args.json:
+        print(json.dumps(schemas, indent=2))
+        return ExitCode.OK
+    for index, schema in enumerate(schemas):
+        if index:
+            print()
+        print(f"{schema['name']}: {schema['description']}")
+        body = json.dumps(schema["parameters"], indent=2)
+        print("\n".join(f"  {row}" for row in body.splitlines()))
+    return ExitCode.OK
+
+
+def _exit_code(verdict: str) -> int:
+    return {
+        "SUCCESS": ExitCode.OK,
+        "FAILURE": ExitCode.FAILURE,
+        "INTERVENTION_NEEDED": ExitCode.INTERVENTION_NEEDED,
+    }.get(verdict, ExitCode.FAILURE)
+
+
+def _renderer(model: ProgressModel, *, as_json: bool) -> ProgressRenderer:
+    from marimo_engine.cli.progress import JsonLinesProgress, RichProgress
+
+    if as_json or not sys.stdout.isatty():
+        return JsonLinesProgress(sys.stdout)
+    return RichProgress(model)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """`marimo-engine run PLAN [--tools M] [--json] [--notebook F] [--html F] [--max-workers N]`.
+
+    Validates the plan first (an invalid plan runs nothing: every problem is
+    printed and the exit code is 2), then runs it, showing progress on a
+    terminal or JSON lines otherwise, then writes the notebook and the
+    HTML report when asked.
+
+    Returns:
+        0 for `SUCCESS`, 1 for `FAILURE`, 3 for `INTERVENTION_NEEDED`, 2 for
+        bad input; 1 when the report could not be written.
+    """
+    from marimo_engine.cli.progress import JsonLinesProgress, ProgressModel
+    from marimo_engine.engine.executor import execute_plan_sync
+
+    loaded = read_plan(args.plan)
+    tools = load_tools(args.tools)
+    for path, option in ((args.notebook, "the notebook"), (args.html, "the HTML report")):
+        if path:
+            _check_output_path(path, option)
+    plan = _checked_plan(loaded, tools)
+    if plan is None:
+        if args.json or not sys.stdout.isatty():
+            # Programs reading the stream see the engine's own answer to an
+            # invalid plan: START, ERROR with every problem, FINISH.
+            execute_plan_sync(loaded.data, tools.registry, on_event=JsonLinesProgress().handle)
+        return ExitCode.BAD_INPUT
+
+    model = ProgressModel.from_plan(plan)
+    renderer = _renderer(model, as_json=args.json)
+    # RichProgress folds events into the model itself; JSON lines do not, and
+    # the HTML report needs the model either way.
+    fold = isinstance(renderer, JsonLinesProgress)
+
+    def on_event(event: Event) -> None:
+        if fold:
+            model.apply(event)
+        renderer.handle(event)
+
+    try:
+        result = execute_plan_sync(
+            plan, tools.registry, max_workers=args.max_workers, on_event=on_event
+        )
+    finally:
+        renderer.close()
+    _write_artifacts(args, model, result, tools)
+    return _exit_code(result.verdict.value)
+
+
+def _write_artifacts(
+    args: argparse.Namespace, model: ProgressModel, result: ExecutionResult, tools: LoadedTools
+) -> None:
+    if args.notebook and result.notebook is not None:
+        path = write_text_atomic(args.notebook, result.notebook)
+        _note(f"wrote the notebook of the run to {path}")
+    if args.html:
+        from marimo_engine.cli.report import write_html_report
+
+        path = write_html_report(
+            model,
+            result.outputs,
+            args.html,
+            notebook=result.notebook,
+            search_paths=tools.search_paths,
+        )
+        _note(f"wrote the HTML report to {path}")
+
+
+def _note(text: str) -> None:
+    # Notes go to stderr, so that stdout stays one JSON event per line.
+    print(text, file=sys.stderr)

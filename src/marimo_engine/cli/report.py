@@ -1,0 +1,257 @@
+"""The HTML report of a run, made with marimo's own `marimo export html`.
+
+The report is a small marimo notebook generated from the run that just
+happened: a header with the verdict, the duration and the key findings, then
+for every step (in plan order) a markdown cell saying what it did and how it
+ended and a cell whose value is the step's output, so that marimo renders it
+the way it renders any cell output: a dataframe as a table, an Altair chart
+as a chart, a mapping as a JSON tree. The outputs are handed to the notebook
+pickled, so that the report shows this run's values rather than a re-run's.
+`marimo export html` (in a subprocess, with the `--tools` folders on
+`PYTHONPATH` so that tool-defined output types unpickle) runs the notebook
+and writes the HTML under a temporary name, which is then renamed into place.
+An output that cannot be pickled is shown in its JSON form
+(`marimo_engine._json`), and so is one that fails to unpickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from marimo_engine._json import to_jsonable
+from marimo_engine.errors import EngineError
+
+if TYPE_CHECKING:
+    from marimo_engine.cli.progress import ProgressModel
+
+__all__ = ["ReportError", "render_report_notebook", "write_html_report"]
+
+EXPORT_TIMEOUT_S = 600.0
+"""Seconds `marimo export html` may take before the report is abandoned."""
+
+
+class ReportError(EngineError):
+    """The HTML report could not be made; the run itself is unaffected."""
+
+
+def _markdown_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("`", "\\`").replace("*", "\\*").replace("_", "\\_")
+
+
+def _header_markdown(model: ProgressModel, notebook: str | None) -> str:
+    verdict = model.verdict or "UNFINISHED"
+    icon = {"SUCCESS": "✅", "FAILURE": "❌", "INTERVENTION_NEEDED": "✋"}.get(verdict, "")
+    counts = ", ".join(f"{n} {state.value}" for state, n in model.counts().items())
+    lines = [
+        f"# {_markdown_escape(model.title)}",
+        "",
+        f"**{icon} {verdict}** in {model.elapsed_s():.2f} s · plan `{model.plan_id}` · "
+        f"{len(model.steps)} steps: {counts}",
+        "",
+    ]
+    if model.plan_error:
+        lines += [f"**Error:** {_markdown_escape(model.plan_error)}", ""]
+    if model.intervention is not None:
+        step_id, expression = model.intervention
+        lines += [
+            f"**Stopped for a person** at step `{step_id}`: `intervention_if` "
+            f"`{expression}` was true.",
+            "",
+        ]
+    if model.key_findings:
+        lines += ["**Key findings:** " + ", ".join(f"`{s}`" for s in model.key_findings), ""]
+    if notebook:
+        lines += [
+            "The marimo notebook of this run is at the end of the report; "
+            "`marimo-engine export` writes it to a file.",
+        ]
+    return "\n".join(lines)
+
+
+def _step_markdown(model: ProgressModel, step_id: str) -> str:
+    line = model.steps[step_id]
+    star = " ★ key finding" if line.is_key_finding else ""
+    took = f" in {line.duration_s:.2f} s" if line.duration_s is not None else ""
+    parts = [
+        f"## `{step_id}`{star}",
+        "",
+        f"Tool `{line.tool}` · **{line.state.value}**{took}",
+    ]
+    if line.description:
+        parts += ["", _markdown_escape(line.description)]
+    if line.note:
+        parts += ["", f"> {_markdown_escape(line.note)}"]
+    return "\n".join(parts)
+
+
+def _cell(code: str, refs: Sequence[str] = (), *, hide_code: bool = True) -> str:
+    body = "\n".join(f"    {row}" if row else "" for row in code.splitlines())
+    options = "(hide_code=True)" if hide_code else ""
+    return f"@app.cell{options}\ndef _({', '.join(refs)}):\n{body}\n    return\n"
+
+
+def render_report_notebook(
+    model: ProgressModel,
+    payload_path: str,
+    *,
+    notebook: str | None = None,
+) -> str:
+    """Return the source of the report notebook of a run.
+
+    Args:
+        model: The run's state after `FINISH` (from `ProgressModel.apply`).
+        payload_path: Absolute path of the pickle with the outputs that
+            `write_html_report` writes: `{step_id: {"pickle": bytes | None,
+            "json": <JSON form>}}`.
+        notebook: The marimo notebook source of the run, shown at the end.
+
+    Returns:
+        A marimo notebook (`.py` source) with one markdown cell and one output
+        cell per step that has an output, in plan order.
+    """
+    cells = [
+        "@app.cell(hide_code=True)\n"
+        "def _():\n"
+        "    import pickle\n"
+        "    from pathlib import Path\n"
+        "\n"
+        "    import marimo as mo\n"
+        "\n"
+        f"    _payload = pickle.loads(Path({payload_path!r}).read_bytes())\n"
+        "\n"
+        "    def show(step_id):\n"
+        "        entry = _payload[step_id]\n"
+        "        if entry['pickle'] is not None:\n"
+        "            try:\n"
+        "                return pickle.loads(entry['pickle'])\n"
+        "            except Exception:\n"
+        "                pass\n"
+        "        return entry['json']\n"
+        "    return mo, show\n",
+        _cell(f"mo.md({_header_markdown(model, notebook)!r})", ["mo"]),
+    ]
+    for step_id, line in model.steps.items():
+        cells.append(_cell(f"mo.md({_step_markdown(model, step_id)!r})", ["mo"]))
+        if line.state.value == "done":
+            cells.append(_cell(f"show({step_id!r})", ["show"]))
+    if notebook:
+        code = f"```python\n{notebook}\n```"
+        cells.append(
+            _cell(
+                f"mo.accordion({{'The marimo notebook of the run': mo.md({code!r})}})",
+                ["mo"],
+            )
+        )
+    title = json.dumps(model.title)
+    return (
+        "import marimo\n\n"
+        f"app = marimo.App(width='medium', app_title={title})\n\n\n"
+        + "\n\n".join(cells)
+        + '\n\nif __name__ == "__main__":\n    app.run()\n'
+    )
+
+
+def _payload(outputs: dict[str, Any]) -> bytes:
+    entries: dict[str, dict[str, Any]] = {}
+    for step_id, output in outputs.items():
+        try:
+            pickled: bytes | None = pickle.dumps(output)
+        except Exception:  # any unpicklable object: fall back to its JSON form
+            pickled = None
+        entries[step_id] = {"pickle": pickled, "json": to_jsonable(output)}
+    return pickle.dumps(entries)
+
+
+def write_html_report(
+    model: ProgressModel,
+    outputs: dict[str, Any],
+    destination: str | os.PathLike[str],
+    *,
+    notebook: str | None = None,
+    search_paths: Sequence[str] = (),
+    timeout_s: float = EXPORT_TIMEOUT_S,
+) -> Path:
+    """Write the HTML report of a finished run with `marimo export html`.
+
+    Args:
+        model: The run's state after `FINISH`.
+        outputs: Step id to output, for completed steps (`FINISH.outputs`).
+        destination: The `.html` file to write; its folder must exist.
+        notebook: The marimo notebook source of the run, shown collapsed.
+        search_paths: Folders the tools were imported from (`--tools`
+            files), put on the export's `PYTHONPATH`.
+        timeout_s: Seconds to wait for the export.
+
+    Returns:
+        The destination path.
+
+    Raises:
+        ReportError: The folder does not exist, or the export failed or
+            timed out (the message carries marimo's last error line).
+    """
+    target = Path(destination).resolve()
+    if not target.parent.is_dir():
+        raise ReportError(
+            f"Cannot write the HTML report to {str(destination)!r}: folder "
+            f"{str(target.parent)!r} does not exist."
+        )
+    with tempfile.TemporaryDirectory(prefix="marimo-engine-report-") as folder:
+        payload_path = Path(folder, "outputs.pickle")
+        payload_path.write_bytes(_payload(outputs))
+        notebook_path = Path(folder, "report.py")
+        notebook_path.write_text(
+            render_report_notebook(model, str(payload_path), notebook=notebook),
+            encoding="utf-8",
+        )
+        handle, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp.html"
+        )
+        os.close(handle)
+        env = dict(os.environ)
+        paths = [*search_paths, os.getcwd(), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        env.setdefault("MARIMO_SKIP_UPDATE_CHECK", "1")
+        command = [
+            sys.executable,
+            "-m",
+            "marimo",
+            "-q",
+            "export",
+            "html",
+            str(notebook_path),
+            "-o",
+            temporary,
+            "--no-include-code",
+            "-f",
+        ]
+        try:
+            completed = subprocess.run(
+                command,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+            if completed.returncode != 0 or os.path.getsize(temporary) == 0:
+                lines = (completed.stderr or completed.stdout or "").strip().splitlines()
+                last = lines[-1] if lines else f"exit code {completed.returncode}"
+                raise ReportError(f"marimo export html failed for the report: {last}")
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, target)
+        except subprocess.TimeoutExpired as exc:
+            raise ReportError(
+                f"marimo export html took more than {timeout_s:.0f} s; the report was not written."
+            ) from exc
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+    return target
