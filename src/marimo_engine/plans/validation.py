@@ -1,0 +1,393 @@
+"""`validate_plan()` and `check_plan()`: every problem of a plan, at once.
+
+The rules and codes are the plan language spec's ("Validation"):
+
+- `invalid_plan`, `invalid_id`: the plan does not parse (`load_plan`). The
+  steps that do parse on their own are still checked, so one answer lists
+  as much as can be found.
+- `duplicate_id`: a step id used twice (each repeat is reported).
+- `unknown_tool`: a tool that is not in the registry (close names suggested).
+- `unknown_reference`: a reference or `depends_on` entry naming no step (the
+  known steps are listed), or a malformed reference (`"$"` alone, `"$s1._x"`).
+- `self_reference`: a step that names itself in `args`, `run_if` or
+  `depends_on` (`intervention_if` may: it is evaluated after the step ran).
+- `cycle`: steps that depend on each other, named in order `a -> b -> a`.
+- `invalid_expression`: a `run_if` / `intervention_if` outside the language.
+- `invalid_args`: an argument the tool does not take, a missing required
+  argument, or a literal of the wrong type (`ToolRegistry.check_args`).
+
+Each problem's `message` says what to change; the list is JSON
+(`Problem.model_dump(mode="json")`), ready to hand back to the model that
+wrote the plan. Validation is linear in the size of the plan.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from marimo_engine.errors import EngineError, PlanValidationError, UnknownToolError
+from marimo_engine.plans.dependencies import find_cycles
+from marimo_engine.plans.expressions import parse_expression
+from marimo_engine.plans.problems import Problem, ProblemCode
+from marimo_engine.plans.references import Reference, find_reference_errors, find_references
+from marimo_engine.plans.schema import STEP_ID_PATTERN, Plan, Step, load_plan
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from marimo_engine.tools.registry import ToolRegistry
+
+__all__ = ["check_plan", "validate_plan"]
+
+_STEP_ID_RE = re.compile(STEP_ID_PATTERN)
+_MAX_LISTED_STEPS = 20
+"""Up to this many known steps are listed in an `unknown_reference` message."""
+_MAX_CYCLE_SHOWN = 30
+"""Longer cycles are shortened in the message (first and last steps kept)."""
+_MAX_SUGGESTED = 100
+"""Close names are looked up (difflib) for this many unknown references; past
+that, messages only list steps, so that a broken 5,000-step plan stays fast."""
+
+PlanSource = Plan | Mapping[str, Any] | str | bytes
+
+
+def validate_plan(
+    plan: PlanSource,
+    tools: ToolRegistry | Mapping[str, Callable[..., Any]] | None = None,
+) -> list[Problem]:
+    """Return every problem of a plan, or an empty list when it is valid.
+
+    Args:
+        plan: A `Plan`, a dict, or the plan's JSON text (`str` or UTF-8 `bytes`).
+        tools: The tools the plan will run with: a `ToolRegistry` or a mapping
+            of names to callables. With `None`, tool names and `args` are not
+            checked (only the plan's own structure and references).
+
+    Returns:
+        The problems, each with `step_id`, `field`, `code` and `message`:
+        first those of parsing (if the plan does not parse), then per step in
+        plan order, then cycles. Never raises for a bad plan.
+
+    Raises:
+        UsageError: `tools` is not a registry or a mapping of callables.
+    """
+    return _Validator(tools).run(plan)[1]
+
+
+def check_plan(
+    plan: PlanSource,
+    tools: ToolRegistry | Mapping[str, Callable[..., Any]] | None = None,
+) -> Plan:
+    """Return the parsed plan when it has no problem.
+
+    Args:
+        plan: As for `validate_plan`.
+        tools: As for `validate_plan`.
+
+    Returns:
+        The `Plan` (the same object when `plan` is one).
+
+    Raises:
+        PlanValidationError: The plan has problems; `.problems` holds all of
+            them, as `validate_plan` returns them.
+        UsageError: `tools` is not a registry or a mapping of callables.
+    """
+    parsed, problems = _Validator(tools).run(plan)
+    if problems or parsed is None:
+        raise PlanValidationError(problems)
+    return parsed
+
+
+@dataclass
+class _Validator:
+    tools: Any
+    registry: ToolRegistry | None = None
+    problems: list[Problem] = field(default_factory=list)
+    suggestions_left: int = _MAX_SUGGESTED
+
+    def __post_init__(self) -> None:
+        if self.tools is not None:
+            from marimo_engine.tools.registry import as_registry
+
+            self.registry = as_registry(self.tools)
+
+    def run(self, source: PlanSource) -> tuple[Plan | None, list[Problem]]:
+        plan: Plan | None = None
+        try:
+            plan = load_plan(source)
+        except PlanValidationError as exc:
+            self.problems.extend(exc.problems)
+            steps, ids = _steps_that_parse(source)
+        else:
+            steps = list(enumerate(plan.steps))
+            ids = [(index, step.id) for index, step in steps]
+        self._check_steps(steps, ids)
+        return plan, _unique(self.problems)
+
+    def _add(self, step_id: str | None, where: str | None, code: ProblemCode, msg: str) -> None:
+        self.problems.append(Problem(step_id=step_id, field=where, code=code, message=msg))
+
+    def _check_steps(self, steps: list[tuple[int, Step]], ids: list[tuple[int, str]]) -> None:
+        """Check `steps` (index in the plan, step), given every readable id (index, id)."""
+        known: dict[str, None] = dict.fromkeys(step_id for _, step_id in ids)  # ordered set
+        first_index: dict[str, int] = {}
+        for index, step_id in ids:
+            if step_id in first_index:
+                self._duplicate(step_id, first_index[step_id], index, known)
+            else:
+                first_index[step_id] = index
+        edges: dict[str, dict[str, str]] = {}  # step id -> dependency id -> field
+        for index, step in steps:
+            # Only the first step of an id is part of the graph; repeats are
+            # reported above and checked on their own.
+            step_edges = edges.setdefault(step.id, {}) if first_index[step.id] == index else None
+            self._check_tool(step)
+            self._check_args_references(step, known, step_edges)
+            self._check_expression(step, "run_if", known, step_edges, self_ok=False)
+            self._check_expression(step, "intervention_if", known, step_edges, self_ok=True)
+            self._check_depends_on(step, known, step_edges)
+        deps = {step_id: tuple(named) for step_id, named in edges.items()}
+        for cycle in find_cycles(deps):
+            self._cycle(cycle, edges)
+
+    def _duplicate(self, step_id: str, first: int, index: int, known: Mapping[str, None]) -> None:
+        suggestion = _free_id(step_id, known)
+        self._add(
+            step_id,
+            "id",
+            ProblemCode.DUPLICATE_ID,
+            f"Step id {step_id!r} is used by the steps at index {first} and {index}; "
+            f"ids must be unique: rename the second one, such as to {suggestion!r}.",
+        )
+
+    def _check_tool(self, step: Step) -> None:
+        if self.registry is None or step.tool in self.registry:
+            return
+        error = UnknownToolError(
+            step.tool, self.registry.suggest(step.tool), known=list(self.registry)
+        )
+        self._add(step.id, "tool", ProblemCode.UNKNOWN_TOOL, str(error))
+        return
+
+    def _check_args_references(
+        self, step: Step, known: Mapping[str, None], edges: dict[str, str] | None
+    ) -> None:
+        for key, value in step.args.items():
+            where = f"args.{key}"
+            for message in find_reference_errors(value):
+                self._add(
+                    step.id, where, ProblemCode.UNKNOWN_REFERENCE, f"Step {step.id!r}: {message}"
+                )
+            for ref in find_references(value):
+                self._check_reference(step, ref, where, known, edges, self_ok=False)
+        if self.registry is not None and step.tool in self.registry:
+            for problem in self.registry.arg_problems(step.tool, step.args):
+                where = "args" if problem.argument is None else f"args.{problem.argument}"
+                self._add(
+                    step.id,
+                    where,
+                    ProblemCode.INVALID_ARGS,
+                    f"Step {step.id!r}: {problem.message}",
+                )
+
+    def _check_expression(
+        self,
+        step: Step,
+        name: str,
+        known: Mapping[str, None],
+        edges: dict[str, str] | None,
+        *,
+        self_ok: bool,
+    ) -> None:
+        text = getattr(step, name)
+        if text is None:
+            return
+        try:
+            expression = parse_expression(text)
+        except EngineError as exc:
+            self._add(
+                step.id, name, ProblemCode.INVALID_EXPRESSION, f"Step {step.id!r}, {name}: {exc}"
+            )
+            return
+        for ref in expression.references:
+            self._check_reference(step, ref, name, known, edges, self_ok=self_ok)
+
+    def _check_reference(
+        self,
+        step: Step,
+        ref: Reference,
+        where: str,
+        known: Mapping[str, None],
+        edges: dict[str, str] | None,
+        *,
+        self_ok: bool,
+    ) -> None:
+        if ref.step_id == step.id:
+            if not self_ok:
+                self._add(
+                    step.id,
+                    where,
+                    ProblemCode.SELF_REFERENCE,
+                    f"Step {step.id!r} refers to its own output ({ref.text!r}) in {where}, "
+                    "which does not exist before the step runs. Refer to another step, or "
+                    "move the test to intervention_if, which runs after the step.",
+                )
+            return
+        if ref.step_id not in known:
+            self._add(
+                step.id,
+                where,
+                ProblemCode.UNKNOWN_REFERENCE,
+                f"Step {step.id!r} refers to {ref.text!r}, but there is no step "
+                f"{ref.step_id!r}. {self._known_hint(ref.step_id, known)}",
+            )
+            return
+        if edges is not None:
+            edges.setdefault(ref.step_id, where)
+
+    def _check_depends_on(
+        self, step: Step, known: Mapping[str, None], edges: dict[str, str] | None
+    ) -> None:
+        for position, step_id in enumerate(step.depends_on):
+            where = f"depends_on.{position}"
+            if step_id == step.id:
+                self._add(
+                    step.id,
+                    where,
+                    ProblemCode.SELF_REFERENCE,
+                    f"Step {step.id!r} lists itself in depends_on; a step cannot wait for "
+                    f"itself. Remove {step_id!r} from depends_on.",
+                )
+            elif step_id not in known:
+                self._add(
+                    step.id,
+                    where,
+                    ProblemCode.UNKNOWN_REFERENCE,
+                    f"Step {step.id!r} depends on {step_id!r}, but there is no step "
+                    f"{step_id!r}. {self._known_hint(step_id, known)}",
+                )
+            elif edges is not None:
+                edges.setdefault(step_id, "depends_on")
+
+    def _known_hint(self, step_id: str, known: Mapping[str, None]) -> str:
+        close: list[str] = []
+        if self.suggestions_left > 0 and known:
+            self.suggestions_left -= 1
+            close = difflib.get_close_matches(step_id, list(known), n=3, cutoff=0.6)
+        listed = list(known)[:_MAX_LISTED_STEPS]
+        shown = ", ".join(repr(k) for k in listed)
+        if len(known) > len(listed):
+            shown += f", … ({len(known)} in all)"
+        listing = f"Known steps: {shown}." if known else "The plan has no valid step ids."
+        if close:
+            return "Did you mean " + " or ".join(repr(c) for c in close) + "? " + listing
+        return listing
+
+    def _cycle(self, cycle: list[str], edges: Mapping[str, Mapping[str, str]]) -> None:
+        first_field = edges[cycle[0]][cycle[1 % len(cycle)]]
+        if len(cycle) <= _MAX_CYCLE_SHOWN:
+            chain = " -> ".join([*cycle, cycle[0]])
+            links = []
+            for position, step_id in enumerate(cycle):
+                target = cycle[(position + 1) % len(cycle)]
+                links.append(f"{step_id!r} needs {target!r} ({edges[step_id][target]})")
+            detail = f": {'; '.join(links)}"
+        else:
+            head, tail = cycle[: _MAX_CYCLE_SHOWN - 5], cycle[-5:]
+            hidden = len(cycle) - len(head) - len(tail)
+            chain = " -> ".join([*head, f"… ({hidden} more steps)", *tail, cycle[0]])
+            detail = f" of {len(cycle)} steps ({cycle[0]!r} needs {cycle[1]!r} in {first_field})"
+        self._add(
+            cycle[0],
+            first_field,
+            ProblemCode.CYCLE,
+            f"The steps {chain} form a cycle{detail}. Remove one of these dependencies so "
+            "that the steps can run in order.",
+        )
+
+
+def _steps_that_parse(source: object) -> tuple[list[tuple[int, Step]], list[tuple[int, str]]]:
+    """Parse each step of a plan that failed to parse as a whole, on its own.
+
+    A step with problems in some fields (already reported by `load_plan`) is
+    parsed again without those fields, so that the rest of it is checked too;
+    a step whose `id` or `tool` is unreadable is not checked.
+
+    Returns:
+        The steps that parse with their index in the plan, and every
+        well-formed step id written in the plan with its index (also of steps
+        that do not parse: a reference to them is not reported as unknown on
+        top of their own problem).
+    """
+    data: object = source
+    if isinstance(data, bytes | bytearray):
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError:
+            return [], []
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except (ValueError, RecursionError):
+            return [], []
+    if not isinstance(data, Mapping):
+        return [], []
+    raw_steps = data.get("steps")
+    if not isinstance(raw_steps, list | tuple):
+        return [], []
+    steps: list[tuple[int, Step]] = []
+    ids: list[tuple[int, str]] = []
+    for index, raw in enumerate(raw_steps):
+        if isinstance(raw, Step):
+            steps.append((index, raw))
+            ids.append((index, raw.id))
+            continue
+        if not isinstance(raw, Mapping):
+            continue
+        step_id = raw.get("id")
+        if isinstance(step_id, str) and _STEP_ID_RE.fullmatch(step_id):
+            ids.append((index, step_id))
+        step = _parse_step(raw)
+        if step is not None:
+            steps.append((index, step))
+    return steps, ids
+
+
+def _parse_step(raw: Mapping[Any, Any]) -> Step | None:
+    try:
+        return Step.model_validate(dict(raw))
+    except ValidationError as exc:
+        broken = {error["loc"][0] for error in exc.errors() if error["loc"]}
+    if broken & {"id", "tool"}:
+        return None
+    try:
+        return Step.model_validate({k: v for k, v in raw.items() if k not in broken})
+    except ValidationError:
+        return None
+
+
+def _free_id(step_id: str, known: Mapping[str, None]) -> str:
+    for number in range(2, len(known) + 3):
+        suffix = f"_{number}"
+        candidate = step_id[: 64 - len(suffix)] + suffix
+        if candidate not in known:
+            return candidate
+    return step_id  # pragma: no cover - the range above always finds one
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    seen: set[tuple[Any, ...]] = set()
+    result = []
+    for problem in problems:
+        key = (problem.step_id, problem.field, problem.code, problem.message)
+        if key not in seen:
+            seen.add(key)
+            result.append(problem)
+    return result
