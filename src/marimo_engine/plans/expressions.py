@@ -395,6 +395,11 @@ class _Parser:
         while index < len(text):
             char = text[index]
             if char in "'\"":
+                if _is_f_string(text, index):
+                    raise self.reject(
+                        "f-strings are not allowed; use a plain 'text' literal, and compare "
+                        "references directly"
+                    )
                 end = _string_end(text, index)
             elif char == "#":
                 raise self.reject(
@@ -578,6 +583,17 @@ def _is_literal(node: ast.expr) -> bool:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         return isinstance(node.operand, ast.Constant)
     return False
+
+
+def _is_f_string(text: str, quote_at: int) -> bool:
+    """Whether the quote at `quote_at` opens an f-string (`f'`, `rf"`, `Fr'` ...)."""
+    start = quote_at
+    while start > 0 and text[start - 1].isalpha() and quote_at - start < 2:
+        start -= 1
+    prefix = text[start:quote_at].lower()
+    if prefix not in {"f", "rf", "fr"}:
+        return False
+    return start == 0 or not (text[start - 1].isalnum() or text[start - 1] == "_")
 
 
 def _string_end(text: str, start: int) -> int:
