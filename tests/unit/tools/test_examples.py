@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from importlib import resources
 
 import anyio
 import pytest
 
+from marimo_engine.errors import UsageError
+from marimo_engine.examples import example_names, load_example
 from marimo_engine.plans.references import resolve_reference
+from marimo_engine.plans.schema import load_plan
 from marimo_engine.tools.examples import (
     AtmosphereAnalysis,
     HullScan,
@@ -150,3 +154,57 @@ def test_example_registry_derives_schemas_and_import_paths() -> None:
 
 def test_example_registry_is_a_new_registry_each_time() -> None:
     assert example_registry() is not example_registry()
+
+
+# --- the example plans shipped in marimo_engine.examples ----------------------
+
+
+def test_example_names_list_every_json_plan_of_the_package() -> None:
+    names = example_names()
+    assert names == sorted(names)
+    assert {"hull-check-7", "breach-response", "oxygen-watch"} <= set(names)
+    folder = resources.files("marimo_engine.examples")
+    assert set(names) == {
+        entry.name.removesuffix(".json")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".json")
+    }
+
+
+@pytest.mark.parametrize("name", example_names())
+def test_every_example_plan_parses_and_is_a_fresh_dict(name: str) -> None:
+    data = load_example(name)
+    plan = load_plan(data)
+    assert plan.steps
+    data["steps"].clear()
+    assert load_example(name)["steps"], "load_example must not share its dict"
+    assert load_example(f"{name}.json") == load_example(name)
+
+
+def test_example_plans_use_the_features_of_the_spec() -> None:
+    steps = [
+        step for name in ("breach-response", "oxygen-watch") for step in load_example(name)["steps"]
+    ]
+    used = {key for step in steps for key in step}
+    assert {
+        "depends_on",
+        "key_finding",
+        "retries",
+        "timeout_s",
+        "run_if",
+        "intervention_if",
+    } <= used
+    texts = [v for step in steps for v in step.get("args", {}).values() if isinstance(v, str)]
+    assert any("$" in t and not t.startswith("$") for t in texts), "an interpolated string"
+    assert any("$$" in t for t in texts), "an escaped dollar"
+
+
+def test_unknown_example_names_close_ones_or_all() -> None:
+    with pytest.raises(
+        UsageError, match=r"^There is no example plan 'hull-check'\. Did you mean 'hull-check-7'\?$"
+    ):
+        load_example("hull-check")
+    with pytest.raises(
+        UsageError, match=r"^There is no example plan 'zzz'\. Examples: 'breach-response', "
+    ):
+        load_example("zzz")
