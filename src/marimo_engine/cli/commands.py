@@ -21,6 +21,7 @@ from marimo_engine.errors import UsageError
 if TYPE_CHECKING:
     from marimo_engine.cli.progress import ProgressModel, ProgressRenderer
     from marimo_engine.engine.events import Event, ExecutionResult
+    from marimo_engine.plans.problems import Problem
     from marimo_engine.plans.schema import Plan
 
 __all__ = ["export_command", "run_command", "tools_command", "validate_command"]
@@ -149,19 +150,23 @@ def run_command(args: argparse.Namespace) -> int:
     """
     from marimo_engine.cli.progress import JsonLinesProgress, ProgressModel
     from marimo_engine.engine.executor import execute_plan_sync
+    from marimo_engine.plans.schema import load_plan
+    from marimo_engine.plans.validation import validate_plan
 
     loaded = read_plan(args.plan)
     tools = load_tools(args.tools)
     for path, option in ((args.notebook, "the notebook"), (args.html, "the HTML report")):
         if path:
             _check_output_path(path, option)
-    plan = _checked_plan(loaded, tools)
-    if plan is None:
+    problems = validate_plan(loaded.data, tools.registry)
+    if problems:
+        print_problems(problems, source=loaded.source)
         if args.json or not sys.stdout.isatty():
-            # Programs reading the stream see the engine's own answer to an
-            # invalid plan: START, ERROR with every problem, FINISH.
-            execute_plan_sync(loaded.data, tools.registry, on_event=JsonLinesProgress().handle)
+            stream = JsonLinesProgress()
+            for event in _invalid_plan_events(loaded, problems):
+                stream.handle(event)
         return ExitCode.BAD_INPUT
+    plan = load_plan(loaded.data)
 
     model = ProgressModel.from_plan(plan)
     renderer = _renderer(model, as_json=args.json)
@@ -182,6 +187,42 @@ def run_command(args: argparse.Namespace) -> int:
         renderer.close()
     _write_artifacts(args, model, result, tools)
     return _exit_code(result.verdict.value)
+
+
+def _invalid_plan_events(loaded: LoadedPlan, problems: list[Problem]) -> list[Event]:
+    """The events of a run of an invalid plan (spec, "Python API"), with every problem.
+
+    The CLI validates before it runs, so that programs reading `--json` get
+    the same stream the engine gives for an invalid plan: `START`, one
+    `ERROR` (`PlanValidationError` with the problems), `FINISH` (`FAILURE`).
+    """
+    import uuid
+
+    from marimo_engine.engine.events import ErrorInfo, Event, EventType, Verdict
+    from marimo_engine.errors import PlanValidationError
+
+    data = loaded.data
+    plan_id = data.get("id") if isinstance(data, dict) else None
+    if not isinstance(plan_id, str) or not plan_id:
+        plan_id = f"plan-{uuid.uuid4().hex[:8]}"
+    error = PlanValidationError(problems)
+    return [
+        Event(type=EventType.START, plan_id=plan_id, msg=f"Plan {plan_id!r} started."),
+        Event(
+            type=EventType.ERROR,
+            plan_id=plan_id,
+            msg=str(error),
+            error=ErrorInfo.from_exception(error),
+        ),
+        Event(
+            type=EventType.FINISH,
+            plan_id=plan_id,
+            msg=f"Plan {plan_id!r} finished: FAILURE (invalid plan, nothing was run).",
+            verdict=Verdict.FAILURE,
+            outputs={},
+            duration_s=0.0,
+        ),
+    ]
 
 
 def _write_artifacts(

@@ -297,9 +297,10 @@ def render_steps(model: ProgressModel, now: float | None = None) -> RenderableTy
     grid.add_column(width=1, no_wrap=True)
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(style="cyan", no_wrap=True)
-    grid.add_column(overflow="fold")
+    grid.add_column(overflow="ellipsis")
     for line in model.steps.values():
-        status = Text()
+        # One line per step: the status is cut, not wrapped, on a narrow terminal.
+        status = Text(no_wrap=True, overflow="ellipsis")
         if line.state in (StepState.RUNNING, StepState.RETRYING):
             started = line.started_at if line.started_at is not None else now
             icon: Any = Spinner("dots", style="cyan")
@@ -320,12 +321,16 @@ def render_steps(model: ProgressModel, now: float | None = None) -> RenderableTy
                 status.append(f"  → {summarize_output(line.output)}", style="dim")
             elif line.note:
                 status.append(f"  {line.note}", style=style)
+        name = Text(line.step_id)
         if line.is_key_finding:
-            status.append("  ★ key finding", style="bold magenta")
-        grid.add_row(icon, line.step_id, line.tool, status)
+            name.append(" ★", style="bold magenta")
+        grid.add_row(icon, name, line.tool, status)
         if line.is_key_finding and line.state is StepState.DONE:
             grid.add_row(
-                "", "", "", Text(f"★ {summarize_output(line.output, 300)}", style="bold magenta")
+                "",
+                "",
+                "",
+                Text(f"★ key finding: {summarize_output(line.output, 300)}", style="bold magenta"),
             )
     return grid
 
