@@ -167,7 +167,10 @@ async def test_plain_functions_run_in_worker_threads_and_coroutines_on_the_loop(
     async def coro() -> None:
         seen["coro"] = threading.get_ident()
 
-    await collect({"steps": [{"id": "p", "tool": "plain"}, {"id": "c", "tool": "coro"}]}, {"plain": plain, "coro": coro})
+    await collect(
+        {"steps": [{"id": "p", "tool": "plain"}, {"id": "c", "tool": "coro"}]},
+        {"plain": plain, "coro": coro},
+    )
     assert seen["coro"] == threading.get_ident()
     assert seen["plain"] != threading.get_ident()
 
@@ -281,7 +284,9 @@ async def test_a_timeout_is_an_error_of_type_timeout_error(kind: str) -> None:
     tool = slow_coro if kind == "coroutine" else slow_plain
     loop = asyncio.get_running_loop()
     began = loop.time()
-    events = await collect({"steps": [{"id": "s", "tool": "slow", "timeout_s": 0.2}]}, {"slow": tool})
+    events = await collect(
+        {"steps": [{"id": "s", "tool": "slow", "timeout_s": 0.2}]}, {"slow": tool}
+    )
     assert loop.time() - began < 3
     error = next(e for e in events if e.type is E.ERROR)
     assert error.error is not None and error.error.type == "TimeoutError"
@@ -354,12 +359,23 @@ async def test_step_complete_carries_output_and_key_finding() -> None:
 async def test_intervention_stops_new_steps_and_sets_the_verdict() -> None:
     plan = {
         "steps": [
-            {"id": "o2", "tool": "reading", "args": {"level": 14.0}, "intervention_if": "$o2.level < 15"},
+            {
+                "id": "o2",
+                "tool": "reading",
+                "args": {"level": 14.0},
+                "intervention_if": "$o2.level < 15",
+            },
             {"id": "next", "tool": "echo", "args": {"value": "$o2.level"}},
         ]
     }
     events = await collect(plan, TOOLS)
-    assert types(events) == [E.START, E.STEP_START, E.STEP_COMPLETE, E.INTERVENTION_NEEDED, E.FINISH]
+    assert types(events) == [
+        E.START,
+        E.STEP_START,
+        E.STEP_COMPLETE,
+        E.INTERVENTION_NEEDED,
+        E.FINISH,
+    ]
     stop = events[3]
     assert (stop.step_id, stop.expression, stop.output) == ("o2", "$o2.level < 15", Reading(14.0))
     end = finish(events)
