@@ -182,9 +182,8 @@ class _Run:
     async def _prepare(self) -> tuple[Any, dict[str, Any], dict[str, Any]] | None:
         from marimo_engine.engine.compiler import compile_plan
         from marimo_engine.engine.graph import StepGraph
-        from marimo_engine.tools.registry import as_registry
-
         from marimo_engine.plans.schema import load_plan
+        from marimo_engine.tools.registry import as_registry
 
         try:
             registry = as_registry(self.tools)

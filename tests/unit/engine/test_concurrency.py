@@ -1,4 +1,4 @@
-"""Independent steps run at the same time; dependent steps see their inputs; stopping early cleans up."""
+"""Independent steps run at once; dependents see their inputs; stopping early cleans up."""
 
 from __future__ import annotations
 
