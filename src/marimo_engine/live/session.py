@@ -302,7 +302,7 @@ class SessionHolder:
         return self._thread is not None and self._thread.is_alive()
 
     def open(self) -> SessionHolder:
-        """Connect and wait for `kernel-ready`, then drain messages in a daemon thread.
+        """Connect and wait for `kernel-ready`; a daemon thread then drains messages.
 
         Returns:
             `self`.
@@ -312,23 +312,66 @@ class SessionHolder:
                 the kernel was not ready within `open_timeout_s`.
             UsageError: Already opened.
         """
+        if self._thread is not None:
+            raise UsageError("This SessionHolder is already open.")
+        ready = threading.Event()
+        failure: list[LiveConnectionError] = []
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(ready, failure),
+            name=f"marimo-engine-ws-{self.session_id}",
+            daemon=True,
+        )
+        self._thread.start()
+        if not ready.wait(self.open_timeout_s + 5.0):
+            failure.append(
+                LiveConnectionError(
+                    f"The kernel of {self.url} was not ready after {self.open_timeout_s} s; "
+                    "raise open_timeout_s on a busy machine."
+                )
+            )
+        if failure:
+            self.close()
+            raise failure[0]
+        return self
+
+    def _run(self, ready: threading.Event, failure: list[LiveConnectionError]) -> None:
+        """Thread body: connect, wait for `kernel-ready`, then read until the socket closes."""
         from websockets.exceptions import ConnectionClosed, InvalidHandshake
         from websockets.sync.client import connect
 
-        if self._ws is not None:
-            raise UsageError("This SessionHolder is already open.")
         try:
-            ws = connect(
+            with connect(
                 self.ws_url,
                 additional_headers=_http.auth_headers(self.token),
                 open_timeout=self.open_timeout_s,
                 max_size=None,
-            )
+            ) as ws:
+                self._ws = ws
+                try:
+                    self._wait_kernel_ready(ws)
+                except LiveConnectionError as exc:
+                    failure.append(exc)
+                    return
+                finally:
+                    ready.set()
+                for _ in ws:  # drain: an unread socket would stall the server
+                    self.messages_received += 1
+        except ConnectionClosed as exc:
+            self._closed_reason = str(exc)
         except (OSError, InvalidHandshake, TimeoutError) as exc:
-            raise LiveConnectionError(
-                f"Could not open the notebook's websocket at {self.ws_url}: "
-                f"{type(exc).__name__}: {exc}; is the server running, and is the token right?"
-            ) from exc
+            failure.append(
+                LiveConnectionError(
+                    f"Could not open the notebook's websocket at {self.ws_url}: "
+                    f"{type(exc).__name__}: {exc}; is the server running, and is the token right?"
+                )
+            )
+        finally:
+            ready.set()
+
+    def _wait_kernel_ready(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
         deadline = time.monotonic() + self.open_timeout_s
         try:
             while True:
@@ -341,41 +384,21 @@ class SessionHolder:
                     self.kernel_ready = dict(message.get("data") or {})
                     break
         except ConnectionClosed as exc:
-            ws.close()
             reason = exc.rcvd.reason if exc.rcvd is not None else "no reason"
             raise LiveConnectionError(
                 f"marimo closed the websocket of session {self.session_id!r} at {self.url}: "
                 f"{reason!r}. Another client may own the notebook; use its session instead."
             ) from exc
         except TimeoutError as exc:
-            ws.close()
             raise LiveConnectionError(
                 f"The kernel of {self.url} was not ready after {self.open_timeout_s} s; "
                 "raise open_timeout_s on a busy machine."
             ) from exc
         if self.kernel_ready.get("kiosk"):
-            ws.close()
             raise LiveConnectionError(
                 f"The notebook at {self.url} already has a live editor, so this connection "
                 "would only watch. Use that session: 'marimo-engine live sessions'."
             )
-        self._ws = ws
-        self._thread = threading.Thread(
-            target=self._drain, name=f"marimo-engine-ws-{self.session_id}", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def _drain(self) -> None:
-        from websockets.exceptions import ConnectionClosed
-
-        try:
-            for _ in self._ws:
-                self.messages_received += 1
-        except ConnectionClosed as exc:
-            self._closed_reason = str(exc)
-        except OSError as exc:  # pragma: no cover - socket torn down under us
-            self._closed_reason = repr(exc)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Close the websocket (the session then lives on for marimo's TTL). Safe to call twice."""
@@ -388,7 +411,7 @@ class SessionHolder:
             self._thread = None
 
     def __enter__(self) -> SessionHolder:
-        return self.open() if self._ws is None else self
+        return self.open() if self._thread is None else self
 
     def __exit__(
         self,

@@ -1,0 +1,135 @@
+"""One real `marimo edit --headless --no-token` server for the whole live test run.
+
+The server runs in its own process group with a private `XDG_STATE_HOME`
+(so its registry entry lands in a temporary folder), serves a temporary
+notebook on a free loopback port, and is stopped in teardown by its own
+process id (the whole group, so no kernel survives it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from marimo_engine.live.session import LiveSession, free_port, open_session
+
+STARTUP_TIMEOUT_S = 120.0
+"""Generous: a loaded 2-core machine can take tens of seconds to start marimo."""
+
+NOTEBOOK = """import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App()
+
+
+@app.cell
+def _():
+    import marimo as mo
+    return (mo,)
+
+
+@app.cell
+def seed():
+    seed_value = 10
+    return (seed_value,)
+
+
+if __name__ == "__main__":
+    app.run()
+"""
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    """The running server: where it is and what it serves."""
+
+    url: str
+    port: int
+    pid: int
+    notebook: Path
+    registry_dir: Path
+    env: dict[str, str]
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    root = tmp_path_factory.mktemp("live")
+    notebook = root / "notebook.py"
+    notebook.write_text(NOTEBOOK, encoding="utf-8")
+    state = root / "state"
+    env = {**os.environ, "XDG_STATE_HOME": str(state)}
+    port = free_port()
+    log = (root / "server.log").open("wb")
+    command = [
+        sys.executable, "-m", "marimo", "edit", "--headless", "--no-token",
+        "--skip-update-check", "--host", "127.0.0.1", "--port", str(port), str(notebook),
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"marimo exited with {process.returncode}: "
+                    + (root / "server.log").read_text(errors="replace")[-2000:]
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"marimo did not answer on {url} in {STARTUP_TIMEOUT_S} s")
+            time.sleep(0.1)
+        yield LiveServer(
+            url=url,
+            port=port,
+            pid=process.pid,
+            notebook=notebook,
+            registry_dir=state / "marimo" / "servers",
+            env=env,
+        )
+    finally:
+        _stop_group(process)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def live_session(live_server: LiveServer) -> Iterator[LiveSession]:
+    """The kernel session of the notebook, held open over its websocket from Python."""
+    session = open_session(
+        live_server.notebook, url=live_server.url, startup_timeout_s=STARTUP_TIMEOUT_S
+    )
+    try:
+        yield session
+    finally:
+        session.close()
