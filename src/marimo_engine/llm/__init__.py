@@ -21,6 +21,7 @@ from marimo_engine.llm.usage import (
     ModelUsage,
     UsageReport,
     UsageTracker,
+    model_label,
     response_cost_usd,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "describe_model_exception",
     "is_priced",
     "model_errors",
+    "model_label",
     "parse_model_string",
     "response_cost_usd",
 ]

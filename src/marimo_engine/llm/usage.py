@@ -19,7 +19,14 @@ if TYPE_CHECKING:
     from pydantic_ai.messages import ModelResponse
     from pydantic_ai.usage import UsageLimits
 
-__all__ = ["ModelLimits", "ModelUsage", "UsageReport", "UsageTracker", "response_cost_usd"]
+__all__ = [
+    "ModelLimits",
+    "ModelUsage",
+    "UsageReport",
+    "UsageTracker",
+    "model_label",
+    "response_cost_usd",
+]
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,8 @@ class ModelUsage:
 
     Attributes:
         model: `provider:name` as the provider answered, such as
-            `"openai:gpt-4o-mini-2024-07-18"`.
+            `"openai:gpt-4o-mini-2024-07-18"` (the name alone when the
+            provider is unknown, as for pydantic-ai's `FunctionModel`).
         requests: Responses received from this model.
         input_tokens: Input (prompt) tokens, cached ones included.
         output_tokens: Output (completion) tokens.
@@ -212,6 +220,20 @@ def response_cost_usd(response: ModelResponse) -> float | None:
         return None
 
 
+def model_label(provider: str | None, model: str | None) -> str:
+    """Return `provider:model`, or the model name alone when the provider is unknown.
+
+    Args:
+        provider: pydantic-ai's `provider_name` of a response, or `None`.
+        model: The model name the provider reported, or `None`.
+
+    Returns:
+        Such as `"openai:gpt-4o-mini"`.
+    """
+    model = model or "unknown"
+    return f"{provider}:{model}" if provider else model
+
+
 class UsageTracker:
     """Collects model responses into a `UsageReport` and enforces the US dollar budget.
 
@@ -243,9 +265,8 @@ class UsageTracker:
                 or this response could not be priced (`limit="budget_usd"`).
         """
         for attempt in response.failed_attempts or ():
-            name = f"{attempt.provider_name or 'unknown'}:{attempt.model_name}"
-            self._entry(name).failed_attempts += 1
-        name = f"{response.provider_name or 'unknown'}:{response.model_name or 'unknown'}"
+            self._entry(model_label(attempt.provider_name, attempt.model_name)).failed_attempts += 1
+        name = model_label(response.provider_name, response.model_name)
         entry = self._entry(name)
         entry.requests += 1
         entry.input_tokens += response.usage.input_tokens

@@ -1,0 +1,41 @@
+"""Small real tools for planner tests (importable by module path)."""
+
+from __future__ import annotations
+
+from marimo_engine.tools.registry import ToolRegistry
+
+
+def divide(a: float, b: float) -> float:
+    """Divide a by b.
+
+    Args:
+        a: The dividend.
+        b: The divisor; 0 raises ZeroDivisionError.
+    """
+    return a / b
+
+
+def read_oxygen(level: float) -> dict[str, float]:
+    """Read the oxygen level, in percent.
+
+    Args:
+        level: The simulated level to report, 0-100.
+    """
+    return {"level": level}
+
+
+def summarize(value: float, label: str = "result") -> str:
+    """Write one line about a number.
+
+    Args:
+        value: The number.
+        label: What it is.
+    """
+    return f"{label}: {value:g}"
+
+
+def planner_tools() -> ToolRegistry:
+    """The registry the planner tests use: divide, read_oxygen, summarize."""
+    return ToolRegistry.from_mapping(
+        {"divide": divide, "read_oxygen": read_oxygen, "summarize": summarize}
+    )
