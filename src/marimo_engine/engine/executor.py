@@ -464,23 +464,8 @@ class _Run:
 
 
 async def _shutdown_pool(pool: Any) -> None:
-    """Join the worker threads without blocking the event loop."""
-    done = asyncio.get_running_loop().create_future()
-
-    def join() -> None:
-        try:
-            pool.shutdown()
-        finally:
-            with contextlib.suppress(RuntimeError):  # loop closed meanwhile
-                done.get_loop().call_soon_threadsafe(_set_done, done)
-
-    threading.Thread(target=join, name="marimo-engine-pool-join", daemon=True).start()
-    await asyncio.shield(done)
-
-
-def _set_done(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+    """Join the worker threads in the loop's default executor, not blocking the loop."""
+    await asyncio.shield(asyncio.to_thread(pool.shutdown))
 
 
 def _own_id(plan: Any) -> str | None:
