@@ -20,27 +20,28 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import inspect
 import json
 import re
-import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
-from pydantic.json_schema import GenerateJsonSchema
 
 from marimo_engine.errors import UnknownToolError, UsageError
+from marimo_engine.tools._signature import (
+    import_path_of,
+    is_async_callable,
+    parameters_schema,
+    parse_docstring,
+    returns_schema,
+    type_hints,
+    type_name,
+)
 
 __all__ = ["ArgProblem", "ToolRegistry", "ToolSpec", "as_registry"]
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_SECTION = re.compile(r"^([A-Z][A-Za-z ]*):\s*$")
-_ARGS_SECTIONS = {"Args", "Arguments", "Parameters", "Params", "Keyword Args", "Keyword Arguments"}
-_ARG_ENTRY = re.compile(
-    r"^\*{0,2}(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(\([^)]*\))?\s*:\s*(?P<text>.*)$"
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,9 +66,11 @@ class _Parameter:
     type_name: str
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class ToolSpec:
     """A registered tool: the callable and what was derived from it.
+
+    Frozen; compared and hashed by identity (its schemas are dicts).
 
     Attributes:
         name: The name plans use in `steps[].tool`.
@@ -104,7 +107,7 @@ class ToolSpec:
         out on each access, so that a tool registered by a decorator while its
         module was still being imported is importable once the import is done.
         """
-        return _import_path(self.function)
+        return import_path_of(self.function)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -434,9 +437,9 @@ def build_tool_spec(
         signature = inspect.signature(function)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"Cannot read the signature of tool {name!r}: {exc}.") from exc
-    hints = _type_hints(function)
+    hints = type_hints(function)
     doc = inspect.getdoc(function) or ""
-    summary, arg_docs = _parse_docstring(doc)
+    summary, arg_docs = parse_docstring(doc)
     params: list[_Parameter] = []
     fields: dict[str, Any] = {}
     accepts_kwargs = False
@@ -455,7 +458,7 @@ def build_tool_spec(
             continue
         annotation = hints.get(param.name, Any)
         required = param.default is inspect.Parameter.empty
-        params.append(_Parameter(param.name, annotation, required, _type_name(annotation)))
+        params.append(_Parameter(param.name, annotation, required, type_name(annotation)))
         field_kwargs: dict[str, Any] = {"alias": param.name}
         if param.name in arg_docs:
             field_kwargs["description"] = arg_docs[param.name]
@@ -463,84 +466,28 @@ def build_tool_spec(
         fields[f"p{index}"] = (annotation, Field(default, **field_kwargs))
     model_name = re.sub(r"\W", "_", name)
     try:
-        args_model: type[BaseModel] | None = create_model(
+        args_model = create_model(
             model_name,
             __config__=ConfigDict(arbitrary_types_allowed=True, extra="ignore"),
             **fields,
         )
-    except Exception as exc:  # pydantic cannot build a schema for some annotation
+        schema = parameters_schema(args_model, accepts_kwargs)
+    except Exception as exc:  # an annotation pydantic cannot use (say, an unresolved name)
         raise UsageError(
             f"Tool {name!r}: cannot build an argument schema from its type hints ({exc}); "
             "annotate its parameters with JSON-like types or leave them unannotated."
         ) from exc
-    assert args_model is not None
-    schema = _parameters_schema(args_model, accepts_kwargs)
     return ToolSpec(
         name=name,
         function=function,
-        is_async=_is_async(function),
+        is_async=is_async_callable(function),
         description=description if description is not None else summary,
         parameters_schema=schema,
-        returns_schema=_returns_schema(hints.get("return"), model_name),
+        returns_schema=returns_schema(hints.get("return"), model_name),
         accepts_kwargs=accepts_kwargs,
         _parameters=tuple(params),
         _args_model=args_model,
     )
-
-
-class _ToolSchemaGenerator(GenerateJsonSchema):
-    """Leaves out what has no JSON form (an arbitrary class, a default object)."""
-
-    ignored_warning_kinds: typing.ClassVar[set[str]] = {  # type: ignore[misc]
-        "non-serializable-default",
-        "skipped-choice",
-    }
-
-    def handle_invalid_for_json_schema(self, schema: Any, error_info: str) -> dict[str, Any]:
-        return {}
-
-
-def _parameters_schema(model: type[BaseModel], accepts_kwargs: bool) -> dict[str, Any]:
-    raw = model.model_json_schema(schema_generator=_ToolSchemaGenerator)
-    properties = raw.get("properties", {})
-    for prop in properties.values():
-        prop.pop("title", None)
-    schema: dict[str, Any] = {"type": "object", "properties": properties}
-    if raw.get("required"):
-        schema["required"] = raw["required"]
-    schema["additionalProperties"] = accepts_kwargs
-    if "$defs" in raw:
-        schema["$defs"] = raw["$defs"]
-    return schema
-
-
-def _returns_schema(annotation: Any, model_name: str) -> dict[str, Any] | None:
-    if annotation is None or annotation is type(None):
-        return None
-    from pydantic import TypeAdapter
-
-    try:
-        adapter = TypeAdapter(annotation, config=None)
-        return adapter.json_schema(schema_generator=_ToolSchemaGenerator, mode="serialization")
-    except Exception:
-        try:
-            model = create_model(
-                f"{model_name}_returns",
-                __config__=ConfigDict(arbitrary_types_allowed=True),
-                value=(annotation, ...),
-            )
-            schema = model.model_json_schema(
-                schema_generator=_ToolSchemaGenerator, mode="serialization"
-            )
-        except Exception:
-            return None
-        value = schema.get("properties", {}).get("value")
-        if not value:
-            return None
-        value.pop("title", None)
-        if "$defs" in schema:
-            value["$defs"] = schema["$defs"]
-        return value
 
 
 def _check_name(name: object) -> str:
@@ -552,78 +499,6 @@ def _check_name(name: object) -> str:
     return name
 
 
-def _type_hints(function: Callable[..., Any]) -> dict[str, Any]:
-    target = function
-    if not (inspect.isfunction(target) or inspect.ismethod(target)):
-        target = getattr(function, "__call__", function)  # noqa: B004 - a callable object
-    try:
-        return typing.get_type_hints(target, include_extras=True)
-    except Exception:
-        # An annotation names something not importable here (a class local to
-        # a test, say): keep what is already an object, treat strings as Any.
-        annotations = getattr(target, "__annotations__", {}) or {}
-        return {k: v for k, v in annotations.items() if not isinstance(v, str)}
-
-
-def _is_async(function: Callable[..., Any]) -> bool:
-    if inspect.iscoroutinefunction(function):
-        return True
-    call = getattr(function, "__call__", None)  # noqa: B004 - a callable object
-    return (
-        call is not None and not inspect.isroutine(function) and inspect.iscoroutinefunction(call)
-    )
-
-
-def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
-    """Return the summary (first paragraph) and the `Args:` descriptions by name.
-
-    `doc` is cleaned by `inspect.getdoc`, so Google-style section headers
-    (`Args:`, `Returns:`, ...) sit at column 0 and entries are indented.
-    """
-    summary_lines: list[str] = []
-    args: dict[str, str] = {}
-    section: str | None = None
-    in_summary = True
-    entry_indent: int | None = None
-    current: str | None = None
-    for line in doc.splitlines():
-        stripped = line.strip()
-        indent = len(line) - len(line.lstrip())
-        header = _SECTION.match(line) if indent == 0 else None
-        if header:
-            section, in_summary, entry_indent, current = header.group(1), False, None, None
-            continue
-        if in_summary:
-            if stripped:
-                summary_lines.append(stripped)
-                continue
-            in_summary = False
-        if section not in _ARGS_SECTIONS or not stripped:
-            continue
-        if indent == 0:
-            section = None  # prose after the section ends it
-            continue
-        if entry_indent is None:
-            entry_indent = indent
-        match = _ARG_ENTRY.match(stripped)
-        if indent <= entry_indent and match:
-            current = match.group("name")
-            args[current] = match.group("text").strip()
-        elif current is not None:
-            args[current] = f"{args[current]} {stripped}".strip()
-    return " ".join(summary_lines), args
-
-
-def _type_name(annotation: Any) -> str:
-    if annotation is Any:
-        return "any value"
-    if typing.get_origin(annotation) is typing.Annotated:
-        return _type_name(typing.get_args(annotation)[0])  # constraints show in the detail
-    if isinstance(annotation, type) and not typing.get_args(annotation):
-        return annotation.__name__
-    return str(annotation).replace("typing.", "")
-
-
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -633,22 +508,3 @@ def _callable_name(function: Callable[..., Any]) -> str:
     module = getattr(function, "__module__", None)
     qualname = getattr(function, "__qualname__", None) or repr(function)
     return f"{module}.{qualname}" if module else qualname
-
-
-def _import_path(function: Callable[..., Any]) -> tuple[str, str] | None:
-    module_name = getattr(function, "__module__", None)
-    qualname = getattr(function, "__qualname__", None)
-    if not isinstance(module_name, str) or not isinstance(qualname, str):
-        return None
-    if module_name == "__main__" or "<locals>" in qualname or "<lambda>" in qualname:
-        return None
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except Exception:
-        return None
-    # `==` covers a classmethod, whose bound method is made anew on each access.
-    if obj is function or (inspect.ismethod(function) and obj == function):
-        return module_name, qualname
-    return None

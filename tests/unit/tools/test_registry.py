@@ -7,6 +7,7 @@ import enum
 import functools
 import inspect
 import json
+import typing
 from typing import Annotated, Any, Literal
 
 import pytest
@@ -220,6 +221,7 @@ def test_callable_objects_partials_and_methods_register() -> None:
     assert registry.get("echo").is_async is True
     assert registry.get("echo").parameters_schema["required"] == ["q"]
     assert registry.get("fetch0").is_async is True
+    assert registry.get("fetch0").parameters_schema["properties"]["sensor"]["type"] == "string"
     assert registry.get("probe").parameters_schema["required"] == ["depth_m"]
     assert registry.get("probe").import_path == (__name__, "Sensors.probe")
     assert registry.get("ping").import_path == (__name__, "Sensors.ping")
@@ -573,4 +575,24 @@ def test_spec_is_frozen() -> None:
     spec = _registry().get("measure")
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.name = "other"  # type: ignore[misc]
+    assert {spec: 1}[spec] == 1  # hashable, by identity
     assert inspect.signature(spec.function).parameters["depth_m"].annotation in ("float", float)
+
+
+def test_an_unresolvable_annotation_string_is_read_as_any() -> None:
+    def local(points: list[Undefined], n: int = 1) -> None:  # type: ignore[name-defined]  # noqa: F821
+        """Names a class that does not exist (annotations are strings in this module)."""
+
+    spec = ToolRegistry.from_mapping({"local": local}).get("local")
+    assert spec.parameters_schema["properties"]["points"] == {}
+    assert spec.parameters_schema["properties"]["n"] == {"type": "integer", "default": 1}
+    assert spec.check_args({"points": [1]}) == []
+
+
+def test_an_annotation_pydantic_cannot_build_is_a_usage_error() -> None:
+    def broken(points):  # type: ignore[no-untyped-def]
+        """Annotated below with an unresolved forward reference object."""
+
+    broken.__annotations__ = {"points": list[typing.ForwardRef("Nowhere")]}
+    with pytest.raises(UsageError, match=r"^Tool 'broken': cannot build an argument schema"):
+        ToolRegistry().register(broken)
