@@ -30,6 +30,7 @@ import functools
 import numbers
 import operator
 import re
+import threading
 import unicodedata
 import warnings
 from collections.abc import Callable, Mapping
@@ -126,6 +127,8 @@ _REJECTED_NODES: dict[type[ast.AST], str] = {
     ast.YieldFrom: "'yield' is not allowed",
     ast.Slice: "slices are not allowed",
 }
+
+_WARNINGS_LOCK = threading.Lock()
 
 _SKIPPED_CHILDREN = (ast.expr_context, ast.operator, ast.boolop, ast.cmpop, ast.unaryop)
 
@@ -438,7 +441,10 @@ class _Parser:
 
     def parse_source(self) -> ast.expr:
         try:
-            with warnings.catch_warnings():
+            # `ast.parse` warns about odd escapes in literals ('\d'); the text is
+            # checked below, so the warning says nothing. The lock keeps our own
+            # threads from interleaving their save/restore of the filters.
+            with _WARNINGS_LOCK, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 tree = ast.parse(self.source, mode="eval")
         except SyntaxError as exc:
