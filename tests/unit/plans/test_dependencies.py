@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from marimo_engine.plans.dependencies import (
     expression_step_ids,
@@ -167,3 +169,45 @@ def test_a_5000_step_chain_is_linear_and_needs_no_recursion() -> None:
     assert len(cycle) == count
     assert cycle[:3] == ["s0", "s4999", "s4998"]
     assert elapsed < 5.0, f"took {elapsed:.2f} s"
+
+
+def _is_dag(deps: dict[str, tuple[str, ...]]) -> bool:
+    """Kahn's algorithm: the reference answer that find_cycles must agree with."""
+    waiting = {node: sum(1 for d in targets if d in deps) for node, targets in deps.items()}
+    users: dict[str, list[str]] = {node: [] for node in deps}
+    for node, targets in deps.items():
+        for target in targets:
+            if target in deps:
+                users[target].append(node)
+    ready = [node for node, count in waiting.items() if count == 0]
+    done = 0
+    while ready:
+        node = ready.pop()
+        done += 1
+        for user in users[node]:
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                ready.append(user)
+    return done == len(deps)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from([f"n{i}" for i in range(12)]),
+        st.lists(st.sampled_from([f"n{i}" for i in range(14)]), max_size=4).map(tuple),
+        max_size=12,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_find_cycles_agrees_with_kahn_and_returns_real_disjoint_cycles(
+    deps: dict[str, tuple[str, ...]],
+) -> None:
+    cycles = find_cycles(deps)
+    assert (cycles == []) == _is_dag(deps)
+    seen: set[str] = set()
+    for cycle in cycles:
+        assert len(set(cycle)) == len(cycle)
+        assert not seen & set(cycle), "one cycle per strongly connected component"
+        seen |= set(cycle)
+        for position, node in enumerate(cycle):
+            assert cycle[(position + 1) % len(cycle)] in deps[node]

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from marimo_engine.errors import InvalidExpressionError, PlanValidationError, UsageError
 from marimo_engine.examples import load_example
@@ -628,3 +630,69 @@ def test_a_3000_step_plan_with_a_problem_in_every_step_stays_fast() -> None:
     assert [p.code.value for p in problems].count("invalid_args") == 3000
     assert problems[-1].code is ProblemCode.CYCLE
     assert elapsed < 10.0, f"took {elapsed:.2f} s"
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 20)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["s1", "s2", "$s1", "$s2.level", "$s1.x.0", "$", "$$", "a $s2 b", "$s9", "_"])
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+_STEP_FIELDS = [
+    "id",
+    "tool",
+    "description",
+    "args",
+    "run_if",
+    "intervention_if",
+    "key_finding",
+    "depends_on",
+    "timeout_s",
+    "retries",
+    "bogus",
+]
+_EXPRESSIONS = st.sampled_from(
+    ["$s1.level < 15", "$s2 and not $s1", "f(1)", "$s1 **", "1 +", "$s1.level in [1, 2]", ""]
+)
+
+
+@st.composite
+def _mutated_plans(draw: st.DrawFn) -> object:
+    plan = load_example(HULL)
+    for _ in range(draw(st.integers(0, 4))):
+        steps = plan["steps"]
+        index = draw(st.integers(0, len(steps) - 1)) if steps else 0
+        action = draw(st.sampled_from(["set", "drop", "dup", "expr", "plan"]))
+        if action == "set" and steps and isinstance(steps[index], dict):
+            steps[index][draw(st.sampled_from(_STEP_FIELDS))] = draw(_JSON)
+        elif action == "drop" and steps and isinstance(steps[index], dict):
+            steps[index].pop(draw(st.sampled_from(_STEP_FIELDS)), None)
+        elif action == "dup" and steps:
+            steps.append(json.loads(json.dumps(steps[index])))
+        elif action == "expr" and steps and isinstance(steps[index], dict):
+            field = draw(st.sampled_from(["run_if", "intervention_if"]))
+            steps[index][field] = draw(_EXPRESSIONS)
+        elif action == "plan":
+            plan[draw(st.sampled_from(["id", "name", "steps", "extra"]))] = draw(_JSON)
+            if not isinstance(plan.get("steps"), list):
+                break
+    return draw(st.sampled_from([plan, json.dumps(plan), draw(_JSON)]))
+
+
+@given(_mutated_plans())
+@settings(max_examples=300, deadline=None)
+def test_validation_of_any_mutated_plan_returns_problems_and_never_raises(plan: object) -> None:
+    problems = validate_plan(plan, example_registry())  # type: ignore[arg-type]
+    assert all(isinstance(p, Problem) for p in problems)
+    json.dumps([p.model_dump(mode="json") for p in problems])
+    if problems:
+        with pytest.raises(PlanValidationError):
+            check_plan(plan, example_registry())  # type: ignore[arg-type]
+    else:
+        assert isinstance(check_plan(plan, example_registry()), Plan)  # type: ignore[arg-type]
