@@ -36,12 +36,10 @@ variable names deterministically (`safe_variable_names`).
 
 from __future__ import annotations
 
-import ast
 import builtins
 import html
 import json
 import keyword
-import pprint
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -163,15 +161,15 @@ def safe_variable_names(
     return names
 
 
-def _python_literal(value: Any) -> str:
-    """Return Python source for a JSON value that evaluates back to it."""
-    text = pprint.pformat(value, indent=1, width=88, sort_dicts=False)
-    try:
-        if ast.literal_eval(text) == value:
-            return text
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        pass
-    return f"json.loads({json.dumps(json.dumps(value))})"
+def _plan_literal(plan_json: str) -> str:
+    """Return Python source that evaluates to the plan's dict: `json.loads(r\"\"\"...\"\"\")`.
+
+    The plan stays readable as the JSON a person or model wrote. JSON text
+    never holds three quotes in a row (every quote inside a string is
+    escaped and structural quotes are kept apart by `:` and `,`) and never
+    ends in a backslash, so a raw triple-quoted string holds it unchanged.
+    """
+    return f'json.loads(r"""\n{plan_json}\n""")'
 
 
 def _import_lines(
@@ -281,14 +279,19 @@ def compile_plan(plan: Plan | Mapping[str, Any] | str, tools: Any = None) -> Not
     variables = safe_variable_names(plan.step_ids, reserved=imported | {"json"})
     deps = step_dependencies(plan)
 
-    plan_literal = _python_literal(plan.model_dump(mode="json", exclude_defaults=True))
+    plan_literal = _plan_literal(
+        json.dumps(
+            plan.model_dump(mode="json", exclude_defaults=True), indent=2, ensure_ascii=False
+        )
+    )
     tools_literal = (
         "{"
         + ", ".join(f"{name!r}: {tool_exprs[name]}" for name in tool_names if name in tool_exprs)
         + "}"
     )
     setup_lines = [
-        "import json" if plan_literal.startswith("json.loads(") else "",
+        "import json",
+        "",
         "import marimo as mo",
         "from marimo_engine.engine.runtime import StepRunner",
         *import_lines,
@@ -301,7 +304,7 @@ def compile_plan(plan: Plan | Mapping[str, Any] | str, tools: Any = None) -> Not
         f"PLAN = {plan_literal}",
         f"{RUNNER_NAME} = StepRunner(PLAN, tools={tools_literal})",
     ]
-    setup_code = "\n".join(line for i, line in enumerate(setup_lines) if line or i > 0)
+    setup_code = "\n".join(setup_lines)
 
     cells: list[CellIR] = []
     step_cells: dict[str, CellIR] = {}

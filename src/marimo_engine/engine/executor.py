@@ -75,9 +75,15 @@ class _StepPlan:
 @functools.lru_cache(maxsize=16_384)
 def _compile_cell(code: str, cell_id: str) -> Any:
     """Compile one cell with marimo's compiler, memoised by code (as marimo keys cells)."""
+    import ast
+    import dataclasses
+
     from marimo._ast.compiler import compile_cell
 
-    return compile_cell(code, cell_id=cell_id)
+    cell = compile_cell(code, cell_id=cell_id)
+    # Keep the compiled code, not the syntax tree: cached trees are many small
+    # objects that every full garbage collection would walk again.
+    return dataclasses.replace(cell, mod=ast.Module(body=[], type_ignores=[]))
 
 
 class _EngineRunner:
