@@ -28,7 +28,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from marimo_engine.errors import UnknownToolError, UsageError
+from marimo_engine.errors import EngineError, UnknownToolError, UsageError
+from marimo_engine.plans.references import find_references, resolve_value
 from marimo_engine.tools._signature import (
     import_path_of,
     is_async_callable,
@@ -165,10 +166,6 @@ class ToolSpec:
     def _type_problems(self, args: Mapping[str, Any]) -> list[ArgProblem]:
         if self._args_model is None:
             return []
-        # Imported here: plans.references is light, but the registry is also
-        # imported by modules that never check args.
-        from marimo_engine.plans.references import find_references, resolve_value
-
         by_name = {p.name: p for p in self._parameters}
         literals: dict[str, Any] = {}
         for key, value in args.items():
@@ -176,7 +173,7 @@ class ToolSpec:
                 continue  # unknown (reported above) or known only at run time
             try:
                 literals[key] = resolve_value(value, {})  # `$$` -> `$`, as at run time
-            except Exception:  # the references module reports bad text itself
+            except EngineError:  # a malformed `$`: validation reports it on its own
                 literals[key] = value
         if not literals:
             return []
