@@ -387,6 +387,7 @@ class RichProgress:
     ) -> None:
         from rich.console import Console
         from rich.live import Live
+        from rich.text import Text
 
         self.model = model
         self.console = console or Console()
@@ -398,7 +399,9 @@ class RichProgress:
             refresh_per_second=refresh_per_second,
             transient=False,
         )
-        self.console.print(f"[bold]{model.title}[/bold] [dim]({model.plan_id})[/dim]")
+        header = Text(model.title, style="bold")
+        header.append(f" ({model.plan_id})", style="dim")
+        self.console.print(header)
         self._live.start()
 
     def _render(self) -> RenderableType:
