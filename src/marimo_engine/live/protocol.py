@@ -379,6 +379,7 @@ class CreateCell(BaseModel):
         after: Id or name of the cell to insert after.
         run: Whether to run it (and, reactively, what depends on it).
         hide_code: Whether the browser shows the cell's code collapsed.
+        disabled: Whether marimo must not run it (until enabled again).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -390,6 +391,7 @@ class CreateCell(BaseModel):
     after: str | None = None
     run: bool = True
     hide_code: bool = False
+    disabled: bool = False
 
 
 class EditCell(BaseModel):
@@ -400,6 +402,7 @@ class EditCell(BaseModel):
         code: The new source, or `None` to keep it.
         name: A new name, or `None` to keep it.
         run: Whether to run it (and its descendants) afterwards.
+        disabled: Disable (`True`) or enable (`False`) the cell; `None` keeps it.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -409,6 +412,7 @@ class EditCell(BaseModel):
     code: str | None = None
     name: str | None = None
     run: bool = True
+    disabled: bool | None = None
 
 
 class DeleteCell(BaseModel):

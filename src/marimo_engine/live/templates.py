@@ -240,6 +240,24 @@ async def _me_call(cm, args):
         result["columns_truncated"] = True
     return result
 """,
+    "plan_step": r"""
+async def _me_call(cm, args):
+    cell_id = args["cell_id"]
+    async with cm.get_context(skip_staleness_check=True) as ctx:
+        ctx.edit_cell(cell_id, disabled=False)
+        ctx.run_cell(cell_id)
+    after = cm.get_context()
+    runner = after.globals.get(args["runner"])
+    records = []
+    if runner is not None and hasattr(runner, "records"):
+        records = list(runner.records.get(args["step_id"], []))
+    cell = after.cells[cell_id] if cell_id in after.cells else None
+    return {
+        "events": records,
+        "status": _me_status(cell) if cell is not None else None,
+        "errors": [e.msg for e in cell.errors] if cell is not None else [],
+    }
+""",
     "batch": r"""
 def _me_resolve(ctx, target):
     resolve = getattr(ctx, "_resolve_target", None)
@@ -261,13 +279,19 @@ async def _me_call(cm, args):
                     after=op.get("after"),
                     name=op.get("name"),
                     hide_code=op.get("hide_code", False),
+                    disabled=op.get("disabled", False),
                 )
                 if op.get("run", True):
                     ctx.run_cell(cid)
                 touched.append((kind, str(cid)))
             elif kind == "edit":
                 cid = _me_resolve(ctx, op["target"])
-                ctx.edit_cell(op["target"], code=op.get("code"), name=op.get("name"))
+                ctx.edit_cell(
+                    op["target"],
+                    code=op.get("code"),
+                    name=op.get("name"),
+                    disabled=op.get("disabled"),
+                )
                 if op.get("run", True):
                     ctx.run_cell(cid)
                 touched.append((kind, cid))

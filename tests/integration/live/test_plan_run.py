@@ -1,0 +1,134 @@
+"""run_plan_live: a plan's steps become cells of the live notebook and run there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from marimo_engine.engine.events import Event, EventType, Verdict
+from marimo_engine.live import LiveClient, run_plan_live
+from marimo_engine.live.session import LiveSession
+from marimo_engine.tools.examples import example_registry
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+HULL_CHECK = {
+    "id": "hull-check-7",
+    "name": "Hull and air diagnostics",
+    "steps": [
+        {"id": "s1", "tool": "scan_hull", "description": "Scan the hull"},
+        {
+            "id": "s2",
+            "tool": "check_oxygen",
+            "key_finding": True,
+            "intervention_if": "$s2.level < 15",
+        },
+        {
+            "id": "s3",
+            "tool": "analyze_atmosphere",
+            "args": {"o2_level": "$s2.level"},
+            "run_if": "$s1.breach_detected or $s2.level < 19.5",
+        },
+    ],
+}
+
+
+async def _run(client: LiveClient, plan: Any) -> list[Event]:
+    return [event async for event in run_plan_live(plan, example_registry(), client)]
+
+
+def _per_step(events: list[Event]) -> dict[str | None, list[str]]:
+    steps: dict[str | None, list[str]] = {}
+    for event in events:
+        steps.setdefault(event.step_id, []).append(event.type.value)
+    return steps
+
+
+async def test_a_plan_runs_live_with_the_engines_events(live_session: LiveSession) -> None:
+    from marimo_engine import execute_plan_sync
+
+    async with live_session.client() as client:
+        events = await _run(client, HULL_CHECK)
+        cells = {c.name: c for c in await client.cells()}
+        variables = {v.name: v for v in await client.variables()}
+    engine = execute_plan_sync(HULL_CHECK, tools=example_registry())
+    assert events[0].type is EventType.START and events[-1].type is EventType.FINISH
+    assert _per_step(events) == _per_step(engine.events)
+    assert _per_step(events)["s3"] == ["STEP_START", "STEP_SKIPPED"]
+    finish = events[-1]
+    assert finish.verdict is Verdict.SUCCESS
+    assert set(finish.outputs or {}) == {"s1", "s2"}
+    assert finish.outputs["s2"]["level"] == 20.9
+    assert all(e.plan_id == "hull-check-7" for e in events)
+    complete = next(e for e in events if e.type is EventType.STEP_COMPLETE and e.step_id == "s2")
+    assert complete.key_finding is True and complete.tool == "check_oxygen"
+    # The person sees one cell per step, named after it, with its output.
+    step_cells = [c for c in cells.values() if ".step('s" in c.code and "hull" not in c.name]
+    assert len(step_cells) >= 3
+    s2_cell = next(c for c in step_cells if ".step('s2'" in c.code)
+    assert s2_cell.status == "idle"
+    assert s2_cell.output is not None and "20.9" in s2_cell.output
+    assert variables[s2_cell.name].type.endswith("OxygenReading")
+
+
+async def test_running_the_same_plan_twice_avoids_name_clashes(live_session: LiveSession) -> None:
+    async with live_session.client() as client:
+        first = await _run(client, HULL_CHECK)
+        second = await _run(client, HULL_CHECK)
+    assert first[-1].verdict is Verdict.SUCCESS
+    assert second[-1].verdict is Verdict.SUCCESS
+
+
+async def test_an_intervention_stops_the_live_run(live_session: LiveSession) -> None:
+    plan = {
+        "id": "low-oxygen-live",
+        "steps": [
+            {"id": "reading", "tool": "check_oxygen", "args": {"simulated_level": 12.0},
+             "intervention_if": "$reading.level < 15"},
+            {"id": "advice", "tool": "analyze_atmosphere", "args": {"o2_level": "$reading.level"}},
+        ],
+    }  # fmt: skip
+    async with live_session.client() as client:
+        events = await _run(client, plan)
+        cells = [
+            c for c in await client.cells() if "low-oxygen-live" in c.code or ".step('" in c.code
+        ]
+    assert [e.type.value for e in events] == [
+        "START", "STEP_START", "STEP_COMPLETE", "INTERVENTION_NEEDED", "FINISH",
+    ]  # fmt: skip
+    assert events[-1].verdict is Verdict.INTERVENTION_NEEDED
+    assert events[3].expression == "$reading.level < 15"
+    advice = next(c for c in cells if ".step('advice'" in c.code)
+    assert advice.status != "idle"  # never ran: still disabled
+
+
+async def test_a_failing_step_is_an_error_event(live_session: LiveSession) -> None:
+    plan = {
+        "id": "bad-scan-live",
+        "steps": [
+            {"id": "scan", "tool": "scan_hull",
+             "args": {"sections": ["bow"], "breach_sections": ["stern"]}},
+            {"id": "after", "tool": "check_oxygen", "depends_on": ["scan"]},
+        ],
+    }  # fmt: skip
+    async with live_session.client() as client:
+        events = await _run(client, plan)
+    assert [e.type.value for e in events] == ["START", "STEP_START", "ERROR", "FINISH"]
+    error = events[2].error
+    assert error is not None and error.type == "ValueError"
+    assert "not among the scanned sections" in error.message
+    assert events[-1].verdict is Verdict.FAILURE
+    assert events[-1].outputs == {}
+
+
+async def test_an_invalid_plan_runs_nothing(live_session: LiveSession) -> None:
+    plan = {"id": "bad-plan", "steps": [{"id": "x", "tool": "no_such_tool"}]}
+    async with live_session.client() as client:
+        before = len(await client.cells())
+        events = await _run(client, plan)
+        after = len(await client.cells())
+    assert [e.type.value for e in events] == ["START", "ERROR", "FINISH"]
+    assert events[1].error is not None and events[1].error.type == "PlanValidationError"
+    assert events[1].error.problems and events[1].error.problems[0].code == "unknown_tool"
+    assert before == after
