@@ -64,6 +64,7 @@ class AgentEvent(BaseModel):
         verdict: `DONE`, `REPLAN`, `INTERVENTION`: the verdict of the last run,
             or `None` when no plan ran.
         decision: `INTERVENTION`: `"stop"` or `"replan"`.
+        usage: `DONE`: the usage report as JSON (`UsageReport.to_json()`).
         result: `DONE`: the agent's result (not serialised).
     """
 
@@ -79,6 +80,7 @@ class AgentEvent(BaseModel):
     event: Event | None = None
     verdict: Verdict | None = None
     decision: str | None = None
+    usage: dict[str, Any] | None = None
     result: Any = Field(default=None, exclude=True)
 
     @field_serializer("plan", when_used="json")

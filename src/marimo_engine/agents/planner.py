@@ -355,6 +355,8 @@ class PlannerAgent:
                     max_repairs=self.options.max_repairs,
                 )
                 raise ModelRetry(_prompts.problems_report(problems))
+            if not isinstance(plan.get("id"), str) or not plan["id"]:
+                plan["id"] = f"plan-{uuid.uuid4().hex[:8]}"  # one id for events and audit
             accepted.append(attempt)
             return data
 
@@ -587,6 +589,7 @@ class PlannerAgent:
             msg=msg,
             replan=state.replans,
             verdict=result.verdict,
+            usage=result.usage.to_json(),
             result=result,
         )
 

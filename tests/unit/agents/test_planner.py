@@ -21,7 +21,7 @@ from marimo_engine.engine.events import EventType, Verdict
 from marimo_engine.errors import ModelConfigError, UsageError
 from marimo_engine.llm import ModelLimits
 from tests.unit.agents.scripted import ScriptedPlanner
-from tests.unit.agents.tools import planner_tools
+from tests.unit.agents.tools import planner_registry
 
 T = AgentEventType
 
@@ -68,7 +68,7 @@ def _agent_types(events: list[Any]) -> list[str]:
 @pytest.mark.anyio
 async def test_invalid_plan_is_repaired_from_its_problems(tmp_path: Path) -> None:
     script = ScriptedPlanner([MISSPELT, GOOD])
-    agent = PlannerAgent(script.model(), planner_tools(), audit_path=tmp_path / "audit.jsonl")
+    agent = PlannerAgent(script.model(), planner_registry(), audit_path=tmp_path / "audit.jsonl")
     events = await _collect(agent)
     assert _agent_types(events) == [
         "PLANNING", "PLAN_PROPOSED", "PLAN_REJECTED",
@@ -104,14 +104,14 @@ async def test_invalid_plan_is_repaired_from_its_problems(tmp_path: Path) -> Non
 @pytest.mark.anyio
 async def test_what_the_model_sees_tool_schemas_and_plan_schema() -> None:
     script = ScriptedPlanner([GOOD])
-    await PlannerAgent(script.model(), planner_tools()).run("goal", context={"rows": 3})
+    await PlannerAgent(script.model(), planner_registry()).run("goal", context={"rows": 3})
     info = script.infos[0]
     assert [t.name for t in info.output_tools] == ["submit_plan"]
     schema = info.output_tools[0].parameters_json_schema
     assert schema["required"] == ["steps"]
     assert "id" not in schema["properties"]
     assert info.instructions is not None
-    for tool in planner_tools().schemas():
+    for tool in planner_registry().schemas():
         assert json.dumps(tool["parameters"], indent=1).split("\n")[1] in info.instructions
         assert f'"name": "{tool["name"]}"' in info.instructions
     first = script.told(0)
@@ -122,7 +122,7 @@ async def test_what_the_model_sees_tool_schemas_and_plan_schema() -> None:
 @pytest.mark.anyio
 async def test_failing_tool_is_followed_by_a_replan_that_succeeds() -> None:
     script = ScriptedPlanner([DIVIDES_BY_ZERO, GOOD])
-    events = await _collect(PlannerAgent(script.model(), planner_tools()))
+    events = await _collect(PlannerAgent(script.model(), planner_registry()))
     assert _agent_types(events) == [
         "PLANNING", "PLAN_PROPOSED", "PLAN_ACCEPTED",
         "START", "STEP_START", "ERROR", "FINISH",
@@ -146,7 +146,7 @@ async def test_failing_tool_is_followed_by_a_replan_that_succeeds() -> None:
 async def test_failure_without_replans_left_ends_the_run() -> None:
     script = ScriptedPlanner([DIVIDES_BY_ZERO])
     options = PlannerOptions(max_replans=0)
-    result = await PlannerAgent(script.model(), planner_tools(), options=options).run("goal")
+    result = await PlannerAgent(script.model(), planner_registry(), options=options).run("goal")
     assert (result.verdict, result.stop_reason) == (Verdict.FAILURE, "failed after 0 replan(s)")
     assert len(script.requests) == 1
 
@@ -164,7 +164,7 @@ async def test_intervention_is_handed_to_the_callback() -> None:
     script = ScriptedPlanner([LOW_OXYGEN, LOW_OXYGEN])
     agent = PlannerAgent(
         script.model(),
-        planner_tools(),
+        planner_registry(),
         options=PlannerOptions(max_replans=2),
         on_intervention=decide,
     )
@@ -189,7 +189,7 @@ async def test_intervention_is_handed_to_the_callback() -> None:
 @pytest.mark.anyio
 async def test_intervention_without_a_callback_returns() -> None:
     script = ScriptedPlanner([LOW_OXYGEN])
-    result = await PlannerAgent(script.model(), planner_tools()).run("goal")
+    result = await PlannerAgent(script.model(), planner_registry()).run("goal")
     assert result.verdict is Verdict.INTERVENTION_NEEDED
     assert result.execution.intervention.expression == "$o2.level < 15"
     assert len(script.requests) == 1
@@ -201,7 +201,7 @@ async def test_async_callback_and_bad_answer() -> None:
         return "continue"
 
     script = ScriptedPlanner([LOW_OXYGEN])
-    agent = PlannerAgent(script.model(), planner_tools(), on_intervention=bad)
+    agent = PlannerAgent(script.model(), planner_registry(), on_intervention=bad)
     with pytest.raises(UsageError, match=r"callback returned 'continue'; return an Interv"):
         await agent.run("goal")
 
@@ -210,7 +210,7 @@ async def test_async_callback_and_bad_answer() -> None:
 async def test_repairs_are_limited() -> None:
     script = ScriptedPlanner([MISSPELT])
     options = PlannerOptions(max_repairs=2)
-    events = await _collect(PlannerAgent(script.model(), planner_tools(), options=options))
+    events = await _collect(PlannerAgent(script.model(), planner_registry(), options=options))
     assert [e.type for e in events].count(T.PLAN_REJECTED) == 3  # 1 proposal + 2 repairs
     result = events[-1].result
     assert (result.verdict, result.stop_reason) == (
@@ -225,7 +225,7 @@ async def test_repairs_are_limited() -> None:
 async def test_request_limit_stops_a_runaway_model() -> None:
     script = ScriptedPlanner([DIVIDES_BY_ZERO])  # fails forever, replans forever
     options = PlannerOptions(max_replans=10, limits=ModelLimits(request_limit=3))
-    result = await PlannerAgent(script.model(), planner_tools(), options=options).run("goal")
+    result = await PlannerAgent(script.model(), planner_registry(), options=options).run("goal")
     assert (result.verdict, result.stop_reason) == (Verdict.FAILURE, "model error")
     assert "request_limit of 3" in result.error
     assert len(script.requests) == 3
@@ -236,7 +236,7 @@ async def test_request_limit_stops_a_runaway_model() -> None:
 async def test_token_limit_stops_a_runaway_model() -> None:
     script = ScriptedPlanner([MISSPELT])
     options = PlannerOptions(max_repairs=10, limits=ModelLimits(total_tokens_limit=400))
-    result = await PlannerAgent(script.model(), planner_tools(), options=options).run("goal")
+    result = await PlannerAgent(script.model(), planner_registry(), options=options).run("goal")
     assert result.verdict is Verdict.FAILURE
     assert "total_tokens_limit of 400" in result.error
     assert result.usage.input_tokens + result.usage.output_tokens > 400
@@ -247,7 +247,7 @@ def test_budget_needs_a_priced_model() -> None:
     script = ScriptedPlanner([GOOD])
     options = PlannerOptions(limits=ModelLimits(budget_usd=0.5))
     with pytest.raises(ModelConfigError, match=r"budget of \$0.5 is set but model 'function:"):
-        PlannerAgent(script.model(), planner_tools(), options=options)
+        PlannerAgent(script.model(), planner_registry(), options=options)
 
 
 @dataclass(frozen=True)
@@ -274,7 +274,7 @@ def test_options_are_checked(case: OptionCase) -> None:
 async def test_audit_log_holds_one_record_per_action(tmp_path: Path) -> None:
     path = tmp_path / "logs" / "audit.jsonl"
     script = ScriptedPlanner([MISSPELT, DIVIDES_BY_ZERO, GOOD])
-    events = await _collect(PlannerAgent(script.model(), planner_tools(), audit_path=path))
+    events = await _collect(PlannerAgent(script.model(), planner_registry(), audit_path=path))
     records = read_audit_log(path)
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
     assert {r["run_id"] for r in records} == {records[0]["run_id"]}
@@ -297,7 +297,9 @@ async def test_audit_log_holds_one_record_per_action(tmp_path: Path) -> None:
     assert (end["kind"], end["verdict"], end["plans"]) == ("run_end", "SUCCESS", 3)
     assert end["usage"]["cost_usd"] == "unpriced"
     # A second run appends to the same file.
-    await PlannerAgent(ScriptedPlanner([GOOD]).model(), planner_tools(), audit_path=path).run("g")
+    await PlannerAgent(ScriptedPlanner([GOOD]).model(), planner_registry(), audit_path=path).run(
+        "g"
+    )
     again = read_audit_log(path)
     assert len({r["run_id"] for r in again}) == 2
 
@@ -305,7 +307,7 @@ async def test_audit_log_holds_one_record_per_action(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_events_are_json_lines_and_done_is_last() -> None:
     script = ScriptedPlanner([DIVIDES_BY_ZERO, GOOD])
-    events = await _collect(PlannerAgent(script.model(), planner_tools()))
+    events = await _collect(PlannerAgent(script.model(), planner_registry()))
     assert events[-1].type is T.DONE
     assert [e.type for e in events].count(T.DONE) == 1
     for event in events:
@@ -318,6 +320,6 @@ async def test_events_are_json_lines_and_done_is_last() -> None:
 
 @pytest.mark.anyio
 async def test_empty_goal_is_refused() -> None:
-    agent = PlannerAgent(ScriptedPlanner([GOOD]).model(), planner_tools())
+    agent = PlannerAgent(ScriptedPlanner([GOOD]).model(), planner_registry())
     with pytest.raises(UsageError, match=r"The goal is empty"):
         await agent.run("  ")

@@ -34,8 +34,8 @@ def summarize(value: float, label: str = "result") -> str:
     return f"{label}: {value:g}"
 
 
-def planner_tools() -> ToolRegistry:
-    """The registry the planner tests use: divide, read_oxygen, summarize."""
+def planner_registry() -> ToolRegistry:
+    """The registry the planner tests use (and `--tools` finds): divide, read_oxygen, summarize."""
     return ToolRegistry.from_mapping(
         {"divide": divide, "read_oxygen": read_oxygen, "summarize": summarize}
     )

@@ -1,0 +1,328 @@
+"""`marimo-engine agent "GOAL" --tools MODULE --model MODEL ...`: plan, run and replan with a model.
+
+Wired into `cli/main.py` through `add_parser(subparsers)` and `run(args)`
+(docs/architecture.md, "marimo_engine.cli"). Nothing heavy is imported at
+module level: pydantic-ai, rich and the engine load when the command runs.
+
+On a terminal the planner's steps are printed one line each, and every plan
+that runs gets the same live step display as `marimo-engine run`
+(`cli/progress.RichProgress`). With `--json`, or when stdout is not a
+terminal, every agent event is one JSON line (engine events nested in
+`event`); the last is `DONE`, with the verdict and the usage report.
+
+Exit codes: 0 `SUCCESS`, 1 `FAILURE` (including no valid plan, a provider
+error or a usage limit), 3 `INTERVENTION_NEEDED`, 2 bad input or
+configuration (an unknown `--tools` module, a malformed model string, no
+key or endpoint), printed as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from marimo_engine.agents.events import AgentEvent, AgentResult
+
+__all__ = ["add_parser", "run"]
+
+_EXIT_OK, _EXIT_FAILURE, _EXIT_BAD_INPUT, _EXIT_INTERVENTION = 0, 1, 2, 3
+
+_DESCRIPTION = """\
+Ask a model for a plan that reaches GOAL with the given tools, check it
+(invalid plans go back to the model with their problems), run it as a
+marimo notebook, and replan when it fails.
+
+Models: openai:NAME (OPENAI_API_KEY; or OPENAI_BASE_URL for an
+OpenAI-compatible server such as vLLM, llama.cpp or LM Studio),
+anthropic:NAME (ANTHROPIC_API_KEY), ollama:NAME (OLLAMA_BASE_URL).
+"""
+
+_EPILOG = """\
+exit codes: 0 success, 1 failure (no valid plan, a failed run, a provider
+error or a usage limit), 2 bad input or configuration, 3 the run stopped for
+a person (INTERVENTION_NEEDED).
+
+examples:
+  marimo-engine agent "check the hull and the air" --model openai:gpt-4o-mini
+  OPENAI_BASE_URL=http://localhost:8000/v1 marimo-engine agent "GOAL" \\
+      --tools mypkg.tools --model openai:qwen2.5-7b --audit agent.jsonl
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"expected 0 to 10, got {value}")
+    return value
+
+
+def _dollars(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected US dollars such as 0.50, got {text!r}"
+        ) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected more than 0 US dollars, got {text}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `agent` sub-command to `marimo-engine`'s parser.
+
+    Args:
+        subparsers: The sub-parsers action of the main parser.
+    """
+    parser = subparsers.add_parser(
+        "agent",
+        help="turn a goal into a plan with a model, run it, replan on failure",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("goal", metavar="GOAL", help="what the plan should achieve, in words")
+    parser.add_argument(
+        "--tools",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a module path or .py file with tools (repeatable); the example and data "
+        "tools are always available",
+    )
+    parser.add_argument(
+        "--model", required=True, metavar="MODEL", help="such as openai:gpt-4o-mini"
+    )
+    parser.add_argument(
+        "--fallback",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="a model to try when the one before fails or is rate limited (repeatable)",
+    )
+    parser.add_argument(
+        "--max-replans", type=_count, default=1, metavar="N", help="new plans after a failure"
+    )
+    parser.add_argument(
+        "--max-repairs",
+        type=_count,
+        default=2,
+        metavar="N",
+        help="times an invalid plan goes back to the model with its problems",
+    )
+    parser.add_argument(
+        "--budget-usd",
+        type=_dollars,
+        metavar="X",
+        help="stop when the model's cost passes X US dollars (the model must be priced)",
+    )
+    parser.add_argument(
+        "--max-requests", type=_positive_int, default=20, metavar="N", help="model requests"
+    )
+    parser.add_argument(
+        "--max-tokens", type=_positive_int, metavar="N", help="input plus output tokens"
+    )
+    parser.add_argument(
+        "--context",
+        metavar="FILE.json",
+        help="JSON given to the model with the goal (such as describe() of your data)",
+    )
+    parser.add_argument(
+        "--audit", metavar="PATH", help="append an audit log (JSON lines) of every action"
+    )
+    parser.add_argument(
+        "--notebook", metavar="OUT.py", help="write the notebook of the last plan run"
+    )
+    parser.add_argument(
+        "--stream", action="store_true", help="ask the model for streamed responses"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="write agent events as JSON lines, even on a terminal"
+    )
+    parser.set_defaults(handler=run)
+
+
+def _error(message: str) -> int:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    return _EXIT_BAD_INPUT
+
+
+def _read_context(path: str | None) -> Any:
+    if path is None:
+        return None
+    from marimo_engine.errors import UsageError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"Cannot read --context {path!r}: {exc.strerror}.") from exc
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"--context {path!r} is not JSON: {exc.msg} at line {exc.lineno}; fix the file."
+        ) from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `marimo-engine agent` with parsed arguments.
+
+    Args:
+        args: From `add_parser`'s parser.
+
+    Returns:
+        0 `SUCCESS`, 1 `FAILURE`, 3 `INTERVENTION_NEEDED`, 2 bad input or
+        configuration (the message is printed as one line on stderr).
+    """
+    from marimo_engine.errors import ModelConfigError, UsageError
+
+    try:
+        agent, context = _build(args)
+    except (ModelConfigError, UsageError) as exc:
+        return _error(str(exc))
+    as_json = bool(args.json) or not sys.stdout.isatty()
+    display = _JsonDisplay() if as_json else _RichDisplay(agent.model_label)
+    import anyio
+
+    try:
+        result = anyio.run(_drive, agent, args.goal, context, display)
+    finally:
+        display.close()
+    if args.notebook and result.execution is not None and result.execution.notebook:
+        from marimo_engine.cli.output import write_text_atomic
+
+        path = write_text_atomic(args.notebook, result.execution.notebook)
+        print(f"wrote the notebook of the last run to {path}", file=sys.stderr)
+    if result.error:
+        print(f"error: {' '.join(result.error.split())}", file=sys.stderr)
+    return {
+        "SUCCESS": _EXIT_OK,
+        "FAILURE": _EXIT_FAILURE,
+        "INTERVENTION_NEEDED": _EXIT_INTERVENTION,
+    }[result.verdict.value]
+
+
+def _build(args: argparse.Namespace) -> tuple[Any, Any]:
+    from marimo_engine.agents.planner import PlannerAgent, PlannerOptions
+    from marimo_engine.cli.loading import load_tools
+    from marimo_engine.llm.usage import ModelLimits
+
+    tools = load_tools(args.tools)
+    context = _read_context(args.context)
+    options = PlannerOptions(
+        max_repairs=args.max_repairs,
+        max_replans=args.max_replans,
+        limits=ModelLimits(
+            request_limit=args.max_requests,
+            total_tokens_limit=args.max_tokens,
+            budget_usd=args.budget_usd,
+        ),
+        stream=bool(args.stream),
+    )
+    agent = PlannerAgent(
+        args.model,
+        tools.registry,
+        fallbacks=list(args.fallback),
+        options=options,
+        audit_path=args.audit,
+    )
+    return agent, context
+
+
+async def _drive(agent: Any, goal: str, context: Any, display: Any) -> AgentResult:
+    from contextlib import aclosing
+
+    result = None
+    async with aclosing(agent.events(goal, context=context)) as events:
+        async for event in events:
+            display.handle(event)
+            if event.result is not None:
+                result = event.result
+    assert result is not None
+    return result
+
+
+class _JsonDisplay:
+    """One JSON line per agent event on stdout, flushed at once."""
+
+    def handle(self, event: AgentEvent) -> None:
+        sys.stdout.write(event.to_json_line() + "\n")
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        sys.stdout.flush()
+
+
+class _RichDisplay:
+    """Planner lines, and the `run` command's live step display for each plan that runs."""
+
+    def __init__(self, model_label: str) -> None:
+        from rich.console import Console
+
+        self.console = Console()
+        self.progress: Any = None
+        self.console.print(f"[bold]planner[/bold] [dim]model {model_label}[/dim]")
+
+    def handle(self, event: AgentEvent) -> None:
+        from marimo_engine.agents.events import AgentEventType as T
+        from marimo_engine.engine.events import EventType
+
+        if event.type is T.ENGINE_EVENT and event.event is not None:
+            if self.progress is not None:
+                self.progress.handle(event.event)
+                if event.event.type is EventType.FINISH:
+                    self.progress.close()
+                    self.progress = None
+            return
+        if event.type is T.PLAN_ACCEPTED and event.plan is not None:
+            self._line(event)
+            self._start_progress(event.plan)
+            return
+        if event.type is T.DONE:
+            self._line(event)
+            if event.result is not None:
+                self.console.print(event.result.usage.describe(), style="dim", highlight=False)
+            return
+        self._line(event)
+
+    def _start_progress(self, plan: dict[str, Any]) -> None:
+        from marimo_engine.cli.progress import ProgressModel, RichProgress
+        from marimo_engine.plans.schema import load_plan
+
+        self.progress = RichProgress(ProgressModel.from_plan(load_plan(plan)), console=self.console)
+
+    def _line(self, event: AgentEvent) -> None:
+        from marimo_engine.agents.events import AgentEventType as T
+
+        style = {
+            T.PLAN_REJECTED: "yellow",
+            T.PLAN_ACCEPTED: "green",
+            T.REPLAN: "yellow",
+            T.INTERVENTION: "bold yellow",
+            T.DONE: "bold",
+        }.get(event.type, "cyan")
+        from rich.text import Text
+
+        self.console.print(Text.assemble(("▸ ", style), event.msg), highlight=False)
+        for problem in event.problems or ():
+            self.console.print(f"    {problem.describe()}", style="yellow", highlight=False)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None

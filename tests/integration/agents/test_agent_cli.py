@@ -1,0 +1,223 @@
+"""The real wire path: `marimo-engine agent` in a subprocess against a scripted loopback server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from marimo_engine.agents import read_audit_log
+from tests.unit.llm.openai_server import ScriptedOpenAIServer, scripted_server
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+
+GOOD = {
+    "name": "quarter",
+    "steps": [
+        {"id": "s1", "tool": "divide", "args": {"a": 1, "b": 4}},
+        {"id": "s2", "tool": "summarize", "args": {"value": "$s1", "label": "quarter"}},
+    ],
+}
+MISSPELT = {"name": "typo", "steps": [{"id": "s1", "tool": "divde", "args": {"a": 1, "b": 4}}]}
+DIVIDES_BY_ZERO = {
+    "name": "zero",
+    "steps": [{"id": "s1", "tool": "divide", "args": {"a": 1, "b": 0}}],
+}
+LOW_OXYGEN = {
+    "name": "oxygen",
+    "steps": [
+        {
+            "id": "o2",
+            "tool": "read_oxygen",
+            "args": {"level": 12.5},
+            "intervention_if": "$o2.level < 15",
+        }
+    ],
+}
+
+
+def _agent_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "ANTHROPIC_", "OLLAMA_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "marimo_engine.cli.main", "agent", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def _events(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def _types(events: list[dict[str, Any]]) -> list[str]:
+    return [e["event"]["type"] if e["type"] == "ENGINE_EVENT" else e["type"] for e in events]
+
+
+def _tool_message(server: ScriptedOpenAIServer, request: int) -> str:
+    messages = server.requests[request].body["messages"]
+    return next(m["content"] for m in reversed(messages) if m["role"] == "tool")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_agent_cli_repairs_then_succeeds(tmp_path: Path, stream: bool) -> None:
+    audit = tmp_path / "audit.jsonl"
+    with scripted_server([{"tool_args": MISSPELT}, {"tool_args": GOOD}]) as server:
+        flags = ["--stream"] if stream else []
+        done = _agent_cli(
+            "compute a quarter and summarise it",
+            "--tools", "tests.unit.agents.tools",
+            "--model", "openai:local-planner",
+            "--audit", str(audit),
+            "--json",
+            *flags,
+            env={"OPENAI_BASE_URL": server.base_url},
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    events = _events(done.stdout)
+    assert _types(events) == [
+        "PLANNING", "PLAN_PROPOSED", "PLAN_REJECTED",
+        "PLANNING", "PLAN_PROPOSED", "PLAN_ACCEPTED",
+        "START", "STEP_START", "STEP_COMPLETE", "STEP_START", "STEP_COMPLETE", "FINISH",
+        "DONE",
+    ]  # fmt: skip
+    assert events[-1]["verdict"] == "SUCCESS"
+    assert events[-1]["usage"]["models"][0]["model"] == "openai:local-planner"
+    assert events[-1]["usage"]["cost_usd"] == "unpriced"
+    # What went over the wire: the output tool with the plan schema, the tool schemas in
+    # the instructions, and on repair the problems as JSON.
+    assert [r.is_stream for r in server.requests] == [stream, stream]
+    first = server.requests[0].body
+    assert first["model"] == "local-planner"
+    assert [t["function"]["name"] for t in first["tools"]] == ["submit_plan"]
+    assert "steps" in first["tools"][0]["function"]["parameters"]["properties"]
+    system = first["messages"][0]
+    assert system["role"] == "system"
+    for name in ("divide", "read_oxygen", "summarize", "scan_hull"):
+        assert f'"name": "{name}"' in system["content"]
+    assert '"b": {' in system["content"]  # divide's parameter schema
+    goal = "Goal: compute a quarter and summarise it\n\nSubmit a plan that reaches the goal."
+    assert first["messages"][-1] == {"role": "user", "content": goal}
+    # pydantic-ai sends a retry as the output tool's answer: {"error": "<our text>"}.
+    repair = json.loads(_tool_message(server, 1))["error"]
+    assert repair.startswith("The plan is invalid; nothing ran. Fix every problem")
+    problems = json.loads(repair[repair.index("{") :])["problems"]
+    assert problems == [
+        {
+            "step_id": "s1",
+            "field": "tool",
+            "code": "unknown_tool",
+            "message": "Tool 'divde' is not registered. Did you mean 'divide'?",
+        }
+    ]
+    kinds = [r["kind"] for r in read_audit_log(audit)]
+    assert kinds[0] == "run_start" and kinds[-1] == "run_end"
+    assert kinds.count("model_request") == kinds.count("model_response") == 2
+
+
+def test_agent_cli_replans_after_a_failing_tool_and_reports_failure() -> None:
+    with scripted_server([{"tool_args": DIVIDES_BY_ZERO}, {"tool_args": GOOD}]) as server:
+        done = _agent_cli(
+            "a quarter", "--tools", "tests.unit.agents.tools", "--model", "openai:m",
+            "--max-replans", "1",
+            env={"OPENAI_BASE_URL": server.base_url},
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "REPLAN" in _types(_events(done.stdout))
+    report = server.requests[1].body["messages"][-1]["content"]
+    assert report.startswith("The plan failed.")
+    assert '"type": "ZeroDivisionError"' in report
+    with scripted_server([{"tool_args": DIVIDES_BY_ZERO}]) as server:
+        done = _agent_cli(
+            "a quarter", "--tools", "tests.unit.agents.tools", "--model", "openai:m",
+            "--max-replans", "0",
+            env={"OPENAI_BASE_URL": server.base_url},
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert _events(done.stdout)[-1]["verdict"] == "FAILURE"
+
+
+def test_agent_cli_intervention_exits_3() -> None:
+    with scripted_server([{"tool_args": LOW_OXYGEN}]) as server:
+        done = _agent_cli(
+            "watch the oxygen", "--tools", "tests.unit.agents.tools", "--model", "openai:m",
+            env={"OPENAI_BASE_URL": server.base_url},
+        )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert _events(done.stdout)[-1]["verdict"] == "INTERVENTION_NEEDED"
+
+
+def test_agent_cli_falls_back_from_a_429_server() -> None:
+    with (
+        scripted_server([{"status": 429}], repeat_last=True) as limited,
+        scripted_server([{"tool_args": GOOD}]) as spare,
+    ):
+        done = _agent_cli(
+            "a quarter", "--tools", "tests.unit.agents.tools",
+            "--model", "openai:first", "--fallback", "ollama:second",
+            env={"OPENAI_BASE_URL": limited.base_url, "OLLAMA_BASE_URL": spare.base_url},
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(limited.requests) == 1
+    assert [r.body["model"] for r in spare.requests] == ["second"]
+    usage = _events(done.stdout)[-1]["usage"]["models"]
+    assert [(m["model"], m["requests"], m["failed_attempts"]) for m in usage] == [
+        ("openai:first", 0, 1),
+        ("ollama:second", 1, 0),
+    ]
+
+
+def test_agent_cli_budget_stops_a_priced_model() -> None:
+    expensive = {"prompt_tokens": 2_000_000, "completion_tokens": 10}
+    with scripted_server([{"tool_args": MISSPELT, "usage": expensive}], repeat_last=True) as server:
+        done = _agent_cli(
+            "a quarter", "--tools", "tests.unit.agents.tools",
+            "--model", "openai:gpt-4o-mini", "--budget-usd", "0.5",
+            env={"OPENAI_BASE_URL": server.base_url},
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert len(server.requests) == 2  # $0.30 each at gpt-4o-mini's list price
+    assert "error: The budget of $0.5 is spent ($0.600" in done.stderr
+    assert _events(done.stdout)[-1]["usage"]["cost_usd"] == pytest.approx(2 * (0.30 + 10 * 0.6e-6))
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["--model", "openai:gpt-4o"],
+            {},
+            "error: Model 'openai:gpt-4o' has no key or endpoint: set OPENAI_API_KEY, or "
+            "OPENAI_BASE_URL",
+        ),
+        (
+            ["--model", "ollama:llama3.2", "--budget-usd", "1"],
+            {"OLLAMA_BASE_URL": "http://127.0.0.1:9/v1"},
+            "error: A budget of $1 is set but model 'ollama:llama3.2' has no known price",
+        ),
+        (["--model", "gpt-4o"], {}, "error: Model 'gpt-4o' is not of the form 'PROVIDER:NAME'"),
+    ],
+    ids=["no-key", "unpriced-budget", "bad-model-string"],
+)
+def test_agent_cli_configuration_errors_exit_2(
+    args: list[str], env: dict[str, str], message: str
+) -> None:
+    done = _agent_cli("goal", *args, env=env)
+    assert done.returncode == 2
+    assert done.stderr.startswith(message)
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert done.stdout == ""
