@@ -271,10 +271,10 @@ class _JsonDisplay:
 class _RichDisplay:
     """Planner lines, and the `run` command's live step display for each plan that runs."""
 
-    def __init__(self, model_label: str) -> None:
+    def __init__(self, model_label: str, console: Any = None) -> None:
         from rich.console import Console
 
-        self.console = Console()
+        self.console = console or Console()
         self.progress: Any = None
         self.console.print(f"[bold]planner[/bold] [dim]model {model_label}[/dim]")
 

@@ -1,0 +1,156 @@
+"""The audit log: append-only JSON lines, fsynced per record, complete after a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from marimo_engine.agents import AuditLog, read_audit_log
+from marimo_engine.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_records_are_numbered_json_lines(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "audit.jsonl"
+    with AuditLog(path, run_id="r1") as log:
+        first = log.write("run_start", goal="g", data={1, 2}, when=object())
+        log.write("decision", decision="stop")
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == [1, 2]
+    assert first["kind"] == "run_start" and first["run_id"] == "r1"
+    assert first["data"] == [1, 2]
+    assert first["when"]["__type__"] == "builtins.object"  # the documented JSON fallback
+    assert read_audit_log(path) == [json.loads(line) for line in lines]
+
+
+def test_closed_log_and_unknown_kind_are_refused(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl", run_id="r1")
+    with pytest.raises(UsageError, match=r"Audit record kind 'note' is unknown; use one of"):
+        log.write("note")
+    log.close()
+    log.close()
+    with pytest.raises(UsageError, match=r"audit.jsonl' is closed; open a new AuditLog"):
+        log.write("run_end")
+
+
+def test_unwritable_path_says_which(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(UsageError, match=r"Cannot open the audit log .*file/audit.jsonl"):
+        AuditLog(blocker / "audit.jsonl", run_id="r1")
+
+
+def test_leaked_log_warns(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl", run_id="r1")
+    with pytest.warns(ResourceWarning, match=r"was not closed"):
+        log.__del__()
+    assert not log.is_open
+
+
+def test_a_line_cut_by_a_crash_is_left_out_but_a_bad_middle_line_raises(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.write_text('{"seq": 1}\n{"seq": 2}\n{"seq": 3, "kin')
+    assert read_audit_log(path) == [{"seq": 1}, {"seq": 2}]
+    path.write_text('{"seq": 1}\nnot json\n{"seq": 3}\n')
+    with pytest.raises(UsageError, match=r"line 2 is not JSON"):
+        read_audit_log(path)
+
+
+def _wait_for(path: Path, predicate: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and predicate in path.read_text(errors="replace"):
+            return
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        time.sleep(0.05)
+    raise AssertionError(f"{predicate!r} never appeared in {path}")
+
+
+@pytest.mark.integration
+def test_audit_log_survives_a_writer_killed_mid_stream(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    script = textwrap.dedent(
+        f"""
+        from marimo_engine.agents import AuditLog
+        log = AuditLog({str(path)!r}, run_id="crash")
+        i = 0
+        while True:
+            i += 1
+            log.write("engine_event", n=i, payload="x" * (i % 5000))
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stderr=subprocess.PIPE)
+    try:
+        _wait_for(path, '"n":200,', proc, 60)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stderr.close() if proc.stderr else None
+    records = read_audit_log(path)
+    assert len(records) >= 200
+    assert [r["n"] for r in records] == list(range(1, len(records) + 1))
+    lines = path.read_bytes().split(b"\n")
+    for line in lines[:-1]:  # every line but a possibly cut last one is complete JSON
+        json.loads(line)
+
+
+PLANNER_SCRIPT = """
+import sys, time
+from pydantic_ai.messages import ModelResponse, ToolCallPart
+from pydantic_ai.models.function import FunctionModel
+from marimo_engine.agents import PlannerAgent
+from marimo_engine.tools.registry import ToolRegistry
+
+def hold(seconds: float) -> str:
+    \"\"\"Wait.
+
+    Args:
+        seconds: How long.
+    \"\"\"
+    time.sleep(seconds)
+    return "held"
+
+def plan(messages, info):
+    steps = [{"id": "h", "tool": "hold", "args": {"seconds": 600}}]
+    return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, {"steps": steps})])
+
+tools = ToolRegistry.from_mapping({"hold": hold})
+PlannerAgent(FunctionModel(plan), tools, audit_path=sys.argv[1]).run_sync("hold on")
+"""
+
+
+@pytest.mark.integration
+def test_audit_log_of_an_agent_killed_mid_run(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PLANNER_SCRIPT, str(path)], cwd=ROOT, stderr=subprocess.PIPE
+    )
+    try:
+        _wait_for(path, '"type":"STEP_START"', proc, 90)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
+    records = read_audit_log(path)
+    assert [r["kind"] for r in records] == [
+        "run_start",
+        "model_request",
+        "model_response",
+        "plan_proposed",
+        "validation",
+        "plan_accepted",
+        "engine_event",
+        "engine_event",
+    ]
+    assert [r["event"]["type"] for r in records[-2:]] == ["START", "STEP_START"]
+    assert path.read_bytes().endswith(b"\n")

@@ -1,0 +1,63 @@
+"""The agent command's terminal display and its light import."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from marimo_engine.agents import PlannerAgent
+from marimo_engine.cli.agent import _RichDisplay
+from tests.unit.agents.scripted import ScriptedPlanner
+from tests.unit.agents.tools import planner_registry
+
+ROOT = Path(__file__).resolve().parents[3]
+
+MISSPELT = {"name": "typo", "steps": [{"id": "s1", "tool": "divde", "args": {"a": 1, "b": 4}}]}
+GOOD = {
+    "name": "quarter",
+    "steps": [
+        {"id": "s1", "tool": "divide", "args": {"a": 1, "b": 4}},
+        {"id": "s2", "tool": "summarize", "args": {"value": "$s1", "label": "quarter"}},
+    ],
+}
+
+
+@pytest.mark.anyio
+async def test_rich_display_shows_the_planner_and_the_steps() -> None:
+    out = io.StringIO()
+    display = _RichDisplay("scripted", console=Console(file=out, width=120, color_system=None))
+    agent = PlannerAgent(ScriptedPlanner([MISSPELT, GOOD]).model(), planner_registry())
+    try:
+        async for event in agent.events("a quarter [with brackets]"):
+            display.handle(event)
+    finally:
+        display.close()
+    text = out.getvalue()
+    for expected in (
+        "planner model scripted",
+        "▸ Plan 1 rejected: 1 problem(s); step 's1', field 'tool': Tool 'divde' is not",
+        "    step 's1', field 'tool': Tool 'divde' is not registered. Did you mean 'divide'?",
+        "▸ Plan 2 accepted; running it",
+        "quarter: 0.25",
+        "▸ Done: SUCCESS (succeeded)",
+        "scripted-planner: 2 requests",
+    ):
+        assert expected in text, text
+
+
+@pytest.mark.integration
+def test_modules_import_nothing_heavy() -> None:
+    code = (
+        "import sys, marimo_engine.cli.agent, marimo_engine.agents, marimo_engine.llm\n"
+        "heavy = {'pydantic_ai', 'rich', 'httpx', 'marimo', 'openai', 'anthropic'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
