@@ -631,6 +631,17 @@ class LiveClientSync:
         """The session id."""
         return self.client.session_id
 
+    def call(self, func: Callable[[], Awaitable[_T]]) -> _T:
+        """Run an async function on this client's event-loop thread and return its result.
+
+        Use it to drive `self.client` (the async `LiveClient`) with async code,
+        such as iterating `run_plan_live`. Ctrl-C cancels the call.
+
+        Raises:
+            UsageError: The client is closed.
+        """
+        return self._run(func)
+
     def _run(self, func: Callable[[], Awaitable[_T]]) -> _T:
         if self._portal is None:
             raise UsageError("This LiveClientSync is closed; make a new one.")

@@ -211,7 +211,7 @@ async def _me_call(cm, args):
     module = type(df).__module__.split(".")[0]
     if module not in ("pandas", "polars") or not hasattr(df, "columns"):
         raise TypeError(
-            f"{name!r} is a {_me_short_type(df)}, not a pandas or polars DataFrame; "
+            f"{name!r} is of type {_me_short_type(df)}, not a pandas or polars DataFrame; "
             "use variables() for other values."
         )
     budget = args["max_chars"]
@@ -313,7 +313,8 @@ async def _me_call(cm, args):
                 element = ctx.globals[op["name"]]
                 if not hasattr(element, "_id"):
                     raise TypeError(
-                        f"{op['name']!r} is a {_me_short_type(element)}, not a marimo UI element."
+                        f"{op['name']!r} is of type {_me_short_type(element)}, "
+                        "not a marimo UI element."
                     )
                 ctx.set_ui_value(element, op.get("value"))
                 touched.append((kind, None))
