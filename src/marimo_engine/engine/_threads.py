@@ -60,6 +60,7 @@ class WorkerPool:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="marimo-engine-step"
         )
+        self.active = 0  # calls submitted and not yet finished
 
     async def run(self, function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         """Call `function(**kwargs)` in a worker thread and await its result.
@@ -91,6 +92,7 @@ class WorkerPool:
                     # that it cannot fire in the pool's own loop.
                     _set_async_exc(call.ident, ctypes.py_object())
 
+        self.active += 1
         future = self._executor.submit(work)
         try:
             return await asyncio.wrap_future(future)
@@ -98,6 +100,13 @@ class WorkerPool:
             if not future.cancel():
                 call.interrupt()
             raise
+        finally:
+            self.active -= 1
+
+    @property
+    def is_idle(self) -> bool:
+        """Whether no call is running or queued (joining the workers then takes microseconds)."""
+        return self.active == 0
 
     def shutdown(self) -> None:
         """Stop taking work and join every worker thread (blocks until they end)."""

@@ -37,6 +37,7 @@ variable names deterministically (`safe_variable_names`).
 from __future__ import annotations
 
 import builtins
+import functools
 import html
 import json
 import keyword
@@ -382,6 +383,7 @@ def render_notebook(ir: NotebookIR) -> str:
     return "\n".join(parts)
 
 
+@functools.cache
 def _marimo_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import inspect
 import json
 import re
@@ -430,6 +431,19 @@ def build_tool_spec(
         if not isinstance(name, str) or name == "<lambda>":
             raise UsageError(f"{function!r} has no usable __name__; register it with name='...'.")
     name = _check_name(name)
+    try:
+        return _cached_tool_spec(function, name, description)
+    except TypeError:  # an unhashable callable object: derive it afresh
+        return _derive_tool_spec(function, name, description)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_tool_spec(function: Callable[..., Any], name: str, description: str | None) -> ToolSpec:
+    """Memoise derivation: a run given a plain mapping of tools must not rebuild schemas."""
+    return _derive_tool_spec(function, name, description)
+
+
+def _derive_tool_spec(function: Callable[..., Any], name: str, description: str | None) -> ToolSpec:
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError) as exc:
