@@ -84,17 +84,36 @@ def fan_out_plan(k: int, tool: str, seconds: float) -> dict[str, Any]:
     return {"id": f"fan-{tool}-{k}", "steps": steps}
 
 
-def timed(fn: Callable[[], Any]) -> float:
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
+    """Seconds one call of `fn(*args, **kwargs)` takes, after a full collection."""
     gc.collect()
     start = time.perf_counter()
-    fn()
+    fn(*args, **kwargs)
     return time.perf_counter() - start
+
+
+def median_time(reps: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
+    """Median seconds of `reps` calls."""
+    return statistics.median(timed(fn, *args, **kwargs) for _ in range(reps))
 
 
 def engine_run(plan: dict[str, Any], **options: Any) -> None:
     result = execute_plan_sync(plan, TOOLS, **options)
     if result.verdict != "SUCCESS":
         raise SystemExit(f"benchmark plan {plan['id']} failed: {result.error}")
+
+
+def thread_hop_chain(n: int) -> None:
+    """The floor for plain tools off the loop: N chained `run_in_executor` calls."""
+
+    async def loop() -> None:
+        running = asyncio.get_running_loop()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            x = None
+            for _ in range(n):
+                x = await running.run_in_executor(pool, noop, x)
+
+    asyncio.run(loop())
 
 
 def direct_chain(n: int, tool: str) -> None:
@@ -145,10 +164,6 @@ def marimo_run(path: Path) -> float:
     return timed(app.run)
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
 def bench_chains(sizes: list[int], reps: dict[int, int], marimo_max: int) -> list[dict[str, Any]]:
     rows = []
     folder = Path(tempfile.mkdtemp(prefix="marimo-engine-bench-"))
@@ -160,19 +175,23 @@ def bench_chains(sizes: list[int], reps: dict[int, int], marimo_max: int) -> lis
         for tool in ("noop", "anoop"):
             plan = chain_plan(n, tool)
             _compile_cell.cache_clear()  # cold: marimo compiles every cell
-            cold = timed(lambda plan=plan: engine_run(plan))
-            warm = median([timed(lambda plan=plan: engine_run(plan)) for _ in range(r)])
-            direct = median([timed(lambda tool=tool: direct_chain(n, tool)) for _ in range(r)])
+            cold = timed(engine_run, plan)
+            warm = median_time(r, engine_run, plan)
+            direct = median_time(r, direct_chain, n, tool)
             kind = "plain" if tool == "noop" else "async"
             row[f"engine_{kind}_cold_s"] = cold
             row[f"engine_{kind}_s"] = warm
             row[f"direct_{kind}_s"] = direct
             row[f"overhead_{kind}_us_per_step"] = (warm - direct) / n * 1e6
             row[f"overhead_{kind}_cold_us_per_step"] = (cold - direct) / n * 1e6
+        hop = median_time(r, thread_hop_chain, n)
+        row["thread_hop_us_per_step"] = hop / n * 1e6
         if n <= marimo_max:
             path = marimo_chain_file(n, folder)
             marimo_reps = 1 if n >= 3000 else (2 if n >= 1000 else r)
-            row["marimo_app_run_s"] = median([marimo_run(path) for _ in range(marimo_reps)])
+            row["marimo_app_run_s"] = statistics.median(
+                marimo_run(path) for _ in range(marimo_reps)
+            )
             row["marimo_us_per_step"] = row["marimo_app_run_s"] / n * 1e6
         else:
             row["marimo_app_run_s"] = None
@@ -199,12 +218,10 @@ def bench_fan_out(ks: list[int], reps: int, seconds: float = 0.05) -> list[dict[
                 values = list(pool.map(bsleep, [seconds] * k))
             join(**{f"v{i}": v for i, v in enumerate(values)})
 
-        engine_async = median([timed(lambda: engine_run(async_plan)) for _ in range(reps)])
-        floor_async = median([timed(lambda: asyncio.run(gather_floor())) for _ in range(reps)])
-        engine_blocking = median(
-            [timed(lambda: engine_run(blocking_plan, max_workers=k)) for _ in range(reps)]
-        )
-        floor_blocking = median([timed(thread_floor) for _ in range(reps)])
+        engine_async = median_time(reps, engine_run, async_plan)
+        floor_async = median_time(reps, lambda floor=gather_floor: asyncio.run(floor()))
+        engine_blocking = median_time(reps, engine_run, blocking_plan, max_workers=k)
+        floor_blocking = median_time(reps, thread_floor)
         rows.append(
             {
                 "k": k,
@@ -252,6 +269,7 @@ def print_report(
         "engine async",
         "cold",
         "µs/step",
+        "hop µs",
         "marimo App.run",
         "µs/step",
     ):
@@ -266,6 +284,7 @@ def print_report(
             fmt(row["engine_async_s"]),
             fmt(row["engine_async_cold_s"]),
             fmt(row["overhead_async_us_per_step"], digits=0),
+            fmt(row["thread_hop_us_per_step"], digits=0),
             fmt(row["marimo_app_run_s"]),
             fmt(row["marimo_us_per_step"], digits=0),
         )
