@@ -122,6 +122,7 @@ class _RunState:
     run_usage: Any = None
     pending: list[AgentEvent] = field(default_factory=list)
     seen: dict[int, Any] = field(default_factory=dict)
+    ended: bool = False
 
     def record(self, kind: str, **fields: Any) -> None:
         if self.audit is not None:
@@ -251,6 +252,7 @@ class PlannerAgent:
         """
         if not goal or not goal.strip():
             raise UsageError("The goal is empty; say in words what the plan should achieve.")
+        import anyio
         from pydantic_ai.usage import RunUsage
 
         run_id = f"agent-{uuid.uuid4().hex[:8]}"
@@ -281,11 +283,13 @@ class PlannerAgent:
             prompt = _prompts.goal_prompt(goal, context, self.options.max_context_chars)
             try:
                 while True:
-                    async for event in self._propose(state, prompt):
-                        yield event
+                    async with aclosing(self._propose(state, prompt)) as proposing:
+                        async for event in proposing:
+                            yield event
                     attempt = state.plans[-1]
-                    async for event in self._execute(state, attempt):
-                        yield event
+                    async with aclosing(self._execute(state, attempt)) as running:
+                        async for event in running:
+                            yield event
                     next_prompt = await self._decide(state, attempt)
                     for event in _drain(state):
                         yield event
@@ -295,6 +299,18 @@ class PlannerAgent:
             for event in _drain(state):
                 yield event
             yield self._done(state, stop)
+        except BaseException as exc:  # closed early, cancelled, or a bug: the log says so
+            if not state.ended:
+                early = isinstance(exc, GeneratorExit | anyio.get_cancelled_exc_class())
+                state.record(
+                    "run_end",
+                    verdict=Verdict.FAILURE.value,
+                    stop_reason="interrupted" if early else "crashed",
+                    error=None if early else f"{type(exc).__name__}: {exc}",
+                    plans=len(state.plans),
+                    usage=state.tracker.report().to_json(),
+                )
+            raise
         finally:
             if audit is not None:
                 audit.close()
@@ -581,6 +597,7 @@ class PlannerAgent:
             plans=len(result.plans),
             usage=result.usage.to_json(),
         )
+        state.ended = True
         msg = f"Done: {result.verdict.value} ({result.stop_reason})"
         if result.error:
             msg += f": {result.error}"
