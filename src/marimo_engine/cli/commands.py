@@ -9,8 +9,10 @@ Each function takes the parsed arguments and returns an exit code
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from marimo_engine.cli.loading import LoadedPlan, LoadedTools, load_tools, read_plan
@@ -234,14 +236,24 @@ def _write_artifacts(
     if args.html:
         from marimo_engine.cli.report import write_html_report
 
-        path = write_html_report(
-            model,
-            result.outputs,
-            args.html,
-            notebook=result.notebook,
-            search_paths=tools.search_paths,
-        )
+        with _status("Writing the HTML report with marimo export html …", quiet=args.json):
+            path = write_html_report(
+                model,
+                result.outputs,
+                args.html,
+                notebook=result.notebook,
+                search_paths=tools.search_paths,
+            )
         _note(f"wrote the HTML report to {path}")
+
+
+def _status(text: str, *, quiet: bool) -> AbstractContextManager[object]:
+    """A spinner on a terminal while something slow happens; nothing otherwise."""
+    if quiet or not sys.stdout.isatty():
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console().status(text)
 
 
 def _note(text: str) -> None:
