@@ -69,6 +69,9 @@ class StepLine:
         attempt: The try in progress after a retry (2 for the first retry).
         note: Why it was skipped, the error, or the intervention expression.
         output: The step's output once done.
+        summary: `summarize_output(output)`, worked out once when the step is done.
+        finished_order: 1 for the first step to finish (done, skipped, failed),
+            2 for the next, ...; `None` while it has not finished.
     """
 
     step_id: str
@@ -81,6 +84,9 @@ class StepLine:
     attempt: int | None = None
     note: str = ""
     output: Any = None
+    summary: str = ""
+    finding: str = ""
+    finished_order: int | None = None
 
 
 def _error_text(error: ErrorInfo | None) -> str:
@@ -144,6 +150,7 @@ class ProgressModel:
     key_findings: dict[str, Any] = field(default_factory=dict)
     intervention: tuple[str, str] | None = None
     _started_at: float = field(default_factory=time.monotonic)
+    _finished: int = 0
 
     @classmethod
     def from_plan(cls, plan: Plan) -> ProgressModel:
@@ -186,15 +193,20 @@ class ProgressModel:
         elif kind is EventType.STEP_COMPLETE and line is not None:
             line.state, line.output = StepState.DONE, event.output
             line.duration_s = self._duration(event, line, now)
+            line.summary = summarize_output(event.output)
+            self._finish(line)
             if event.key_finding or line.is_key_finding:
                 line.is_key_finding = True
+                line.finding = summarize_output(event.output, 300)
                 self.key_findings[line.step_id] = event.output
         elif kind is EventType.STEP_SKIPPED and line is not None:
             line.state, line.note = StepState.SKIPPED, event.reason or event.msg
+            self._finish(line)
         elif kind is EventType.ERROR:
             if line is not None:
                 line.state, line.note = StepState.FAILED, _error_text(event.error)
                 line.duration_s = self._duration(event, line, now)
+                self._finish(line)
             else:
                 self.plan_error = _error_text(event.error)
         elif kind is EventType.INTERVENTION_NEEDED and line is not None:
@@ -210,6 +222,10 @@ class ProgressModel:
                     step.state = StepState.CANCELLED
                 elif step.state is StepState.WAITING:
                     step.state = StepState.NOT_RUN
+
+    def _finish(self, line: StepLine) -> None:
+        self._finished += 1
+        line.finished_order = self._finished
 
     def _line(self, event: Event) -> StepLine | None:
         if event.step_id is None:
@@ -253,15 +269,42 @@ class JsonLinesProgress:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stdout
+        self.is_broken = False
 
     def handle(self, event: Event) -> None:
-        """Write the event as one JSON line."""
-        self._stream.write(event.to_json_line() + "\n")
-        self._stream.flush()
+        """Write the event as one JSON line; after the reader went away, nothing."""
+        if self.is_broken:
+            return
+        try:
+            self._stream.write(event.to_json_line() + "\n")
+            self._stream.flush()
+        except BrokenPipeError:
+            # `marimo-engine run plan.json | head -3`: the run goes on to its
+            # end (FINISH), the lines go nowhere, and Python must not
+            # complain about the pipe when it flushes stdout at exit.
+            self.is_broken = True
+            _silence(self._stream)
 
     def close(self) -> None:
         """Flush the stream."""
-        self._stream.flush()
+        if not self.is_broken:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self.is_broken = True
+                _silence(self._stream)
+
+
+def _silence(stream: TextIO) -> None:
+    import os
+
+    try:
+        fileno = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
 
 
 _ICONS = {
@@ -281,12 +324,48 @@ _VERDICT_STYLES = {
 }
 
 
-def render_steps(model: ProgressModel, now: float | None = None) -> RenderableType:
+_IMPORTANT = (
+    StepState.RUNNING,
+    StepState.RETRYING,
+    StepState.FAILED,
+    StepState.INTERVENTION,
+    StepState.CANCELLED,
+)
+
+
+def _visible_lines(model: ProgressModel, max_rows: int | None) -> tuple[list[StepLine], int]:
+    """The lines to draw, in plan order, and how many were left out.
+
+    With more steps than `max_rows`, running, retrying, failed and stopped
+    steps and key findings are always shown; the rest of the room goes to
+    the steps that finished last, so a long plan shows where it is.
+    """
+    lines = list(model.steps.values())
+    if max_rows is None or len(lines) <= max_rows:
+        return lines, 0
+    room = max(max_rows - 1, 1)  # one row says how many are hidden
+    keep = {id(x) for x in lines if x.state in _IMPORTANT or x.finding}
+    recent = sorted(
+        (x for x in lines if x.finished_order is not None and id(x) not in keep),
+        key=lambda x: x.finished_order or 0,
+        reverse=True,
+    )
+    for line in recent[: max(room - len(keep), 0)]:
+        keep.add(id(line))
+    shown = [x for x in lines if id(x) in keep]
+    return shown, len(lines) - len(shown)
+
+
+def render_steps(
+    model: ProgressModel, now: float | None = None, *, max_rows: int | None = None
+) -> RenderableType:
     """Return the rich renderable of the step lines (a grid, one row per step).
 
     Args:
         model: The run's state.
         now: `time.monotonic()` for the elapsed seconds of running steps.
+        max_rows: Draw at most about this many step lines (a terminal's
+            height); `None` draws every step.
     """
     from rich.spinner import Spinner
     from rich.table import Table
@@ -298,7 +377,8 @@ def render_steps(model: ProgressModel, now: float | None = None) -> RenderableTy
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(style="cyan", no_wrap=True)
     grid.add_column(overflow="ellipsis")
-    for line in model.steps.values():
+    shown, hidden = _visible_lines(model, max_rows)
+    for line in shown:
         # One line per step: the status is cut, not wrapped, on a narrow terminal.
         status = Text(no_wrap=True, overflow="ellipsis")
         if line.state in (StepState.RUNNING, StepState.RETRYING):
@@ -318,20 +398,23 @@ def render_steps(model: ProgressModel, now: float | None = None) -> RenderableTy
             if line.duration_s is not None:
                 status.append(f" {line.duration_s:.2f}s", style="dim")
             if line.state is StepState.DONE:
-                status.append(f"  → {summarize_output(line.output)}", style="dim")
+                status.append(f"  → {line.summary}", style="dim")
             elif line.note:
                 status.append(f"  {line.note}", style=style)
         name = Text(line.step_id)
         if line.is_key_finding:
             name.append(" ★", style="bold magenta")
         grid.add_row(icon, name, line.tool, status)
-        if line.is_key_finding and line.state is StepState.DONE:
-            grid.add_row(
-                "",
-                "",
-                "",
-                Text(f"★ key finding: {summarize_output(line.output, 300)}", style="bold magenta"),
-            )
+        if line.finding and line.state is StepState.DONE:
+            grid.add_row("", "", "", Text(f"★ key finding: {line.finding}", style="bold magenta"))
+    if hidden:
+        counts: dict[StepState, int] = {}
+        shown_ids = {id(x) for x in shown}
+        for line in model.steps.values():
+            if id(line) not in shown_ids:
+                counts[line.state] = counts.get(line.state, 0) + 1
+        detail = ", ".join(f"{n} {state.value}" for state, n in counts.items())
+        grid.add_row("…", Text(f"{hidden} more steps", style="dim"), "", Text(detail, style="dim"))
     return grid
 
 
@@ -405,8 +488,10 @@ class RichProgress:
         self._live.start()
 
     def _render(self) -> RenderableType:
+        # Room for the header, the live frame's margins and key findings.
+        max_rows = max(self.console.height - 4 - 2 * len(self.model.key_findings), 5)
         with self._lock:
-            return render_steps(self.model)
+            return render_steps(self.model, max_rows=max_rows)
 
     def handle(self, event: Event) -> None:
         """Fold the event into the model and redraw."""

@@ -151,7 +151,7 @@ def test_invalid_plan_error_is_shown_in_the_summary() -> None:
 
 def test_lines_stay_one_per_step_on_a_narrow_terminal() -> None:
     model = _model_after(RUNNING)
-    model.steps["b"].output = {"text": "x" * 500}
+    model.steps["b"].summary = summarize_output({"text": "x" * 500})
     text = _text(render_steps(model, now=101.0), width=60)
     step_lines = [line for line in text.splitlines() if line[:2].strip() not in ("", "★")]
     assert len(step_lines) == 5
@@ -211,3 +211,44 @@ def test_json_lines_are_one_event_each() -> None:
     lines = stream.getvalue().splitlines()
     assert [json.loads(line)["type"] for line in lines] == ["START", "STEP_COMPLETE"]
     assert json.loads(lines[1])["output"]["shape"] == [2, 1]
+
+
+def test_a_long_plan_shows_what_matters_within_the_terminal() -> None:
+    plan = load_plan({"steps": [{"id": f"s{i}", "tool": "scan_hull"} for i in range(200)]})
+    model = ProgressModel.from_plan(plan)
+    events = [_event(EventType.START)]
+    for i in range(150):
+        events += [
+            _event(EventType.STEP_START, f"s{i}"),
+            _event(EventType.STEP_COMPLETE, f"s{i}", output=i),
+        ]
+    events += [_event(EventType.STEP_START, "s150"), _event(EventType.STEP_START, "s151")]
+    for event in events:
+        model.apply(event, now=10.0)
+    text = _text(render_steps(model, now=11.0, max_rows=10))
+    rows = [line.split()[1] for line in text.splitlines() if line.strip()]
+    # The running steps, then the most recently finished ones, in plan order.
+    assert rows == ["s143", "s144", "s145", "s146", "s147", "s148", "s149", "s150", "s151", "191"]
+    assert text.splitlines()[-1].split() == [
+        "…",
+        "191",
+        "more",
+        "steps",
+        "143",
+        "done,",
+        "48",
+        "waiting",
+    ]
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_json_lines_stop_quietly_when_the_reader_goes_away() -> None:
+    sink = JsonLinesProgress(_ClosedPipe())
+    sink.handle(_event(EventType.START))
+    sink.handle(_event(EventType.FINISH, verdict=Verdict.SUCCESS))
+    sink.close()
+    assert sink.is_broken
