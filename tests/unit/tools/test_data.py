@@ -351,3 +351,49 @@ ARGS_CASES = [
 @pytest.mark.parametrize("case", ARGS_CASES, ids=[c.id for c in ARGS_CASES])
 def test_registry_checks_literal_args(case: ArgsCase) -> None:
     assert len(data_registry().check_args(case.tool, case.args)) == case.problems
+
+
+# --- the real-data example plan -------------------------------------------------
+
+
+def test_example_plan_has_what_the_issue_asks_for() -> None:
+    from marimo_engine.examples import load_example
+    from marimo_engine.plans.dependencies import step_dependencies
+    from marimo_engine.plans.schema import load_plan
+    from marimo_engine.plans.validation import validate_plan
+
+    data = load_example("seattle-weather")
+    assert validate_plan(data, data_registry()) == []
+    plan = load_plan(data)
+    steps = {s.id: s for s in plan.steps}
+    assert len(steps) >= 6
+    assert any(s.run_if for s in plan.steps)
+    assert any(s.key_finding for s in plan.steps)
+    assert any(s.intervention_if for s in plan.steps)
+    assert any(s.tool == "chart_table" for s in plan.steps)
+    deps = step_dependencies(plan)
+    # profile and weather_mix need only the loaded table: neither waits for the other.
+    assert deps["profile"] == ("load_weather",)
+    assert deps["weather_mix"] == ("load_weather",)
+
+
+def test_example_plan_runs_on_the_real_data() -> None:
+    from marimo_engine import execute_plan_sync
+    from marimo_engine.examples import load_example
+
+    result = execute_plan_sync(load_example("seattle-weather"), tools=data_registry())
+    assert result.verdict.value == "SUCCESS", result.error
+    assert result.intervention is None  # the data has no gaps: intervention_if stays false
+    assert result.skipped == []  # run_if holds: four years of data
+    assert result.key_findings == {
+        "headline": {
+            "wettest_year": 2014,
+            "wettest_year_precipitation_mm": 1232.8,
+            "warmest_year": 2015,
+            "warmest_year_mean_temp_max_c": 17.43,
+            "wet_day_share": 0.426,
+        }
+    }
+    assert isinstance(result.outputs["load_weather"], pd.DataFrame)
+    assert isinstance(result.outputs["temperature_chart"], alt.Chart)
+    assert result.outputs["yearly"]["year"].tolist() == [2012, 2013, 2014, 2015]
