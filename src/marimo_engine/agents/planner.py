@@ -19,7 +19,6 @@ decision is written to the audit log when one is given.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import time
 import uuid
@@ -29,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from marimo_engine.agents import _prompts
+from marimo_engine.agents._proposing import MAX_AUDIT_TEXT, Proposer
 from marimo_engine.agents._run import execute_to_result
+from marimo_engine.agents._state import RunState, StopRun, drain
 from marimo_engine.agents.audit import AuditLog
 from marimo_engine.agents.events import (
     AgentEvent,
@@ -40,8 +41,8 @@ from marimo_engine.agents.events import (
     PlanAttempt,
 )
 from marimo_engine.engine.events import Verdict
-from marimo_engine.errors import ModelConfigError, ModelError, UsageError
-from marimo_engine.llm.usage import ModelLimits, UsageTracker, model_label
+from marimo_engine.errors import ModelConfigError, UsageError
+from marimo_engine.llm.usage import ModelLimits, UsageTracker
 
 if TYPE_CHECKING:
     import os
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
     from pydantic_ai.models import Model
 
     from marimo_engine.engine.events import ExecutionResult
-    from marimo_engine.plans.problems import Problem
     from marimo_engine.tools.registry import ToolRegistry
 
 __all__ = ["InterventionCallback", "PlannerAgent", "PlannerOptions"]
@@ -58,8 +58,6 @@ InterventionCallback = Callable[
     [InterventionRequest], "InterventionDecision | Awaitable[InterventionDecision | None] | None"
 ]
 """Called when a run stops for a person; returns a decision (`None` means stop)."""
-
-_MAX_AUDIT_TEXT = 4_000
 
 
 @dataclass(frozen=True)
@@ -96,37 +94,6 @@ class PlannerOptions:
             raise UsageError(
                 f"PlannerOptions.max_context_chars is {self.max_context_chars!r}; use 200 or more."
             )
-
-
-class _Stop(Exception):
-    """Ends the agent loop with a verdict and a reason (internal)."""
-
-    def __init__(self, verdict: Verdict, reason: str, error: str | None = None) -> None:
-        super().__init__(reason)
-        self.verdict = verdict
-        self.reason = reason
-        self.error = error
-
-
-@dataclass
-class _RunState:
-    goal: str
-    run_id: str
-    started: float
-    tracker: UsageTracker
-    audit: AuditLog | None
-    plans: list[PlanAttempt] = field(default_factory=list)
-    execution: ExecutionResult | None = None
-    replans: int = 0
-    history: list[Any] | None = None
-    run_usage: Any = None
-    pending: list[AgentEvent] = field(default_factory=list)
-    seen: dict[int, Any] = field(default_factory=dict)
-    ended: bool = False
-
-    def record(self, kind: str, **fields: Any) -> None:
-        if self.audit is not None:
-            self.audit.write(kind, **fields)
 
 
 class PlannerAgent:
@@ -176,7 +143,7 @@ class PlannerAgent:
             )
         self.on_intervention = on_intervention
         self.audit_path = audit_path
-        self._agent = self._build_agent()
+        self._proposer = Proposer(self._build_agent(), self.tools, self.options, self.model_label)
 
     def _build_agent(self) -> Any:
         from pydantic_ai import Agent, RunContext, StructuredDict, ToolOutput
@@ -257,7 +224,7 @@ class PlannerAgent:
 
         run_id = f"agent-{uuid.uuid4().hex[:8]}"
         audit = None if self.audit_path is None else AuditLog(self.audit_path, run_id=run_id)
-        state = _RunState(
+        state = RunState(
             goal=goal,
             run_id=run_id,
             started=time.monotonic(),
@@ -279,11 +246,11 @@ class PlannerAgent:
                 },
                 context=_prompts.cut_json(context, self.options.max_context_chars),
             )
-            stop: _Stop
+            stop: StopRun
             prompt = _prompts.goal_prompt(goal, context, self.options.max_context_chars)
             try:
                 while True:
-                    async with aclosing(self._propose(state, prompt)) as proposing:
+                    async with aclosing(self._proposer.propose(state, prompt)) as proposing:
                         async for event in proposing:
                             yield event
                     attempt = state.plans[-1]
@@ -291,12 +258,12 @@ class PlannerAgent:
                         async for event in running:
                             yield event
                     next_prompt = await self._decide(state, attempt)
-                    for event in _drain(state):
+                    for event in drain(state):
                         yield event
                     prompt = next_prompt
-            except _Stop as exc:
+            except StopRun as exc:
                 stop = exc
-            for event in _drain(state):
+            for event in drain(state):
                 yield event
             yield self._done(state, stop)
         except BaseException as exc:  # closed early, cancelled, or a bug: the log says so
@@ -315,154 +282,7 @@ class PlannerAgent:
             if audit is not None:
                 audit.close()
 
-    async def _propose(self, state: _RunState, prompt: str) -> AsyncIterator[AgentEvent]:
-        """Ask the model for a plan until one is valid; leave it as `state.plans[-1]`."""
-        from pydantic_ai import Agent, ModelRetry
-        from pydantic_ai.exceptions import UnexpectedModelBehavior
-
-        from marimo_engine.llm.errors import model_errors
-        from marimo_engine.plans.validation import validate_plan
-
-        accepted: list[PlanAttempt] = []
-        round_start = len(state.plans)
-
-        def validate(data: dict[str, Any]) -> dict[str, Any]:
-            proposal = len(state.plans) + 1
-            plan = dict(data)
-            problems: list[Problem] = validate_plan(plan, self.tools)
-            attempt = PlanAttempt(proposal=proposal, plan=plan, problems=list(problems))
-            state.plans.append(attempt)
-            n_steps = len(plan.get("steps") or [])
-            state.record("plan_proposed", proposal=proposal, plan=plan)
-            state.record(
-                "validation",
-                proposal=proposal,
-                valid=not problems,
-                problems=[p.model_dump(mode="json") for p in problems],
-            )
-            state.pending.append(
-                AgentEvent(
-                    type=AgentEventType.PLAN_PROPOSED,
-                    msg=f"Plan {proposal} proposed: {n_steps} step(s)",
-                    proposal=proposal,
-                    replan=state.replans,
-                    plan=plan,
-                )
-            )
-            if problems:
-                repairs_used = len(state.plans) - round_start
-                state.pending.append(
-                    AgentEvent(
-                        type=AgentEventType.PLAN_REJECTED,
-                        msg=f"Plan {proposal} rejected: {len(problems)} problem(s); "
-                        + "; ".join(p.describe() for p in problems[:2]),
-                        proposal=proposal,
-                        replan=state.replans,
-                        plan=plan,
-                        problems=list(problems),
-                    )
-                )
-                will_repair = repairs_used <= self.options.max_repairs
-                state.record(
-                    "decision",
-                    decision="repair" if will_repair else "give_up",
-                    proposal=proposal,
-                    repairs_used=repairs_used,
-                    max_repairs=self.options.max_repairs,
-                )
-                raise ModelRetry(_prompts.problems_report(problems))
-            if not isinstance(plan.get("id"), str) or not plan["id"]:
-                plan["id"] = f"plan-{uuid.uuid4().hex[:8]}"  # one id for events and audit
-            accepted.append(attempt)
-            return data
-
-        run: Any = None
-        try:
-            with model_errors():
-                async with self._agent.iter(
-                    prompt,
-                    deps=validate,
-                    message_history=state.history,
-                    usage=state.run_usage,
-                    usage_limits=self.options.limits.to_usage_limits(),
-                ) as run:
-                    async for node in run:
-                        self._record_responses(state, run)
-                        self._observe(state, node, run)
-                        for event in _drain(state):
-                            yield event
-                        if self.options.stream and Agent.is_model_request_node(node):
-                            async with node.stream(run.ctx) as stream:
-                                async for _ in stream:
-                                    pass
-                    assert run.result is not None
-                    state.history = run.result.all_messages()
-        except ModelError as exc:
-            if run is not None:  # a response that crossed a limit still counts
-                with contextlib.suppress(ModelError):
-                    self._record_responses(state, run)
-            rejected = len(state.plans) - round_start
-            if isinstance(exc.__cause__, UnexpectedModelBehavior) and (
-                rejected > self.options.max_repairs
-            ):
-                raise _Stop(
-                    Verdict.FAILURE,
-                    f"no valid plan after {self.options.max_repairs} repair(s)",
-                    error=str(exc),
-                ) from exc
-            raise _Stop(Verdict.FAILURE, "model error", error=str(exc)) from exc
-        finally:
-            for event in _drain(state):
-                yield event
-        if not accepted:
-            raise _Stop(Verdict.FAILURE, "the model submitted no plan")
-
-    def _observe(self, state: _RunState, node: Any, run: Any) -> None:
-        """Audit a model request before it is sent."""
-        from pydantic_ai import Agent
-
-        if Agent.is_model_request_node(node):
-            request = node.request
-            state.record(
-                "model_request",
-                model=self.model_label,
-                messages_before=len(run.ctx.state.message_history),
-                parts=[_part_summary(p) for p in request.parts],
-            )
-            state.pending.append(
-                AgentEvent(
-                    type=AgentEventType.PLANNING,
-                    msg=f"Asking {self.model_label} for a plan",
-                    replan=state.replans,
-                )
-            )
-
-    def _record_responses(self, state: _RunState, run: Any) -> None:
-        """Audit and count every model response not seen yet (each exactly once).
-
-        Raises:
-            ModelLimitError: The budget in US dollars is spent.
-        """
-        from pydantic_ai.messages import ModelResponse
-
-        for message in run.ctx.state.message_history:
-            if not isinstance(message, ModelResponse) or id(message) in state.seen:
-                continue
-            state.seen[id(message)] = message
-            state.record(
-                "model_response",
-                model=model_label(message.provider_name, message.model_name),
-                parts=[_part_summary(p) for p in message.parts],
-                input_tokens=message.usage.input_tokens,
-                output_tokens=message.usage.output_tokens,
-                failed_attempts=[
-                    {"model": model_label(a.provider_name, a.model_name), "error": a.error}
-                    for a in (message.failed_attempts or ())
-                ],
-            )
-            state.tracker.record(message)  # raises ModelLimitError past the budget
-
-    async def _execute(self, state: _RunState, attempt: PlanAttempt) -> AsyncIterator[AgentEvent]:
+    async def _execute(self, state: RunState, attempt: PlanAttempt) -> AsyncIterator[AgentEvent]:
         """Run the accepted plan on the engine, streaming its events."""
         state.record("plan_accepted", proposal=attempt.proposal, plan=attempt.plan)
         yield AgentEvent(
@@ -493,19 +313,19 @@ class PlannerAgent:
             proposal=attempt.proposal, plan=attempt.plan, problems=[], execution=result
         )
 
-    async def _decide(self, state: _RunState, attempt: PlanAttempt) -> str:
+    async def _decide(self, state: RunState, attempt: PlanAttempt) -> str:
         """After a run: stop, or return the prompt of the next plan (a replan)."""
         result = state.execution
         assert result is not None
         opts = self.options
         if result.verdict is Verdict.SUCCESS:
             state.record("decision", decision="stop", verdict=result.verdict.value)
-            raise _Stop(Verdict.SUCCESS, "succeeded")
+            raise StopRun(Verdict.SUCCESS, "succeeded")
         left = opts.max_replans - state.replans
         if result.verdict is Verdict.FAILURE:
             if left <= 0:
                 state.record("decision", decision="stop", verdict="FAILURE", replans=state.replans)
-                raise _Stop(Verdict.FAILURE, f"failed after {state.replans} replan(s)")
+                raise StopRun(Verdict.FAILURE, f"failed after {state.replans} replan(s)")
             prompt = _prompts.failure_report(attempt.plan, result, opts.max_context_chars)
             self._replan(state, result, prompt, "the run failed")
             return prompt
@@ -527,10 +347,10 @@ class PlannerAgent:
         reason = "stopped for a person"
         if decision.action == "replan":
             reason = f"stopped for a person; no replan left after {state.replans}"
-        raise _Stop(Verdict.INTERVENTION_NEEDED, reason)
+        raise StopRun(Verdict.INTERVENTION_NEEDED, reason)
 
     async def _ask_person(
-        self, state: _RunState, attempt: PlanAttempt, result: ExecutionResult, left: int
+        self, state: RunState, attempt: PlanAttempt, result: ExecutionResult, left: int
     ) -> InterventionDecision:
         if self.on_intervention is None:
             state.record(
@@ -559,7 +379,7 @@ class PlannerAgent:
         )
         return decision
 
-    def _replan(self, state: _RunState, result: ExecutionResult, prompt: str, why: str) -> None:
+    def _replan(self, state: RunState, result: ExecutionResult, prompt: str, why: str) -> None:
         state.replans += 1
         state.record(
             "decision",
@@ -567,7 +387,7 @@ class PlannerAgent:
             replan=state.replans,
             verdict=result.verdict.value,
             why=why,
-            prompt=prompt[:_MAX_AUDIT_TEXT],
+            prompt=prompt[:MAX_AUDIT_TEXT],
         )
         state.pending.append(
             AgentEvent(
@@ -578,7 +398,7 @@ class PlannerAgent:
             )
         )
 
-    def _done(self, state: _RunState, stop: _Stop) -> AgentEvent:
+    def _done(self, state: RunState, stop: StopRun) -> AgentEvent:
         result = AgentResult(
             goal=state.goal,
             verdict=stop.verdict,
@@ -611,28 +431,5 @@ class PlannerAgent:
         )
 
 
-def _drain(state: _RunState) -> list[AgentEvent]:
-    events, state.pending = state.pending, []
-    return events
-
-
 def _step_of(result: ExecutionResult) -> str | None:
     return None if result.intervention is None else result.intervention.step_id
-
-
-def _part_summary(part: Any) -> dict[str, Any]:
-    """A short JSON summary of a message part, for the audit log."""
-    summary: dict[str, Any] = {"part": getattr(part, "part_kind", type(part).__name__)}
-    for name in ("tool_name", "model_name"):
-        value = getattr(part, name, None)
-        if value:
-            summary[name] = value
-    content = getattr(part, "content", None)
-    if content is None and hasattr(part, "args"):
-        content = part.args
-    if content is not None:
-        text = content if isinstance(content, str) else repr(content)
-        summary["content"] = text[:_MAX_AUDIT_TEXT]
-        if len(text) > _MAX_AUDIT_TEXT:
-            summary["content_chars"] = len(text)
-    return summary
