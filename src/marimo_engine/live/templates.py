@@ -12,6 +12,7 @@ reply line to stdout: a marker with a per-call nonce, then JSON
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from typing import Any
 
@@ -368,7 +369,9 @@ def render(name: str, args: dict[str, Any], *, marker: str) -> str:
         args_json = json.dumps(args, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"Arguments of template {name!r} are not JSON: {exc}") from exc
-    main = _MAIN.replace("__ME_ARGS__", repr(args_json)).replace("__ME_MARKER__", repr(marker))
+    # One pass, so that a value containing a placeholder's name is never substituted.
+    literals = {"__ME_ARGS__": repr(args_json), "__ME_MARKER__": repr(marker)}
+    main = re.sub(r"__ME_ARGS__|__ME_MARKER__", lambda m: literals[m.group(0)], _MAIN)
     return _PRELUDE + body + main
 
 
