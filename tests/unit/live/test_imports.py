@@ -1,0 +1,31 @@
+"""Importing the live bridge and its CLI stays light: no httpx, websockets or marimo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ["marimo", "httpx", "websockets", "pandas", "polars", "rich", "pydantic_ai"]
+
+
+def test_importing_live_and_its_cli_loads_nothing_heavy() -> None:
+    code = (
+        "import json, sys\n"
+        "import marimo_engine.live, marimo_engine.cli.live\n"
+        "import marimo_engine.live.session, marimo_engine.live.client\n"
+        "import marimo_engine.live.discovery, marimo_engine.live.plan_run\n"
+        "import marimo_engine.live._kernel_runner\n"
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert json.loads(out) == []
+
+
+def test_the_public_names_resolve() -> None:
+    import marimo_engine.live as live
+
+    for name in live.__all__:
+        assert getattr(live, name) is not None
