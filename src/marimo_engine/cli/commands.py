@@ -98,8 +98,23 @@ def export_command(args: argparse.Namespace) -> int:
     _check_output_path(args.output, "the notebook")
     source = plan_to_notebook(plan, tools.registry)
     path = write_text_atomic(args.output, source)
-    print(f"wrote {path} ({len(plan.steps)} steps); open it with: marimo edit {path}")
+    count = len(plan.steps)
+    noun = "step" if count == 1 else "steps"
+    print(f"wrote {path} ({count} {noun}); open it with: marimo edit {path}")
+    _import_hint(tools)
     return ExitCode.OK
+
+
+def _import_hint(tools: LoadedTools) -> None:
+    """Say where the notebook's tool imports come from, when that is not obvious."""
+    if tools.search_paths:
+        import os
+
+        folders = os.pathsep.join(tools.search_paths)
+        _note(
+            f"the notebook imports tools from {folders}: open or run it from there, "
+            f"or with PYTHONPATH={folders}"
+        )
 
 
 def tools_command(args: argparse.Namespace) -> int:
@@ -233,6 +248,7 @@ def _write_artifacts(
     if args.notebook and result.notebook is not None:
         path = write_text_atomic(args.notebook, result.notebook)
         _note(f"wrote the notebook of the run to {path}")
+        _import_hint(tools)
     if args.html:
         from marimo_engine.cli.report import write_html_report
 
