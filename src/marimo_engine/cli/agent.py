@@ -108,6 +108,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "tools are always available",
     )
     parser.add_argument(
+        "--only-tools",
+        action="store_true",
+        help="offer the model only the --tools modules' tools, not the example and data tools",
+    )
+    parser.add_argument(
         "--model", required=True, metavar="MODEL", help="such as openai:gpt-4o-mini"
     )
     parser.add_argument(
@@ -222,7 +227,11 @@ def _build(args: argparse.Namespace) -> tuple[Any, Any]:
     from marimo_engine.cli.loading import load_tools
     from marimo_engine.llm.usage import ModelLimits
 
-    tools = load_tools(args.tools)
+    if args.only_tools and not args.tools:
+        from marimo_engine.errors import UsageError
+
+        raise UsageError("--only-tools needs at least one --tools MODULE.")
+    tools = load_tools(args.tools, include_defaults=not args.only_tools)
     context = _read_context(args.context)
     options = PlannerOptions(
         max_repairs=args.max_repairs,

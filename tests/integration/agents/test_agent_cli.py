@@ -154,11 +154,15 @@ def test_agent_cli_replans_after_a_failing_tool_and_reports_failure() -> None:
 def test_agent_cli_intervention_exits_3() -> None:
     with scripted_server([{"tool_args": LOW_OXYGEN}]) as server:
         done = _agent_cli(
-            "watch the oxygen", "--tools", "tests.unit.agents.tools", "--model", "openai:m",
+            "watch the oxygen", "--tools", "tests.unit.agents.tools", "--only-tools",
+            "--model", "openai:m",
             env={"OPENAI_BASE_URL": server.base_url},
         )  # fmt: skip
     assert done.returncode == 3, done.stderr
     assert _events(done.stdout)[-1]["verdict"] == "INTERVENTION_NEEDED"
+    system = server.requests[0].body["messages"][0]["content"]
+    assert '"name": "read_oxygen"' in system
+    assert "scan_hull" not in system  # --only-tools: the built-in tools are not offered
 
 
 def test_agent_cli_falls_back_from_a_429_server() -> None:
@@ -210,8 +214,9 @@ def test_agent_cli_budget_stops_a_priced_model() -> None:
             "error: A budget of $1 is set but model 'ollama:llama3.2' has no known price",
         ),
         (["--model", "gpt-4o"], {}, "error: Model 'gpt-4o' is not of the form 'PROVIDER:NAME'"),
+        (["--model", "openai:m", "--only-tools"], {}, "error: --only-tools needs at least one"),
     ],
-    ids=["no-key", "unpriced-budget", "bad-model-string"],
+    ids=["no-key", "unpriced-budget", "bad-model-string", "only-tools-without-tools"],
 )
 def test_agent_cli_configuration_errors_exit_2(
     args: list[str], env: dict[str, str], message: str
