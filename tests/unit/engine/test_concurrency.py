@@ -124,7 +124,7 @@ async def test_events_stream_as_they_happen() -> None:
 
 
 def _engine_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("marimo-engine")]
+    return [t for t in threading.enumerate() if t.name.startswith("marimo-engine-step")]
 
 
 async def test_stopping_early_cancels_running_steps_and_leaves_nothing_behind() -> None:
