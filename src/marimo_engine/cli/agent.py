@@ -194,8 +194,12 @@ def run(args: argparse.Namespace) -> int:
         0 `SUCCESS`, 1 `FAILURE`, 3 `INTERVENTION_NEEDED`, 2 bad input or
         configuration (the message is printed as one line on stderr).
     """
+    import pydantic_ai
+
     from marimo_engine.errors import ModelConfigError, UsageError
 
+    # The command owns its output: no first-run banner from pydantic-ai.
+    pydantic_ai.BANNER_ENABLED = False
     try:
         agent, context = _build(args)
     except (ModelConfigError, UsageError) as exc:
@@ -285,7 +289,9 @@ class _RichDisplay:
 
         self.console = console or Console()
         self.progress: Any = None
-        self.console.print(f"[bold]planner[/bold] [dim]model {model_label}[/dim]")
+        from rich.text import Text
+
+        self.console.print(Text.assemble(("planner", "bold"), (f" model {model_label}", "dim")))
 
     def handle(self, event: AgentEvent) -> None:
         from marimo_engine.agents.events import AgentEventType as T
@@ -305,7 +311,13 @@ class _RichDisplay:
         if event.type is T.DONE:
             self._line(event)
             if event.result is not None:
-                self.console.print(event.result.usage.describe(), style="dim", highlight=False)
+                self.console.print(
+                    event.result.usage.describe(),
+                    style="dim",
+                    highlight=False,
+                    markup=False,
+                    emoji=False,
+                )
             return
         self._line(event)
 
@@ -327,9 +339,18 @@ class _RichDisplay:
         }.get(event.type, "cyan")
         from rich.text import Text
 
-        self.console.print(Text.assemble(("▸ ", style), event.msg), highlight=False)
+        msg = event.msg
+        if event.type is T.PLAN_REJECTED and event.problems:  # the problems follow, one per line
+            msg = f"Plan {event.proposal} rejected: {len(event.problems)} problem(s)"
+        self.console.print(Text.assemble(("▸ ", style), msg), highlight=False)
         for problem in event.problems or ():
-            self.console.print(f"    {problem.describe()}", style="yellow", highlight=False)
+            self.console.print(
+                f"    {problem.describe()}",
+                style="yellow",
+                highlight=False,
+                markup=False,
+                emoji=False,
+            )
 
     def close(self) -> None:
         if self.progress is not None:

@@ -40,7 +40,7 @@ async def test_rich_display_shows_the_planner_and_the_steps() -> None:
     text = out.getvalue()
     for expected in (
         "planner model scripted",
-        "▸ Plan 1 rejected: 1 problem(s); step 's1', field 'tool': Tool 'divde' is not",
+        "▸ Plan 1 rejected: 1 problem(s)\n",
         "    step 's1', field 'tool': Tool 'divde' is not registered. Did you mean 'divide'?",
         "▸ Plan 2 accepted; running it",
         "quarter: 0.25",
