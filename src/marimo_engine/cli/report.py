@@ -30,7 +30,7 @@ from marimo_engine._json import to_jsonable
 from marimo_engine.errors import EngineError
 
 if TYPE_CHECKING:
-    from marimo_engine.cli.progress import ProgressModel
+    from marimo_engine.cli.run_state import ProgressModel
 
 __all__ = ["ReportError", "render_report_notebook", "write_html_report"]
 
