@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     import httpx
     from anyio.from_thread import BlockingPortal
 
-__all__ = ["TESTED_MARIMO", "LiveClient", "LiveClientSync", "OutputCallback"]
+__all__ = ["TESTED_MARIMO", "LiveClient", "LiveClientSync", "OutputCallback", "is_tested_marimo"]
 
 TESTED_MARIMO = ">=0.25.2,<0.26"
 """The marimo versions the live bridge is tested with (its code mode is private)."""
@@ -70,6 +70,19 @@ OutputCallback = Callable[[ConsoleChunk], Any]
 """Called with each stdout/stderr chunk as it arrives (may return an awaitable)."""
 
 _T = TypeVar("_T")
+
+
+def is_tested_marimo(version: str) -> bool:
+    """Return whether a marimo version string is in `TESTED_MARIMO` (>=0.25.2, <0.26)."""
+    parts = []
+    for piece in version.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            return False
+        parts.append(int(digits))
+    while len(parts) < 3:
+        parts.append(0)
+    return (0, 25, 2) <= tuple(parts) < (0, 26, 0)
 
 
 async def _aiter_sse(lines: AsyncIterator[str]) -> AsyncIterator[SSEEvent]:
@@ -378,14 +391,17 @@ class LiveClient:
         """Check that the session works and its kernel has marimo's code mode.
 
         Returns:
-            `{"marimo_version": str, "cells": int}`.
+            `{"marimo_version": str, "cells": int, "tested": bool}`; `tested`
+            says whether the kernel's marimo is in `TESTED_MARIMO`.
 
         Raises:
             LiveUnsupportedError: The kernel's marimo has no `marimo._code_mode`.
             LiveError: The session is unreachable.
         """
         result, _ = await self._call("probe", {})
-        return dict(result)
+        info = dict(result)
+        info["tested"] = is_tested_marimo(str(info.get("marimo_version", "")))
+        return info
 
     async def cells(self, *, max_output_chars: int = 2000) -> list[CellInfo]:
         """Return every cell in notebook order: id, name, code, status, errors, output as text.

@@ -47,6 +47,7 @@ async def test_check_reports_code_mode_and_version(live_session: LiveSession) ->
         info = await client.check()
     assert info["marimo_version"].startswith("0.25.")
     assert info["cells"] >= 2
+    assert info["tested"] is True
 
 
 async def test_execute_returns_output_and_console(live_session: LiveSession) -> None:

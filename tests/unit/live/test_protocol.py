@@ -114,3 +114,14 @@ def test_graph_node_lookup() -> None:
         KeyError, match=r"No cell 'nope' in the graph\. Known cells: 'Hbol', 'MJUe'\."
     ):
         graph.node("nope")
+
+
+@pytest.mark.parametrize(
+    ("version", "tested"),
+    [("0.25.2", True), ("0.25.9", True), ("0.25.10.dev1", True), ("0.25.1", False),
+     ("0.26.0", False), ("1.0", False), ("0.25", False), ("", False)],
+)  # fmt: skip
+def test_tested_marimo_versions(version: str, tested: bool) -> None:
+    from marimo_engine.live.client import is_tested_marimo
+
+    assert is_tested_marimo(version) is tested
