@@ -127,7 +127,7 @@ def test_the_installed_command(live_server: LiveServer, live_session: LiveSessio
         env=live_server.env,
         cwd=Path(__file__).parents[3],
     )
-    assert (result.returncode, result.stdout, result.stderr) == (0, "42\n", "")
+    assert (result.returncode, result.stdout) == (0, "42\n"), result.stderr
 
 
 def test_live_open_holds_a_session_until_sigterm(tmp_path: Path) -> None:
