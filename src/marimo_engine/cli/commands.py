@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import sys
+import threading
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from marimo_engine.cli.loading import LoadedPlan, LoadedTools, load_tools, read_plan
 from marimo_engine.cli.main import ExitCode
@@ -191,7 +193,10 @@ def run_command(args: argparse.Namespace) -> int:
     # the HTML report needs the model either way.
     fold = isinstance(renderer, JsonLinesProgress)
 
+    notice = _InterruptNotice()
+
     def on_event(event: Event) -> None:
+        notice.install()  # on the first event: asyncio's own Ctrl-C handler is in place
         if fold:
             model.apply(event)
         renderer.handle(event)
@@ -201,9 +206,51 @@ def run_command(args: argparse.Namespace) -> int:
             plan, tools.registry, max_workers=args.max_workers, on_event=on_event
         )
     finally:
+        notice.restore()
         renderer.close()
     _write_artifacts(args, model, result, tools)
     return _exit_code(result.verdict.value)
+
+
+class _InterruptNotice:
+    """Says at once that Ctrl-C was heard, then lets asyncio cancel the run.
+
+    `asyncio.run` answers the first Ctrl-C by cancelling the run (running
+    steps are cancelled, `FINISH` is still emitted), which can take as long
+    as a blocking tool needs to return; a second Ctrl-C raises
+    `KeyboardInterrupt`, and `main` then exits without waiting for worker
+    threads. This wraps asyncio's handler to print one line on the first.
+    """
+
+    def __init__(self) -> None:
+        self._installed: Any = None
+        self._interrupts = 0
+
+    def install(self) -> None:
+        if self._installed is not None or threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGINT)
+        if not callable(previous):
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            self._interrupts += 1
+            if self._interrupts == 1:
+                print(
+                    "\ncancelling the run: waiting for running steps to stop "
+                    "(press Ctrl-C again to quit at once)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            previous(signum, frame)
+
+        signal.signal(signal.SIGINT, handler)
+        self._installed = handler
+
+    def restore(self) -> None:
+        if self._installed is not None and signal.getsignal(signal.SIGINT) is self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        self._installed = None
 
 
 def _invalid_plan_events(loaded: LoadedPlan, problems: list[Problem]) -> list[Event]:

@@ -250,6 +250,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(handler(args))
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
+        if _busy_threads():
+            # A second Ctrl-C while a blocking tool still runs in a worker
+            # thread: leave now instead of joining it at interpreter exit.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(ExitCode.INTERRUPTED)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader of stdout went away (`marimo-engine tools | head`): stop
@@ -259,6 +265,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.FAILURE
     except Exception as exc:
         return _report_error(exc, debug=debug)
+
+
+def _busy_threads() -> bool:
+    import threading
+
+    main_thread = threading.main_thread()
+    return any(t is not main_thread and not t.daemon for t in threading.enumerate())
 
 
 def _report_error(exc: Exception, *, debug: bool) -> int:

@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
 import textwrap
@@ -319,3 +320,44 @@ def test_live_progress_on_a_terminal(tmp_path: Path) -> None:
     assert "★ key finding" in text
     assert "SUCCESS in" in text
     assert '"type"' not in text  # not JSON lines on a terminal
+
+
+@pytest.mark.parametrize(
+    ("interrupts", "tool_seconds", "max_wait_s"),
+    [(1, 4.0, 20.0), (2, 60.0, 10.0)],
+    ids=["once-waits-for-the-step", "twice-quits-at-once"],
+)
+def test_ctrl_c(tmp_path: Path, interrupts: int, tool_seconds: float, max_wait_s: float) -> None:
+    (tmp_path / "slow_tools.py").write_text(
+        "import time\n\n\ndef slow(seconds: float) -> float:\n    time.sleep(seconds)\n"
+        "    return seconds\n",
+        encoding="utf-8",
+    )
+    plan = {"steps": [{"id": "a", "tool": "slow", "args": {"seconds": tool_seconds}}]}
+    (tmp_path / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+    process = subprocess.Popen(
+        [*_command(), "run", "plan.json", "--tools", "slow_tools.py"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A child of a non-interactive shell may start with SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()  # START: the run is under way
+    assert json.loads(first)["type"] == "START"
+    assert json.loads(process.stdout.readline())["type"] == "STEP_START"
+    started = time.monotonic()
+    for _ in range(interrupts):
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+    out, err = process.communicate(timeout=max_wait_s + 30)
+    assert time.monotonic() - started < max_wait_s
+    assert process.returncode == 130
+    assert "cancelling the run: waiting for running steps to stop" in err
+    assert err.strip().endswith("error: interrupted")
+    if interrupts == 1:
+        finish = json.loads(out.splitlines()[-1])
+        assert (finish["type"], finish["verdict"]) == ("FINISH", "FAILURE")
