@@ -9,6 +9,7 @@ result is serialised to JSON they go through the documented fallback in
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -198,6 +199,51 @@ class ExecutionResult(BaseModel):
     @field_serializer("outputs", "key_findings", when_used="json")
     def _serialize_outputs(self, value: dict[str, Any]) -> Any:
         return {k: to_jsonable(v) for k, v in value.items()}
+
+    @classmethod
+    def from_events(cls, events: Sequence[Event], notebook: str | None = None) -> ExecutionResult:
+        """Build the result of a run from its events (spec, "Events and results").
+
+        Args:
+            events: Every event of one run, `START` first and `FINISH` last.
+            notebook: The notebook source of the run, if known.
+
+        Returns:
+            The verdict, outputs and duration of `FINISH`; key findings from
+            `STEP_COMPLETE`; skipped steps from `STEP_SKIPPED` in order; the
+            first `ERROR`; the first `INTERVENTION_NEEDED`; the events
+            themselves. Without a `FINISH` the verdict is `FAILURE`.
+        """
+        finish = events[-1] if events and events[-1].type is EventType.FINISH else None
+        key_findings: dict[str, Any] = {}
+        skipped: list[str] = []
+        error: ErrorInfo | None = None
+        intervention: InterventionInfo | None = None
+        for event in events:
+            if event.type is EventType.STEP_COMPLETE and event.key_finding and event.step_id:
+                key_findings[event.step_id] = event.output
+            elif event.type is EventType.STEP_SKIPPED and event.step_id:
+                skipped.append(event.step_id)
+            elif event.type is EventType.ERROR and error is None:
+                error = event.error
+            elif event.type is EventType.INTERVENTION_NEEDED and intervention is None:
+                intervention = InterventionInfo(
+                    step_id=event.step_id or "",
+                    expression=event.expression or "",
+                    output=event.output,
+                )
+        return cls(
+            plan_id=events[0].plan_id if events else "",
+            verdict=finish.verdict if finish and finish.verdict else Verdict.FAILURE,
+            outputs=dict(finish.outputs or {}) if finish else {},
+            key_findings=key_findings,
+            skipped=skipped,
+            error=error,
+            intervention=intervention,
+            events=list(events),
+            duration_s=(finish.duration_s or 0.0) if finish else 0.0,
+            notebook=notebook,
+        )
 
     @property
     def succeeded(self) -> bool:

@@ -126,8 +126,6 @@ class _Run:
         self.plan_id = _plan_id_of(plan)
         self.events: list[Event] = []
         self.outputs: dict[str, Any] = {}
-        self.skipped: list[str] = []
-        self.key_findings: dict[str, Any] = {}
         self.error: ErrorInfo | None = None
         self.intervention: InterventionInfo | None = None
         self.cancel_reason: str | None = None
@@ -137,8 +135,6 @@ class _Run:
         self._steps: dict[str, _StepPlan] = {}
         self._skipped_by_condition: set[str] = set()
         self._pool: Any = None
-        self.verdict = Verdict.FAILURE
-        self.duration_s = 0.0
 
     # -- events -------------------------------------------------------------
 
@@ -277,7 +273,6 @@ class _Run:
                     if blocked_by is not None:
                         await self.emit(EventType.STEP_START, f"Step {sid!r} taken up.", sid)
                         skipped.add(sid)
-                        self.skipped.append(sid)
                         glbls[variables.get(sid, sid)] = None
                         reason = f"dependency {blocked_by!r} was skipped"
                         await self.emit(
@@ -325,7 +320,6 @@ class _Run:
         try:
             if planned.run_if is not None and not evaluate_condition(planned.run_if, self.outputs):
                 self._skipped_by_condition.add(step_id)
-                self.skipped.append(step_id)
                 reason = f"run_if is false: {step.run_if}"
                 await self.emit(
                     EventType.STEP_SKIPPED,
@@ -376,8 +370,6 @@ class _Run:
             raise _StepFailed(step_id) from None
 
         self.outputs[step_id] = output
-        if step.key_finding:
-            self.key_findings[step_id] = output
         duration_s = time.monotonic() - started
         await self.emit(
             EventType.STEP_COMPLETE,
@@ -437,8 +429,6 @@ class _Run:
         else:
             verdict = Verdict.SUCCESS
         duration_s = time.monotonic() - self.started
-        self.duration_s = duration_s
-        self.verdict = verdict
         msg = f"Plan {self.plan_id!r} finished: {verdict.value} in {duration_s:.3f} s."
         if self.cancel_reason is not None:
             msg += f" {self.cancel_reason}"
@@ -462,18 +452,8 @@ class _Run:
         """Build the `ExecutionResult` of a finished run."""
         from marimo_engine.engine.compiler import render_notebook
 
-        return ExecutionResult(
-            plan_id=self.plan_id,
-            verdict=self.verdict,
-            outputs=dict(self.outputs),
-            key_findings=dict(self.key_findings),
-            skipped=list(self.skipped),
-            error=self.error,
-            intervention=self.intervention,
-            events=list(self.events),
-            duration_s=self.duration_s,
-            notebook=render_notebook(self.ir) if self.ir is not None else None,
-        )
+        notebook = render_notebook(self.ir) if self.ir is not None else None
+        return ExecutionResult.from_events(self.events, notebook)
 
 
 async def _shutdown_pool(pool: Any) -> None:
