@@ -25,7 +25,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from marimo_engine.live.client import LiveClientSync
+    from marimo_engine.live.sync_client import LiveClientSync
 
 __all__ = ["add_parser", "run"]
 
@@ -198,7 +198,7 @@ def _report(exc: Exception, *, debug: bool) -> int:
 
 
 def _client(args: argparse.Namespace) -> LiveClientSync:
-    from marimo_engine.live.client import LiveClientSync
+    from marimo_engine.live.sync_client import LiveClientSync
 
     return LiveClientSync.connect(
         url=args.url,

@@ -15,7 +15,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from marimo_engine.live.client import TESTED_MARIMO, LiveClient, LiveClientSync
+    from marimo_engine.live.client import TESTED_MARIMO, LiveClient
     from marimo_engine.live.discovery import (
         find_session,
         list_servers,
@@ -44,7 +44,9 @@ if TYPE_CHECKING:
         SetUIValue,
         VariableInfo,
     )
-    from marimo_engine.live.session import HeadlessServer, LiveSession, SessionHolder, open_session
+    from marimo_engine.live.server import HeadlessServer
+    from marimo_engine.live.session import LiveSession, SessionHolder, open_session
+    from marimo_engine.live.sync_client import LiveClientSync
 
 __all__ = [
     "TESTED_MARIMO",
@@ -81,7 +83,8 @@ __all__ = [
 ]
 
 _MODULES = {
-    "client": ("TESTED_MARIMO", "LiveClient", "LiveClientSync"),
+    "client": ("TESTED_MARIMO", "LiveClient"),
+    "sync_client": ("LiveClientSync",),
     "discovery": (
         "find_session",
         "list_servers",
@@ -110,7 +113,8 @@ _MODULES = {
         "SetUIValue",
         "VariableInfo",
     ),
-    "session": ("HeadlessServer", "LiveSession", "SessionHolder", "open_session"),
+    "server": ("HeadlessServer",),
+    "session": ("LiveSession", "SessionHolder", "open_session"),
 }
 _LOCATIONS = {name: module for module, names in _MODULES.items() for name in names}
 

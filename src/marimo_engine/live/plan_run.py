@@ -141,7 +141,7 @@ async def run_plan_live(
             )
             skipped.add(sid)
             continue
-        reply, _ = await client._call(
+        reply, _ = await client.call_template(
             "plan_step",
             {"cell_id": cell_ids[sid], "runner": runner_name, "step_id": sid},
             timeout_s=step_timeout_s,

@@ -15,7 +15,8 @@ def test_importing_live_and_its_cli_loads_nothing_heavy() -> None:
         "import marimo_engine.live, marimo_engine.cli.live\n"
         "import marimo_engine.live.session, marimo_engine.live.client\n"
         "import marimo_engine.live.discovery, marimo_engine.live.plan_run\n"
-        "import marimo_engine.live._kernel_runner\n"
+        "import marimo_engine.live._kernel_runner, marimo_engine.live.server\n"
+        "import marimo_engine.live.sync_client\n"
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
     )
     out = subprocess.run(

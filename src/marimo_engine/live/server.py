@@ -1,0 +1,227 @@
+"""`HeadlessServer`: a `marimo edit --headless` process on a free loopback port.
+
+The process runs in its own process group (marimo starts kernel
+subprocesses), so that `stop()` ends all of it, by the server's process id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from marimo_engine.errors import LiveConnectionError, UsageError
+from marimo_engine.live import _http
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["HeadlessServer", "free_port"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that is free on `host` right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class HeadlessServer:
+    """A `marimo edit --headless` process serving one notebook on a loopback port.
+
+    The process runs in its own process group; `stop()` ends the whole group
+    (marimo starts kernel subprocesses). Use it as a context manager.
+
+    Attributes:
+        notebook: The notebook path (created by marimo if missing).
+        host: The host it listens on.
+        port: The TCP port (chosen free when not given).
+        token: The access token, or `None` for `--no-token` (then the server
+            registers itself in marimo's registry).
+        log_path: File collecting the server's stdout and stderr.
+    """
+
+    def __init__(
+        self,
+        notebook: str | os.PathLike[str],
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        token: str | None = None,
+        session_ttl_s: int | None = None,
+        startup_timeout_s: float = 60.0,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """Describe the server; nothing starts until `start()`.
+
+        Args:
+            notebook: Path of the notebook `.py` file.
+            port: TCP port; `None` picks a free one.
+            host: A loopback host (`127.0.0.1`, `::1`, `localhost`).
+            token: Access token to require; `None` starts with `--no-token`.
+            session_ttl_s: Seconds marimo keeps a session after its last
+                websocket closes; `None` keeps marimo's default (120 s).
+            startup_timeout_s: Seconds `start()` waits for `/health`.
+            env: Environment of the process; `None` inherits ours.
+
+        Raises:
+            UsageError: `host` is not loopback.
+        """
+        if not _http.is_loopback_host(host):
+            raise UsageError(f"HeadlessServer listens on loopback only; got host {host!r}.")
+        self.notebook = Path(notebook).expanduser().resolve()
+        self.host = host
+        self.port = port if port is not None else free_port(host)
+        self.token = token
+        self.session_ttl_s = session_ttl_s
+        self.startup_timeout_s = startup_timeout_s
+        self.env = env
+        self.log_path: Path | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_file: Any = None
+
+    @property
+    def url(self) -> str:
+        """The server's root URL, such as `"http://127.0.0.1:40123"`."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The server process id, or `None` when not running."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def is_running(self) -> bool:
+        """Whether the process was started and has not exited."""
+        return self._process is not None and self._process.poll() is None
+
+    def command(self) -> list[str]:
+        """Return the command line that `start()` runs."""
+        cmd = [
+            sys.executable, "-m", "marimo", "edit", "--headless", "--skip-update-check",
+            "--host", self.host, "--port", str(self.port),
+        ]  # fmt: skip
+        cmd += ["--token-password-file", "-"] if self.token else ["--no-token"]
+        if self.session_ttl_s is not None:
+            cmd += ["--session-ttl", str(int(self.session_ttl_s))]
+        cmd.append(str(self.notebook))
+        return cmd
+
+    def start(self) -> HeadlessServer:
+        """Start the process and wait until `/health` answers.
+
+        Returns:
+            `self`.
+
+        Raises:
+            UsageError: Already started.
+            LiveConnectionError: The process exited or did not answer within
+                `startup_timeout_s`; the message ends with its log's last lines.
+        """
+        import httpx
+
+        if self._process is not None:
+            raise UsageError("This HeadlessServer was already started; make a new one.")
+        fd, log_name = tempfile.mkstemp(prefix="marimo-engine-server-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(log_name)
+        self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._process = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.PIPE if self.token else subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+        )
+        if self.token and self._process.stdin is not None:
+            self._process.stdin.write(self.token.encode())
+            self._process.stdin.close()
+        deadline = time.monotonic() + self.startup_timeout_s
+        delay = 0.05
+        while True:
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                tail = self.log_tail()
+                self.stop()
+                raise LiveConnectionError(
+                    f"marimo edit exited with code {code} before serving {self.notebook} "
+                    f"on {self.url}. Its log ends: {tail}"
+                )
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                tail = self.log_tail()
+                self.stop()
+                raise LiveConnectionError(
+                    f"No marimo server at {self.url} after {self.startup_timeout_s} s; "
+                    f"raise startup_timeout_s on a busy machine. Its log ends: {tail}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    def log_tail(self, max_chars: int = 800) -> str:
+        """Return the last `max_chars` characters of the server log, on one line."""
+        if self.log_path is None or not self.log_path.exists():
+            return "(no log)"
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")[-max_chars:]
+        return " | ".join(line.strip() for line in text.splitlines() if line.strip()) or "(empty)"
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the server's process group: SIGTERM, then SIGKILL after `timeout_s` seconds.
+
+        Safe to call twice. The log file is removed.
+        """
+        process, self._process = self._process, None
+        if process is not None:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=timeout_s)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(timeout=timeout_s)
+            # Kernel subprocesses share the group; make sure none outlive the server.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        if self.log_path is not None:
+            with contextlib.suppress(OSError):
+                self.log_path.unlink()
+
+    def __enter__(self) -> HeadlessServer:
+        return self.start() if self._process is None else self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __del__(self) -> None:
+        if getattr(self, "_process", None) is not None and self._process.poll() is None:
+            warnings.warn(
+                f"HeadlessServer on port {self.port} was not stopped; stopping it now. "
+                "Use it as a context manager or call stop().",
+                ResourceWarning,
+                stacklevel=1,
+            )
+            self.stop()
