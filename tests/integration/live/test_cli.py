@@ -171,3 +171,28 @@ def test_live_open_holds_a_session_until_sigterm(tmp_path: Path) -> None:
             if info.get("server_pid"):  # never leave the server behind, whatever failed
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(int(str(info["server_pid"])), signal.SIGKILL)
+
+
+def test_ctrl_c_on_exec_interrupts_the_kernel(
+    live_server: LiveServer, live_session: LiveSession
+) -> None:
+    script = Path(sys.executable).parent / "marimo-engine"
+    code = "import time\nprint('going', flush=True)\nwhile True:\n    time.sleep(0.02)\n"
+    with subprocess.Popen(
+        [str(script), "live", "exec", *_where(live_server, live_session), "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=live_server.env,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline() == "going\n"  # the loop is running in the kernel
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=STARTUP_TIMEOUT_S) == 130
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+    with live_session.sync_client() as client:  # the kernel is free again
+        assert client.execute("print('free')", timeout_s=90).stdout == "free\n"
