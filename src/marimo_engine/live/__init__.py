@@ -45,7 +45,7 @@ if TYPE_CHECKING:
         VariableInfo,
     )
     from marimo_engine.live.server import HeadlessServer
-    from marimo_engine.live.session import LiveSession, SessionHolder, open_session
+    from marimo_engine.live.session import LiveSession, SessionHolder, aopen_session, open_session
     from marimo_engine.live.sync_client import LiveClientSync
 
 __all__ = [
@@ -72,6 +72,7 @@ __all__ = [
     "SessionInfo",
     "SetUIValue",
     "VariableInfo",
+    "aopen_session",
     "find_session",
     "list_servers",
     "list_sessions",
@@ -114,7 +115,7 @@ _MODULES = {
         "VariableInfo",
     ),
     "server": ("HeadlessServer",),
-    "session": ("LiveSession", "SessionHolder", "open_session"),
+    "session": ("LiveSession", "SessionHolder", "aopen_session", "open_session"),
 }
 _LOCATIONS = {name: module for module, names in _MODULES.items() for name in names}
 

@@ -36,7 +36,14 @@ if TYPE_CHECKING:
     from marimo_engine.live.client import LiveClient
     from marimo_engine.live.sync_client import LiveClientSync
 
-__all__ = ["HeadlessServer", "LiveSession", "SessionHolder", "free_port", "open_session"]
+__all__ = [
+    "HeadlessServer",
+    "LiveSession",
+    "SessionHolder",
+    "aopen_session",
+    "free_port",
+    "open_session",
+]
 
 
 class SessionHolder:
@@ -413,6 +420,22 @@ def open_session(
         raise
     live.open_duration_s = time.monotonic() - started
     return live
+
+
+async def aopen_session(
+    notebook: str | os.PathLike[str] | None = None, **options: Any
+) -> LiveSession:
+    """`open_session()` for async code: the same arguments, run on a worker thread.
+
+    Returns:
+        The open `LiveSession`; use `async with` on it to close it.
+    """
+    import anyio
+
+    def call() -> LiveSession:
+        return open_session(notebook, **options)
+
+    return await anyio.to_thread.run_sync(call)
 
 
 def _run_all_cells(live: LiveSession) -> None:

@@ -11,6 +11,8 @@ from marimo_engine.live import LiveClient, run_plan_live
 from marimo_engine.live.session import LiveSession
 from marimo_engine.tools.examples import example_registry
 
+from .conftest import LiveServer
+
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 HULL_CHECK = {
@@ -132,3 +134,71 @@ async def test_an_invalid_plan_runs_nothing(live_session: LiveSession) -> None:
     assert events[1].error is not None and events[1].error.type == "PlanValidationError"
     assert events[1].error.problems and events[1].error.problems[0].code == "unknown_tool"
     assert before == after
+
+
+TOOLS_MODULE = '''
+import asyncio
+import pathlib
+
+
+def flaky_reading(marker: str, fail_times: int = 1) -> dict:
+    """Fail the first `fail_times` calls (counted in a file), then read 42."""
+    path = pathlib.Path(marker)
+    calls = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(calls + 1))
+    if calls < fail_times:
+        raise RuntimeError(f"sensor glitch {calls + 1}")
+    return {"value": 42, "tries": calls + 1}
+
+
+async def slow_reading(seconds: float) -> float:
+    """Take `seconds` to answer."""
+    await asyncio.sleep(seconds)
+    return seconds
+'''
+
+
+async def test_retries_and_timeouts_run_live(
+    live_session: LiveSession, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+    import sys
+
+    from marimo_engine.tools.registry import ToolRegistry
+
+    folder = live_server.notebook.parent  # marimo puts the notebook's folder on sys.path
+    (folder / "live_plan_tools.py").write_text(TOOLS_MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.delitem(sys.modules, "live_plan_tools", raising=False)
+    module = importlib.import_module("live_plan_tools")
+    tools = ToolRegistry.from_mapping(
+        {"flaky_reading": module.flaky_reading, "slow_reading": module.slow_reading}
+    )
+    marker = folder / "flaky-calls.txt"
+    plan = {
+        "id": "retry-live",
+        "steps": [
+            {"id": "reading", "tool": "flaky_reading", "args": {"marker": str(marker)},
+             "retries": 2},
+            {"id": "slow", "tool": "slow_reading", "args": {"seconds": 30}, "timeout_s": 0.5,
+             "depends_on": ["reading"]},
+        ],
+    }  # fmt: skip
+    async with live_session.client() as client:
+        events = [e async for e in run_plan_live(plan, tools, client)]
+    assert [(e.type.value, e.step_id) for e in events] == [
+        ("START", None),
+        ("STEP_START", "reading"),
+        ("STEP_RETRY", "reading"),
+        ("STEP_COMPLETE", "reading"),
+        ("STEP_START", "slow"),
+        ("ERROR", "slow"),
+        ("FINISH", None),
+    ]
+    retry, complete, error = events[2], events[3], events[5]
+    assert retry.attempt == 2 and retry.error is not None
+    assert retry.error.message == "sensor glitch 1"
+    assert complete.output == {"value": 42, "tries": 2} and complete.attempt == 2
+    assert error.error is not None and error.error.type == "TimeoutError"
+    assert events[-1].verdict is Verdict.FAILURE
+    assert events[-1].outputs == {"reading": {"value": 42, "tries": 2}}

@@ -138,3 +138,19 @@ def test_a_server_with_a_token_needs_it(tmp_path: Path, monkeypatch: pytest.Monk
         assert live.browser_url.endswith("/?access_token=s3cret-token")
         with live.sync_client() as client:
             assert client.execute("print(1 + 1)").stdout == "2\n"
+
+
+@pytest.mark.anyio
+async def test_aopen_session_joins_the_notebooks_existing_session(
+    live_server: LiveServer, live_session: LiveSession
+) -> None:
+    from marimo_engine.live import aopen_session
+
+    async with await aopen_session(live_server.notebook, url=live_server.url) as joined:
+        assert joined.session_id == live_session.session_id
+        assert joined.server is None and joined.holder is None  # nothing new was opened
+        async with joined.client() as client:
+            assert (await client.execute("print(seed_value)")).stdout == "10\n"
+    # Closing the joined session leaves the original one alone.
+    async with live_session.client() as client:
+        assert (await client.execute("print(seed_value)")).success
