@@ -87,6 +87,7 @@ class SessionHolder:
         self._ws: Any = None
         self._thread: threading.Thread | None = None
         self._closed_reason: str | None = None
+        self._closing = threading.Event()
 
     @property
     def ws_url(self) -> str:
@@ -117,6 +118,7 @@ class SessionHolder:
         """
         if self._thread is not None:
             raise UsageError("This SessionHolder is already open.")
+        self._closing.clear()
         ready = threading.Event()
         failure: list[LiveConnectionError] = []
         self._thread = threading.Thread(
@@ -151,6 +153,8 @@ class SessionHolder:
                 max_size=None,
             ) as ws:
                 self._ws = ws
+                if self._closing.is_set():  # close() came while we were connecting
+                    return
                 try:
                     self._wait_kernel_ready(ws)
                 except LiveConnectionError as exc:
@@ -205,6 +209,7 @@ class SessionHolder:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Close the websocket (the session then lives on for marimo's TTL). Safe to call twice."""
+        self._closing.set()
         ws, self._ws = self._ws, None
         if ws is not None:
             with contextlib.suppress(Exception):
