@@ -350,26 +350,9 @@ def _exec(args: argparse.Namespace) -> int:
         )
     if args.json:
         _print_json(result.model_dump())
-    elif result.success and result.output:
-        text = _text_of(result.output, result.output_mimetype)
-        if text:
-            print(text)
+    elif result.success and result.output_text:
+        print(result.output_text)
     return OK if result.success else FAILURE
-
-
-def _text_of(data: str, mimetype: str) -> str:
-    if mimetype != "text/html":
-        return data
-    from html.parser import HTMLParser
-
-    parts: list[str] = []
-
-    class Strip(HTMLParser):
-        def handle_data(self, text: str) -> None:
-            parts.append(text)
-
-    Strip().feed(data)
-    return "".join(parts).strip()
 
 
 def _cells(args: argparse.Namespace) -> int:

@@ -229,6 +229,24 @@ class ExecuteResult(BaseModel):
     error: str | None = None
     duration_s: float = 0.0
 
+    @property
+    def output_text(self) -> str:
+        """`output` as plain text: HTML tags stripped (marimo renders values as HTML)."""
+        if self.output_mimetype != "text/html":
+            return self.output
+        from html.parser import HTMLParser
+
+        parts: list[str] = []
+
+        class _Text(HTMLParser):
+            def handle_data(self, data: str) -> None:
+                parts.append(data)
+
+        parser = _Text()
+        parser.feed(self.output)
+        parser.close()
+        return "".join(parts).strip()
+
 
 # --- kernel replies ---------------------------------------------------------
 

@@ -125,3 +125,13 @@ def test_tested_marimo_versions(version: str, tested: bool) -> None:
     from marimo_engine.live.client import is_tested_marimo
 
     assert is_tested_marimo(version) is tested
+
+
+def test_execute_result_output_text() -> None:
+    from marimo_engine.live.protocol import ExecuteResult
+
+    html = ExecuteResult(success=True, output="<pre class='text-xs'>42 &amp; more</pre>",
+                         output_mimetype="text/html")  # fmt: skip
+    assert html.output_text == "42 & more"
+    plain = ExecuteResult(success=True, output="<not html>", output_mimetype="text/plain")
+    assert plain.output_text == "<not html>"
