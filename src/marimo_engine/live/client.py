@@ -403,9 +403,10 @@ class LiveClient:
             others = [c for c in reply.get("stale_cells", []) if c != cell_id]
             also = f" Also changed: {', '.join(map(repr, others))}." if others else ""
             return StaleCellError(
-                f"Cell {cell_id!r} changed in the notebook since you last read it (the person "
-                f"may be editing it), so nothing was applied.{also} Read it again with "
-                "cells() and redo the edit on its current code, or pass force=True to overwrite."
+                f"Cell {cell_id!r} changed in the notebook since you last read it, or was "
+                f"never read (the person may be editing it), so nothing was applied.{also} "
+                "Read it again with cells() and redo the edit on its current code, or pass "
+                "force=True to overwrite."
             )
         hint = ""
         if error_type == "KeyError" and "not found" in message:
