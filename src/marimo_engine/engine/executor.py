@@ -44,6 +44,16 @@ from marimo_engine.engine.events import (
     InterventionInfo,
     Verdict,
 )
+from marimo_engine.engine.runtime import (
+    call_with_retries,
+    complete_message,
+    evaluate_condition,
+    failed_message,
+    intervention_message,
+    retry_message,
+    skipped_message,
+    started_message,
+)
 from marimo_engine.errors import PlanValidationError, UsageError
 
 if TYPE_CHECKING:
@@ -277,7 +287,7 @@ class _Run:
                         reason = f"dependency {blocked_by!r} was skipped"
                         await self.emit(
                             EventType.STEP_SKIPPED,
-                            f"Step {sid!r} skipped: {reason}.",
+                            skipped_message(sid, reason),
                             sid,
                             reason=reason,
                         )
@@ -306,7 +316,6 @@ class _Run:
 
     async def run_step(self, step_id: str) -> Any:
         """Run one step (called from its cell); returns the output for the cell's variable."""
-        from marimo_engine.engine.runtime import call_with_retries, evaluate_condition
         from marimo_engine.plans.references import resolve_value
 
         planned = self._steps[step_id]
@@ -314,7 +323,7 @@ class _Run:
         started = time.monotonic()
         await self.emit(
             EventType.STEP_START,
-            f"Step {step_id!r} started: {step.description or step.tool}.",
+            started_message(step),
             step_id,
         )
         try:
@@ -323,7 +332,7 @@ class _Run:
                 reason = f"run_if is false: {step.run_if}"
                 await self.emit(
                     EventType.STEP_SKIPPED,
-                    f"Step {step_id!r} skipped: {reason}.",
+                    skipped_message(step_id, reason),
                     step_id,
                     reason=reason,
                     expression=step.run_if,
@@ -352,8 +361,7 @@ class _Run:
         async def on_retry(attempt: int, error: BaseException) -> None:
             await self.emit(
                 EventType.STEP_RETRY,
-                f"Step {step_id!r} failed ({type(error).__name__}: {error}); "
-                f"try {attempt} of {step.retries + 1}.",
+                retry_message(step_id, error, attempt, step.retries),
                 step_id,
                 attempt=attempt,
                 error=ErrorInfo.from_exception(error, step_id=step_id),
@@ -373,8 +381,7 @@ class _Run:
         duration_s = time.monotonic() - started
         await self.emit(
             EventType.STEP_COMPLETE,
-            f"Step {step_id!r} completed in {duration_s:.3f} s"
-            + (" (key finding)." if step.key_finding else "."),
+            complete_message(step_id, duration_s, step.key_finding),
             step_id,
             output=output,
             key_finding=step.key_finding,
@@ -395,7 +402,7 @@ class _Run:
                 )
                 await self.emit(
                     EventType.INTERVENTION_NEEDED,
-                    f"Step {step_id!r} needs a person: {step.intervention_if} is true.",
+                    intervention_message(step_id, step.intervention_if),
                     step_id,
                     expression=step.intervention_if,
                     output=output,
@@ -411,7 +418,7 @@ class _Run:
         duration_s = None if started is None else time.monotonic() - started
         await self.emit(
             EventType.ERROR,
-            f"Step {step_id!r} failed: {info.type}: {info.message}",
+            failed_message(step_id, info.type, info.message),
             step_id,
             error=info,
             attempt=attempt,

@@ -149,6 +149,67 @@ async def call_with_retries(
         await sleep(retry_delay_s(attempt))
 
 
+def started_message(step: Step) -> str:
+    """`msg` of a step's `STEP_START`."""
+    return f"Step {step.id!r} started: {step.description or step.tool}."
+
+
+def skipped_message(step_id: str, reason: str) -> str:
+    """`msg` of a `STEP_SKIPPED`."""
+    return f"Step {step_id!r} skipped: {reason}."
+
+
+def retry_message(step_id: str, error: BaseException, attempt: int, retries: int) -> str:
+    """`msg` of a `STEP_RETRY` before try number `attempt` (of `retries + 1`)."""
+    name = type(error).__name__
+    return f"Step {step_id!r} failed ({name}: {error}); try {attempt} of {retries + 1}."
+
+
+def complete_message(step_id: str, duration_s: float, key_finding: bool) -> str:
+    """`msg` of a `STEP_COMPLETE`; `duration_s` in seconds."""
+    tail = " (key finding)." if key_finding else "."
+    return f"Step {step_id!r} completed in {duration_s:.3f} s{tail}"
+
+
+def intervention_message(step_id: str, expression: str | None) -> str:
+    """`msg` of an `INTERVENTION_NEEDED`."""
+    return f"Step {step_id!r} needs a person: {expression} is true."
+
+
+def failed_message(step_id: str, error_type: str, message: str) -> str:
+    """`msg` of a step's `ERROR`."""
+    return f"Step {step_id!r} failed: {error_type}: {message}"
+
+
+def stop_skipped(step_id: str, run_if: str | None) -> None:
+    """Stop the calling marimo cell as skipped (`mo.stop`), so marimo skips its dependents.
+
+    Raises:
+        MarimoStopError: Always (that is how `mo.stop` stops a cell).
+    """
+    import marimo as mo
+
+    mo.stop(True, mo.md(f"**Skipped** `{step_id}`: `run_if` is false: `{run_if}`"))
+
+
+def stop_for_person(step_id: str, expression: str | None, output: Any) -> None:
+    """Stop the calling marimo cell with a callout and the step's output (`mo.stop`).
+
+    Raises:
+        MarimoStopError: Always; marimo then does not run the dependent cells.
+    """
+    import marimo as mo
+
+    callout = mo.callout(
+        mo.md(
+            f"**Intervention needed** after `{step_id}`: `{expression}` is true. "
+            "A person must decide before the dependent steps run."
+        ),
+        kind="warn",
+    )
+    mo.stop(True, mo.vstack([callout, output]))
+
+
 @dataclass(frozen=True)
 class _PreparedStep:
     step: Step
@@ -229,7 +290,7 @@ class StepRunner:
             )
         outputs = dict(zip(prepared.dependencies, inputs, strict=True))
         if prepared.run_if is not None and not evaluate_condition(prepared.run_if, outputs):
-            mo.stop(True, mo.md(f"**Skipped** `{step_id}`: `run_if` is false: `{step.run_if}`"))
+            stop_skipped(step_id, step.run_if)
         tool = self.tools.get(step.tool)
         if tool is None:
             raise UsageError(
@@ -246,10 +307,7 @@ class StepRunner:
             return asyncio.to_thread(tool, **kwargs)
 
         def report_retry(attempt: int, error: BaseException) -> None:
-            print(
-                f"step {step_id!r}: try {attempt - 1} failed "
-                f"({type(error).__name__}: {error}); retrying"
-            )
+            print(retry_message(step_id, error, attempt, step.retries))
 
         output, _ = await call_with_retries(
             start, retries=step.retries, timeout_s=step.timeout_s, on_retry=report_retry
@@ -257,21 +315,6 @@ class StepRunner:
         if prepared.intervention_if is not None:
             outputs[step_id] = output
             if evaluate_condition(prepared.intervention_if, outputs):
-                mo.stop(
-                    True,
-                    mo.vstack(
-                        [
-                            mo.callout(
-                                mo.md(
-                                    f"**Intervention needed** after `{step_id}`: "
-                                    f"`{step.intervention_if}` is true. A person must decide "
-                                    "before the dependent steps run."
-                                ),
-                                kind="warn",
-                            ),
-                            output,
-                        ]
-                    ),
-                )
+                stop_for_person(step_id, step.intervention_if, output)
         mo.output.replace(output)
         return output

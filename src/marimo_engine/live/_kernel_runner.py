@@ -84,12 +84,13 @@ class LiveStepRunner:
     def _fail(
         self, step_id: str, exc: BaseException, *, attempt: int | None, started: float
     ) -> None:
+        from marimo_engine.engine import runtime as rt
         from marimo_engine.engine.events import ErrorInfo
 
         info = ErrorInfo.from_exception(exc, step_id=step_id)
         self._record(
             "ERROR",
-            f"Step {step_id!r} failed: {info.type}: {info.message}",
+            rt.failed_message(step_id, info.type, info.message),
             step_id,
             error=info,
             attempt=attempt,
@@ -114,6 +115,7 @@ class LiveStepRunner:
         """
         import marimo as mo
 
+        from marimo_engine.engine import runtime as rt
         from marimo_engine.engine.runtime import call_with_retries, evaluate_condition
         from marimo_engine.plans.references import resolve_value
 
@@ -122,16 +124,14 @@ class LiveStepRunner:
         started = time.monotonic()
         outputs = dict(self.outputs)
         outputs.update(zip(self.dependencies[step_id], inputs, strict=False))
-        self._record(
-            "STEP_START", f"Step {step_id!r} started: {step.description or step.tool}.", step_id
-        )
+        self._record("STEP_START", rt.started_message(step), step_id)
         try:
             condition = self.run_if.get(step_id)
             if condition is not None and not evaluate_condition(condition, outputs):
                 reason = f"run_if is false: {step.run_if}"
                 self._record(
                     "STEP_SKIPPED",
-                    f"Step {step_id!r} skipped: {reason}.",
+                    rt.skipped_message(step_id, reason),
                     step_id,
                     reason=reason,
                     expression=step.run_if,
@@ -151,7 +151,7 @@ class LiveStepRunner:
             self._fail(step_id, exc, attempt=None, started=started)
             raise
         if skipped:
-            mo.stop(True, mo.md(f"**Skipped** `{step_id}`: `run_if` is false: `{step.run_if}`"))
+            rt.stop_skipped(step_id, step.run_if)
 
         def start() -> Any:
             if inspect.iscoroutinefunction(tool):
@@ -163,8 +163,7 @@ class LiveStepRunner:
 
             self._record(
                 "STEP_RETRY",
-                f"Step {step_id!r} failed ({type(error).__name__}: {error}); "
-                f"try {attempt} of {step.retries + 1}.",
+                rt.retry_message(step_id, error, attempt, step.retries),
                 step_id,
                 attempt=attempt,
                 error=ErrorInfo.from_exception(error, step_id=step_id),
@@ -183,8 +182,7 @@ class LiveStepRunner:
         duration_s = time.monotonic() - started
         self._record(
             "STEP_COMPLETE",
-            f"Step {step_id!r} completed in {duration_s:.3f} s"
-            + (" (key finding)." if step.key_finding else "."),
+            rt.complete_message(step_id, duration_s, step.key_finding),
             step_id,
             output=output,
             key_finding=step.key_finding,
@@ -201,26 +199,11 @@ class LiveStepRunner:
             if needed:
                 self._record(
                     "INTERVENTION_NEEDED",
-                    f"Step {step_id!r} needs a person: {step.intervention_if} is true.",
+                    rt.intervention_message(step_id, step.intervention_if),
                     step_id,
                     expression=step.intervention_if,
                     output=output,
                 )
-                mo.stop(
-                    True,
-                    mo.vstack(
-                        [
-                            mo.callout(
-                                mo.md(
-                                    f"**Intervention needed** after `{step_id}`: "
-                                    f"`{step.intervention_if}` is true. A person must decide "
-                                    "before the dependent steps run."
-                                ),
-                                kind="warn",
-                            ),
-                            output,
-                        ]
-                    ),
-                )
+                rt.stop_for_person(step_id, step.intervention_if, output)
         mo.output.replace(output)
         return output
