@@ -1,4 +1,4 @@
-"""A compiled plan opened in a real `marimo edit --headless`: the kernel runs it as the engine does."""
+"""A compiled plan opened in a real `marimo edit --headless` runs in the kernel."""
 
 from __future__ import annotations
 
