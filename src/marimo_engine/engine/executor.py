@@ -270,7 +270,7 @@ class _Run:
                     raise exc
                 if exc is not None:
                     cause = exc.__cause__ if exc.__cause__ is not None else exc
-                    if not isinstance(cause, _StepFailed) and self.error is None:
+                    if not isinstance(cause, _StepFailed):  # failed outside run_step
                         await self._fail(sid, cause, attempt=None, started=None)
             finally:
                 done.put_nowait(sid)
