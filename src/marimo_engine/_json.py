@@ -20,8 +20,10 @@ returned. When they are serialised (`model_dump(mode="json")`,
 6. Anything else becomes `{"__type__": "<module.Class>", "repr": repr(obj)}`,
    the repr cut to `MAX_REPR_CHARS` characters.
 
-Nesting deeper than `MAX_DEPTH` is cut with the same repr form, so that a
-self-referencing object cannot loop.
+Nesting deeper than `MAX_DEPTH` is cut with the same repr form; a container
+met again inside itself becomes `{"__type__": ..., "cycle": true}`; and after
+`MAX_NODES` values the rest are cut to the repr form, so that no output,
+self-referencing or huge, can make serialisation loop or run long.
 """
 
 from __future__ import annotations
@@ -33,12 +35,24 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "MAX_ITEMS", "MAX_REPR_CHARS", "MAX_ROWS", "to_jsonable"]
+__all__ = ["MAX_DEPTH", "MAX_ITEMS", "MAX_NODES", "MAX_REPR_CHARS", "MAX_ROWS", "to_jsonable"]
 
 MAX_ROWS = 20
 MAX_ITEMS = 10_000
 MAX_REPR_CHARS = 2_000
 MAX_DEPTH = 32
+MAX_NODES = 100_000
+
+
+def _text(text: str) -> str:
+    """The text, with lone surrogates (which UTF-8 JSON cannot hold) replaced by U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
 
 
 def _type_name(obj: object) -> str:
@@ -56,77 +70,106 @@ def _repr_form(obj: object) -> dict[str, Any]:
     return {"__type__": _type_name(obj), "repr": text}
 
 
-def _dataframe_form(obj: Any, records: list[dict[str, Any]], depth: int) -> dict[str, Any]:
+def _dataframe_form(
+    obj: Any, records: list[dict[str, Any]], depth: int, conv: _Converter
+) -> dict[str, Any]:
     return {
         "__type__": "DataFrame",
         "shape": [int(obj.shape[0]), int(obj.shape[1])],
         "columns": [str(c) for c in obj.columns],
         "dtypes": {str(c): str(t) for c, t in zip(obj.columns, obj.dtypes, strict=False)},
-        "head": to_jsonable(records, depth + 1),
+        "head": conv.convert(records, depth + 1),
     }
 
 
-def to_jsonable(value: object, depth: int = 0) -> Any:
+def to_jsonable(value: object) -> Any:
     """Return a JSON-compatible form of `value`, following the module's rules.
 
     Args:
         value: Any Python object, typically a step output.
-        depth: Current nesting depth; callers leave it at 0.
 
     Returns:
         An object made only of `dict`, `list`, `str`, `int`, `float`, `bool`
         and `None`, which `json.dumps` accepts. Never raises.
     """
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if depth >= MAX_DEPTH:
-        return _repr_form(value)
-    if isinstance(value, Enum):
-        return to_jsonable(value.value, depth + 1)
-    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray):
-        return {"__type__": "bytes", "size": len(value)}
-    if isinstance(value, tuple) and hasattr(value, "_fields"):
-        return {f: to_jsonable(getattr(value, f), depth + 1) for f in value._fields}
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = list(value)[:MAX_ITEMS]
-        return [to_jsonable(v, depth + 1) for v in items]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: to_jsonable(getattr(value, f.name), depth + 1)
-            for f in dataclasses.fields(value)
-        }
-    try:
-        return _special_form(value, depth)
-    except Exception:
-        return _repr_form(value)
+    return _Converter().convert(value, 0)
 
 
-def _special_form(value: Any, depth: int) -> Any:
+class _Converter:
+    """One conversion: the containers on the current path and a node budget."""
+
+    __slots__ = ("nodes", "path")
+
+    def __init__(self) -> None:
+        self.path: set[int] = set()
+        self.nodes = 0
+
+    def convert(self, value: object, depth: int) -> Any:
+        self.nodes += 1
+        if value is None or isinstance(value, bool | int):
+            return value
+        if isinstance(value, str):
+            return _text(value)
+        if isinstance(value, float):
+            return value if math.isfinite(value) else None
+        if depth >= MAX_DEPTH or self.nodes > MAX_NODES:
+            return _repr_form(value)
+        if isinstance(value, Enum):
+            return self.convert(value.value, depth + 1)
+        if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+            return value.isoformat()
+        if isinstance(value, bytes | bytearray):
+            return {"__type__": "bytes", "size": len(value)}
+        key = id(value)
+        if key in self.path:
+            return {"__type__": _type_name(value), "cycle": True}
+        self.path.add(key)
+        try:
+            return self._container(value, depth)
+        finally:
+            self.path.discard(key)
+
+    def _container(self, value: Any, depth: int) -> Any:
+        if isinstance(value, tuple) and hasattr(value, "_fields"):
+            return {f: self.convert(getattr(value, f), depth + 1) for f in value._fields}
+        if isinstance(value, Mapping):
+            return {self._key(k): self.convert(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            items = list(value)[:MAX_ITEMS]
+            return [self.convert(v, depth + 1) for v in items]
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {
+                f.name: self.convert(getattr(value, f.name), depth + 1)
+                for f in dataclasses.fields(value)
+            }
+        try:
+            return _special_form(value, depth, self)
+        except Exception:
+            return _repr_form(value)
+
+    def _key(self, key: object) -> str:
+        return _text(key if isinstance(key, str) else str(key))
+
+
+def _special_form(value: Any, depth: int, conv: _Converter) -> Any:
     module = type(value).__module__
     model_dump = getattr(value, "model_dump", None)
     if callable(model_dump) and hasattr(type(value), "model_fields"):
-        return to_jsonable(model_dump(mode="python"), depth + 1)
+        return conv.convert(model_dump(mode="python"), depth + 1)
     if module.startswith("pandas") and type(value).__name__ == "DataFrame":
-        return _dataframe_form(value, value.head(MAX_ROWS).to_dict(orient="records"), depth)
+        return _dataframe_form(value, value.head(MAX_ROWS).to_dict(orient="records"), depth, conv)
     if module.startswith("pandas") and type(value).__name__ == "Series":
-        return to_jsonable(value.head(MAX_ITEMS).to_dict(), depth + 1)
+        return conv.convert(value.head(MAX_ITEMS).to_dict(), depth + 1)
     if module.startswith("polars") and type(value).__name__ == "DataFrame":
-        return _dataframe_form(value, value.head(MAX_ROWS).to_dicts(), depth)
-    if module.startswith("numpy"):
-        if hasattr(value, "tolist"):
-            listed = value.tolist()
-            if isinstance(listed, list) and len(listed) > MAX_ITEMS:
-                listed = listed[:MAX_ITEMS]
-            return to_jsonable(listed, depth + 1)
+        return _dataframe_form(value, value.head(MAX_ROWS).to_dicts(), depth, conv)
+    if module.startswith("numpy") and hasattr(value, "tolist"):
+        listed = value.tolist()
+        if isinstance(listed, list) and len(listed) > MAX_ITEMS:
+            listed = listed[:MAX_ITEMS]
+        return conv.convert(listed, depth + 1)
     if module.startswith("pandas") and hasattr(value, "isoformat"):
         return value.isoformat()
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict):
-        return {"__type__": _type_name(value), "spec": to_jsonable(to_dict(), depth + 1)}
+        return {"__type__": _type_name(value), "spec": conv.convert(to_dict(), depth + 1)}
     return _repr_form(value)

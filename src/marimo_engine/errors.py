@@ -12,6 +12,7 @@ them (one line, a hint, exit code 2 for bad input).
       UsageError            the developer calling us wrongly: bad argument, wrong state
         UnknownToolError    a tool name that is not registered
       ToolError             a tool raised or timed out; the cause is chained
+      ToolCancelledError    a tool raised CancelledError while the run was not cancelled
       LiveError             the marimo server
         LiveConnectionError
         LiveHTTPError       (status, url)
@@ -49,6 +50,7 @@ __all__ = [
     "ModelLimitError",
     "PlanValidationError",
     "StaleCellError",
+    "ToolCancelledError",
     "ToolError",
     "UnknownReferenceError",
     "UnknownToolError",
@@ -141,7 +143,9 @@ class UnknownToolError(UsageError, LookupError):
         suggestions: Close registered names, best first (may be empty).
     """
 
-    def __init__(self, name: str, suggestions: Sequence[str] = (), known: Sequence[str] = ()) -> None:
+    def __init__(
+        self, name: str, suggestions: Sequence[str] = (), known: Sequence[str] = ()
+    ) -> None:
         self.name = name
         self.suggestions = list(suggestions)
         if self.suggestions:
@@ -168,6 +172,14 @@ class ToolError(EngineError):
         super().__init__(message)
         self.step_id = step_id
         self.tool = tool
+
+
+class ToolCancelledError(EngineError):
+    """A tool raised `asyncio.CancelledError` although the run was not cancelled.
+
+    Reported as the step's error (and retried like one), so that a tool's own
+    cancellation cannot pass for the run's.
+    """
 
 
 class LiveError(EngineError):

@@ -63,7 +63,7 @@ __all__ = [
 RUNNER_NAME = "plan_run"
 """The setup cell's name for the `StepRunner` that step cells call."""
 
-_SETUP_NAMES = frozenset({"mo", "marimo", "app", "StepRunner", "PLAN", RUNNER_NAME})
+_SETUP_NAMES = frozenset({"json", "mo", "marimo", "app", "StepRunner", "PLAN", RUNNER_NAME})
 _NOT_IDENTIFIER = re.compile(r"[^0-9A-Za-z_]")
 
 
@@ -137,7 +137,9 @@ def safe_variable_names(
             names, such as imported tool functions).
 
     Returns:
-        Step id to variable name; an id that is already safe maps to itself.
+        Step id to variable name. An id that is already a safe name maps to
+        itself unless an earlier step took that name (`a-b` then `a_b` gives
+        `a_b` and `a_b_2`).
     """
     taken: set[str] = set()
     names: dict[str, str] = {}
@@ -285,16 +287,34 @@ def compile_plan(plan: Plan | Mapping[str, Any] | str, tools: Any = None) -> Not
 
     Raises:
         PlanValidationError: The plan has problems (every one is listed).
+            With `tools=None`, tool names and arguments are not checked and
+            no tool is imported (the notebook names them as not importable).
     """
-    from marimo_engine.plans.dependencies import step_dependencies
     from marimo_engine.plans.validation import check_plan
     from marimo_engine.tools.registry import as_registry
 
-    registry = as_registry(tools)
-    plan = check_plan(plan, registry)
+    registry = None if tools is None else as_registry(tools)
+    return compile_checked_plan(check_plan(plan, registry), registry)
+
+
+def compile_checked_plan(plan: Plan, registry: ToolRegistry | None) -> NotebookIR:
+    """Compile a plan that `check_plan` has already accepted (no second validation).
+
+    Args:
+        plan: The checked plan.
+        registry: The tools it was checked against, or `None` (no imports).
+
+    Returns:
+        The `NotebookIR`.
+    """
+    from marimo_engine.plans.dependencies import step_dependencies
+
     tool_names = list(dict.fromkeys(s.tool for s in plan.steps))
-    import_lines, tool_exprs, unimportable, imported = _import_lines(registry, tool_names)
-    variables = safe_variable_names(plan.step_ids, reserved=imported | {"json"})
+    if registry is None:
+        import_lines, tool_exprs, unimportable, imported = [], {}, list(tool_names), set()
+    else:
+        import_lines, tool_exprs, unimportable, imported = _import_lines(registry, tool_names)
+    variables = safe_variable_names(plan.step_ids, reserved=imported)
     deps = step_dependencies(plan)
 
     plan_literal = _plan_literal(_plan_json(plan.model_dump(mode="json", exclude_defaults=True)))
@@ -353,7 +373,9 @@ def compile_plan(plan: Plan | Mapping[str, Any] | str, tools: Any = None) -> Not
 
 
 def _indent(code: str) -> str:
-    return "\n".join(("    " + line) if line else "" for line in code.splitlines())
+    # split("\n"), not splitlines(): the plan's JSON may hold U+2028 and the like,
+    # which splitlines() would break inside a string.
+    return "\n".join(("    " + line) if line else "" for line in code.split("\n"))
 
 
 def render_notebook(ir: NotebookIR) -> str:
@@ -412,7 +434,10 @@ def plan_to_notebook(plan: Plan | Mapping[str, Any] | str, tools: Any = None) ->
     Args:
         plan: A `Plan`, a dict or a JSON string.
         tools: A `ToolRegistry` or a mapping of names to callables. Tools
-            importable by module path are imported in the setup cell.
+            importable by module path are imported in the setup cell. With
+            `None`, tool names and arguments are not checked and no tool is
+            imported (the notebook runs only where its steps' tools are
+            given some other way).
 
     Returns:
         The notebook's `.py` source (see the module docstring for its layout).

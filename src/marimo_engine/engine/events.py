@@ -84,7 +84,10 @@ class ErrorInfo(BaseModel):
             The error info; a `PlanValidationError`'s problems are kept.
         """
         problems = getattr(exc, "problems", None)
-        message = str(exc) or repr(exc)
+        try:
+            message = str(exc) or repr(exc)
+        except Exception as broken:  # an exception whose __str__ itself raises
+            message = f"<message unavailable: its __str__ raised {type(broken).__name__}>"
         return cls(
             type=type(exc).__name__,
             message=message,
@@ -161,8 +164,21 @@ class Event(BaseModel):
         return None if value is None else {k: to_jsonable(v) for k, v in value.items()}
 
     def to_json_line(self) -> str:
-        """Return the event as one line of JSON, without fields that are `None`."""
-        return self.model_dump_json(exclude_none=True)
+        """Return the event as one line of JSON, for other programs.
+
+        Fields that do not apply (`None`) are left out, except the ones every
+        event has (`step_id` and `tool`, `null` on `START` and `FINISH`) and
+        `output` on `STEP_COMPLETE` and `INTERVENTION_NEEDED` (a tool may
+        return `None`).
+        """
+        import json
+
+        data = self.model_dump(mode="json", exclude_none=True)
+        data.setdefault("step_id", None)
+        data.setdefault("tool", None)
+        if self.type in (EventType.STEP_COMPLETE, EventType.INTERVENTION_NEEDED):
+            data.setdefault("output", None)
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 class ExecutionResult(BaseModel):

@@ -4,7 +4,7 @@ The run follows the plan language spec ("Running", "Events and results"):
 
 1. The plan is validated; an invalid plan emits `START`, one `ERROR`
    (`PlanValidationError`, with every problem) and `FINISH` (`FAILURE`).
-2. The plan is compiled (`compiler.compile_plan`); each step cell is compiled
+2. The plan is compiled (`compiler.compile_checked_plan`); each step cell is compiled
    by marimo's own compiler (`marimo._ast.compiler.compile_cell`, memoised by
    code) and the DAG is built from the cells' defs and refs (`graph.StepGraph`).
 3. Steps whose dependencies are done run at the same time; list order decides
@@ -45,6 +45,7 @@ from marimo_engine.engine.events import (
     Verdict,
 )
 from marimo_engine.engine.runtime import (
+    call_tool,
     call_with_retries,
     complete_message,
     evaluate_condition,
@@ -54,7 +55,7 @@ from marimo_engine.engine.runtime import (
     skipped_message,
     started_message,
 )
-from marimo_engine.errors import PlanValidationError, UsageError
+from marimo_engine.errors import EngineError, PlanValidationError, UsageError
 
 if TYPE_CHECKING:
     from marimo_engine.engine.compiler import NotebookIR
@@ -72,6 +73,10 @@ EventCallback = Callable[[Event], Any]
 
 class _StepFailed(Exception):
     """Aborts a step cell whose step failed; the error is already recorded."""
+
+
+class _StepNotStarted(Exception):
+    """Aborts a step cell scheduled just before the run began to stop."""
 
 
 @dataclass(frozen=True)
@@ -126,13 +131,21 @@ class _Run:
         *,
         max_workers: int | None,
         emit: Callable[[Event], Any] | None,
+        on_event: EventCallback | None = None,
     ) -> None:
-        if max_workers is not None and max_workers < 1:
-            raise UsageError(f"max_workers must be at least 1, got {max_workers!r}.")
+        from marimo_engine.tools.registry import as_registry
+
+        if max_workers is not None and (
+            isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
+        ):
+            raise UsageError(
+                f"max_workers must be a whole number of at least 1, got {max_workers!r}."
+            )
         self.source = plan
-        self.tools = tools
+        self.tools = as_registry(tools)
         self.max_workers = max_workers
-        self._emit_to = emit
+        self._emit_to = emit  # the stream to the consumer (trusted)
+        self._on_event = on_event  # the caller's callback (may fail)
         self.plan_id = _plan_id_of(plan)
         self.events: list[Event] = []
         self.outputs: dict[str, Any] = {}
@@ -144,6 +157,9 @@ class _Run:
         self.finished = False
         self._steps: dict[str, _StepPlan] = {}
         self._skipped_by_condition: set[str] = set()
+        self._failed: set[str] = set()
+        self._not_started: set[str] = set()
+        self._callback_failed = False
         self._pool: Any = None
 
     # -- events -------------------------------------------------------------
@@ -158,10 +174,38 @@ class _Run:
             type=type_, plan_id=self.plan_id, step_id=step_id, tool=tool, msg=msg, **fields
         )
         self.events.append(event)
+        await self._deliver(event)
+
+    async def _deliver(self, event: Event) -> None:
+        """Hand an event to the caller's callback, then to the stream.
+
+        A callback that raises fails the run (not a step): it is called no
+        more, and an `ERROR` saying so goes to the stream and the event log.
+        """
+        if self._on_event is not None and not self._callback_failed:
+            try:
+                result = self._on_event(event)
+                if inspect.isawaitable(result):
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._callback_failed = True
+                info = ErrorInfo(
+                    type=type(exc).__name__,
+                    message=f"the on_event callback raised on a {event.type.value} event: {exc}",
+                )
+                if self.error is None:
+                    self.error = info
+                failure = Event(
+                    type=EventType.ERROR, plan_id=self.plan_id, msg=info.message, error=info
+                )
+                self.events.append(failure)
+                if self._emit_to is not None:
+                    await self._emit_to(event)
+                    event = failure
         if self._emit_to is not None:
-            result = self._emit_to(event)
-            if inspect.isawaitable(result):
-                await result
+            await self._emit_to(event)
 
     @property
     def stopping(self) -> bool:
@@ -200,17 +244,16 @@ class _Run:
             await self._finish()
 
     async def _prepare(self) -> tuple[Any, dict[str, Any], dict[str, Any]] | None:
-        from marimo_engine.engine.compiler import compile_plan
+        from marimo_engine.engine.compiler import compile_checked_plan
         from marimo_engine.engine.graph import StepGraph
-        from marimo_engine.plans.schema import load_plan
-        from marimo_engine.tools.registry import as_registry
+        from marimo_engine.plans.validation import check_plan
 
         try:
-            registry = self.tools = as_registry(self.tools)
-            plan = load_plan(self.source)
+            registry = self.tools
+            plan = check_plan(self.source, registry)  # every problem at once
             if _own_id(self.source) is None:
                 plan = plan.model_copy(update={"id": self.plan_id})  # the id START carried
-            self.ir = compile_plan(plan, registry)
+            self.ir = compile_checked_plan(plan, registry)
         except PlanValidationError as exc:
             self.error = ErrorInfo.from_exception(exc)
             await self.emit(EventType.ERROR, str(exc), error=self.error)
@@ -268,10 +311,21 @@ class _Run:
                 exc = result.exception
                 if isinstance(exc, asyncio.CancelledError):
                     raise exc
-                if exc is not None:
-                    cause = exc.__cause__ if exc.__cause__ is not None else exc
-                    if not isinstance(cause, _StepFailed):  # failed outside run_step
-                        await self._fail(sid, cause, attempt=None, started=None)
+                cause = None if exc is None else (exc.__cause__ or exc)
+                if cause is not None and not isinstance(cause, _StepFailed | _StepNotStarted):
+                    await self._fail(sid, cause, attempt=None, started=None)  # outside run_step
+                elif not self._has_ended(sid):
+                    await self._fail(
+                        sid,
+                        EngineError(f"The cell of step {sid!r} ended without running the step."),
+                        attempt=None,
+                        started=None,
+                    )
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # never leave a task with an unread exception
+                if not self._has_ended(sid):
+                    await self._fail(sid, exc, attempt=None, started=None)
             finally:
                 done.put_nowait(sid)
 
@@ -314,10 +368,22 @@ class _Run:
             if pool is not None:
                 await _shutdown_pool(pool)
 
+    def _has_ended(self, step_id: str) -> bool:
+        """Whether the step completed, was skipped, failed, or was never started."""
+        return (
+            step_id in self.outputs
+            or step_id in self._skipped_by_condition
+            or step_id in self._failed
+            or step_id in self._not_started
+        )
+
     async def run_step(self, step_id: str) -> Any:
         """Run one step (called from its cell); returns the output for the cell's variable."""
         from marimo_engine.plans.references import resolve_value
 
+        if self.stopping:  # an error or intervention came after this cell was scheduled
+            self._not_started.add(step_id)
+            raise _StepNotStarted(step_id)
         planned = self._steps[step_id]
         step = planned.step
         started = time.monotonic()
@@ -346,17 +412,10 @@ class _Run:
             raise _StepFailed(step_id) from None
 
         tool = planned.tool
-        function = tool.function
-        if tool.is_async:
+        pool = self._pool
 
-            def start() -> Any:
-                return function(**kwargs)
-
-        else:
-            pool = self._pool
-
-            def start() -> Any:
-                return pool.run(function, kwargs)
+        def start() -> Any:
+            return call_tool(tool.function, kwargs, is_async=tool.is_async, run_in_thread=pool.run)
 
         async def on_retry(attempt: int, error: BaseException) -> None:
             await self.emit(
@@ -413,6 +472,7 @@ class _Run:
         self, step_id: str, exc: BaseException, *, attempt: int | None, started: float | None
     ) -> None:
         info = ErrorInfo.from_exception(exc, step_id=step_id)
+        self._failed.add(step_id)
         if self.error is None:
             self.error = info
         duration_s = None if started is None else time.monotonic() - started
@@ -449,11 +509,7 @@ class _Run:
             reason=self.cancel_reason,
         )
         self.events.append(event)
-        if self._emit_to is not None:
-            with contextlib.suppress(Exception):
-                result = self._emit_to(event)
-                if inspect.isawaitable(result):
-                    await result
+        await self._deliver(event)
 
     def result(self) -> ExecutionResult:
         """Build the `ExecutionResult` of a finished run."""
@@ -530,14 +586,10 @@ async def execute_plan(
     send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=buffer_size)
 
     async def deliver(event: Event) -> None:
-        if on_event is not None:
-            result = on_event(event)
-            if inspect.isawaitable(result):
-                await result
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
             await send.send(event)
 
-    run = _Run(plan, tools, max_workers=max_workers, emit=deliver)
+    run = _Run(plan, tools, max_workers=max_workers, emit=deliver, on_event=on_event)
 
     async def produce() -> None:
         try:
@@ -586,7 +638,7 @@ def execute_plan_sync(
     Called from a thread with a running event loop (a notebook, an async
     app), the run happens on a fresh loop in a helper thread.
     """
-    run = _Run(plan, tools, max_workers=max_workers, emit=on_event)
+    run = _Run(plan, tools, max_workers=max_workers, emit=None, on_event=on_event)
 
     try:
         asyncio.get_running_loop()

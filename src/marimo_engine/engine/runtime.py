@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from marimo_engine.errors import UsageError
+from marimo_engine.errors import ToolCancelledError, UsageError
 
 if TYPE_CHECKING:
     from marimo_engine.plans.expressions import Expression
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RETRY_BASE_DELAY_S",
     "StepRunner",
+    "call_tool",
     "call_with_retries",
     "evaluate_condition",
     "retry_delay_s",
@@ -128,17 +129,26 @@ async def call_with_retries(
                 return await call(), attempt
             async with asyncio.timeout(timeout_s):
                 return await call(), attempt
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # our caller was cancelled: not the tool's failure
-            error: BaseException = asyncio.CancelledError("the tool cancelled itself")
         except TimeoutError as exc:
-            error = (
+            error: BaseException = (
                 exc if str(exc) else TimeoutError(f"the tool call took longer than {timeout_s} s")
             )
         except BaseException as exc:  # a failing tool is data, whatever it raised
-            error = exc
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Our caller is being cancelled (the tool may have turned the
+                # cancellation into another error): stop, never retry.
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                raise asyncio.CancelledError() from exc
+            if isinstance(exc, asyncio.CancelledError):
+                error = ToolCancelledError(
+                    "the tool raised CancelledError although the run was not cancelled "
+                    "(it awaited something that was cancelled)"
+                )
+                error.__cause__ = exc
+            else:
+                error = exc
         if attempt > retries:
             raise error
         attempt += 1
@@ -147,6 +157,38 @@ async def call_with_retries(
             if inspect.isawaitable(result):
                 await result
         await sleep(retry_delay_s(attempt))
+
+
+async def call_tool(
+    function: Callable[..., Any],
+    kwargs: dict[str, Any],
+    *,
+    is_async: bool,
+    run_in_thread: Callable[[Callable[..., Any], dict[str, Any]], Awaitable[Any]],
+) -> Any:
+    """Call a tool once: a coroutine function on the loop, a plain function off it.
+
+    Args:
+        function: The tool.
+        kwargs: Its resolved keyword arguments.
+        is_async: Whether `function` is a coroutine function.
+        run_in_thread: Runs a plain function in a worker thread, as
+            `await run_in_thread(function, kwargs)`.
+
+    Returns:
+        The tool's output. A plain function that returns an awaitable (a
+        wrapper around a coroutine function, say) has it awaited on the loop.
+    """
+    if is_async:
+        return await function(**kwargs)
+    output = await run_in_thread(function, kwargs)
+    if inspect.isawaitable(output):
+        output = await output
+    return output
+
+
+async def _to_thread(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    return await asyncio.to_thread(function, **kwargs)
 
 
 def started_message(step: Step) -> str:
@@ -301,10 +343,10 @@ class StepRunner:
 
         kwargs = resolve_value(step.args, outputs)
 
+        is_async = inspect.iscoroutinefunction(tool)
+
         def start() -> Awaitable[Any]:
-            if inspect.iscoroutinefunction(tool):
-                return tool(**kwargs)
-            return asyncio.to_thread(tool, **kwargs)
+            return call_tool(tool, kwargs, is_async=is_async, run_in_thread=_to_thread)
 
         def report_retry(attempt: int, error: BaseException) -> None:
             print(retry_message(step_id, error, attempt, step.retries))
