@@ -85,6 +85,7 @@ class _StepPlan:
     tool: ToolSpec
     run_if: Expression | None
     intervention_if: Expression | None
+    converted_args: dict[str, Any]
 
 
 @functools.lru_cache(maxsize=16_384)
@@ -262,9 +263,11 @@ class _Run:
         from marimo_engine.plans.expressions import parse_expression
 
         for step in plan.steps:
+            spec = registry.get(step.tool)
             self._steps[step.id] = _StepPlan(
                 step=step,
-                tool=registry.get(step.tool),
+                tool=spec,
+                converted_args=spec.convert_literals(step.args) if step.args else {},
                 run_if=parse_expression(step.run_if) if step.run_if else None,
                 intervention_if=parse_expression(step.intervention_if)
                 if step.intervention_if
@@ -405,6 +408,7 @@ class _Run:
                 )
                 return None
             kwargs = resolve_value(step.args, self.outputs) if step.args else {}
+            kwargs.update(planned.converted_args)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 raise

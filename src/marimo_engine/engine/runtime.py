@@ -342,6 +342,10 @@ class StepRunner:
         from marimo_engine.plans.references import resolve_value
 
         kwargs = resolve_value(step.args, outputs)
+        if step.args:
+            from marimo_engine.tools.registry import build_tool_spec
+
+            kwargs.update(build_tool_spec(tool, name=step.tool).convert_literals(step.args))
 
         is_async = inspect.iscoroutinefunction(tool)
 

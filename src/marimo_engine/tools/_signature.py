@@ -9,6 +9,7 @@ import functools
 import importlib
 import inspect
 import re
+import types
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -196,3 +197,26 @@ def import_path_of(function: Callable[..., Any]) -> tuple[str, str] | None:
     if obj is function or (inspect.ismethod(function) and obj == function):
         return module_name, qualname
     return None
+
+
+_JSON_NATIVE: frozenset[Any] = frozenset({str, int, float, bool, type(None), dict, list, object})
+
+
+def needs_conversion(annotation: Any) -> bool:
+    """Whether a JSON value must be converted to give a parameter its annotated type.
+
+    `False` for JSON's own types (`str`, `int`, `float`, `bool`, `None`,
+    `list`, `dict`, `Any`, unannotated) and for lists, dicts, unions,
+    `Literal`s and `Annotated` of those; `True` for anything else (a
+    dataclass, a pydantic model, an `Enum`, a `tuple`, a `date`, ...).
+    """
+    if annotation is Any or annotation is inspect.Parameter.empty or annotation in _JSON_NATIVE:
+        return False
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return False
+    if origin is typing.Annotated:
+        return needs_conversion(typing.get_args(annotation)[0])
+    if origin in (list, dict, typing.Union, types.UnionType):
+        return any(needs_conversion(arg) for arg in typing.get_args(annotation))
+    return True

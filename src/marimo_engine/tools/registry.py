@@ -27,13 +27,14 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from marimo_engine.errors import EngineError, UnknownToolError, UsageError
 from marimo_engine.plans.references import find_references, resolve_value
 from marimo_engine.tools._signature import (
     import_path_of,
     is_async_callable,
+    needs_conversion,
     parameters_schema,
     parse_docstring,
     returns_schema,
@@ -99,6 +100,9 @@ class ToolSpec:
     accepts_kwargs: bool = dataclasses.field(default=False, repr=False)
     _parameters: tuple[_Parameter, ...] = dataclasses.field(default=(), repr=False, compare=False)
     _args_model: type[BaseModel] | None = dataclasses.field(default=None, repr=False, compare=False)
+    _converters: Mapping[str, Any] = dataclasses.field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def import_path(self) -> tuple[str, str] | None:
@@ -153,6 +157,34 @@ class ToolSpec:
         problems.extend(self._type_problems(args))
         return problems
 
+    def convert_literals(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Return literal args converted to their parameters' types, where JSON is not enough.
+
+        A JSON object for a dataclass or pydantic-model parameter becomes that
+        object, a string for an `Enum` or a `date` becomes the member or the
+        date, a list for a `tuple` becomes a tuple: what validation promised
+        (it checks literals the same way, in pydantic's strict JSON mode).
+
+        Args:
+            args: A step's `args` as written in the plan.
+
+        Returns:
+            Parameter name to converted value, only for literal (reference-free)
+            args whose parameter type needs converting; merge it over the
+            resolved args. A literal that does not convert is left out (the
+            plan's validation reports it).
+        """
+        converted: dict[str, Any] = {}
+        for name, adapter in self._converters.items():
+            if name not in args or find_references(args[name]):
+                continue
+            try:
+                text = json.dumps(resolve_value(args[name], {}), allow_nan=True)
+                converted[name] = adapter.validate_json(text, strict=True)
+            except (EngineError, TypeError, ValueError):
+                continue
+        return converted
+
     def _unknown_message(self, key: str) -> str:
         names = self.parameter_names
         close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
@@ -203,8 +235,10 @@ class ToolSpec:
         seen: set[str] = set()
         for error in exc.errors(include_url=False):
             loc = error.get("loc", ())
-            if error.get("type") == "missing" or not loc or loc[0] not in by_name:
+            if not loc or loc[0] not in by_name:
                 continue
+            if error.get("type") == "missing" and len(loc) == 1:
+                continue  # a missing argument is reported by check_args itself
             name = str(loc[0])
             if name in seen:
                 continue  # one line per argument is enough to fix it
@@ -488,6 +522,9 @@ def _derive_tool_spec(function: Callable[..., Any], name: str, description: str 
             f"Tool {name!r}: cannot build an argument schema from its type hints ({exc}); "
             "annotate its parameters with JSON-like types or leave them unannotated."
         ) from exc
+    converters = {
+        p.name: TypeAdapter(p.annotation) for p in params if needs_conversion(p.annotation)
+    }
     return ToolSpec(
         name=name,
         function=function,
@@ -498,6 +535,7 @@ def _derive_tool_spec(function: Callable[..., Any], name: str, description: str 
         accepts_kwargs=accepts_kwargs,
         _parameters=tuple(params),
         _args_model=args_model,
+        _converters=converters,
     )
 
 

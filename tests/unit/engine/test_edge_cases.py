@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import enum
 import json
 import subprocess
 import sys
 import time
 from contextlib import aclosing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
-from marimo_engine import EventType, Verdict, execute_plan, execute_plan_sync, plan_to_notebook
+from marimo_engine import (
+    EventType,
+    Verdict,
+    execute_plan,
+    execute_plan_sync,
+    plan_to_notebook,
+    validate_plan,
+)
 from marimo_engine.errors import UsageError
 
 from . import notebook_tools
@@ -224,3 +235,59 @@ async def test_a_failing_on_event_callback_still_lets_the_stream_end_in_finish()
     )
     assert EventType.ERROR in types(events)
     assert finish(events).verdict is Verdict.FAILURE
+
+
+class Mode(enum.Enum):
+    FAST = "fast"
+
+
+@dataclass
+class Point:
+    x: int
+    y: int
+
+
+class Config(BaseModel):
+    n: int
+
+
+def test_literal_args_arrive_as_the_types_validation_checked() -> None:
+    seen: dict[str, Any] = {}
+
+    def tool(
+        p: Point, cfg: Config, mode: Mode, pair: tuple[int, int], day: dt.date, raw: dict
+    ) -> int:
+        seen.update(p=p, cfg=cfg, mode=mode, pair=pair, day=day, raw=raw)
+        return p.x + cfg.n
+
+    plan = {
+        "steps": [
+            {
+                "id": "t",
+                "tool": "tool",
+                "args": {
+                    "p": {"x": 1, "y": 2},
+                    "cfg": {"n": 3},
+                    "mode": "fast",
+                    "pair": [4, 5],
+                    "day": "2026-11-21",
+                    "raw": {"k": "v"},
+                },
+            }
+        ]
+    }
+    result = execute_plan_sync(plan, {"tool": tool})
+    assert result.verdict is Verdict.SUCCESS, result.error
+    assert seen == {
+        "p": Point(1, 2),
+        "cfg": Config(n=3),
+        "mode": Mode.FAST,
+        "pair": (4, 5),
+        "day": dt.date(2026, 11, 21),
+        "raw": {"k": "v"},
+    }
+    bad = {
+        "steps": [{"id": "t", "tool": "tool", "args": {**plan["steps"][0]["args"], "p": {"x": 1}}}]
+    }
+    problems = validate_plan(bad, {"tool": tool})
+    assert [(p.code, p.field) for p in problems] == [("invalid_args", "args.p")]
