@@ -17,7 +17,15 @@ import secrets
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from marimo_engine.errors import PlanValidationError, UsageError
 from marimo_engine.plans.problems import Problem, ProblemCode
@@ -30,7 +38,7 @@ STEP_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _STEP_ID_RE = re.compile(STEP_ID_PATTERN)
 
 StepId = Annotated[
-    str,
+    StrictStr,
     Field(
         pattern=STEP_ID_PATTERN,
         examples=["s1", "scan_hull", "check-oxygen"],
@@ -56,10 +64,10 @@ class Step(BaseModel):
     id: StepId
     """The step's name: 1-64 characters of `A-Z a-z 0-9 _ -`, unique in the plan."""
 
-    tool: str
+    tool: StrictStr
     """A name in the tool registry given to the run."""
 
-    description: str | None = None
+    description: StrictStr | None = None
     """Human text, shown in events and in the notebook; `None` for none."""
 
     args: dict[str, Any] = Field(
@@ -68,11 +76,11 @@ class Step(BaseModel):
     """Keyword arguments of the tool; values are JSON and may hold `$id.path`
     references, also inside nested lists and objects. Empty when absent."""
 
-    run_if: str | None = None
+    run_if: StrictStr | None = None
     """An expression (spec, "Expressions"); the step runs only when it is true.
     `None` runs the step unconditionally."""
 
-    intervention_if: str | None = None
+    intervention_if: StrictStr | None = None
     """An expression evaluated after the step ran (it may reference the step
     itself); when true the run stops for a person. `None` never stops."""
 
@@ -83,7 +91,7 @@ class Step(BaseModel):
     """Whether the output is a key finding: flagged on its `STEP_COMPLETE`
     event and collected in the result's `key_findings`."""
 
-    depends_on: list[str] = Field(default_factory=list)
+    depends_on: list[StrictStr] = Field(default_factory=list)
     """Ids of steps this step runs after without using their output. Empty
     when absent; unknown ids are reported by validation."""
 
@@ -104,6 +112,14 @@ class Step(BaseModel):
     )
     """How many more times the tool is called after an exception or a
     timeout, 0 to 10; the waits between tries are 0.1 s, 0.2 s, 0.4 s, ..."""
+
+    @field_validator("args", "depends_on", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: object, info: ValidationInfo) -> object:
+        """`null` for `args` or `depends_on` means none (models often write it)."""
+        if value is None:
+            return {} if info.field_name == "args" else []
+        return value
 
 
 class Plan(BaseModel):

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import inspect
 import json
 import re
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -466,15 +466,27 @@ def build_tool_spec(
             raise UsageError(f"{function!r} has no usable __name__; register it with name='...'.")
     name = _check_name(name)
     try:
-        return _cached_tool_spec(function, name, description)
-    except TypeError:  # an unhashable callable object: derive it afresh
+        derived = _SPEC_CACHE.get(function)
+    except TypeError:  # not weak-referenceable or not hashable: derive it afresh
         return _derive_tool_spec(function, name, description)
+    key = (name, description)
+    if derived is not None and key in derived:
+        return dataclasses.replace(derived[key], function=function)
+    spec = _derive_tool_spec(function, name, description)
+    # Cache the spec without the function: a value that referred to its weak
+    # key would keep the key (and all a closure holds) alive for ever.
+    _SPEC_CACHE.setdefault(function, {})[key] = dataclasses.replace(spec, function=_forgotten)
+    return spec
 
 
-@functools.lru_cache(maxsize=4096)
-def _cached_tool_spec(function: Callable[..., Any], name: str, description: str | None) -> ToolSpec:
-    """Memoise derivation: a run given a plain mapping of tools must not rebuild schemas."""
-    return _derive_tool_spec(function, name, description)
+def _forgotten(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never called
+    raise AssertionError("a cached ToolSpec is always given its function back before use")
+
+
+_SPEC_CACHE: weakref.WeakKeyDictionary[Callable[..., Any], dict[tuple[str, str | None], ToolSpec]]
+_SPEC_CACHE = weakref.WeakKeyDictionary()
+"""Derived specs by function, so that a run given a plain mapping of tools does not
+rebuild pydantic models each time; entries go when their function is collected."""
 
 
 def _derive_tool_spec(function: Callable[..., Any], name: str, description: str | None) -> ToolSpec:

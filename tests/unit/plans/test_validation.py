@@ -696,3 +696,16 @@ def test_validation_of_any_mutated_plan_returns_problems_and_never_raises(plan: 
             check_plan(plan, example_registry())  # type: ignore[arg-type]
     else:
         assert isinstance(check_plan(plan, example_registry()), Plan)  # type: ignore[arg-type]
+
+
+def test_null_args_and_depends_on_mean_none() -> None:
+    plan = {"steps": [{"id": "a", "tool": "t", "args": None, "depends_on": None}]}
+    assert validate_plan(plan) == []
+
+
+def test_a_bytes_step_id_is_a_problem_not_a_crash() -> None:
+    problems = validate_plan({"steps": [{"id": b"a", "tool": "t", "timeout_s": -1}]})
+    assert [(p.code, p.field) for p in problems] == [
+        ("invalid_id", "steps.0.id"),
+        ("invalid_plan", "steps.0.timeout_s"),
+    ]
