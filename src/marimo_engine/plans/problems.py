@@ -39,8 +39,12 @@ class Problem(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    step_id: str | None = Field(default=None, description="Step the problem is in; null for the plan.")
-    field: str | None = Field(default=None, description="Offending field, dotted for nested places.")
+    step_id: str | None = Field(
+        default=None, description="Step the problem is in; null for the plan."
+    )
+    field: str | None = Field(
+        default=None, description="Offending field, dotted for nested places."
+    )
     code: ProblemCode
     message: str
 
