@@ -135,7 +135,7 @@ def load_tools(modules: Sequence[str], *, include_defaults: bool = True) -> Load
     `ToolRegistry` (functions registered with `@registry.register`); else the
     registries returned by module-level functions named `registry` or ending
     in `_registry` that take no argument (such as
-    `marimo_engine.tools.data.data_registry`); else the module's own public
+    `marimo_engine.tools.data.data_registry`) defined in the module; else the module's own public
     functions (defined in it, name not starting with `_`), each under its name.
 
     Args:
@@ -249,7 +249,7 @@ def _module_specs(module: ModuleType, name: str) -> list[ToolSpec]:
     registries = [value for _, value in members if isinstance(value, ToolRegistry)]
     if not registries:
         for attr, value in members:
-            if _is_registry_factory(attr, value):
+            if _is_registry_factory(attr, value) and value.__module__ == module.__name__:
                 produced = value()
                 if isinstance(produced, ToolRegistry):
                     registries.append(produced)

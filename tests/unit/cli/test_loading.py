@@ -231,3 +231,18 @@ def test_file_name_that_is_not_an_identifier(tmp_path: Path) -> None:
     path.write_text("def f():\n    return 1\n", encoding="utf-8")
     with pytest.raises(UsageError, match="'my-tools' is not a Python identifier"):
         load_tools([str(path)])
+
+
+@pytest.mark.usefixtures("clean_import_state")
+def test_an_imported_registry_factory_does_not_hide_the_files_functions(tmp_path: Path) -> None:
+    path = _write_module(
+        tmp_path,
+        """
+        from marimo_engine.tools.data import data_registry
+
+        def mine() -> int:
+            return 1
+        """,
+    )
+    registry = load_tools([str(path)], include_defaults=False).registry
+    assert list(registry) == ["mine"]
