@@ -69,7 +69,7 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     Raises:
         OSError: The folder does not exist or is not writable.
     """
-    destination = Path(path)
+    destination = Path(path).expanduser()
     handle, temporary = tempfile.mkstemp(
         dir=destination.parent or Path("."), prefix=f".{destination.name}.", suffix=".tmp"
     )

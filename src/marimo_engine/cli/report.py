@@ -197,7 +197,7 @@ def write_html_report(
         ReportError: The folder does not exist, or the export failed or
             timed out (the message carries marimo's last error line).
     """
-    target = Path(destination).resolve()
+    target = Path(destination).expanduser().resolve()
     if not target.parent.is_dir():
         raise ReportError(
             f"Cannot write the HTML report to {str(destination)!r}: folder "
