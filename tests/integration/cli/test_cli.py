@@ -124,6 +124,9 @@ def test_real_data_example_json_stream_html_report_and_notebook(tmp_path: Path) 
     for step in EXAMPLE_STEPS:
         assert step in report
     assert report.count("application/vnd.vegalite") >= 2  # both charts, as charts
+    assert "Seattle: mean daily high by month" in report  # the line chart's own spec
+    # The four tables (load_weather, weather_mix, yearly, monthly), as marimo tables.
+    assert report.count("\\u003Cmarimo-table") == 4
     assert "SUCCESS" in report
     assert "1461" in report  # the loaded table's data is in the report
     assert "marimo.App(" in notebook.read_text(encoding="utf-8")
