@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from marimo_engine import execute_plan_sync
-from marimo_engine.engine.executor import _compile_cell
+from marimo_engine.engine._run import _compile_cell
 
 
 def noop(x: Any = None) -> Any:
