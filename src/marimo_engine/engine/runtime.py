@@ -193,7 +193,8 @@ async def _to_thread(function: Callable[..., Any], kwargs: dict[str, Any]) -> An
 
 def started_message(step: Step) -> str:
     """`msg` of a step's `STEP_START`."""
-    return f"Step {step.id!r} started: {step.description or step.tool}."
+    what = (step.description or step.tool).strip().rstrip(".")
+    return f"Step {step.id!r} started: {what}."
 
 
 def skipped_message(step_id: str, reason: str) -> str:
