@@ -147,16 +147,23 @@ class LiveStepRunner:
                         f"Tool {step.tool!r} cannot be imported in this kernel ({why}); "
                         "install its package in the notebook's environment."
                     )
+                if step.args:  # literals as the types validation checked them against
+                    from marimo_engine.tools.registry import build_tool_spec
+
+                    kwargs.update(build_tool_spec(tool, name=step.tool).convert_literals(step.args))
         except Exception as exc:
             self._fail(step_id, exc, attempt=None, started=started)
             raise
         if skipped:
             rt.stop_skipped(step_id, step.run_if)
 
+        is_async = inspect.iscoroutinefunction(tool)
+
+        async def in_thread(function: Any, arguments: dict[str, Any]) -> Any:
+            return await asyncio.to_thread(function, **arguments)
+
         def start() -> Any:
-            if inspect.iscoroutinefunction(tool):
-                return tool(**kwargs)
-            return asyncio.to_thread(tool, **kwargs)
+            return rt.call_tool(tool, kwargs, is_async=is_async, run_in_thread=in_thread)
 
         def on_retry(attempt: int, error: BaseException) -> None:
             from marimo_engine.engine.events import ErrorInfo
