@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from marimo_engine.engine.events import Event, EventType, Verdict
+from marimo_engine.examples import load_example
 from marimo_engine.live import LiveClient, run_plan_live
 from marimo_engine.live.session import LiveSession
 from marimo_engine.tools.examples import example_registry
@@ -15,25 +16,7 @@ from .conftest import LiveServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
-HULL_CHECK = {
-    "id": "hull-check-7",
-    "name": "Hull and air diagnostics",
-    "steps": [
-        {"id": "s1", "tool": "scan_hull", "description": "Scan the hull"},
-        {
-            "id": "s2",
-            "tool": "check_oxygen",
-            "key_finding": True,
-            "intervention_if": "$s2.level < 15",
-        },
-        {
-            "id": "s3",
-            "tool": "analyze_atmosphere",
-            "args": {"o2_level": "$s2.level"},
-            "run_if": "$s1.breach_detected or $s2.level < 19.5",
-        },
-    ],
-}
+HULL_CHECK = load_example("hull-check-7")  # the spec's example plan, verbatim
 
 
 async def _run(client: LiveClient, plan: Any) -> list[Event]:

@@ -13,27 +13,10 @@ import pytest
 from pydantic import ValidationError
 
 from marimo_engine.errors import PlanValidationError, UsageError
+from marimo_engine.examples import load_example
 from marimo_engine.plans.schema import Plan, Step, load_plan
 
-SEED = {
-    "id": "hull-check-7",
-    "name": "Hull and air diagnostics",
-    "steps": [
-        {"id": "s1", "tool": "scan_hull", "description": "Scan the hull"},
-        {
-            "id": "s2",
-            "tool": "check_oxygen",
-            "key_finding": True,
-            "intervention_if": "$s2.level < 15",
-        },
-        {
-            "id": "s3",
-            "tool": "analyze_atmosphere",
-            "args": {"o2_level": "$s2.level"},
-            "run_if": "$s1.breach_detected or $s2.level < 19.5",
-        },
-    ],
-}
+SEED = load_example("hull-check-7")  # the spec's example plan, verbatim
 
 
 def step(**fields: Any) -> dict[str, Any]:
