@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from marimo_engine.cli._args import positive_int, whole_number
+
 if TYPE_CHECKING:
     from marimo_engine.agents.events import AgentEvent, AgentResult
 
@@ -51,26 +53,6 @@ examples:
   OPENAI_BASE_URL=http://localhost:8000/v1 marimo-engine agent "GOAL" \\
       --tools mypkg.tools --model openai:qwen2.5-7b --audit agent.jsonl
 """
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value <= 10:
-        raise argparse.ArgumentTypeError(f"expected 0 to 10, got {value}")
-    return value
 
 
 def _dollars(text: str) -> float:
@@ -123,11 +105,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="a model to try when the one before fails or is rate limited (repeatable)",
     )
     parser.add_argument(
-        "--max-replans", type=_count, default=1, metavar="N", help="new plans after a failure"
+        "--max-replans",
+        type=whole_number(0, 10),
+        default=1,
+        metavar="N",
+        help="new plans after a failure",
     )
     parser.add_argument(
         "--max-repairs",
-        type=_count,
+        type=whole_number(0, 10),
         default=2,
         metavar="N",
         help="times an invalid plan goes back to the model with its problems",
@@ -139,10 +125,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="stop when the model's cost passes X US dollars (the model must be priced)",
     )
     parser.add_argument(
-        "--max-requests", type=_positive_int, default=20, metavar="N", help="model requests"
+        "--max-requests", type=positive_int, default=20, metavar="N", help="model requests"
     )
     parser.add_argument(
-        "--max-tokens", type=_positive_int, metavar="N", help="input plus output tokens"
+        "--max-tokens", type=positive_int, metavar="N", help="input plus output tokens"
     )
     parser.add_argument(
         "--context",

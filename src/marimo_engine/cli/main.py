@@ -23,6 +23,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from enum import IntEnum
 
+from marimo_engine.cli._args import positive_int
+
 __all__ = ["ExitCode", "build_parser", "main"]
 
 PROG = "marimo-engine"
@@ -138,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--max-workers",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="threads for plain-function tools running at the same time (default: engine's)",
     )
@@ -211,16 +213,6 @@ def _lazy(name: str) -> Callable[[argparse.Namespace], int]:
 
     handler.__name__ = name
     return handler
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
 
 
 def _version() -> str:
