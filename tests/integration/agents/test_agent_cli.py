@@ -12,20 +12,13 @@ from typing import Any
 import pytest
 
 from marimo_engine.agents import read_audit_log
+from tests.unit.agents.tools import GOOD, MISSPELT
 from tests.unit.llm.openai_server import ScriptedOpenAIServer, scripted_server
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
 
-GOOD = {
-    "name": "quarter",
-    "steps": [
-        {"id": "s1", "tool": "divide", "args": {"a": 1, "b": 4}},
-        {"id": "s2", "tool": "summarize", "args": {"value": "$s1", "label": "quarter"}},
-    ],
-}
-MISSPELT = {"name": "typo", "steps": [{"id": "s1", "tool": "divde", "args": {"a": 1, "b": 4}}]}
 DIVIDES_BY_ZERO = {
     "name": "zero",
     "steps": [{"id": "s1", "tool": "divide", "args": {"a": 1, "b": 0}}],

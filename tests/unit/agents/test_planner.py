@@ -21,18 +21,10 @@ from marimo_engine.engine.events import EventType, Verdict
 from marimo_engine.errors import ModelConfigError, UsageError
 from marimo_engine.llm import ModelLimits
 from tests.unit.agents.scripted import ScriptedPlanner
-from tests.unit.agents.tools import planner_registry
+from tests.unit.agents.tools import GOOD, MISSPELT, planner_registry
 
 T = AgentEventType
 
-GOOD = {
-    "name": "quarter",
-    "steps": [
-        {"id": "s1", "tool": "divide", "args": {"a": 1, "b": 4}},
-        {"id": "s2", "tool": "summarize", "args": {"value": "$s1", "label": "quarter"}},
-    ],
-}
-MISSPELT = {"name": "typo", "steps": [{"id": "s1", "tool": "divde", "args": {"a": 1, "b": 4}}]}
 DIVIDES_BY_ZERO = {
     "name": "zero",
     "steps": [

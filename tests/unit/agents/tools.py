@@ -39,3 +39,16 @@ def planner_registry() -> ToolRegistry:
     return ToolRegistry.from_mapping(
         {"divide": divide, "read_oxygen": read_oxygen, "summarize": summarize}
     )
+
+
+GOOD = {
+    "name": "quarter",
+    "steps": [
+        {"id": "s1", "tool": "divide", "args": {"a": 1, "b": 4}},
+        {"id": "s2", "tool": "summarize", "args": {"value": "$s1", "label": "quarter"}},
+    ],
+}
+"""A plan that validates and succeeds with `planner_registry()`."""
+
+MISSPELT = {"name": "typo", "steps": [{"id": "s1", "tool": "divde", "args": {"a": 1, "b": 4}}]}
+"""A plan with an unknown tool (`divde`), for repair tests."""
