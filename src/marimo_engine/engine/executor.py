@@ -63,7 +63,8 @@ async def execute_plan(
         buffer_size: Events held for a slow consumer before the run waits.
         on_event: Called with every event, `FINISH` included, also when the
             consumer stops iterating early (then `FINISH` reaches only this
-            callback). May be a coroutine function.
+            callback). May be a coroutine function. If it raises, it is
+            not called again and the run fails with an `ERROR` saying so.
 
     Yields:
         `Event`s: `START` first, `FINISH` last (see the spec, "Running").
@@ -121,6 +122,8 @@ def execute_plan_sync(
         max_workers: Largest number of plain-function tools running at once
             in worker threads; `None` takes Python's default.
         on_event: Called with every event as it happens (a plain function).
+            If it raises, it is not called again and the run fails with an
+            `ERROR` saying so (the steps themselves are not blamed).
 
     Returns:
         The `ExecutionResult`, including every event and the notebook source.
