@@ -12,11 +12,13 @@ What the engine runs and what the file holds come from the same `NotebookIR`
     app = marimo.App(app_title="Hull and air diagnostics")
 
     with app.setup:
+        import json
+
         import marimo as mo
         from marimo_engine.engine.runtime import StepRunner
         from marimo_engine.tools.examples import analyze_atmosphere, check_oxygen, scan_hull
 
-        PLAN = {...}  # the plan itself, as a Python literal
+        PLAN = json.loads(r"...")  # the plan itself, as its JSON, one step per line
         plan_run = StepRunner(PLAN, tools={"scan_hull": scan_hull, ...})
 
     @app.cell(hide_code=True)
