@@ -139,6 +139,7 @@ class _Run:
         self._not_started: set[str] = set()
         self._callback_failed = False
         self._pool: Any = None
+        self.abandoned: list[str] = []  # steps whose worker thread was left running
 
     # -- events -------------------------------------------------------------
 
@@ -346,7 +347,8 @@ class _Run:
         finally:
             pool, self._pool = self._pool, None
             if pool is not None:
-                await _shutdown_pool(pool)
+                self.abandoned = pool.abandoned()
+                pool.shutdown()  # never waits for an abandoned worker
 
     def _has_ended(self, step_id: str) -> bool:
         """Whether the step completed, was skipped, failed, or was never started."""
@@ -396,7 +398,12 @@ class _Run:
         pool = self._pool
 
         def start() -> Any:
-            return call_tool(tool.function, kwargs, is_async=tool.is_async, run_in_thread=pool.run)
+            return call_tool(
+                tool.function,
+                kwargs,
+                is_async=tool.is_async,
+                run_in_thread=functools.partial(pool.run, label=step_id),
+            )
 
         async def on_retry(attempt: int, error: BaseException) -> None:
             await self.emit(
@@ -480,6 +487,12 @@ class _Run:
         msg = f"Plan {self.plan_id!r} finished: {verdict.value} in {duration_s:.3f} s."
         if self.cancel_reason is not None:
             msg += f" {self.cancel_reason}"
+        if self.abandoned:
+            names = ", ".join(repr(s) for s in self.abandoned)
+            msg += (
+                f" {len(self.abandoned)} worker thread(s) abandoned, still running "
+                f"the tool of step(s) {names}."
+            )
         event = Event(
             type=EventType.FINISH,
             plan_id=self.plan_id,
@@ -488,6 +501,7 @@ class _Run:
             outputs=dict(self.outputs),
             duration_s=duration_s,
             reason=self.cancel_reason,
+            abandoned=list(self.abandoned) or None,
         )
         self.events.append(event)
         await self._deliver(event)
@@ -498,14 +512,6 @@ class _Run:
 
         notebook = render_notebook(self.ir) if self.ir is not None else None
         return ExecutionResult.from_events(self.events, notebook)
-
-
-async def _shutdown_pool(pool: Any) -> None:
-    """Join the worker threads in the loop's default executor, not blocking the loop."""
-    if pool.is_idle:
-        pool.shutdown()  # idle workers exit at once: joining them does not block
-        return
-    await asyncio.shield(asyncio.to_thread(pool.shutdown))
 
 
 def _own_id(plan: Any) -> str | None:

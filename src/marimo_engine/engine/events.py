@@ -135,6 +135,10 @@ class Event(BaseModel):
             measured on a monotonic clock.
         verdict: `FINISH`: the verdict.
         outputs: `FINISH`: every completed step's output, by step id.
+        abandoned: `FINISH`: ids of the steps whose tool was still running in
+            an abandoned worker thread when the run ended (a plain function
+            that a timeout or a cancellation could not stop; see
+            docs/engine.md, "Timeouts").
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -154,6 +158,7 @@ class Event(BaseModel):
     duration_s: float | None = None
     verdict: Verdict | None = None
     outputs: dict[str, Any] | None = None
+    abandoned: list[str] | None = None
 
     @field_serializer("output", when_used="json")
     def _serialize_output(self, value: Any) -> Any:
@@ -197,6 +202,8 @@ class ExecutionResult(BaseModel):
         events: Every event of the run, `START` first and `FINISH` last.
         duration_s: Wall-clock seconds from `START` to `FINISH`.
         notebook: The marimo notebook source (`.py`) the run executed.
+        abandoned: Ids of steps whose tool was still running in an abandoned
+            worker thread when the run ended (from `FINISH`).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -211,6 +218,7 @@ class ExecutionResult(BaseModel):
     events: list[Event] = Field(default_factory=list)
     duration_s: float = 0.0
     notebook: str | None = None
+    abandoned: list[str] = Field(default_factory=list)
 
     @field_serializer("outputs", "key_findings", when_used="json")
     def _serialize_outputs(self, value: dict[str, Any]) -> Any:
@@ -259,6 +267,7 @@ class ExecutionResult(BaseModel):
             events=list(events),
             duration_s=(finish.duration_s or 0.0) if finish else 0.0,
             notebook=notebook,
+            abandoned=list((finish.abandoned or []) if finish else []),
         )
 
     @property

@@ -127,8 +127,14 @@ async def call_with_retries(
         try:
             if timeout_s is None:
                 return await call(), attempt
-            async with asyncio.timeout(timeout_s):
-                return await call(), attempt
+            async with asyncio.timeout(timeout_s) as deadline:
+                output = await call()
+            if not deadline.expired():
+                return output, attempt
+            # The tool swallowed the cancellation and returned: still a timeout.
+            raise TimeoutError(
+                f"the tool call took longer than {timeout_s} s (it ignored its cancellation)"
+            )
         except TimeoutError as exc:
             error: BaseException = (
                 exc if str(exc) else TimeoutError(f"the tool call took longer than {timeout_s} s")
