@@ -398,7 +398,7 @@ def _run_plan(args: argparse.Namespace) -> int:
 
     from marimo_engine.cli.loading import load_tools, read_plan
     from marimo_engine.engine.events import EventType, Verdict
-    from marimo_engine.live.plan_run import run_plan_live
+    from marimo_engine.engine.live_run import run_plan_live
 
     loaded = read_plan(args.plan)
     tools = load_tools(args.tools)

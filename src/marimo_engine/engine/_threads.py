@@ -204,6 +204,18 @@ def _settle(future: asyncio.Future[Any], ok: bool, result: Any) -> None:
         future.set_exception(result)
 
 
+class _AbandonedTask:
+    __slots__ = ("label", "task")
+
+    def __init__(self, label: str, task: asyncio.Future[Any]) -> None:
+        self.label = label
+        self.task = task
+
+    @property
+    def running(self) -> bool:
+        return not self.task.done()
+
+
 class WorkerPool:
     """Runs plain functions in at most `max_workers` daemon threads at once.
 
@@ -224,7 +236,7 @@ class WorkerPool:
         self._pending = 0  # queued calls no worker has taken yet
         self._count = 0
         self._slots: asyncio.Semaphore | None = None
-        self._abandoned: list[ThreadCall] = []
+        self._abandoned: list[ThreadCall | _AbandonedTask] = []
         self._closed = False
         self.active = 0  # calls submitted and not yet returned to their caller
 
@@ -318,10 +330,25 @@ class WorkerPool:
         finally:
             self.active -= 1
 
-    def abandoned(self) -> list[str]:
-        """Labels of abandoned calls whose worker is still running, oldest first."""
+    def abandon_task(self, label: str, task: asyncio.Future[Any]) -> None:
+        """Count a cancelled coroutine tool that has not ended as abandoned.
+
+        Args:
+            label: What it was for (a step id).
+            task: Its task; it counts until it is done.
+        """
         with self._lock:
-            return [call.label for call in self._abandoned if call.running]
+            self._abandoned.append(_AbandonedTask(label, task))
+
+    def abandoned(self) -> list[str]:
+        """Labels of abandoned calls (threads or tasks) still running, oldest first."""
+        with self._lock:
+            return list(dict.fromkeys(c.label for c in self._abandoned if c.running))
+
+    def is_running(self, label: str) -> bool:
+        """Whether an abandoned call with this label is still running."""
+        with self._lock:
+            return any(c.label == label and c.running for c in self._abandoned)
 
     @property
     def is_idle(self) -> bool:

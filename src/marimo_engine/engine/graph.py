@@ -65,15 +65,34 @@ class StepGraph:
                         f"Cells of steps {definer[name]!r} and {step_id!r} both define {name!r}."
                     )
                 definer[name] = step_id
-        parents: dict[str, tuple[str, ...]] = {}
-        children_lists: dict[str, list[str]] = {step_id: [] for step_id in order}
-        for step_id in order:
-            found = dict.fromkeys(
-                definer[r] for r in refs[step_id] if r in definer and definer[r] != step_id
+        parents = {
+            step_id: tuple(
+                dict.fromkeys(
+                    definer[r] for r in refs[step_id] if r in definer and definer[r] != step_id
+                )
             )
-            parents[step_id] = tuple(found)
-            for parent in found:
-                children_lists[parent].append(step_id)
+            for step_id in order
+        }
+        return cls.from_dependencies(order, parents)
+
+    @classmethod
+    def from_dependencies(
+        cls, order: Sequence[str], dependencies: Mapping[str, Sequence[str]]
+    ) -> StepGraph:
+        """Build the graph from each step's dependencies (`step_dependencies(plan)`).
+
+        Args:
+            order: Step ids in plan list order.
+            dependencies: Step id to the ids it depends on.
+
+        Returns:
+            The graph.
+        """
+        parents = {sid: tuple(dependencies[sid]) for sid in order}
+        children_lists: dict[str, list[str]] = {sid: [] for sid in order}
+        for sid in order:
+            for parent in parents[sid]:
+                children_lists[parent].append(sid)
         index = {step_id: i for i, step_id in enumerate(order)}
         return cls(
             order=tuple(order),

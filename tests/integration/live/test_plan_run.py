@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from marimo_engine.engine.events import Event, EventType, Verdict
+from marimo_engine.engine.live_run import run_plan_live
 from marimo_engine.examples import load_example
-from marimo_engine.live import LiveClient, run_plan_live
+from marimo_engine.live import LiveClient
 from marimo_engine.live.session import LiveSession
 from marimo_engine.tools.examples import example_registry
 
