@@ -31,7 +31,9 @@ gives the verdict, and it returns the same `PlanRun`. What differs:
 Tools are imported in the kernel by module path. A tool loaded from a file
 (`--tools ./file.py`) is imported from that file when its module is not
 importable in the kernel (the kernel must see the same file system, as a
-local `marimo edit` does).
+local `marimo edit` does). A tool that is not importable at all (a lambda, a
+function defined inside another) fails its steps with `UnknownToolError`
+when their turn comes, as in a compiled notebook.
 """
 
 from __future__ import annotations
@@ -132,13 +134,6 @@ class _LiveTarget:
 
         self.run = run
         self.plan = plan
-        if ir.unimportable_tools:
-            names = ", ".join(repr(t) for t in ir.unimportable_tools)
-            raise UsageError(
-                f"Tools {names} are not importable by module path, so the live kernel cannot "
-                "call them; define them at module level in a .py file or a package the "
-                "notebook's environment can import."
-            )
         try:
             self.cell_ids = await self._place_cells(plan, ir)
         except LiveError as exc:
@@ -239,7 +234,8 @@ class _LiveTarget:
         paths: dict[str, list[str]] = {}
         for name in dict.fromkeys(s.tool for s in plan.steps):
             import_path = self.run.tools.get(name).import_path
-            if import_path is None:
+            if import_path is None:  # its steps fail with UnknownToolError, as in a notebook
+                paths[name] = []
                 continue
             module, qualname = import_path
             source = getattr(sys.modules.get(module), "__file__", None) or ""

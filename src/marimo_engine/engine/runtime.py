@@ -73,7 +73,10 @@ class StepRunner:
     """
 
     _missing_reason = _NOT_IMPORTABLE
-    _stops_run = True  # after a failure or an intervention, other steps do not start
+    # Standalone, the runner is the run: after a failure or an intervention
+    # other steps do not start, and a step skipped by `run_if` reports its
+    # dependents as skipped (marimo does not run their cells at all).
+    _standalone = True
 
     def __init__(
         self,
@@ -158,7 +161,7 @@ class StepRunner:
                 f"Step {step_id!r} got {len(inputs)} inputs but depends on "
                 f"{len(prepared.dependencies)} steps ({', '.join(prepared.dependencies)})."
             )
-        if self._stops_run and self._stopped_by not in (None, step_id):
+        if self._standalone and self._stopped_by not in (None, step_id):
             note = f"**Not started** `{step_id}`: the run stopped at step `{self._stopped_by}`."
             mo.stop(True, mo.md(note))
         inputs_by_id = dict(zip(prepared.dependencies, inputs, strict=True))
@@ -169,6 +172,8 @@ class StepRunner:
         elif self._stopped_by == step_id:
             self._stopped_by = None
         if outcome is StepOutcome.SKIPPED:
+            if self._standalone:
+                await self._skip_dependents(step_id)
             stop_skipped(step_id, prepared.step.run_if)
         if outcome is StepOutcome.FAILED:
             assert result.error is not None
@@ -177,6 +182,22 @@ class StepRunner:
             stop_for_person(step_id, prepared.step.intervention_if, result.output)
         mo.output.replace(result.output)
         return result.output
+
+    async def _skip_dependents(self, step_id: str) -> None:
+        """Emit what the engine emits for the steps a skipped step blocks, in its order."""
+        from marimo_engine.engine.graph import StepGraph
+        from marimo_engine.engine.step import blocked_events
+
+        graph = StepGraph.from_dependencies(
+            self.plan.step_ids, {sid: p.dependencies for sid, p in self._steps.items()}
+        )
+        skipped = {step_id}
+        for sid in graph.ready_order():
+            blocked_by = next((p for p in graph.parents[sid] if p in skipped), None)
+            if blocked_by is not None and sid not in skipped:
+                skipped.add(sid)
+                for event in blocked_events(self.plan_id, self._steps[sid].step, blocked_by):
+                    await self.emit(event)
 
 
 def _in_marimo_kernel() -> bool:
@@ -244,7 +265,7 @@ class KernelStepRunner(StepRunner):
         import_errors: Tool name to why its import failed.
     """
 
-    _stops_run = False
+    _standalone = False  # the engine's scheduler decides
 
     def __init__(self, spec_json: str) -> None:
         spec = json.loads(spec_json)
@@ -254,7 +275,9 @@ class KernelStepRunner(StepRunner):
             try:
                 tools[name] = _import_tool(*path) if path else None
                 if not path:
-                    self.import_errors[name] = "it is not importable by module path"
+                    self.import_errors[name] = (
+                        "it was not importable by module path where the plan was sent from"
+                    )
             except Exception as exc:  # reported on the step that needs it
                 tools[name] = None
                 self.import_errors[name] = f"{type(exc).__name__}: {exc}"

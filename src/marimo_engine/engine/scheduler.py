@@ -19,7 +19,6 @@ in process, or run its cell in a live kernel.
 from __future__ import annotations
 
 import asyncio
-import heapq
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -54,18 +53,13 @@ async def schedule(
         asyncio.CancelledError: The run was cancelled; running steps are
             cancelled and awaited first.
     """
-    waiting = {sid: len(parents) for sid, parents in graph.parents.items()}
-    ready = [(graph.index[sid], sid) for sid, n in waiting.items() if n == 0]
-    heapq.heapify(ready)
+    from marimo_engine.engine.graph import ReadyQueue
+
+    ready = ReadyQueue(graph)
+    release = ready.release
     done: asyncio.Queue[tuple[str, StepOutcome | None]] = asyncio.Queue()
     running: dict[str, asyncio.Task[None]] = {}
     skipped: set[str] = set()
-
-    def release(sid: str) -> None:
-        for child in graph.children[sid]:
-            waiting[child] -= 1
-            if waiting[child] == 0:
-                heapq.heappush(ready, (graph.index[child], child))
 
     async def run_one(sid: str) -> None:
         outcome: StepOutcome | None = None
@@ -77,7 +71,7 @@ async def schedule(
     try:
         while ready or running:
             while ready and not stopping() and (concurrency is None or len(running) < concurrency):
-                _, sid = heapq.heappop(ready)
+                sid = ready.pop()
                 blocked_by = next((p for p in graph.parents[sid] if p in skipped), None)
                 if blocked_by is not None:
                     await blocked(sid, blocked_by)

@@ -331,8 +331,8 @@ class StepResult:
     error: BaseException | None = None
 
 
-class _StillRunning(Exception):
-    """A failed try's tool is still running (abandoned): no retry may start beside it."""
+_STILL_RUNNING = "_marimo_engine_still_running"
+"""Attribute set on a try's `TimeoutError` when the try could not be stopped (no retry then)."""
 
 
 class _Raised:
@@ -369,8 +369,8 @@ async def _one_try(
 
     Raises:
         TimeoutError: The try outlived `timeout_s` (its `__cause__`, if any,
-            is what the interrupted tool raised). `_StillRunning` is chained
-            as context when the try could not be stopped.
+            is what the interrupted tool raised); marked with `_STILL_RUNNING`
+            when the try could not be stopped.
         asyncio.CancelledError: The caller was cancelled; the try was
             interrupted (and abandoned if it did not end within the grace).
     """
@@ -389,8 +389,7 @@ async def _one_try(
     timeout = TimeoutError(f"the tool call took longer than {timeout_s} s")
     if task.done() and not task.cancelled() and task.exception() is not None:
         timeout.__cause__ = task.exception()
-    if not ended or host.pool.is_running(prepared.id):
-        raise timeout from _StillRunning()
+    setattr(timeout, _STILL_RUNNING, not ended or host.pool.is_running(prepared.id))
     raise timeout
 
 
@@ -497,7 +496,7 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
             error = _as_failure(asyncio.CancelledError())
         except BaseException as exc:  # a failing tool is data, whatever it raised
             error = _as_failure(exc)
-        still_running = isinstance(error.__context__, _StillRunning)
+        still_running = getattr(error, _STILL_RUNNING, False)
         if attempt > step.retries or still_running:
             if still_running and attempt <= step.retries:
                 error = TimeoutError(

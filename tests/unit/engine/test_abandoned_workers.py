@@ -197,3 +197,44 @@ def test_the_engine_runs_under_a_tracer_or_profiler(hook: str) -> None:
     assert [r.verdict for r in results[:2]] == [Verdict.SUCCESS, Verdict.SUCCESS]
     assert results[0].outputs == {"a": 2, "b": 3, "c": 4}
     assert results[2] == sum(i + 1 for i in range(1000))
+
+
+async def test_a_try_that_cannot_be_stopped_is_not_retried_beside_itself() -> None:
+    gate = threading.Event()
+    starts: list[int] = []
+
+    def block() -> None:
+        starts.append(1)
+        gate.wait()
+
+    plan = {"steps": [{"id": "b", "tool": "block", "timeout_s": 0.3, "retries": 3}]}
+    try:
+        events = await asyncio.wait_for(collect(plan, {"block": block}), BOUND_S)
+    finally:
+        gate.set()
+    assert [e.type for e in events if e.step_id == "b"] == [EventType.STEP_START, EventType.ERROR]
+    error = next(e for e in events if e.type is EventType.ERROR).error
+    assert error.type == "TimeoutError" and "not retried" in error.message
+    assert starts == [1]
+
+
+async def test_a_try_that_stops_when_interrupted_is_retried() -> None:
+    tries: list[int] = []
+
+    def spin() -> str:
+        tries.append(1)
+        if len(tries) == 1:
+            while True:  # pure Python: the interruption lands at once
+                pass
+        return "second try"
+
+    plan = {"steps": [{"id": "s", "tool": "spin", "timeout_s": 0.3, "retries": 1}]}
+    events = await asyncio.wait_for(collect(plan, {"spin": spin}), BOUND_S)
+    assert finish(events).verdict is Verdict.SUCCESS
+    assert finish(events).outputs == {"s": "second try"}
+    assert [e.type for e in events if e.step_id == "s"] == [
+        EventType.STEP_START,
+        EventType.STEP_RETRY,
+        EventType.STEP_COMPLETE,
+    ]
+    assert finish(events).abandoned is None
