@@ -17,8 +17,8 @@ import threading
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from marimo_engine.cli.exits import ExitCode, exit_code_for
 from marimo_engine.cli.loading import LoadedPlan, LoadedTools, load_tools, read_plan
-from marimo_engine.cli.main import ExitCode
 from marimo_engine.cli.output import format_problem, print_problems, write_text_atomic
 from marimo_engine.errors import UsageError
 
@@ -139,14 +139,6 @@ def tools_command(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _exit_code(verdict: str) -> int:
-    return {
-        "SUCCESS": ExitCode.OK,
-        "FAILURE": ExitCode.FAILURE,
-        "INTERVENTION_NEEDED": ExitCode.INTERVENTION_NEEDED,
-    }.get(verdict, ExitCode.FAILURE)
-
-
 def _renderer(model: ProgressModel, *, as_json: bool) -> ProgressRenderer:
     from marimo_engine.cli.progress import JsonLinesProgress, RichProgress
 
@@ -209,7 +201,7 @@ def run_command(args: argparse.Namespace) -> int:
         notice.restore()
         renderer.close()
     _write_artifacts(args, model, result, tools)
-    return _exit_code(result.verdict.value)
+    return exit_code_for(result.verdict)
 
 
 class _InterruptNotice:

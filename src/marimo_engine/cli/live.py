@@ -24,12 +24,14 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from marimo_engine.cli.exits import ExitCode, exit_code_for, print_error
+
 if TYPE_CHECKING:
     from marimo_engine.live.sync_client import LiveClientSync
 
 __all__ = ["add_parser", "run"]
 
-OK, FAILURE, BAD_INPUT, INTERVENTION_NEEDED, INTERRUPTED = 0, 1, 2, 3, 130
+OK, FAILURE, BAD_INPUT = ExitCode.OK, ExitCode.FAILURE, ExitCode.BAD_INPUT
 
 
 def _selection_options() -> argparse.ArgumentParser:
@@ -147,54 +149,16 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run a parsed `live` command and return its exit code.
 
-    Errors are printed as one line on stderr (a traceback only with
-    `--debug`); they are never raised.
+    Errors propagate to `main`, which reports them (`cli/exits.py`).
     """
     command = getattr(args, "live_command", None)
     if command is None:
-        print(
-            "error: say what to do: marimo-engine live "
-            "{servers,sessions,open,exec,cells,vars,describe,run-plan}",
-            file=sys.stderr,
+        print_error(
+            "say what to do: marimo-engine live "
+            "{servers,sessions,open,exec,cells,vars,describe,run-plan}"
         )
         return BAD_INPUT
-    handler = _HANDLERS[command]
-    try:
-        return handler(args)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return INTERRUPTED
-    except Exception as exc:
-        return _report(exc, debug=bool(getattr(args, "debug", False)))
-
-
-def _report(exc: Exception, *, debug: bool) -> int:
-    import traceback
-
-    from marimo_engine.errors import (
-        EngineError,
-        LiveSelectionError,
-        PlanValidationError,
-        UsageError,
-    )
-
-    if debug:
-        traceback.print_exception(exc, file=sys.stderr)
-    message = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, PlanValidationError):
-        from marimo_engine.cli.output import print_problems
-
-        print_problems(exc.problems, source=None)
-        return BAD_INPUT
-    if isinstance(exc, UsageError | LiveSelectionError):
-        print(f"error: {message}", file=sys.stderr)
-        return BAD_INPUT
-    if isinstance(exc, EngineError):
-        print(f"error: {message}", file=sys.stderr)
-        return FAILURE
-    hint = "" if debug else " (run again with --debug for the traceback)"
-    print(f"error: unexpected {type(exc).__name__}: {message}{hint}", file=sys.stderr)
-    return FAILURE
+    return _HANDLERS[command](args)
 
 
 def _client(args: argparse.Namespace) -> LiveClientSync:
@@ -429,11 +393,7 @@ def _run_plan(args: argparse.Namespace) -> int:
 
             print_problems(invalid, source=loaded.source)
         return BAD_INPUT
-    if verdict[0] is Verdict.SUCCESS:
-        return OK
-    if verdict[0] is Verdict.INTERVENTION_NEEDED:
-        return INTERVENTION_NEEDED
-    return FAILURE
+    return exit_code_for(verdict[0])
 
 
 _HANDLERS = {

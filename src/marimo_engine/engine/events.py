@@ -169,22 +169,27 @@ class Event(BaseModel):
     def _serialize_outputs(self, value: dict[str, Any] | None) -> Any:
         return None if value is None else {k: to_jsonable(v) for k, v in value.items()}
 
-    def to_json_line(self) -> str:
-        """Return the event as one line of JSON, for other programs.
+    def to_json(self) -> dict[str, Any]:
+        """Return the event as JSON data: the one JSON form of an event.
 
-        Fields that do not apply (`None`) are left out, except the ones every
-        event has (`step_id` and `tool`, `null` on `START` and `FINISH`) and
-        `output` on `STEP_COMPLETE` and `INTERVENTION_NEEDED` (a tool may
-        return `None`).
+        `run --json`, `agent --json` (inside its `ENGINE_EVENT`s) and the
+        live run all write this. Fields that do not apply (`None`) are left
+        out, except the ones every event has (`step_id` and `tool`, `null` on
+        `START` and `FINISH`) and `output` on `STEP_COMPLETE` and
+        `INTERVENTION_NEEDED` (a tool may return `None`).
         """
-        import json
-
         data = self.model_dump(mode="json", exclude_none=True)
         data.setdefault("step_id", None)
         data.setdefault("tool", None)
         if self.type in (EventType.STEP_COMPLETE, EventType.INTERVENTION_NEEDED):
             data.setdefault("output", None)
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return data
+
+    def to_json_line(self) -> str:
+        """Return `to_json()` as one line of JSON, for other programs."""
+        import json
+
+        return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
 
 
 class ExecutionResult(BaseModel):

@@ -374,6 +374,14 @@ async def _one_try(
         asyncio.CancelledError: The caller was cancelled; the try was
             interrupted (and abandoned if it did not end within the grace).
     """
+    if timeout_s is None:
+        # No deadline: no task of its own (the common case, and the fast
+        # one). A cancellation of the run reaches the tool directly; a plain
+        # function's worker is interrupted, and abandoned if it does not end.
+        output = await _invoke(prepared, kwargs, host)
+        if isinstance(output, _Raised):
+            raise output.exc
+        return output
     task = asyncio.ensure_future(_invoke(prepared, kwargs, host))
     try:
         done, _ = await asyncio.wait((task,), timeout=timeout_s)
@@ -489,12 +497,14 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
         try:
             output = await _one_try(prepared, kwargs, host, step.timeout_s)
             break
-        except asyncio.CancelledError:
+        except BaseException as exc:  # a failing tool is data, whatever it raised
             task = asyncio.current_task()
             if task is not None and task.cancelling():
-                raise
-            error = _as_failure(asyncio.CancelledError())
-        except BaseException as exc:  # a failing tool is data, whatever it raised
+                # The run is being cancelled (the tool may have turned the
+                # cancellation into another error): stop, never retry.
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                raise asyncio.CancelledError() from exc
             error = _as_failure(exc)
         still_running = getattr(error, _STILL_RUNNING, False)
         if attempt > step.retries or still_running:
