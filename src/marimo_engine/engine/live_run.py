@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from marimo_engine.engine._run import _Run
 from marimo_engine.engine.executor import DEFAULT_EVENT_BUFFER, PlanRun
-from marimo_engine.engine.step import StepOutcome, blocked_events, error_event
+from marimo_engine.engine.step import StepOutcome, blocked_events, error_event, taken_up_event
 from marimo_engine.errors import UsageError
 
 if TYPE_CHECKING:
@@ -243,7 +243,7 @@ class _LiveTarget:
         return paths
 
     async def start(self, step_id: str) -> StepOutcome | None:
-        from marimo_engine.engine.events import ErrorInfo, Event, EventType
+        from marimo_engine.engine.events import Event, EventType
 
         run, plan = self.run, self.plan
         assert run is not None and plan is not None
@@ -260,26 +260,15 @@ class _LiveTarget:
         events = [Event.model_validate(e) for e in reply.get("events", [])]
         if not events:
             # The cell failed before calling the runner (say, the setup cell is gone).
+            from marimo_engine.errors import LiveKernelError
+
             message = "; ".join(reply.get("errors") or []) or (
                 f"the step's cell did not run (status {reply.get('status')!r})"
             )
-            info = ErrorInfo(type="LiveKernelError", message=message, step_id=step_id)
+            failure = LiveKernelError(message, error_type="cell")
             events = [
-                Event(
-                    type=EventType.STEP_START,
-                    plan_id=run.plan_id,
-                    step_id=step_id,
-                    tool=step.tool,
-                    msg=f"Step {step_id!r} taken up.",
-                ),
-                Event(
-                    type=EventType.ERROR,
-                    plan_id=run.plan_id,
-                    step_id=step_id,
-                    tool=step.tool,
-                    msg=f"Step {step_id!r} failed: {message}",
-                    error=info,
-                ),
+                taken_up_event(run.plan_id, step),
+                error_event(run.plan_id, step, failure),
             ]
         outcome = StepOutcome.COMPLETED
         for event in events:

@@ -51,7 +51,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from marimo_engine.engine._threads import INTERRUPT_GRACE_S, WorkerPool
-from marimo_engine.errors import ExpressionError, ToolCancelledError, UnknownToolError
+from marimo_engine.errors import ToolCancelledError, UnknownToolError
 
 if TYPE_CHECKING:
     from marimo_engine.engine.events import Event
@@ -65,7 +65,6 @@ __all__ = [
     "StepHost",
     "StepOutcome",
     "StepResult",
-    "evaluate_condition",
     "prepare_steps",
     "retry_delay_s",
     "run_step",
@@ -86,33 +85,6 @@ def retry_delay_s(attempt: int) -> float:
         3rd, 0.4 s before the 4th (plan language spec, `retries`).
     """
     return RETRY_BASE_DELAY_S * (2 ** (attempt - 2))
-
-
-def evaluate_condition(expression: Expression, outputs: Mapping[str, Any]) -> bool:
-    """Evaluate a `run_if` / `intervention_if` expression for its truth value.
-
-    Args:
-        expression: A parsed expression.
-        outputs: Outputs of completed steps by step id (the step itself
-            included for `intervention_if`).
-
-    Returns:
-        `bool(value)` of the expression's value.
-
-    Raises:
-        ExpressionError: A type error during evaluation (say, `None < 15`),
-            or a value whose truth cannot be taken.
-        UnknownReferenceError: A reference names a missing step or path.
-    """
-    value = expression.evaluate(outputs)
-    try:
-        return bool(value)
-    except Exception as exc:  # e.g. a dataframe's ambiguous truth value
-        raise ExpressionError(
-            f"Expression {expression.text!r} gave a {type(value).__name__}, whose truth "
-            f"value cannot be taken ({exc}); compare it to something instead.",
-            expression=expression.text,
-        ) from exc
 
 
 # -- messages (the `msg` of each event) ---------------------------------------------------
@@ -186,19 +158,33 @@ def error_event(
     )
 
 
+def taken_up_event(plan_id: str, step: Step) -> Event:
+    """The `STEP_START` of a step the run took up without starting its tool."""
+    from marimo_engine.engine.events import Event, EventType
+
+    return Event(
+        type=EventType.STEP_START,
+        plan_id=plan_id,
+        step_id=step.id,
+        tool=step.tool,
+        msg=f"Step {step.id!r} taken up.",
+    )
+
+
 def blocked_events(plan_id: str, step: Step, dependency: str) -> list[Event]:
     """`STEP_START` and `STEP_SKIPPED` of a step skipped because `dependency` was skipped."""
     from marimo_engine.engine.events import Event, EventType
 
     reason = f"dependency {dependency!r} was skipped"
-    common = {"plan_id": plan_id, "step_id": step.id, "tool": step.tool}
     return [
-        Event(type=EventType.STEP_START, msg=f"Step {step.id!r} taken up.", **common),
+        taken_up_event(plan_id, step),
         Event(
             type=EventType.STEP_SKIPPED,
+            plan_id=plan_id,
+            step_id=step.id,
+            tool=step.tool,
             msg=skipped_message(step.id, reason),
             reason=reason,
-            **common,
         ),
     ]
 
@@ -465,7 +451,7 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
 
     await host.emit(event(EventType.STEP_START, started_message(step)))
     try:
-        if prepared.run_if is not None and not evaluate_condition(prepared.run_if, inputs):
+        if prepared.run_if is not None and not prepared.run_if.is_true(inputs):
             reason = f"run_if is false: {step.run_if}"
             await host.emit(
                 event(
@@ -538,7 +524,7 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
     )
     if prepared.intervention_if is not None:
         try:
-            needed = evaluate_condition(prepared.intervention_if, {**inputs, step_id: output})
+            needed = prepared.intervention_if.is_true({**inputs, step_id: output})
         except Exception as exc:
             return await fail(exc, None)
         if needed:

@@ -44,6 +44,7 @@ from marimo_engine.live.protocol import (
     RunCell,
     SetUIValue,
     SSEEvent,
+    SSEParser,
     VariableInfo,
 )
 from marimo_engine.live.templates import (
@@ -84,21 +85,13 @@ def is_tested_marimo(version: str) -> bool:
 
 
 async def _aiter_sse(lines: AsyncIterator[str]) -> AsyncIterator[SSEEvent]:
-    event, data = "message", []
+    """`protocol.iter_sse_events` over a socket's lines: the same parser."""
+    parser = SSEParser()
     async for line in lines:
-        if line == "":
-            if data:
-                yield SSEEvent(event=event, data="\n".join(data))
-            event, data = "message", []
-        elif not line.startswith(":"):
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                event = value
-            elif field == "data":
-                data.append(value)
-    if data:
-        yield SSEEvent(event=event, data="\n".join(data))
+        if (event := parser.feed(line)) is not None:
+            yield event
+    if (event := parser.feed(None)) is not None:
+        yield event
 
 
 class LiveClient:
