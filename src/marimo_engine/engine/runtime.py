@@ -201,13 +201,10 @@ class StepRunner:
 
 
 def _in_marimo_kernel() -> bool:
-    try:
-        from marimo._runtime.context import get_context
+    """Whether a marimo kernel runs us (`marimo edit`/`run`), not a script run (`python nb.py`)."""
+    import marimo as mo
 
-        get_context()
-    except Exception:
-        return False
-    return True
+    return bool(mo.running_in_notebook())
 
 
 def _import_tool(module: str, qualname: str, source: str = "") -> Any:
