@@ -49,11 +49,13 @@ AUDIT_KINDS = (
     "plan_accepted",
     "engine_event",
     "decision",
+    "notice",
     "run_end",
 )
 """Record kinds: the run's start, each model request and response summary,
 each proposed plan, its validation result, each accepted plan, each engine
-event, each decision (repair, replan, stop, intervention hand-off), the end."""
+event, each decision (repair, replan, stop, intervention hand-off), each
+notice given to the person (a limit that cannot be enforced), the end."""
 
 
 class AuditLog:

@@ -32,9 +32,19 @@ def describe_model_exception(exc: BaseException, secrets: Iterable[str] = ()) ->
     Returns:
         Such as `"model 'gpt-4o' answered HTTP 429: {...}"`.
     """
-    from pydantic_ai.exceptions import ModelAPIError, ModelHTTPError, UnexpectedModelBehavior
+    from pydantic_ai.exceptions import (
+        ModelAPIError,
+        ModelHTTPError,
+        ModelRequestTimeout,
+        UnexpectedModelBehavior,
+    )
 
-    if isinstance(exc, ModelHTTPError):
+    if isinstance(exc, ModelRequestTimeout):
+        text = (
+            f"model {exc.model_name!r} did not finish its answer within the deadline of "
+            f"{exc.timeout:g} s (raise it with --timeout or PlannerOptions.timeout_s)"
+        )
+    elif isinstance(exc, ModelHTTPError):
         body = redact_secrets(str(exc.body), secrets)  # before cutting: a cut key is no match
         if len(body) > _MAX_BODY_CHARS:
             body = body[:_MAX_BODY_CHARS] + "…"

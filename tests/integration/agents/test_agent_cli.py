@@ -57,8 +57,24 @@ def _events(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
-def _types(events: list[dict[str, Any]]) -> list[str]:
-    return [e["event"]["type"] if e["type"] == "ENGINE_EVENT" else e["type"] for e in events]
+def _types(events: list[dict[str, Any]], *, progress: bool = False) -> list[str]:
+    """Event types, engine events by their own type; `MODEL_PROGRESS` only with `progress`."""
+    return [
+        e["event"]["type"] if e["type"] == "ENGINE_EVENT" else e["type"]
+        for e in events
+        if progress or e["type"] != "MODEL_PROGRESS"
+    ]
+
+
+def _answers(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The `progress` of the `MODEL_PROGRESS` events after each `PLANNING`, per request."""
+    answers: list[list[dict[str, Any]]] = []
+    for event in events:
+        if event["type"] == "PLANNING":
+            answers.append([])
+        elif event["type"] == "MODEL_PROGRESS":
+            answers[-1].append(event["progress"])
+    return answers
 
 
 def _tool_message(server: ScriptedOpenAIServer, request: int) -> str:
@@ -88,6 +104,14 @@ def test_agent_cli_repairs_then_succeeds(tmp_path: Path, stream: bool) -> None:
         "START", "STEP_START", "STEP_COMPLETE", "STEP_START", "STEP_COMPLETE", "FINISH",
         "DONE",
     ]  # fmt: skip
+    if stream:  # each streamed answer ends with a progress event counting all of it
+        sizes = [len(json.dumps(MISSPELT)), len(json.dumps(GOOD))]
+        answers = _answers(events)
+        assert [a[-1]["chars"] for a in answers] == sizes
+        assert [a[-1]["done"] for a in answers] == [True, True]
+        assert [a[-1]["tokens"] for a in answers] == [20, 20]  # the server's usage, at the end
+    else:
+        assert _answers(events) == [[], []]
     assert events[-1]["verdict"] == "SUCCESS"
     assert events[-1]["usage"]["models"][0]["model"] == "openai:local-planner"
     assert events[-1]["usage"]["cost_usd"] == "unpriced"
