@@ -138,3 +138,23 @@ async def test_replay_answers_from_the_recorded_responses(tmp_path: Path) -> Non
     empty.write_text('{"seq": 1, "kind": "run_start"}\n')
     with pytest.raises(ModelConfigError, match=r"has no recorded model responses to replay"):
         PlannerAgent(f"replay:{empty}", planner_registry())
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_a_key_given_in_env_is_redacted_from_the_result_and_the_audit(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.llm.openai_server import scripted_server
+
+    key = "opaque-Gateway-Credential-77"  # not key-shaped: found by its value
+    echo = {"error": {"message": f"credential {key} is revoked"}}
+    audit = tmp_path / "audit.jsonl"
+    with scripted_server([{"status": 403, "body": echo}]) as server:
+        env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": key}
+        agent = PlannerAgent("openai:m", planner_registry(), env=env, audit_path=audit)
+        result = await agent.run("a quarter")
+    assert server.requests[0].headers["authorization"] == f"Bearer {key}"
+    assert result.error is not None and "credential [REDACTED] is revoked" in result.error
+    assert key not in audit.read_text()
+    assert "credential [REDACTED] is revoked" in read_audit_log(audit)[-1]["error"]
