@@ -201,11 +201,11 @@ class Proposer:
         estimated = not reported
         tokens = math.ceil(chars / CHARS_PER_TOKEN) if estimated else reported
         approx = "~" if estimated else ""
-        state_word = "answered" if done else "answering"
+        so_far = "answered" if done else "answering"
+        how_much = f"{approx}{tokens} tokens" + ("" if done else " so far")
         return AgentEvent(
             type=AgentEventType.MODEL_PROGRESS,
-            msg=f"{self.model_label} {state_word}: {approx}{tokens} tokens so far "
-            f"({chars} characters, {elapsed_s:.1f} s)",
+            msg=f"{self.model_label} {so_far}: {how_much} ({chars} characters, {elapsed_s:.1f} s)",
             replan=state.replans,
             progress={
                 "chars": chars,
