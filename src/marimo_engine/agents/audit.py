@@ -17,8 +17,9 @@ Records carry:
 - `kind`: what happened, one of `AUDIT_KINDS`;
 - the kind's own fields, made JSON with `marimo_engine._json.to_jsonable`.
 
-Every string in a record goes through `llm.redaction.redact_secrets`
-before it is written: a provider's error text may carry the key it was sent.
+Every string in a record goes through `llm.redaction`'s rules (a
+`Redactor` made when the log is opened) before it is written: a
+provider's error text may carry the key it was sent.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 
 from marimo_engine._json import to_jsonable
 from marimo_engine.errors import UsageError
-from marimo_engine.llm.redaction import redact_secrets
+from marimo_engine.llm.redaction import Redactor
 
 __all__ = ["AUDIT_KINDS", "AuditLog", "AuditRecords", "read_audit_log"]
 
@@ -84,6 +85,7 @@ class AuditLog:
         self.path = Path(path)
         self.run_id = run_id
         self.secrets = frozenset(secrets)
+        self._redactor = Redactor(self.secrets)  # the environment's secrets as of opening
         self._fd: int | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +147,7 @@ class AuditLog:
     def _redact(self, value: Any) -> Any:
         """Redact every string in a JSON value (keys included)."""
         if isinstance(value, str):
-            return redact_secrets(value, self.secrets)
+            return self._redactor(value)
         if isinstance(value, list):
             return [self._redact(v) for v in value]
         if isinstance(value, dict):

@@ -17,7 +17,7 @@ from marimo_engine.llm.models import (
     parse_model_string,
     request_settings,
 )
-from marimo_engine.llm.redaction import redact_secrets, secret_values
+from marimo_engine.llm.redaction import Redactor, redact_secrets, secret_values
 from marimo_engine.llm.usage import (
     ModelLimits,
     ModelUsage,
@@ -33,6 +33,7 @@ __all__ = [
     "ModelLimits",
     "ModelSpec",
     "ModelUsage",
+    "Redactor",
     "UsageReport",
     "UsageTracker",
     "build_model",

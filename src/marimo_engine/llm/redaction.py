@@ -2,10 +2,11 @@
 
 A provider's error body can echo the key it was sent (a 401 from a proxy
 saying `invalid key sk-...`, a gateway repeating the `Authorization`
-header). Every such text passes through `redact_secrets` before it reaches
-an error message, the terminal, stdout or the audit log: `model_errors()`
-redacts the `ModelError` it raises, and `AuditLog.write` redacts every
-string of a record.
+header). Every such text passes through `redact_secrets` (or a `Redactor`,
+the same rules compiled once for many texts) before it reaches an error
+message, the terminal, stdout or the audit log: `model_errors()` redacts
+the `ModelError` it raises, and `AuditLog.write` redacts every string of a
+record.
 
 What is redacted:
 
@@ -28,7 +29,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 
-__all__ = ["MIN_SECRET_CHARS", "REDACTED", "redact_secrets", "secret_values"]
+__all__ = ["MIN_SECRET_CHARS", "REDACTED", "Redactor", "redact_secrets", "secret_values"]
 
 REDACTED = "[REDACTED]"
 """What a secret is replaced with."""
@@ -66,6 +67,37 @@ def secret_values(env: Mapping[str, str] | None = None) -> frozenset[str]:
     )
 
 
+class Redactor:
+    """`redact_secrets` with its secret values gathered and compiled once, for many texts.
+
+    The audit log makes one per file, as a record can hold thousands of strings.
+
+    Args:
+        secrets: Values to redact wherever they occur; shorter than
+            `MIN_SECRET_CHARS` they are ignored.
+        environ: Also redact the values of `secret_values()` (`os.environ`,
+            as it is now).
+    """
+
+    def __init__(self, secrets: Iterable[str] = (), *, environ: bool = True) -> None:
+        values = {s for s in secrets if len(s) >= MIN_SECRET_CHARS}
+        if environ:
+            values |= secret_values()
+        # A longer secret first, in case one contains another.
+        ordered = sorted(values, key=len, reverse=True)
+        self._values = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def __call__(self, text: str) -> str:
+        """Return `text` with every secret replaced by `REDACTED` (see `redact_secrets`)."""
+        if len(text) < MIN_SECRET_CHARS:  # too short to hold any of them
+            return text
+        if self._values is not None:
+            text = self._values.sub(REDACTED, text)
+        text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+        text = _KEY_SHAPED.sub(REDACTED, text)
+        return _KEY_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
+
+
 def redact_secrets(text: str, secrets: Iterable[str] = ()) -> str:
     """Return `text` with API keys, bearer tokens and known secret values replaced.
 
@@ -79,14 +111,4 @@ def redact_secrets(text: str, secrets: Iterable[str] = ()) -> str:
         The text with every secret replaced by `REDACTED` (see the module
         docs for the patterns); text without secrets comes back unchanged.
     """
-    values = sorted(
-        {s for s in secrets if len(s) >= MIN_SECRET_CHARS} | secret_values(),
-        key=len,
-        reverse=True,  # a longer secret first, in case one contains another
-    )
-    for value in values:
-        if value in text:
-            text = text.replace(value, REDACTED)
-    text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
-    text = _KEY_SHAPED.sub(REDACTED, text)
-    return _KEY_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
+    return Redactor(secrets)(text)
