@@ -55,12 +55,14 @@ async def test_rich_display_shows_a_spinner_with_tokens_while_the_model_answers(
     from pydantic_ai.models.function import FunctionModel
 
     from marimo_engine.agents import PlannerOptions
-    from tests.unit.agents.test_model_requests import _paced
+    from tests.unit.agents.scripted import paced_stream
 
     out = io.StringIO()
     console = Console(file=out, width=120, force_terminal=True, color_system=None)
     display = _RichDisplay("paced", console=console)
-    model = FunctionModel(ScriptedPlanner([GOOD]), stream_function=_paced(GOOD), model_name="p")
+    model = FunctionModel(
+        ScriptedPlanner([GOOD]), stream_function=paced_stream(GOOD), model_name="p"
+    )
     agent = PlannerAgent(model, planner_registry(), options=PlannerOptions(stream=True))
     try:
         async for event in agent.events("a quarter"):

@@ -18,7 +18,7 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 from marimo_engine.agents import AgentEventType, PlannerAgent, PlannerOptions, read_audit_log
 from marimo_engine.engine.events import Verdict
 from marimo_engine.errors import ModelConfigError
-from tests.unit.agents.scripted import ScriptedPlanner
+from tests.unit.agents.scripted import ScriptedPlanner, paced_stream
 from tests.unit.agents.tools import GOOD, MISSPELT, planner_registry
 
 T = AgentEventType
@@ -35,18 +35,6 @@ async def _trickles(messages: list[ModelMessage], info: AgentInfo) -> AsyncItera
     while True:  # a keep-alive space every 0.5 s, for ever: no read ever waits long
         await anyio.sleep(0.5)
         yield {0: DeltaToolCall(json_args=" ")}
-
-
-def _paced(plan: dict[str, Any], pieces: int = 12, delay_s: float = 0.1) -> Any:
-    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
-        args = json.dumps(plan)
-        size = -(-len(args) // pieces)
-        yield {0: DeltaToolCall(name=info.output_tools[0].name)}
-        for start in range(0, len(args), size):
-            await anyio.sleep(delay_s)
-            yield {0: DeltaToolCall(json_args=args[start : start + size])}
-
-    return stream
 
 
 @pytest.mark.anyio
@@ -80,7 +68,7 @@ async def test_timeout_s_moves_on_to_the_fallback() -> None:
 @pytest.mark.anyio
 async def test_a_streamed_answer_reports_progress_while_it_arrives() -> None:
     script = ScriptedPlanner([GOOD])
-    model = FunctionModel(script, stream_function=_paced(GOOD), model_name="paced")
+    model = FunctionModel(script, stream_function=paced_stream(GOOD), model_name="paced")
     agent = PlannerAgent(model, planner_registry(), options=PlannerOptions(stream=True))
     events = [e async for e in agent.events("a quarter")]
     types = [e.type for e in events]
