@@ -30,10 +30,30 @@ from pydantic import (
 from marimo_engine.errors import PlanValidationError, UsageError
 from marimo_engine.plans.problems import Problem, ProblemCode
 
-__all__ = ["STEP_ID_PATTERN", "Plan", "Step", "load_plan", "problems_from_validation_error"]
+__all__ = [
+    "SCHEMA_KEY",
+    "STEP_ID_PATTERN",
+    "TOOL_NAME_PATTERN",
+    "Plan",
+    "Step",
+    "load_plan",
+    "problems_from_validation_error",
+    "readable_step_id",
+]
 
 STEP_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 """A step id: 1 to 64 characters of `A-Z a-z 0-9 _ -` (spec, "A plan")."""
+
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+"""A tool name: 1 to 64 characters of `A-Z a-z 0-9 _ -` (`docs/plan-language.md`, "A plan").
+
+The same rule as `ToolRegistry` applies when a tool is registered, so every
+registered tool can be named in a plan; a plan's tool name is checked even
+when no registry is given, so that no text other than a name reaches the
+places where tool names are written (notebook source, events, terminals)."""
+
+SCHEMA_KEY = "$schema"
+"""A top-level key that editors add to point at a JSON schema; accepted and ignored."""
 
 _STEP_ID_RE = re.compile(STEP_ID_PATTERN)
 
@@ -42,6 +62,15 @@ StepId = Annotated[
     Field(
         pattern=STEP_ID_PATTERN,
         examples=["s1", "scan_hull", "check-oxygen"],
+    ),
+]
+
+
+ToolName = Annotated[
+    StrictStr,
+    Field(
+        pattern=TOOL_NAME_PATTERN,
+        examples=["scan_hull", "load_csv"],
     ),
 ]
 
@@ -64,8 +93,8 @@ class Step(BaseModel):
     id: StepId
     """The step's name: 1-64 characters of `A-Z a-z 0-9 _ -`, unique in the plan."""
 
-    tool: StrictStr
-    """A name in the tool registry given to the run."""
+    tool: ToolName
+    """A name in the tool registry given to the run: 1-64 characters of `A-Z a-z 0-9 _ -`."""
 
     description: StrictStr | None = None
     """Human text, shown in events and in the notebook; `None` for none."""
@@ -203,7 +232,11 @@ def load_plan(source: Plan | Mapping[str, Any] | str | bytes) -> Plan:
             a step whose id is readable carries that `step_id` and a `field`
             relative to the step (`"timeout_s"`, `"depends_on.1"`); otherwise
             `field` is dotted from the plan (`"steps"`, `"steps.3"`,
-            `"steps.3.id"`). Duplicate ids are not checked here.
+            `"steps.3.id"`). Duplicate ids are not checked here. Also
+            `invalid_plan`: JSON nested too deeply to read, a value nested
+            deeper than 100 levels, and a string holding a lone surrogate
+            (`marimo_engine.plans.document`). A top-level `"$schema"` string
+            is accepted and ignored.
     """
     if isinstance(source, Plan):
         return source
@@ -219,10 +252,35 @@ def load_plan(source: Plan | Mapping[str, Any] | str | bytes) -> Plan:
         data = _parse_json(data)
     if isinstance(data, Mapping) and not isinstance(data, dict):
         data = dict(data)
+    problems: list[Problem] = []
+    if isinstance(data, dict):
+        from marimo_engine.plans.document import document_problems
+
+        data, problems = _without_schema_key(data)
+        problems += document_problems(data)
     try:
-        return Plan.model_validate(data)
+        plan = Plan.model_validate(data)
     except ValidationError as exc:
-        raise PlanValidationError(problems_from_validation_error(exc, data)) from None
+        problems += problems_from_validation_error(exc, data)
+    if problems:
+        raise PlanValidationError(problems)
+    return plan
+
+
+def _without_schema_key(data: dict[Any, Any]) -> tuple[dict[Any, Any], list[Problem]]:
+    """Drop a top-level `$schema` key (editors add it); a non-string one is a problem."""
+    if SCHEMA_KEY not in data:
+        return data, []
+    value = data[SCHEMA_KEY]
+    data = {key: item for key, item in data.items() if key != SCHEMA_KEY}
+    if isinstance(value, str):
+        return data, []
+    problem = _plan_problem(
+        f"The plan's {SCHEMA_KEY!r} must be a string (the URL or path of a JSON schema, "
+        f"which is ignored); got {_show(value)}.",
+        field=SCHEMA_KEY,
+    )
+    return data, [problem]
 
 
 def _plan_problem(message: str, field: str | None = None) -> Problem:
@@ -243,9 +301,20 @@ def _parse_json(text: str) -> object:
             ]
         ) from None
     except RecursionError:
-        raise PlanValidationError(
-            [_plan_problem("The plan's JSON is nested too deeply to read; flatten it.")]
-        ) from None
+        raise PlanValidationError([too_deep_to_read_problem()]) from None
+
+
+def too_deep_to_read_problem() -> Problem:
+    """The `invalid_plan` problem of JSON text nested too deeply for the parser to read.
+
+    Python's JSON parser gives up (`RecursionError`) somewhere past about 900
+    levels, far past the plan language's limit of 100 levels per value, so
+    such a plan breaks the same rule.
+    """
+    return _plan_problem(
+        "The plan's JSON is nested too deeply to read (a value may nest lists and objects "
+        "at most 100 levels deep); flatten it."
+    )
 
 
 # --- pydantic errors -> problems ---------------------------------------------
@@ -258,7 +327,7 @@ _EXPECTED = {
     "plan.name": "a string",
     "plan.steps": "a list of at least one step object",
     "id": "a string of 1-64 characters of A-Z a-z 0-9 _ -",
-    "tool": "a string: the name of a registered tool",
+    "tool": "a tool name: 1-64 characters of A-Z a-z 0-9 _ -",
     "description": "a string",
     "args": "an object of keyword arguments",
     "run_if": "an expression in a string",
@@ -281,7 +350,14 @@ def problems_from_validation_error(exc: ValidationError, data: object) -> list[P
         One `Problem` per pydantic error, in pydantic's order; see
         `load_plan` for the codes and fields.
     """
-    return [_problem_from_error(error, data) for error in exc.errors()]
+    from marimo_engine.plans.document import has_lone_surrogate
+
+    return [
+        _problem_from_error(error, data)
+        for error in exc.errors()
+        # A key that is not Unicode text is reported by `document_problems`.
+        if not any(isinstance(part, str) and has_lone_surrogate(part) for part in error["loc"])
+    ]
 
 
 def _type_word(value: object) -> str:
@@ -306,15 +382,26 @@ def _show(value: object) -> str:
     return f"{text} ({word})" if text else word
 
 
+def readable_step_id(step: object) -> str | None:
+    """Return the id of a step as written (a mapping or a `Step`) when it is well-formed.
+
+    Args:
+        step: A raw step: a mapping, a `Step`, or anything else.
+
+    Returns:
+        The id when it is a string matching `STEP_ID_PATTERN`, else `None`.
+    """
+    step_id = step.get("id") if isinstance(step, Mapping) else getattr(step, "id", None)
+    return step_id if isinstance(step_id, str) and _STEP_ID_RE.fullmatch(step_id) else None
+
+
 def _readable_step_id(data: object, index: object) -> str | None:
     if not isinstance(data, Mapping) or not isinstance(index, int):
         return None
     steps = data.get("steps")
     if not isinstance(steps, list | tuple) or not 0 <= index < len(steps):
         return None
-    step = steps[index]
-    step_id = step.get("id") if isinstance(step, Mapping) else getattr(step, "id", None)
-    return step_id if isinstance(step_id, str) and _STEP_ID_RE.fullmatch(step_id) else None
+    return readable_step_id(steps[index])
 
 
 def _suggest_id(value: object) -> str:

@@ -147,7 +147,7 @@ def test_the_engine_and_the_notebook_agree(tmp_path: Path) -> None:
 def test_tools_not_importable_by_module_path_are_named_in_the_notebook() -> None:
     plan = {"steps": [{"id": "a", "tool": "inline"}]}
     source = plan_to_notebook(plan, {"inline": lambda: 1})
-    assert "# Not importable by module path, so not callable here: inline" in source
+    assert "# Not importable by module path, so not callable here: 'inline'" in source
     assert execute_plan_sync(plan, {"inline": lambda: 1}).outputs == {"a": 1}
 
 
