@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import pytest
 
 from marimo_engine import PlanValidationError, Verdict, execute_plan_sync, plan_to_notebook
 from marimo_engine.engine.compiler import compile_plan, safe_variable_names
+from tests.processes import run_process
 
 from . import notebook_tools
 
@@ -115,6 +115,7 @@ def test_one_cell_per_step_named_after_it_with_the_plans_edges(tmp_path: Path) -
     assert "&lt;b&gt;here&lt;/b&gt;" in md[2]
 
 
+@pytest.mark.integration
 def test_python_file_reruns_the_plan_and_marimo_skips_what_depends_on_a_skip(
     tmp_path: Path,
 ) -> None:
@@ -122,14 +123,7 @@ def test_python_file_reruns_the_plan_and_marimo_skips_what_depends_on_a_skip(
     path = tmp_path / "nb.py"
     path.write_text(plan_to_notebook(journal_plan(journal), TOOLS), encoding="utf-8")
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run(
-        [sys.executable, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=tmp_path,
-    )
+    proc = run_process([sys.executable, str(path)], timeout_s=120, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = sorted(journal.read_text().splitlines())
     assert lines == ["both fetch first", "fetch", "first"]
@@ -167,11 +161,9 @@ def test_marimo_exports_the_compiled_notebook_to_html(tmp_path: Path) -> None:
         plan_to_notebook(load_example("breach-response"), example_registry()), encoding="utf-8"
     )
     out = tmp_path / "hull.html"
-    proc = subprocess.run(
+    proc = run_process(
         [sys.executable, "-m", "marimo", "export", "html", str(path), "-o", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=180,
+        timeout_s=180,
     )
     assert proc.returncode == 0, proc.stderr
     html = out.read_text(encoding="utf-8")
