@@ -1,6 +1,11 @@
 """Shared pytest configuration.
 
 - anyio runs async tests on asyncio.
+- Hypothesis runs bounded work with no per-example deadline (`suite`
+  profile): a loaded 2-core machine can be many times slower than a
+  developer's, and a deadline would turn that into flaky failures. Every
+  property test also states its own `max_examples` and bounds its input
+  sizes, so that its work is fixed, far inside the per-test timeout.
 - Processes that tests start are stopped whatever ends the run
   (`tests/processes.py`); its exit and signal cleanup is installed here,
   from the main thread, before any test runs.
@@ -17,8 +22,18 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests import processes
+
+settings.register_profile(
+    "suite",
+    deadline=None,
+    max_examples=100,
+    database=None,  # no replay of examples saved by another run: the same work every run
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("suite")
 
 _AUDITED = {
     "subprocess.Popen": "starts a subprocess",

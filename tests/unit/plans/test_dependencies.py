@@ -198,7 +198,7 @@ def _is_dag(deps: dict[str, tuple[str, ...]]) -> bool:
         max_size=12,
     )
 )
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_find_cycles_agrees_with_kahn_and_returns_real_disjoint_cycles(
     deps: dict[str, tuple[str, ...]],
 ) -> None:
