@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -212,3 +213,22 @@ def test_the_example_plans_stay_valid() -> None:
 
     for name in ("hull-check-7", "seattle-weather"):
         assert validate_plan(load_example(name)) == []
+
+
+@pytest.mark.parametrize("command", ["validate", "run", "export"])
+def test_the_cli_reports_deep_json_as_a_problem_with_exit_2(
+    command: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from marimo_engine.cli.main import main
+
+    path = tmp_path / "deep.json"
+    depth = 100_000
+    path.write_text(
+        '{"steps":[{"id":"s1","tool":"scan_hull","args":{"a":' + "[" * depth + "]" * depth + "}}]}",
+        encoding="utf-8",
+    )
+    extra = ["-o", str(tmp_path / "nb.py")] if command == "export" else []
+    assert main([command, str(path), *extra]) == 2
+    err = capsys.readouterr().err
+    assert "nested too deeply" in err and "[invalid_plan]" in err
+    assert "RecursionError" not in err
