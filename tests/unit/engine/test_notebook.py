@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,53 @@ def test_python_file_reruns_the_plan_and_marimo_skips_what_depends_on_a_skip(
     assert proc.returncode == 0, proc.stderr
     lines = sorted(journal.read_text().splitlines())
     assert lines == ["both fetch first", "fetch", "first"]
+    # Each step's outcome as it ends, then the steps marimo did not run, then the verdict.
+    printed = re.sub(r"in \d+\.\d+ s", "in T s", proc.stdout).splitlines()
+    assert sorted(printed[:4]) == [
+        "Step '1st' completed in T s.",
+        "Step 'class' completed in T s.",
+        "Step 'fetch-data' completed in T s.",
+        "Step 'skipped' skipped: run_if is false: $class.level > 100.",
+    ]
+    assert printed[4:] == [
+        "Step 'after-skip' skipped: dependency 'skipped' was skipped.",
+        "Plan 'journal' finished: SUCCESS in T s.",
+    ]
+
+
+@pytest.mark.integration
+def test_python_file_prints_a_failure_and_an_intervention(tmp_path: Path) -> None:
+    journal = str(tmp_path / "journal.txt")
+    plan = {
+        "id": "broken",
+        "steps": [
+            {"id": "low", "tool": "record", "args": {"journal": journal, "level": 5, "label": "l"},
+             "intervention_if": "$low.level < 10", "key_finding": True},
+            {"id": "after-low", "tool": "record", "args": {"journal": journal, "label": "x"},
+             "depends_on": ["low"]},
+            {"id": "bad", "tool": "broken", "args": {"journal": journal}, "depends_on": ["low"]},
+        ],
+    }  # fmt: skip
+    tools = {**TOOLS, "broken": notebook_tools.broken}
+    path = tmp_path / "nb.py"
+    path.write_text(plan_to_notebook(plan, tools), encoding="utf-8")
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    proc = run_process([sys.executable, str(path)], timeout_s=120, env=env, cwd=tmp_path)
+    printed = re.sub(r"in \d+\.\d+ s", "in T s", proc.stdout).splitlines()
+    assert printed == [
+        "Step 'low' completed in T s (key finding).",
+        "Step 'low' needs a person: $low.level < 10 is true.",
+        "Step 'after-low' was not run: step 'low' needs a person.",
+        "Step 'bad' was not run: step 'low' needs a person.",
+        "Plan 'broken' finished: INTERVENTION_NEEDED in T s.",
+    ], proc.stderr
+    plan["steps"][0].pop("intervention_if")
+    path.write_text(plan_to_notebook(plan, tools), encoding="utf-8")
+    proc = run_process([sys.executable, str(path)], timeout_s=120, env=env, cwd=tmp_path)
+    printed = re.sub(r"in \d+\.\d+ s", "in T s", proc.stdout).splitlines()
+    assert "Step 'bad' failed: ValueError: bad sensor" in printed, proc.stderr
+    assert printed[-1] == "Plan 'broken' finished: FAILURE in T s."
+    assert "ValueError: bad sensor" in proc.stderr  # marimo's script runner shows the traceback
 
 
 def test_the_engine_and_the_notebook_agree(tmp_path: Path) -> None:
