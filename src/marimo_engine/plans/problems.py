@@ -1,6 +1,7 @@
 """`Problem`: one finding of plan validation, plain JSON for people and models.
 
-The codes and fields come from the plan language spec ("Validation").
+The codes and fields come from the plan language spec ("Validation") in
+`docs/plan-language.md`.
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 The rules and codes are the plan language spec's ("Validation"):
 
-- `invalid_plan`, `invalid_id`: the plan does not parse (`load_plan`). The
-  steps that do parse on their own are still checked, so one answer lists
-  as much as can be found.
+- `invalid_plan`, `invalid_id`: the plan does not parse (`load_plan`),
+  including a tool name outside `TOOL_NAME_PATTERN` and the document's
+  limits (`marimo_engine.plans.document`: nesting, lone surrogates). The
+  steps that do parse on their own are still checked (without the fields
+  that have problems), so one answer lists as much as can be found.
 - `duplicate_id`: a step id used twice (each repeat is reported).
 - `unknown_tool`: a tool that is not in the registry (close names suggested).
 - `unknown_reference`: a reference or `depends_on` entry naming no step (the
