@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from marimo_engine.agents import read_audit_log
+from tests.processes import run_process
 from tests.unit.agents.tools import GOOD, MISSPELT
 from tests.unit.llm.openai_server import ScriptedOpenAIServer, scripted_server
 
@@ -42,14 +43,11 @@ def _agent_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
         for k, v in os.environ.items()
         if not k.startswith(("OPENAI_", "ANTHROPIC_", "OLLAMA_"))
     }
-    return subprocess.run(
+    return run_process(
         [sys.executable, "-m", "marimo_engine.cli.main", "agent", *args],
         cwd=ROOT,
         env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
+        timeout_s=90,
     )
 
 

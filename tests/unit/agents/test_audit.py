@@ -15,6 +15,7 @@ import pytest
 
 from marimo_engine.agents import AuditLog, read_audit_log
 from marimo_engine.errors import UsageError
+from tests.processes import start_process, stop_process
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -180,12 +181,12 @@ def test_audit_log_survives_a_writer_killed_mid_stream(tmp_path: Path) -> None:
             log.write("engine_event", n=i, payload="x" * (i % 5000))
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stderr=subprocess.PIPE)
+    proc = start_process([sys.executable, "-c", script], cwd=ROOT, stderr=subprocess.PIPE)
     try:
         _wait_for(path, '"n":200,', proc, 60)
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        stop_process(proc)
         proc.stderr.close() if proc.stderr else None
     records = read_audit_log(path)
     assert len(records) >= 200
@@ -223,14 +224,14 @@ PlannerAgent(FunctionModel(plan), tools, audit_path=sys.argv[1]).run_sync("hold 
 @pytest.mark.integration
 def test_audit_log_of_an_agent_killed_mid_run(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    proc = subprocess.Popen(
+    proc = start_process(
         [sys.executable, "-c", PLANNER_SCRIPT, str(path)], cwd=ROOT, stderr=subprocess.PIPE
     )
     try:
         _wait_for(path, '"type":"STEP_START"', proc, 90)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        stop_process(proc)
         if proc.stderr:
             proc.stderr.close()
     records = read_audit_log(path)

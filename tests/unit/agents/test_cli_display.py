@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from rich.console import Console
 
 from marimo_engine.agents import PlannerAgent
 from marimo_engine.cli.agent import _RichDisplay
+from tests.processes import run_process
 from tests.unit.agents.scripted import ScriptedPlanner
 from tests.unit.agents.tools import planner_registry
 
@@ -86,7 +86,6 @@ def test_modules_import_nothing_heavy() -> None:
         "heavy = {'pydantic_ai', 'rich', 'httpx', 'marimo', 'openai', 'anthropic'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    done = run_process([sys.executable, "-c", code], cwd=ROOT, timeout_s=60)
+    assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
