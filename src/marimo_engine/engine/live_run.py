@@ -38,6 +38,8 @@ when their turn comes, as in a compiled notebook.
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import hashlib
 import json
 import re
@@ -150,7 +152,7 @@ class _LiveTarget:
             UsageError: The setup cell failed in the kernel (the cells this
                 call created are deleted again).
         """
-        from marimo_engine.engine.compiler import safe_variable_names
+        from marimo_engine.engine.compiler import python_string, safe_variable_names
 
         assert self.run is not None
         client = self.client
@@ -166,7 +168,8 @@ class _LiveTarget:
         for cid, cell in owned.items():
             found = _STEP_MARK.match(cell.code.split("\n", 1)[0])
             if found and found.group(1) == runner:
-                old_steps.setdefault(json.loads(found.group(2)), cid)
+                with contextlib.suppress(ValueError, SyntaxError):
+                    old_steps.setdefault(ast.literal_eval(found.group(2)), cid)
         taken = {name for node in graph.cells if node.cell_id not in owned for name in node.defs}
         taken |= {c.name for c in cells if c.name and c.id not in owned}
         variables = safe_variable_names(plan.step_ids, reserved=taken | {runner})
@@ -174,9 +177,11 @@ class _LiveTarget:
         spec = json.dumps({"plan": plan.model_dump(mode="json"), "tools": self._tool_paths(plan)})
         title = _one_line(plan.name or plan.id, 80)
         setup = (
-            f"{mark}setup: plan {json.dumps(plan.id)} ({title}); one cell per step below.\n"
+            # Plan text enters source only through python_string (a one-line literal).
+            f"{mark}setup: plan {python_string(plan.id)} ({python_string(title)}); "
+            "one cell per step below.\n"
             "from marimo_engine.engine.runtime import KernelStepRunner as _KernelStepRunner\n\n"
-            f"{runner} = _KernelStepRunner({spec!r})"
+            f"{runner} = _KernelStepRunner({python_string(spec)})"
         )
         ops: list[dict[str, Any]] = []
         if setup_id is None:
@@ -187,8 +192,9 @@ class _LiveTarget:
             refs = [variables[d] for d in ir.dependencies[step.id]]
             about = _one_line(f"{step.id} · {step.tool}: {step.description or ''}").rstrip(": ")
             code = (
-                f"{mark}step {json.dumps(step.id)}\n# {about}\n"
-                f"{variables[step.id]} = await {runner}.step({', '.join([repr(step.id), *refs])})"
+                f"{mark}step {python_string(step.id)}\n# {python_string(about)}\n"
+                f"{variables[step.id]} = await "
+                f"{runner}.step({', '.join([python_string(step.id), *refs])})"
             )
             cell = {"code": code, "name": variables[step.id], "run": False, "disabled": True}
             if step.id in old_steps:

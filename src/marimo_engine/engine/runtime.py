@@ -16,7 +16,8 @@ The same cells run in three places, each a thin host of `step.run_step`
   on them: marimo's reactivity is the plan's skip propagation. After a step
   failed or needed a person, other steps do not start (their cells stop with
   a note) until that step runs again and succeeds, as the engine stops.
-  Events are printed one line each when the notebook runs as a script, and
+  Run as a script, it prints each step's outcome and, at the end, the steps
+  that never ran and the verdict (`engine._script_report`). Events are
   appended as JSON lines to the file named by the environment variable
   `MARIMO_ENGINE_EVENTS` when it is set.
 - **In a live kernel** (`run_plan_live`): `KernelStepRunner`, which records
@@ -74,8 +75,8 @@ class StepRunner:
 
     _missing_reason = _NOT_IMPORTABLE
     # Standalone, the runner is the run: after a failure or an intervention
-    # other steps do not start, and a step skipped by `run_if` reports its
-    # dependents as skipped (marimo does not run their cells at all).
+    # other steps do not start, and in a script run the steps a skip blocked
+    # (marimo does not run their cells at all) are reported as skipped.
     _standalone = True
 
     def __init__(
@@ -99,7 +100,15 @@ class StepRunner:
         self._steps = prepare_steps(self.plan, specs, missing=why)
         self._pool: WorkerPool | None = None
         self._stopped_by: str | None = None
-        self.events: list[Event] = []
+        from marimo_engine.engine._script_report import ScriptReport
+        from marimo_engine.engine.events import EventFold
+        from marimo_engine.engine.graph import StepGraph
+
+        self.fold = EventFold()
+        graph = StepGraph.from_dependencies(
+            self.plan.step_ids, {sid: p.dependencies for sid, p in self._steps.items()}
+        )
+        self._report = ScriptReport(self.plan, graph, self.fold, self.record)
 
     @property
     def pool(self) -> WorkerPool:
@@ -110,15 +119,23 @@ class StepRunner:
             self._pool = WorkerPool()
         return self._pool
 
+    @property
+    def events(self) -> list[Event]:
+        """Every event of the steps run so far, in order."""
+        return self.fold.events
+
     async def emit(self, event: Event) -> None:
-        """Keep the event; print it in a script run; append it to `$MARIMO_ENGINE_EVENTS`."""
-        self.events.append(event)
+        """The host's `emit`: see `record`."""
+        self.record(event)
+
+    def record(self, event: Event) -> None:
+        """Fold the event in; append it to `$MARIMO_ENGINE_EVENTS`; print it in a script run."""
+        self.fold.add(event)
         path = os.environ.get(EVENTS_FILE_VARIABLE)
         if path:
             with open(path, "a", encoding="utf-8") as sink:
                 sink.write(event.to_json_line() + "\n")
-        if not _in_marimo_kernel():
-            print(event.msg, flush=True)
+        self._report.show(event)
 
     async def sleep(self, seconds: float) -> None:
         """The retry backoff."""
@@ -168,12 +185,10 @@ class StepRunner:
         result = await run_step(prepared, inputs_by_id, self)
         outcome = result.outcome
         if outcome in (StepOutcome.FAILED, StepOutcome.INTERVENTION):
-            self._stopped_by = step_id
+            self._stopped_by = self._report.held_back_by = step_id
         elif self._stopped_by == step_id:
-            self._stopped_by = None
+            self._stopped_by = self._report.held_back_by = None
         if outcome is StepOutcome.SKIPPED:
-            if self._standalone:
-                await self._skip_dependents(step_id)
             stop_skipped(step_id, prepared.step.run_if)
         if outcome is StepOutcome.FAILED:
             assert result.error is not None
@@ -182,29 +197,6 @@ class StepRunner:
             stop_for_person(step_id, prepared.step.intervention_if, result.output)
         mo.output.replace(result.output)
         return result.output
-
-    async def _skip_dependents(self, step_id: str) -> None:
-        """Emit what the engine emits for the steps a skipped step blocks, in its order."""
-        from marimo_engine.engine.graph import StepGraph
-        from marimo_engine.engine.step import blocked_events
-
-        graph = StepGraph.from_dependencies(
-            self.plan.step_ids, {sid: p.dependencies for sid, p in self._steps.items()}
-        )
-        skipped = {step_id}
-        for sid in graph.ready_order():
-            blocked_by = next((p for p in graph.parents[sid] if p in skipped), None)
-            if blocked_by is not None and sid not in skipped:
-                skipped.add(sid)
-                for event in blocked_events(self.plan_id, self._steps[sid].step, blocked_by):
-                    await self.emit(event)
-
-
-def _in_marimo_kernel() -> bool:
-    """Whether a marimo kernel runs us (`marimo edit`/`run`), not a script run (`python nb.py`)."""
-    import marimo as mo
-
-    return bool(mo.running_in_notebook())
 
 
 def _import_tool(module: str, qualname: str, source: str = "") -> Any:
@@ -286,8 +278,8 @@ class KernelStepRunner(StepRunner):
         super().__init__(spec["plan"], tools, missing=missing)
         self.records: dict[str, list[dict[str, Any]]] = {}
 
-    async def emit(self, event: Event) -> None:
-        """Record the event under its step, as JSON."""
+    def record(self, event: Event) -> None:
+        """Record the event under its step, as JSON (nothing is printed in a kernel)."""
         from marimo_engine.engine.events import EventType
 
         step_id = event.step_id or ""

@@ -1,22 +1,21 @@
 """The `marimo-engine` command with tools that block, and under a profiler (issue 9, items 3, 7).
 
-Each test starts the command in its own process group and kills the group
-in the end, whatever happens.
+Each test starts the command with `tests/processes.py`: in its own process
+group, with SIGINT at its default action, stopped whatever happens.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.processes import started_process
 
 pytestmark = pytest.mark.integration
 
@@ -40,28 +39,15 @@ def add(x: int) -> int:
 """
 
 
-@contextmanager
-def _started(args: list[str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
+def _started(args: list[str], cwd: Path) -> Any:
+    return started_process(
         [sys.executable, *args],
         cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,
-        # A child of a non-interactive shell may start with SIGINT ignored.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def _write(tmp_path: Path, steps: list[dict[str, Any]]) -> None:

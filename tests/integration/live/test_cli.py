@@ -17,6 +17,7 @@ import pytest
 from marimo_engine.cli import live as live_cli
 from marimo_engine.cli.exits import run_handler
 from marimo_engine.live.session import LiveSession
+from tests.processes import adopt_group, run_process, started_process
 
 from .conftest import STARTUP_TIMEOUT_S, LiveServer
 
@@ -120,11 +121,9 @@ def _command() -> list[str]:
 
 
 def test_the_installed_command(live_server: LiveServer, live_session: LiveSession) -> None:
-    result = subprocess.run(
+    result = run_process(
         [*_command(), "live", "exec", *_where(live_server, live_session), "-c", "print(6 * 7)"],
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_TIMEOUT_S,
+        timeout_s=STARTUP_TIMEOUT_S,
         env=live_server.env,
         cwd=Path(__file__).parents[3],
     )
@@ -139,24 +138,22 @@ def test_live_open_holds_a_session_until_sigterm(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    with subprocess.Popen(
+    with started_process(
         [*_command(), "live", "open", str(notebook), "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
         cwd=Path(__file__).parents[3],
-        start_new_session=True,
     ) as process:
         info: dict[str, object] = {}
         try:
             assert process.stdout is not None
             info = json.loads(process.stdout.readline())  # printed once the session is open
-            exec_result = subprocess.run(
+            adopt_group(int(str(info["server_pid"])))  # stopped even if this test is killed
+            exec_result = run_process(
                 [*_command(), "live", "exec", "--url", info["url"], "-c", "print(held * 2)"],
-                capture_output=True,
-                text=True,
-                timeout=STARTUP_TIMEOUT_S,
+                timeout_s=STARTUP_TIMEOUT_S,
                 env=env,
                 cwd=Path(__file__).parents[3],
             )
@@ -179,7 +176,8 @@ def test_ctrl_c_on_exec_interrupts_the_kernel(
 ) -> None:
     script = Path(sys.executable).parent / "marimo-engine"
     code = "import time\nprint('going', flush=True)\nwhile True:\n    time.sleep(0.02)\n"
-    with subprocess.Popen(
+    # started_process sets SIGINT to its default action in the child, whatever we inherited.
+    with started_process(
         [str(script), "live", "exec", *_where(live_server, live_session), "-c", code],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -11,8 +11,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from marimo_engine.engine.live_run import run_plan_live
 from marimo_engine.engine.runtime import EVENTS_FILE_VARIABLE
 from marimo_engine.live.session import LiveSession
 from marimo_engine.tools.registry import ToolRegistry
+from tests.processes import run_process
 
 from .conftest import LiveServer
 
@@ -170,22 +169,8 @@ def _run_notebook(source: str, folder: Path, name: str) -> list[dict[str, Any]]:
     notebook.write_text(source, encoding="utf-8")
     events_file = folder / f"{name}.events.jsonl"
     env = {**os.environ, EVENTS_FILE_VARIABLE: str(events_file), "PYTHONPATH": str(folder)}
-    process = subprocess.Popen(
-        [sys.executable, str(notebook)],
-        cwd=folder,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = process.communicate(timeout=180)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
+    result = run_process([sys.executable, str(notebook)], timeout_s=180, cwd=folder, env=env)
+    out, err = result.stdout, result.stderr
     assert events_file.exists(), f"the notebook recorded no events: {out[-2000:]} {err[-2000:]}"
     return [json.loads(line) for line in events_file.read_text(encoding="utf-8").splitlines()]
 

@@ -57,6 +57,7 @@ def test_token_from_argument_or_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert _http.auth_headers(None) == {}
 
 
+@pytest.mark.integration
 def test_list_sessions_sends_the_token(
     scripted_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -71,6 +72,7 @@ def test_list_sessions_sends_the_token(
     assert scripted_server.requests[-1].headers["Authorization"] == "Bearer env-token"
 
 
+@pytest.mark.integration
 def test_http_errors_say_what_to_do(scripted_server: ScriptedServer) -> None:
     scripted_server.json_route("GET", "/api/sessions", {"detail": "nope"}, status=401)
     with pytest.raises(LiveHTTPError, match=r"answered 401 .* wants a token") as info:
