@@ -9,7 +9,10 @@ as a chart, a mapping as a JSON tree. The outputs are handed to the notebook
 pickled, so that the report shows this run's values rather than a re-run's.
 `marimo export html` (in a subprocess, with the `--tools` folders on
 `PYTHONPATH` so that tool-defined output types unpickle) runs the notebook
-and writes the HTML under a temporary name, which is then renamed into place.
+and writes the HTML under a temporary name; marimo's frontend, which that
+page would load from a public CDN, is then put inside it
+(`cli/_offline_html.py`), so that the report renders with no network, and
+the file is renamed into place.
 An output that cannot be pickled is shown in its JSON form
 (`marimo_engine._json`), and so is one that fails to unpickle.
 """
@@ -191,11 +194,13 @@ def write_html_report(
         timeout_s: Seconds to wait for the export.
 
     Returns:
-        The destination path.
+        The destination path: one self-contained HTML file (marimo's
+        frontend inside, about 11 MB) that renders with no network.
 
     Raises:
-        ReportError: The folder does not exist, or the export failed or
-            timed out (the message carries marimo's last error line).
+        ReportError: The folder does not exist, the export failed or
+            timed out (the message carries marimo's last error line), or
+            marimo's frontend files do not match the exported page.
     """
     target = Path(destination).expanduser().resolve()
     if not target.parent.is_dir():
@@ -246,6 +251,10 @@ def write_html_report(
                 lines = (completed.stderr or completed.stdout or "").strip().splitlines()
                 last = lines[-1] if lines else f"exit code {completed.returncode}"
                 raise ReportError(f"marimo export html failed for the report: {last}")
+            from marimo_engine.cli._offline_html import inline_frontend_assets
+
+            page = Path(temporary).read_text(encoding="utf-8")
+            Path(temporary).write_text(inline_frontend_assets(page), encoding="utf-8")
             os.chmod(temporary, 0o644)
             os.replace(temporary, target)
         except subprocess.TimeoutExpired as exc:
