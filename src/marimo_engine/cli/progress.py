@@ -15,7 +15,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from marimo_engine.cli.run_state import ProgressModel, StepLine, StepState, summarize_output
+from marimo_engine.cli.run_state import (
+    ProgressModel,
+    StepLine,
+    StepState,
+    describe_value,
+    summarize_output,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -30,6 +36,7 @@ __all__ = [
     "RichProgress",
     "StepLine",
     "StepState",
+    "describe_value",
     "render_steps",
     "render_summary",
     "summarize_output",
@@ -205,7 +212,11 @@ def render_steps(
 
 
 def render_summary(model: ProgressModel) -> RenderableType:
-    """Return the rich renderable of the final summary: verdict, duration, findings."""
+    """Return the rich renderable of the final summary.
+
+    The verdict and duration, then the condition that stopped the run with
+    the values it saw, then every key finding with its values, then errors.
+    """
     from rich.console import Group
     from rich.panel import Panel
     from rich.text import Text
@@ -218,23 +229,19 @@ def render_summary(model: ProgressModel) -> RenderableType:
     counts = model.counts()
     head.append(", ".join(f"{n} {state.value}" for state, n in counts.items()))
     parts: list[Any] = [head]
+    # What a person must read first: why the run stopped, and the findings' values.
+    stopped = model.intervention_text()
+    if stopped is not None:
+        parts.append(Text(f"stopped for a person: {stopped}", style="bold yellow"))
+    if model.key_findings:
+        parts.append(Text("key findings:", style="bold magenta"))
+        for step_id, output in model.key_findings.items():
+            parts.append(Text(f"  {step_id}: {describe_value(output)}", style="magenta"))
     if model.plan_error:
         parts.append(Text(f"error: {model.plan_error}", style="red"))
     for line in model.steps.values():
         if line.state is StepState.FAILED:
             parts.append(Text(f"error in step {line.step_id!r}: {line.note}", style="red"))
-    if model.intervention is not None:
-        step_id, expression = model.intervention
-        parts.append(
-            Text(
-                f"stopped for a person: step {step_id!r}, intervention_if {expression!r} was true",
-                style="yellow",
-            )
-        )
-    if model.key_findings:
-        parts.append(Text("key findings:", style="bold magenta"))
-        for step_id, output in model.key_findings.items():
-            parts.append(Text(f"  {step_id}: {summarize_output(output, 300)}", style="magenta"))
     return Panel(Group(*parts), title=model.title, title_align="left", border_style=style)
 
 

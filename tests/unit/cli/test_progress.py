@@ -14,6 +14,7 @@ from marimo_engine.cli.progress import (
     ProgressModel,
     RichProgress,
     StepState,
+    describe_value,
     render_steps,
     render_summary,
     summarize_output,
@@ -82,7 +83,7 @@ def test_running_line_has_a_spinner_and_elapsed_seconds() -> None:
     assert lines["a"].split()[0] not in {"·", "✓"}  # a spinner frame
     assert "done 0.25s" in lines["b"]
     assert "waiting" in lines["c"]
-    assert '★ key finding: {"level": 20.9}' in text
+    assert "★ key finding: level = 20.9" in text
 
 
 def test_every_final_state_is_shown() -> None:
@@ -133,9 +134,44 @@ def test_intervention_and_cancelled_steps() -> None:
     )
     assert model.steps["b"].state is StepState.INTERVENTION
     assert model.steps["a"].state is StepState.CANCELLED
-    summary = _text(render_summary(model))
+    summary = _text(render_summary(model), width=160)
     assert "INTERVENTION_NEEDED in 0.50 s" in summary
-    assert "step 'b', intervention_if '$b.level < 15' was true" in summary
+    rows = [row.strip("│ ") for row in summary.splitlines()]
+    # Right under the verdict: the condition that fired with the value it saw,
+    # then the key finding's values.
+    assert rows[1].startswith("INTERVENTION_NEEDED in 0.50 s")
+    assert rows[2] == (
+        "stopped for a person: step 'b': intervention_if $b.level < 15 was true ($b.level = 20.9)"
+    )
+    assert rows[3:5] == ["key findings:", "b: level = 20.9"]
+    assert model.intervention_values == {"$b.level": 20.9}
+
+
+def test_describe_value_names_each_value() -> None:
+    assert describe_value({"level": 14.2, "status": "critical", "year": 2012}) == (
+        "level = 14.2, status = 'critical', year = 2012"
+    )
+    assert describe_value({"nested": {"a": [1, 2]}}) == 'nested = {"a": [1, 2]}'
+    assert describe_value(14.2) == "14.2"
+    assert describe_value("critical") == "'critical'"
+    assert describe_value(pd.DataFrame({"a": [1]})) == "table 1×1 (a)"
+    assert len(describe_value({"k": "x" * 500}, 50)) == 50
+
+
+def test_intervention_values_from_other_steps_and_unresolvable_ones() -> None:
+    model = _model_after(
+        [
+            *RUNNING,
+            _event(
+                EventType.INTERVENTION_NEEDED,
+                "b",
+                expression="$b.level < 15 and $a.breach",
+                output={"level": 9.5},
+            ),
+        ]
+    )
+    # `a` has no output yet: its value is left out, not invented.
+    assert model.intervention_values == {"$b.level": 9.5}
 
 
 def test_invalid_plan_error_is_shown_in_the_summary() -> None:
