@@ -22,6 +22,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from enum import IntEnum
+from typing import Any
 
 from marimo_engine.cli._args import positive_int
 
@@ -238,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return ExitCode.BAD_INPUT
+    guards = _guard_std_streams()
     try:
         return int(handler(args))
     except KeyboardInterrupt:
@@ -250,13 +252,85 @@ def main(argv: Sequence[str] | None = None) -> int:
             os._exit(ExitCode.INTERRUPTED)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
-        # The reader of stdout went away (`marimo-engine tools | head`): stop
-        # quietly, and keep Python from complaining when it flushes at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # Written past the guard (to a raw file descriptor, say): the same quiet end.
+        _silence(sys.stdout)
         return ExitCode.FAILURE
     except Exception as exc:
         return _report_error(exc, debug=debug)
+    finally:
+        _restore_std_streams(guards)
+
+
+class _ReaderGoneGuard:
+    """A text stream that goes quiet once its reader has gone away.
+
+    `marimo-engine live cells | head -1`: `head` exits, the next write to
+    stdout raises `BrokenPipeError`. Like other Unix tools the command must
+    stop complaining, whichever command it is and whatever catches
+    exceptions inside it: from then on this stream sends its writes to
+    `os.devnull` (the file descriptor too, so that Python's flush at exit is
+    quiet) and the command ends normally with its own exit code.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return int(self._stream.write(text))
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.reader_gone = True
+        _silence(self._stream)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _silence(stream: Any) -> None:
+    """Point `stream`'s file descriptor at `os.devnull`, if it has one."""
+    try:
+        fileno = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fileno)
+    finally:
+        os.close(devnull)
+
+
+def _guard_std_streams() -> tuple[Any, Any]:
+    previous = (sys.stdout, sys.stderr)
+    if not isinstance(sys.stdout, _ReaderGoneGuard):
+        sys.stdout = _ReaderGoneGuard(sys.stdout)  # type: ignore[assignment]
+    if not isinstance(sys.stderr, _ReaderGoneGuard):
+        sys.stderr = _ReaderGoneGuard(sys.stderr)  # type: ignore[assignment]
+    return previous
+
+
+def _restore_std_streams(previous: tuple[Any, Any]) -> None:
+    # Only undo our own guards: a test harness may have swapped the streams meanwhile.
+    if isinstance(sys.stdout, _ReaderGoneGuard) and sys.stdout._stream is previous[0]:
+        sys.stdout = previous[0]
+    if isinstance(sys.stderr, _ReaderGoneGuard) and sys.stderr._stream is previous[1]:
+        sys.stderr = previous[1]
 
 
 def _busy_threads() -> bool:

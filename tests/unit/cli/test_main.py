@@ -256,3 +256,39 @@ def test_parser_has_every_command() -> None:
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
     assert {"run", "validate", "export", "tools"} <= set(commands)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tools"],
+        ["validate", "example:hull-check-7"],
+        # `live` catches every exception itself: the guard must act before it does.
+        ["live", "servers", "--registry-dir", "{tmp}"],
+    ],
+    ids=["tools", "validate", "live-servers"],
+)
+def test_a_reader_that_went_away_ends_the_command_quietly(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    import contextlib
+    import io
+    import os
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `| head -1` after head exited: every write is EPIPE
+    stdout = io.TextIOWrapper(io.FileIO(write_end, "w"), encoding="utf-8", line_buffering=True)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    try:
+        code = main([arg.format(tmp=tmp_path) for arg in argv])
+        assert sys.stdout is stdout
+        assert code == ExitCode.OK
+        assert capfd.readouterr().err == ""
+        stdout.write("written after the pipe broke: goes to /dev/null\n")
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            stdout.close()
