@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 import traceback
@@ -240,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return ExitCode.BAD_INPUT
     guards = _guard_std_streams()
+    log_handler = _show_debug_log() if debug else None
     try:
         return int(handler(args))
     except KeyboardInterrupt:
@@ -258,7 +260,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         return _report_error(exc, debug=debug)
     finally:
+        if log_handler is not None:
+            logging.getLogger("marimo_engine").removeHandler(log_handler)
         _restore_std_streams(guards)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Log records to whatever `sys.stderr` is when they come (rich's live view swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _show_debug_log() -> logging.Handler:
+    """With `--debug`: print marimo_engine's debug log to stderr.
+
+    The engine logs each failing tool's exception with its traceback there
+    (events carry only the type and message).
+    """
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
+    logger = logging.getLogger("marimo_engine")
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    return handler
 
 
 class _ReaderGoneGuard:

@@ -169,6 +169,33 @@ def test_debug_after_the_command_name(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "Traceback" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "no-debug"])
+def test_debug_shows_a_failing_tools_traceback(
+    debug: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tools = tmp_path / f"cli_exploding_tools_{debug}.py"
+    tools.write_text(
+        "def explode() -> dict:\n"
+        "    return _inner()\n"
+        "\n"
+        "def _inner():\n"
+        "    raise ValueError('sensor offline')\n",
+        encoding="utf-8",
+    )
+    plan = _write(tmp_path, {"id": "p", "steps": [{"id": "s1", "tool": "explode"}]})
+    argv = ["run", plan, "--tools", str(tools), *(["--debug"] if debug else [])]
+    assert main(argv) == ExitCode.FAILURE
+    out, err = capsys.readouterr()
+    assert _events(out)[-1]["verdict"] == "FAILURE"
+    if debug:
+        assert "Step 's1' failed: ValueError" in err
+        assert "Traceback (most recent call last)" in err
+        assert f'File "{tools}", line 5, in _inner' in err
+        assert "no running event loop" not in err  # no unrelated exception context
+    else:
+        assert "Traceback" not in err
+
+
 def test_validate_valid(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "example:seattle-weather"]) == ExitCode.OK
     assert capsys.readouterr().out == "valid\n"
