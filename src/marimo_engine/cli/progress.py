@@ -37,6 +37,7 @@ __all__ = [
     "StepLine",
     "StepState",
     "describe_value",
+    "render_progress",
     "render_steps",
     "render_summary",
     "summarize_output",
@@ -245,13 +246,49 @@ def render_summary(model: ProgressModel) -> RenderableType:
     return Panel(Group(*parts), title=model.title, title_align="left", border_style=style)
 
 
+def render_progress(model: ProgressModel, now: float | None = None) -> RenderableType:
+    """Return the rich renderable of the overall progress: a bar, N/M steps, counts.
+
+    For example `━━━━━━━━━╸━━━━━━━━  1234/3000 steps · 2 running · 1 failed · 12.3 s`.
+
+    Args:
+        model: The run's state.
+        now: `time.monotonic()` for the elapsed seconds.
+    """
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    total = len(model.steps)
+    finished = model.finished_count
+    counts = model.counts()
+    detail = Text(f"{finished}/{total} steps", style="bold")
+    for state in (StepState.RUNNING, StepState.RETRYING, StepState.FAILED, StepState.SKIPPED):
+        if counts.get(state):
+            style = _ICONS.get(state, ("", "cyan"))[1]
+            detail.append(f" · {counts[state]} {state.value}", style=style)
+    detail.append(f" · {model.elapsed_s(now):.1f} s", style="dim")
+    row = Table.grid(padding=(0, 2))
+    row.add_column(width=40, no_wrap=True)
+    row.add_column(no_wrap=True, overflow="ellipsis")
+    row.add_row(ProgressBar(total=max(total, 1), completed=finished, width=40), detail)
+    return row
+
+
 class RichProgress:
     """Live progress on a terminal with rich: step lines while running, then a summary.
+
+    Events only change the model (`handle` costs microseconds); rich redraws
+    the view from its own thread `refresh_per_second` times a second, so a
+    long plan of fast steps runs about as fast as with `--json`. The view
+    stays within the terminal's height: running, retrying and failed steps
+    and key findings first, then the steps that finished last, a line
+    counting the others by state, and an overall N/M progress bar.
 
     Args:
         model: The run's state, usually `ProgressModel.from_plan(plan)`.
         console: The rich console; `None` makes one on stdout.
-        refresh_per_second: How often the spinner and elapsed seconds redraw.
+        refresh_per_second: How often the view redraws.
     """
 
     def __init__(
@@ -281,20 +318,25 @@ class RichProgress:
         self._live.start()
 
     def _render(self) -> RenderableType:
-        # Room for the header, the live frame's margins and key findings.
-        max_rows = max(self.console.height - 4 - 2 * len(self.model.key_findings), 5)
+        from rich.console import Group
+
+        # Room for the header, the progress bar, the live frame's margins and
+        # key findings.
+        max_rows = max(self.console.height - 5 - 2 * len(self.model.key_findings), 5)
         with self._lock:
-            return render_steps(self.model, max_rows=max_rows)
+            now = time.monotonic()
+            return Group(
+                render_steps(self.model, now, max_rows=max_rows),
+                render_progress(self.model, now),
+            )
 
     def handle(self, event: Event) -> None:
-        """Fold the event into the model and redraw."""
+        """Fold the event into the model; the next frame shows it."""
         with self._lock:
             self.model.apply(event)
-        if self._live is not None:
-            self._live.refresh()
 
     def close(self) -> None:
-        """Stop the live display (its last frame stays) and print the summary."""
+        """Draw the last frame, stop the live display and print the summary."""
         if self._live is None:
             return
         live, self._live = self._live, None

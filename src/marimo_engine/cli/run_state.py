@@ -188,6 +188,11 @@ class ProgressModel:
             )
         return model
 
+    @property
+    def finished_count(self) -> int:
+        """How many steps have finished: done, skipped or failed."""
+        return self._finished
+
     def elapsed_s(self, now: float | None = None) -> float:
         """Seconds since the model was made, or the run's duration once finished."""
         if self.duration_s is not None:

@@ -15,6 +15,7 @@ from marimo_engine.cli.progress import (
     RichProgress,
     StepState,
     describe_value,
+    render_progress,
     render_steps,
     render_summary,
     summarize_output,
@@ -288,3 +289,62 @@ def test_json_lines_stop_quietly_when_the_reader_goes_away() -> None:
     sink.handle(_event(EventType.FINISH, verdict=Verdict.SUCCESS))
     sink.close()
     assert sink.is_broken
+
+
+def _chain_model(n: int) -> ProgressModel:
+    plan = load_plan(
+        {
+            "id": "long",
+            "steps": [{"id": f"s{i}", "tool": "scan_hull"} for i in range(n)],
+        }
+    )
+    return ProgressModel.from_plan(plan)
+
+
+def test_events_do_not_redraw_the_terminal_view() -> None:
+    """A frame per event cost ~50 ms a step; frames now come at a fixed rate."""
+    stream = io.StringIO()
+    console = Console(file=stream, force_terminal=True, width=100, height=30, color_system=None)
+    model = _chain_model(2000)
+    # One frame every 1000 s: none comes while the events are handled.
+    progress = RichProgress(model, console=console, refresh_per_second=0.001)
+    before = len(stream.getvalue())
+    progress.handle(Event(type=EventType.START, plan_id="long"))
+    for i in range(2000):
+        progress.handle(Event(type=EventType.STEP_START, plan_id="long", step_id=f"s{i}"))
+        progress.handle(
+            Event(type=EventType.STEP_COMPLETE, plan_id="long", step_id=f"s{i}", output=i)
+        )
+    assert len(stream.getvalue()) == before
+    assert model.finished_count == 2000
+    progress.handle(
+        Event(type=EventType.FINISH, plan_id="long", verdict=Verdict.SUCCESS, duration_s=2.0)
+    )
+    progress.close()
+    frame = stream.getvalue()[before:]
+    # The last frame is drawn at close, bounded by the terminal's height.
+    assert "2000/2000 steps" in frame
+    assert "✓ s1999" in frame
+    assert "more steps" in frame
+    assert len(frame.split("SUCCESS in 2.00 s")[0].splitlines()) <= 30
+
+
+def test_progress_line_counts_finished_running_and_failed_steps() -> None:
+    model = _chain_model(10)
+    for event in [
+        Event(type=EventType.START, plan_id="long"),
+        Event(type=EventType.STEP_START, plan_id="long", step_id="s0"),
+        Event(type=EventType.STEP_COMPLETE, plan_id="long", step_id="s0", output=1),
+        Event(type=EventType.STEP_START, plan_id="long", step_id="s1"),
+        Event(type=EventType.STEP_START, plan_id="long", step_id="s2"),
+        Event(
+            type=EventType.ERROR,
+            plan_id="long",
+            step_id="s2",
+            error=ErrorInfo(type="ValueError", message="x"),
+        ),
+    ]:
+        model.apply(event, now=10.0)
+    text = _text(render_progress(model, now=13.5))
+    assert "2/10 steps · 1 running · 1 failed · 3.5 s" in text
+    assert "━" in text
