@@ -126,7 +126,7 @@ def _in_pty(argv: list[str], cwd: Path, timeout_s: float) -> float:
         while process.poll() is None:
             if time.perf_counter() - started > timeout_s:
                 raise TimeoutError(f"{argv} took more than {timeout_s} s")
-            ready, _, _ = select.select([primary], [], [], 0.2)
+            ready, _, _ = select.select([primary], [], [], 0.02)
             if ready:
                 try:
                     os.read(primary, 1 << 16)  # drain, as a terminal would

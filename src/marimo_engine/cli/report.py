@@ -269,7 +269,7 @@ def write_html_report(
 
     Returns:
         The destination path: one self-contained HTML file (marimo's
-        frontend inside, about 11 MB) that renders with no network.
+        frontend inside, about 10 MB) that renders with no network.
 
     Raises:
         ReportError: The folder does not exist, the export failed or
