@@ -26,6 +26,7 @@ from enum import IntEnum
 from typing import Any
 
 from marimo_engine.cli._args import positive_int
+from marimo_engine.cli.output import silence_stream
 
 __all__ = ["ExitCode", "build_parser", "main"]
 
@@ -255,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # Written past the guard (to a raw file descriptor, say): the same quiet end.
-        _silence(sys.stdout)
+        silence_stream(sys.stdout)
         return ExitCode.FAILURE
     except Exception as exc:
         return _report_error(exc, debug=debug)
@@ -323,23 +324,10 @@ class _ReaderGoneGuard:
 
     def _gone(self) -> None:
         self.reader_gone = True
-        _silence(self._stream)
+        silence_stream(self._stream)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
-
-
-def _silence(stream: Any) -> None:
-    """Point `stream`'s file descriptor at `os.devnull`, if it has one."""
-    try:
-        fileno = stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fileno)
-    finally:
-        os.close(devnull)
 
 
 def _guard_std_streams() -> tuple[Any, Any]:

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from marimo_engine.cli.output import silence_stream
 from marimo_engine.cli.run_state import (
     ProgressModel,
     StepLine,
@@ -77,7 +78,7 @@ class JsonLinesProgress:
             # end (FINISH), the lines go nowhere, and Python must not
             # complain about the pipe when it flushes stdout at exit.
             self.is_broken = True
-            _silence(self._stream)
+            silence_stream(self._stream)
 
     def close(self) -> None:
         """Flush the stream."""
@@ -86,19 +87,7 @@ class JsonLinesProgress:
                 self._stream.flush()
             except BrokenPipeError:
                 self.is_broken = True
-                _silence(self._stream)
-
-
-def _silence(stream: TextIO) -> None:
-    import os
-
-    try:
-        fileno = stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fileno)
-    os.close(devnull)
+                silence_stream(self._stream)
 
 
 _ICONS = {
