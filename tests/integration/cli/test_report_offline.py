@@ -3,7 +3,11 @@
 The report of the real-data example (tables and Altair charts) is opened from
 a `file://` URL; every request that is not `file:`, `blob:` or `data:` is
 recorded and aborted, and the test asserts there were none. A screenshot is
-saved in the test's tmp folder (`report.png`) for a person to look at.
+saved next to the report in the test's tmp folder (`seattle-weather.png`,
+`oxygen-watch.png`) for a person to look at. Chromium is Debian's
+(`apt-get install chromium`), driven by Playwright with `executable_path`;
+Playwright's driver stops the browser when the test process ends, even when
+it is killed.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from marimo_engine.examples import load_example
 from marimo_engine.plans.schema import load_plan
 from marimo_engine.tools.data import data_registry
 
-pytestmark = pytest.mark.integration
+# A run, marimo's export and Chromium parsing ~20 MB of JavaScript: minutes
+# on a loaded 2-core machine, not the default 120 s.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
