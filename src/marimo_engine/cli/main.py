@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from enum import IntEnum
-from typing import Any
 
 from marimo_engine.cli._args import positive_int
+from marimo_engine.cli._streams import debug_log_to_stderr, quiet_when_reader_gone
 from marimo_engine.cli.output import silence_stream
 
 __all__ = ["ExitCode", "build_parser", "main"]
@@ -241,8 +240,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return ExitCode.BAD_INPUT
-    guards = _guard_std_streams()
-    log_handler = _show_debug_log() if debug else None
+    with quiet_when_reader_gone(), debug_log_to_stderr(enabled=debug):
+        return _run_handler(handler, args, debug=debug)
+
+
+def _run_handler(
+    handler: Callable[[argparse.Namespace], int], args: argparse.Namespace, *, debug: bool
+) -> int:
     try:
         return int(handler(args))
     except KeyboardInterrupt:
@@ -260,91 +264,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.FAILURE
     except Exception as exc:
         return _report_error(exc, debug=debug)
-    finally:
-        if log_handler is not None:
-            logging.getLogger("marimo_engine").removeHandler(log_handler)
-        _restore_std_streams(guards)
-
-
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Log records to whatever `sys.stderr` is when they come (rich's live view swaps it)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
-        super().emit(record)
-
-
-def _show_debug_log() -> logging.Handler:
-    """With `--debug`: print marimo_engine's debug log to stderr.
-
-    The engine logs each failing tool's exception with its traceback there
-    (events carry only the type and message).
-    """
-    handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
-    logger = logging.getLogger("marimo_engine")
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
-    return handler
-
-
-class _ReaderGoneGuard:
-    """A text stream that goes quiet once its reader has gone away.
-
-    `marimo-engine live cells | head -1`: `head` exits, the next write to
-    stdout raises `BrokenPipeError`. Like other Unix tools the command must
-    stop complaining, whichever command it is and whatever catches
-    exceptions inside it: from then on this stream sends its writes to
-    `os.devnull` (the file descriptor too, so that Python's flush at exit is
-    quiet) and the command ends normally with its own exit code.
-    """
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-        self.reader_gone = False
-
-    def write(self, text: str) -> int:
-        if not self.reader_gone:
-            try:
-                return int(self._stream.write(text))
-            except BrokenPipeError:
-                self._gone()
-        return len(text)
-
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
-        if not self.reader_gone:
-            try:
-                self._stream.flush()
-            except BrokenPipeError:
-                self._gone()
-
-    def _gone(self) -> None:
-        self.reader_gone = True
-        silence_stream(self._stream)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-def _guard_std_streams() -> tuple[Any, Any]:
-    previous = (sys.stdout, sys.stderr)
-    if not isinstance(sys.stdout, _ReaderGoneGuard):
-        sys.stdout = _ReaderGoneGuard(sys.stdout)  # type: ignore[assignment]
-    if not isinstance(sys.stderr, _ReaderGoneGuard):
-        sys.stderr = _ReaderGoneGuard(sys.stderr)  # type: ignore[assignment]
-    return previous
-
-
-def _restore_std_streams(previous: tuple[Any, Any]) -> None:
-    # Only undo our own guards: a test harness may have swapped the streams meanwhile.
-    if isinstance(sys.stdout, _ReaderGoneGuard) and sys.stdout._stream is previous[0]:
-        sys.stdout = previous[0]
-    if isinstance(sys.stderr, _ReaderGoneGuard) and sys.stderr._stream is previous[1]:
-        sys.stderr = previous[1]
 
 
 def _busy_threads() -> bool:

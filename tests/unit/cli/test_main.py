@@ -7,6 +7,7 @@ subprocess tests in tests/integration/cli run the installed command.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,7 +185,10 @@ def test_debug_shows_a_failing_tools_traceback(
     )
     plan = _write(tmp_path, {"id": "p", "steps": [{"id": "s1", "tool": "explode"}]})
     argv = ["run", plan, "--tools", str(tools), *(["--debug"] if debug else [])]
+    logger = logging.getLogger("marimo_engine")
+    before = (logger.level, list(logger.handlers))
     assert main(argv) == ExitCode.FAILURE
+    assert (logger.level, logger.handlers) == before  # the debug log ends with the command
     out, err = capsys.readouterr()
     assert _events(out)[-1]["verdict"] == "FAILURE"
     if debug:
