@@ -125,9 +125,10 @@ def run_handler(handler: Callable[[Any], int], args: Any, *, debug: bool) -> int
             os._exit(ExitCode.INTERRUPTED)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
-        # Keep Python from complaining when it flushes stdout at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # Written past `main`'s guard (to a raw file descriptor, say): the same quiet end.
+        from marimo_engine.cli.output import silence_stream
+
+        silence_stream(sys.stdout)
         return ExitCode.FAILURE
     except Exception as exc:
         return report_error(exc, debug=debug)

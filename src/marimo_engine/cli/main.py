@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from marimo_engine.cli._args import positive_int
+from marimo_engine.cli._streams import debug_log_to_stderr, quiet_when_reader_gone
 from marimo_engine.cli.exits import ExitCode, run_handler
 
 __all__ = ["ExitCode", "build_parser", "main"]
@@ -222,7 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return ExitCode.BAD_INPUT
-    return run_handler(handler, args, debug=debug)
+    with quiet_when_reader_gone(), debug_log_to_stderr(enabled=debug):
+        return run_handler(handler, args, debug=debug)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from marimo_engine.engine._threads import INTERRUPT_GRACE_S, WorkerPool
 from marimo_engine.errors import ToolCancelledError, UnknownToolError
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from marimo_engine.engine.events import Event
@@ -442,6 +445,9 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
         )
 
     async def fail(exc: BaseException, attempt: int | None) -> StepResult:
+        # The event carries type and message; the traceback goes to the log
+        # (`marimo-engine --debug` shows it).
+        _log.debug("Step %r failed: %s", step_id, type(exc).__name__, exc_info=exc)
         await host.emit(
             error_event(
                 host.plan_id, step, exc, attempt=attempt, duration_s=time.monotonic() - started
@@ -501,6 +507,7 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
                 )
             return await fail(error, attempt)
         attempt += 1
+        _log.debug("Step %r will retry after: %r", step_id, error, exc_info=error)
         await host.emit(
             event(
                 EventType.STEP_RETRY,

@@ -15,7 +15,7 @@ import pytest
 
 from marimo_engine.agents import AuditLog, read_audit_log
 from marimo_engine.errors import UsageError
-from tests.processes import start_process, stop_process
+from tests.processes import run_process, start_process, stop_process
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -108,16 +108,10 @@ sys.exit("the big record was written whole")
 """
 
 
+@pytest.mark.integration
 def test_a_record_cut_by_a_real_partial_write_is_ended_and_skipped(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    done = subprocess.run(
-        [sys.executable, "-c", PARTIAL_WRITER, str(path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_process([sys.executable, "-c", PARTIAL_WRITER, str(path)], cwd=ROOT, timeout_s=120)
     assert done.returncode == 0, done.stderr
     errno_, partial = map(int, done.stdout.split())
     assert (errno_, partial) == (27, 1000)  # EFBIG after exactly the 1,000 bytes allowed
