@@ -359,21 +359,13 @@ def _describe(args: argparse.Namespace) -> int:
 
 
 def _run_plan(args: argparse.Namespace) -> int:
-
     from marimo_engine.cli.loading import load_tools, read_plan
-    from marimo_engine.engine.events import EventType, Verdict
     from marimo_engine.engine.live_run import run_plan_live
 
     loaded = read_plan(args.plan)
     tools = load_tools(args.tools)
-    verdict: list[Verdict | None] = [None]
-    invalid: list[Any] = []
 
     def show(event: Any) -> None:
-        if event.type is EventType.ERROR and event.error and event.error.problems:
-            invalid.extend(event.error.problems)
-        if event.type is EventType.FINISH:
-            verdict[0] = event.verdict
         if args.json:
             print(event.to_json_line(), flush=True)
         else:
@@ -381,19 +373,22 @@ def _run_plan(args: argparse.Namespace) -> int:
             print(f"{event.type.value:<20} {where}{event.msg}", flush=True)
 
     with _client(args) as client:
+        run = run_plan_live(loaded.data, tools.registry, client.client)
 
         async def main() -> None:
-            async for event in run_plan_live(loaded.data, tools.registry, client.client):
-                show(event)
+            async with run:
+                async for event in run:
+                    show(event)
 
         client.call(main)
-    if invalid:
+    result = run.result
+    if result.error is not None and result.error.problems:  # an invalid plan
         if not args.json:
             from marimo_engine.cli.output import print_problems
 
-            print_problems(invalid, source=loaded.source)
+            print_problems(result.error.problems, source=loaded.source)
         return BAD_INPUT
-    return exit_code_for(verdict[0])
+    return exit_code_for(result.verdict)
 
 
 _HANDLERS = {

@@ -280,3 +280,41 @@ async def test_retries_and_timeouts_run_live(
     assert error.error is not None and error.error.type == "TimeoutError"
     assert events[-1].verdict is Verdict.FAILURE
     assert events[-1].outputs == {"reading": {"value": 42, "tries": 2}}
+
+
+def _live_cli(argv: list[str]) -> int:
+    """`marimo-engine live ...` in process, as `main` runs it."""
+    import argparse
+
+    from marimo_engine.cli import live as live_cli
+    from marimo_engine.cli.exits import run_handler
+
+    parser = argparse.ArgumentParser(prog="marimo-engine")
+    live_cli.add_parser(parser.add_subparsers(dest="command"))
+    return run_handler(live_cli.run, parser.parse_args(argv), debug=False)
+
+
+def test_run_plan_command_with_a_tools_file_and_an_invalid_plan(
+    live_server: LiveServer,
+    live_session: LiveSession,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    where = ["--url", live_server.url, "--session", live_session.session_id]
+    tools_file = tmp_path / "cli_file_tools.py"  # not on the kernel's sys.path
+    tools_file.write_text("def triple(x: int) -> int:\n    return 3 * x\n", encoding="utf-8")
+    plan = {"id": "cli-file-tools", "steps": [{"id": "t", "tool": "triple", "args": {"x": 14}}]}
+    (tmp_path / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+    argv = ["live", "run-plan", *where, "--json", "--tools", str(tools_file)]
+    assert _live_cli([*argv, str(tmp_path / "plan.json")]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[-1]["verdict"] == "SUCCESS" and events[-1]["outputs"] == {"t": 42}
+
+    bad = {"id": "cli-bad", "steps": [{"id": "t", "tool": "triple", "args": {"y": 1}}]}
+    (tmp_path / "bad.json").write_text(json.dumps(bad), encoding="utf-8")
+    assert _live_cli([*argv[:-2], str(tmp_path / "bad.json")]) == 2  # exit 2: bad input
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["type"] for e in events] == ["START", "ERROR", "FINISH"]
+    assert [p["code"] for p in events[1]["error"]["problems"]] == ["unknown_tool"]
