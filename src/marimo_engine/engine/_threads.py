@@ -56,6 +56,9 @@ _set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
 _JOIN_BOUND_S = 5.0
 """Seconds `shutdown` waits for one pool worker (never reached: they are idle)."""
 
+IDLE_EXIT_S = 60.0
+"""Seconds a worker waits for work before it exits (a notebook's pool is never shut down)."""
+
 INTERRUPT_GRACE_S = 1.0
 """Seconds an interrupted worker gets to end before it is abandoned.
 
@@ -261,7 +264,15 @@ class WorkerPool:
                 if me not in self._workers:  # abandoned: its stuck call is over now
                     return
                 self._idle += 1
-            call = self._jobs.get()
+            try:
+                call = self._jobs.get(timeout=IDLE_EXIT_S)
+            except queue.Empty:
+                with self._lock:
+                    self._idle -= 1
+                    if self._pending <= self._idle:  # the others take what is queued
+                        self._workers.discard(me)
+                        return
+                continue
             with self._lock:
                 self._idle -= 1
                 if call is not None:

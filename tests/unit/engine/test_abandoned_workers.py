@@ -238,3 +238,26 @@ async def test_a_try_that_stops_when_interrupted_is_retried() -> None:
         EventType.STEP_COMPLETE,
     ]
     assert finish(events).abandoned is None
+
+
+async def test_idle_workers_exit_and_the_pool_starts_new_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A notebook's pool is never shut down: its idle workers leave on their own."""
+    import time
+
+    from marimo_engine.engine import _threads
+
+    monkeypatch.setattr(_threads, "IDLE_EXIT_S", 0.1)
+    pool = _threads.WorkerPool(2, name="marimo-engine-idle-test")
+
+    def mine() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("marimo-engine-idle-test")]
+
+    assert await pool.run(lambda: 1, {}) == 1
+    deadline = time.monotonic() + BOUND_S
+    while mine() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert mine() == []
+    assert await pool.run(lambda: 2, {}) == 2  # a new worker takes the next call
+    pool.shutdown()
