@@ -38,16 +38,39 @@ SESSION_HEADER = "Marimo-Session-Id"
 
 
 def is_loopback_host(host: str) -> bool:
-    """Return whether `host` names this machine only: `localhost` or a loopback address.
+    """Return whether `host` names this machine only: every address it resolves to is loopback.
+
+    An IP literal is checked as is. A name (`localhost`, `app.localhost`,
+    anything else) is resolved with the system resolver and counts only when
+    it resolves and every address is loopback: RFC 6761 reserves
+    `*.localhost` for loopback, but a resolver or `/etc/hosts` may map such
+    a name elsewhere, and code sent there would run on that machine.
 
     Args:
         host: A host name or IP address, brackets allowed for IPv6 (`"[::1]"`).
     """
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
+    host = host.strip("[]").lower().rstrip(".")
+    if not host:
+        return False
     try:
         return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    return _resolves_to_loopback(host)
+
+
+def _resolves_to_loopback(host: str) -> bool:
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {info[4][0] for info in infos}
+    try:
+        return bool(addresses) and all(
+            ipaddress.ip_address(str(a).split("%")[0]).is_loopback for a in addresses
+        )
     except ValueError:
         return False
 
@@ -87,8 +110,9 @@ def check_host(url: str, *, allow_remote: bool = False) -> str:
     host = urlsplit(url).hostname or ""
     if not allow_remote and not is_loopback_host(host):
         raise UsageError(
-            f"Refusing marimo server {url!r}: {host!r} is not a loopback host, and code sent "
-            "there runs with that machine's rights. Pass allow_remote=True "
+            f"Refusing marimo server {url!r}: {host!r} is not a loopback host (it is not a "
+            "loopback address, or does not resolve to loopback addresses only), and code "
+            "sent there runs with that machine's rights. Pass allow_remote=True "
             "(CLI: --allow-remote) if you trust it."
         )
     return url
