@@ -15,6 +15,7 @@ them (one line, a hint, exit code 2 for bad input).
       ToolCancelledError    a tool raised CancelledError while the run was not cancelled
       LiveError             the marimo server
         LiveConnectionError
+          LiveSessionEndedError  the kernel died or was restarted: the session is gone
         LiveHTTPError       (status, url)
         StaleCellError      an edit lost a race with the person editing the notebook
         LiveTimeoutError    a request or kernel run outlived its timeout (the run is interrupted)
@@ -43,6 +44,7 @@ __all__ = [
     "LiveHTTPError",
     "LiveKernelError",
     "LiveSelectionError",
+    "LiveSessionEndedError",
     "LiveTimeoutError",
     "LiveUnsupportedError",
     "ModelConfigError",
@@ -188,6 +190,25 @@ class LiveError(EngineError):
 
 class LiveConnectionError(LiveError):
     """The marimo server could not be reached (refused, timed out, dropped)."""
+
+
+class LiveSessionEndedError(LiveConnectionError):
+    """The session's kernel died, stopped or was restarted while the client used it.
+
+    The kernel's variables are gone; whatever call was running has an
+    unknown outcome. Pick or open a session again.
+
+    Attributes:
+        session_id: The session the client was using.
+        reason: `"kernel-stopped"` (the kernel process is not running) or
+            `"session-closed"` (marimo closed the session: a restart, a shutdown,
+            or a kernel that died and was cleaned up).
+    """
+
+    def __init__(self, message: str, *, session_id: str, reason: str) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.reason = reason
 
 
 class LiveHTTPError(LiveError):

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "SESSION_HEADER",
+    "STABLE_SESSION_HEADER",
     "auth_headers",
     "check_host",
     "is_loopback_host",
@@ -35,6 +36,9 @@ DEFAULT_TIMEOUT_S = 10.0
 
 SESSION_HEADER = "Marimo-Session-Id"
 """The header naming the kernel session (marimo `_server/api/deps.py`)."""
+
+STABLE_SESSION_HEADER = "Marimo-Stable-Session-Id"
+"""The header naming a session by its stable id, which survives a tab reload (marimo 0.25)."""
 
 
 def is_loopback_host(host: str) -> bool:

@@ -219,6 +219,10 @@ class ExecuteResult(BaseModel):
         stderr: Everything written to stderr, in order (tracebacks included).
         error: On failure, the error text (the stderr tracebacks); `None` on success.
         duration_s: Seconds from request to `done`, on a monotonic clock.
+        stdout_dropped_chars: Characters of stdout dropped from the start to
+            keep the client's memory bounded (`LiveClient.max_output_chars`);
+            `stdout` is the tail.
+        stderr_dropped_chars: The same for stderr.
     """
 
     success: bool
@@ -228,6 +232,8 @@ class ExecuteResult(BaseModel):
     stderr: str = ""
     error: str | None = None
     duration_s: float = 0.0
+    stdout_dropped_chars: int = 0
+    stderr_dropped_chars: int = 0
 
     @property
     def output_text(self) -> str:

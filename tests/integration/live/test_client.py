@@ -5,7 +5,6 @@ All tests share one notebook, so each uses its own cell names and variables.
 
 from __future__ import annotations
 
-import re
 import time
 from contextlib import aclosing
 from pathlib import Path
@@ -15,8 +14,8 @@ import httpx
 import pytest
 
 from marimo_engine.errors import (
-    LiveHTTPError,
     LiveKernelError,
+    LiveSelectionError,
     LiveTimeoutError,
     StaleCellError,
 )
@@ -31,7 +30,7 @@ from marimo_engine.live import (
 )
 from marimo_engine.live.session import LiveSession
 
-from .conftest import LiveServer
+from .conftest import LiveServer, server_token
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -273,14 +272,6 @@ async def test_set_ui_value_reruns_dependents(live_session: LiveSession) -> None
             await client.set_ui_value("seed_value", 3)
 
 
-async def _server_token(url: str) -> str:
-    async with httpx.AsyncClient() as http:
-        page = (await http.get(f"{url}/", timeout=30)).text
-    match = re.search(r'marimo-server-token data-token="([^"]+)"', page)
-    assert match, "the editor page carries the server token"
-    return match.group(1)
-
-
 async def test_an_edit_that_lost_a_race_raises_stale_cell_error(
     live_session: LiveSession,
 ) -> None:
@@ -288,7 +279,7 @@ async def test_an_edit_that_lost_a_race_raises_stale_cell_error(
         created = await client.create_cell("race_value = 1", name="race_cell")
         await client.cells()  # the agent reads the cell
         # The person edits the same cell in the browser (marimo's frontend route).
-        token = await _server_token(live_session.url)
+        token = await server_token(live_session.url)
         async with httpx.AsyncClient() as http:
             response = await http.post(
                 f"{live_session.url}/api/document/transaction",
@@ -326,11 +317,10 @@ async def test_the_notebook_file_on_disk_is_updated(
     assert "disk_marker_value = 'written by the agent'" in text
 
 
-async def test_an_unknown_session_is_an_http_error(live_server: LiveServer) -> None:
+async def test_an_unknown_session_is_a_selection_error(live_server: LiveServer) -> None:
     async with LiveClient(live_server.url, "s_no_such_session") as client:
-        with pytest.raises(LiveHTTPError, match="Invalid session id") as info:
+        with pytest.raises(LiveSelectionError, match=r"No session 's_no_such_session'.*sess-"):
             await client.execute("1")
-    assert info.value.status == 500
 
 
 async def test_edit_validation(live_session: LiveSession) -> None:
