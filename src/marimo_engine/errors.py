@@ -18,6 +18,7 @@ them (one line, a hint, exit code 2 for bad input).
           LiveSessionEndedError  the kernel died or was restarted: the session is gone
         LiveHTTPError       (status, url)
         StaleCellError      an edit lost a race with the person editing the notebook
+        PersonCellError     an edit or delete of a cell whose code the person wrote
         LiveTimeoutError    a request or kernel run outlived its timeout (the run is interrupted)
         LiveUnsupportedError  the server's marimo lacks `marimo._code_mode`
         LiveSelectionError  no server or session matched, or several did
@@ -50,6 +51,7 @@ __all__ = [
     "ModelConfigError",
     "ModelError",
     "ModelLimitError",
+    "PersonCellError",
     "PlanValidationError",
     "StaleCellError",
     "ToolCancelledError",
@@ -227,6 +229,23 @@ class LiveHTTPError(LiveError):
 
 class StaleCellError(LiveError):
     """An edit lost a race: the cell changed since it was read. Read it again."""
+
+
+class PersonCellError(LiveError):
+    """An edit or delete of a cell whose current code the agent did not write; nothing applied.
+
+    marimo cannot tell that a person is typing in a cell (the browser sends
+    typing only after a pause), so by default the agent changes only cells
+    whose code it wrote itself. Put the change in a new cell, or pass
+    `allow_person_cell=True` when the person asked for this edit.
+
+    Attributes:
+        cell_id: The cell refused.
+    """
+
+    def __init__(self, message: str, *, cell_id: str) -> None:
+        super().__init__(message)
+        self.cell_id = cell_id
 
 
 class LiveTimeoutError(LiveError):

@@ -23,6 +23,7 @@ from marimo_engine.errors import (
     LiveSessionEndedError,
     LiveTimeoutError,
     LiveUnsupportedError,
+    PersonCellError,
     StaleCellError,
     UsageError,
 )
@@ -593,6 +594,16 @@ class LiveClient:
                 "Read it again with cells() and redo the edit on its current code, or pass "
                 "force=True to overwrite."
             )
+        if error_type == "PersonCellError":
+            cell_id = str(reply.get("cell_id") or "?")
+            return PersonCellError(
+                f"{message}: marimo cannot tell whether the person is typing in it right "
+                "now (the browser sends typing only after a pause), and an edit then drops "
+                "what they typed. Nothing was applied. Put the change in a new cell "
+                "(create_cell), or pass allow_person_cell=True (CLI: --allow-person-cell) "
+                "when the person asked for this change.",
+                cell_id=cell_id,
+            )
         hint = ""
         if error_type == "KeyError" and "not found" in message:
             hint = " List cells with cells() (CLI: 'marimo-engine live cells')."
@@ -659,7 +670,8 @@ class LiveClient:
             ops: `CreateCell`, `EditCell`, `DeleteCell`, `MoveCell`, `RunCell`
                 and `SetUIValue` operations (or equivalent dicts), in order. A
                 later op may name a cell created earlier in the batch by its name.
-            force: Skip marimo's stale-cell check (overwrite the person's changes).
+            force: Skip marimo's stale-cell check and the person's-cell check
+                (overwrite the person's changes).
             on_output: Called with console chunks of the cells that run.
             timeout_s: Bound on the whole run, in seconds.
 
@@ -668,6 +680,8 @@ class LiveClient:
 
         Raises:
             StaleCellError: An edited cell changed since it was last read.
+            PersonCellError: An edit or delete of a cell whose code the person
+                wrote, without `allow_person_cell` on that op.
             LiveKernelError: An op is invalid (unknown cell, bad name, syntax
                 error, a name defined twice): nothing was applied.
             UsageError: No ops, or an op that is not a cell operation.
@@ -716,20 +730,43 @@ class LiveClient:
         name: str | None = None,
         run: bool = True,
         force: bool = False,
+        allow_person_cell: bool = False,
     ) -> CellChange:
         """Replace a cell's code (and/or rename it) and run it, re-running its descendants.
 
+        By default only a cell whose current code the agent wrote (created or
+        last edited through the bridge, in this kernel) can get new code: the
+        person may be typing in any other, unseen by marimo.
+
+        Args:
+            target: The cell's id or name.
+            code: The new code; `None` keeps it (a rename).
+            name: A new name; `None` keeps it.
+            run: Run the cell (and its descendants) afterwards.
+            force: Skip every check: marimo's stale check and the person's-cell
+                check (overwrites the person's changes).
+            allow_person_cell: Edit a cell whose code the person wrote (still
+                refused when it changed since you read it).
+
         Raises:
             StaleCellError: The cell changed since you last read it with `cells()`.
+            PersonCellError: The cell's code is the person's and
+                `allow_person_cell` is false.
         """
-        result = await self.apply(
-            [EditCell(target=target, code=code, name=name, run=run)], force=force
+        op = EditCell(
+            target=target, code=code, name=name, run=run, allow_person_cell=allow_person_cell
         )
-        return result.changes[0]
+        return (await self.apply([op], force=force)).changes[0]
 
-    async def delete_cell(self, target: str) -> CellChange:
-        """Delete a cell by id or name."""
-        return (await self.apply([DeleteCell(target=target)])).changes[0]
+    async def delete_cell(self, target: str, *, allow_person_cell: bool = False) -> CellChange:
+        """Delete a cell by id or name.
+
+        Raises:
+            PersonCellError: The cell's code is the person's and
+                `allow_person_cell` is false (see `edit_cell`).
+        """
+        op = DeleteCell(target=target, allow_person_cell=allow_person_cell)
+        return (await self.apply([op])).changes[0]
 
     async def move_cell(
         self, target: str, *, before: str | None = None, after: str | None = None

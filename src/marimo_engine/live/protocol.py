@@ -427,6 +427,10 @@ class EditCell(BaseModel):
         name: A new name, or `None` to keep it.
         run: Whether to run it (and its descendants) afterwards.
         disabled: Disable (`True`) or enable (`False`) the cell; `None` keeps it.
+        allow_person_cell: Change the code of a cell whose current code the
+            agent did not write (the person's). Off by default: marimo cannot
+            tell that someone is typing in a cell (the browser sends typing
+            only after a pause), so such an edit could drop what they type.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -437,15 +441,23 @@ class EditCell(BaseModel):
     name: str | None = None
     run: bool = True
     disabled: bool | None = None
+    allow_person_cell: bool = False
 
 
 class DeleteCell(BaseModel):
-    """Delete a cell (its definitions are removed from the kernel)."""
+    """Delete a cell (its definitions are removed from the kernel).
+
+    Attributes:
+        target: Id or name of the cell.
+        allow_person_cell: Delete a cell whose current code the agent did not
+            write (see `EditCell.allow_person_cell`).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     op: Literal["delete"] = "delete"
     target: str
+    allow_person_cell: bool = False
 
 
 class MoveCell(BaseModel):

@@ -130,9 +130,9 @@ class LiveClientSync:
         """See `LiveClient.edit_cell`."""
         return self._run(partial(self.client.edit_cell, target, code, **options))
 
-    def delete_cell(self, target: str) -> CellChange:
+    def delete_cell(self, target: str, **options: Any) -> CellChange:
         """See `LiveClient.delete_cell`."""
-        return self._run(partial(self.client.delete_cell, target))
+        return self._run(partial(self.client.delete_cell, target, **options))
 
     def move_cell(self, target: str, **options: Any) -> CellChange:
         """See `LiveClient.move_cell`."""

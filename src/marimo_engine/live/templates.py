@@ -69,6 +69,28 @@ def _me_output_text(output, limit):
     return _me_clip(text, limit), mimetype or None
 
 
+def _me_written():
+    # Code the agent last wrote into each cell, kept in the kernel process
+    # (a restart forgets it): a cell whose code differs was written by the person.
+    import types
+
+    module = _me_sys.modules.get("_marimo_engine_agent")
+    if module is None:
+        module = types.ModuleType("_marimo_engine_agent")
+        module.written = {}
+        _me_sys.modules["_marimo_engine_agent"] = module
+    return module.written
+
+
+class PersonCellError(Exception):
+    def __init__(self, cell_id, action):
+        super().__init__(
+            f"Cell {cell_id!r} holds code the person wrote (the agent did not write its "
+            f"current code), so the agent will not {action} it by default"
+        )
+        self.cell_id = cell_id
+
+
 def _me_status(cell):
     status = cell.status
     return None if status is None else str(status)
@@ -137,6 +159,7 @@ else:
             "error_type": type(_me_exc).__name__,
             "message": str(_me_exc.args[0]) if isinstance(_me_exc, KeyError) and _me_exc.args
             else str(_me_exc),
+            "cell_id": str(getattr(_me_exc, "cell_id", "") or ""),
         }
 _me_sys.stdout.write(__ME_MARKER__ + _me_json.dumps(_me_reply, default=str) + "\n")
 _me_sys.stdout.flush()
@@ -267,10 +290,22 @@ def _me_resolve(ctx, target):
     return str(ctx.cells[target].id)
 
 
+def _me_guard(ctx, op, cid, action, force):
+    # Refuse to change a cell whose code the agent did not write: the person
+    # may be typing in it, and the browser sends typing only after a pause.
+    if force or op.get("allow_person_cell"):
+        return
+    current = ctx.cells[cid].code if cid in ctx.cells else ""
+    if current.strip() and _me_written().get(cid) != current:
+        raise PersonCellError(cid, action)
+
+
 async def _me_call(cm, args):
     ops = args["ops"]
+    force = args["force"]
     touched = []
-    async with cm.get_context(skip_staleness_check=args["force"]) as ctx:
+    wrote = {}
+    async with cm.get_context(skip_staleness_check=force) as ctx:
         for op in ops:
             kind = op["op"]
             if kind == "create":
@@ -284,6 +319,7 @@ async def _me_call(cm, args):
                 )
                 if op.get("run", True):
                     ctx.run_cell(cid)
+                wrote[str(cid)] = op["code"]
                 touched.append((kind, str(cid)))
             elif kind == "edit":
                 cid = _me_resolve(ctx, op["target"])
@@ -292,13 +328,18 @@ async def _me_call(cm, args):
                     code=op.get("code"),
                     name=op.get("name"),
                     disabled=op.get("disabled"),
-                )
+                )  # marimo's own check first: changed since the agent read it
+                if op.get("code") is not None:
+                    _me_guard(ctx, op, cid, "edit", force)
+                    wrote[cid] = op["code"]
                 if op.get("run", True):
                     ctx.run_cell(cid)
                 touched.append((kind, cid))
             elif kind == "delete":
                 cid = _me_resolve(ctx, op["target"])
+                _me_guard(ctx, op, cid, "delete", force)
                 ctx.delete_cell(op["target"])
+                wrote[cid] = None
                 touched.append((kind, cid))
             elif kind == "move":
                 cid = _me_resolve(ctx, op["target"])
@@ -321,6 +362,12 @@ async def _me_call(cm, args):
                 touched.append((kind, None))
             else:
                 raise ValueError(f"Unknown cell operation {kind!r}.")
+    written = _me_written()
+    for cid, code in wrote.items():
+        if code is None:
+            written.pop(cid, None)
+        else:
+            written[cid] = code
     after = cm.get_context()
     changes = []
     for kind, cid in touched:

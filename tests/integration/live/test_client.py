@@ -17,6 +17,7 @@ from marimo_engine.errors import (
     LiveKernelError,
     LiveSelectionError,
     LiveTimeoutError,
+    PersonCellError,
     StaleCellError,
 )
 from marimo_engine.live import (
@@ -299,8 +300,16 @@ async def test_an_edit_that_lost_a_race_raises_stale_cell_error(
             await client.edit_cell("race_cell", "race_value = 3")
         cell = await client.cell("race_cell")  # reading again ...
         assert cell.code == "race_value = 2"
-        await client.edit_cell("race_cell", "race_value = 3")  # ... lets the edit through
+        # ... passes marimo's check, but the code is now the person's: refused by default.
+        with pytest.raises(PersonCellError, match=f"'{cell.id}' holds code the person wrote"):
+            await client.edit_cell("race_cell", "race_value = 3")
+        with pytest.raises(PersonCellError):
+            await client.delete_cell("race_cell")
+        await client.edit_cell("race_cell", "race_value = 3", allow_person_cell=True)
         assert await _value(client, "race_value") == "3"
+        # The agent wrote the current code again: its own edits need no flag.
+        await client.edit_cell("race_cell", "race_value = 4")
+        assert await _value(client, "race_value") == "4"
 
 
 async def test_the_notebook_file_on_disk_is_updated(
