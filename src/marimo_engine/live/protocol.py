@@ -237,21 +237,14 @@ class ExecuteResult(BaseModel):
 
     @property
     def output_text(self) -> str:
-        """`output` as plain text: HTML tags stripped (marimo renders values as HTML)."""
-        if self.output_mimetype != "text/html":
-            return self.output
-        from html.parser import HTMLParser
+        """`output` as LLM-sized plain text: HTML stripped, tables and charts summarised.
 
-        parts: list[str] = []
+        A table becomes its shape, columns and first rows; a Vega-Lite chart
+        (altair) its title, mark, encodings and row count; see `_output_text`.
+        """
+        from marimo_engine.live._output_text import _me_render_text
 
-        class _Text(HTMLParser):
-            def handle_data(self, data: str) -> None:
-                parts.append(data)
-
-        parser = _Text()
-        parser.feed(self.output)
-        parser.close()
-        return "".join(parts).strip()
+        return _me_render_text(self.output_mimetype, self.output, 1_000_000)
 
 
 # --- kernel replies ---------------------------------------------------------
@@ -348,10 +341,18 @@ class VariableInfo(BaseModel):
 
 
 class ColumnInfo(BaseModel):
-    """A dataframe column: name and dtype as the library prints it."""
+    """A dataframe column.
+
+    Attributes:
+        name: The column's name.
+        dtype: Its dtype as the library prints it.
+        null_count: Missing values in it (pandas: NaN, None and NaT; polars:
+            nulls, not NaN); `None` for a lazy frame, whose data is not read.
+    """
 
     name: str
     dtype: str
+    null_count: int | None = None
 
 
 class DataFrameDescription(BaseModel):
@@ -360,28 +361,42 @@ class DataFrameDescription(BaseModel):
     Attributes:
         name: The variable's name.
         library: `"pandas"` or `"polars"`.
-        shape: `(rows, columns)`.
-        columns: Names and dtypes, possibly cut to fit the budget.
+        lazy: Whether it is a polars `LazyFrame`: then only its schema is
+            described (nothing is collected), `shape[0]` is `None` and
+            there is no sample.
+        shape: `(rows, columns)`; rows is `None` for a lazy frame.
+        columns: Names, dtypes and null counts, possibly cut to fit the budget.
         columns_truncated: Whether some columns were left out of `columns`.
-        sample: The first rows as records of column to short text value.
+        sample: The first rows as records of column to value, JSON types
+            kept (numbers, booleans, `None` for a missing value); a float NaN
+            is `"NaN"`, infinities `"Infinity"`/`"-Infinity"`; other values
+            are short strings.
         max_chars: The budget the description was built for (characters of JSON).
     """
 
     name: str
     library: Literal["pandas", "polars"]
-    shape: tuple[int, int]
+    lazy: bool = False
+    shape: tuple[int | None, int]
     columns: list[ColumnInfo] = Field(default_factory=list)
     columns_truncated: bool = False
-    sample: list[dict[str, str]] = Field(default_factory=list)
+    sample: list[dict[str, Any]] = Field(default_factory=list)
     max_chars: int = 2000
 
     def to_text(self) -> str:
         """Return a compact plain-text rendering for a prompt."""
         rows, cols = self.shape
-        lines = [f"{self.name}: {self.library} DataFrame, {rows} rows x {cols} columns"]
+        kind = "LazyFrame" if self.lazy else "DataFrame"
+        size = f"{rows} rows" if rows is not None else "rows unknown (lazy, not collected)"
+        lines = [f"{self.name}: {self.library} {kind}, {size} x {cols} columns"]
+
+        def column(c: ColumnInfo) -> str:
+            nulls = f", {c.null_count} null" if c.null_count else ""
+            return f"{c.name} ({c.dtype}{nulls})"
+
         lines.append(
             "columns: "
-            + ", ".join(f"{c.name} ({c.dtype})" for c in self.columns)
+            + ", ".join(column(c) for c in self.columns)
             + (", ..." if self.columns_truncated else "")
         )
         if self.sample:
