@@ -28,6 +28,7 @@ __all__ = [
     "normalize_url",
     "raise_for_status",
     "resolve_token",
+    "stdlib_request",
     "translate_errors",
 ]
 
@@ -215,3 +216,49 @@ def translate_errors(url: str, *, action: str, timeout_s: float | None) -> Itera
             "is the marimo server running? Start one with 'marimo edit --headless' "
             "or 'marimo-engine live open NOTEBOOK.py'."
         ) from exc
+
+
+def stdlib_request(
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> tuple[int, str]:
+    """Send one small request with the standard library only (no httpx, no ssl import).
+
+    For the few requests of a process that only holds a session open (`live
+    open`): its health checks and the notebook's first run, so that it does
+    not load httpx, pydantic and anyio.
+
+    Args:
+        method: `"GET"` or `"POST"`.
+        url: The full URL (http only).
+        headers: Request headers.
+        body: The request body, or `None`.
+        timeout_s: Seconds for connecting and for each read.
+
+    Returns:
+        `(status, body text)`.
+
+    Raises:
+        LiveConnectionError: Refused, reset, timed out, or not http.
+    """
+    import http.client
+
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise LiveConnectionError(f"Cannot send {method} to {url!r}: only http:// URLs here.")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8", errors="replace")
+    except (OSError, http.client.HTTPException) as exc:
+        raise LiveConnectionError(
+            f"Could not {method} {url}: {type(exc).__name__}: {exc or 'connection failed'}."
+        ) from exc
+    finally:
+        connection.close()
