@@ -75,6 +75,11 @@ class LiveClientSync:
         """The session id."""
         return self.client.session_id
 
+    @property
+    def stable_id(self) -> str | None:
+        """marimo's stable id of the session, once the first call resolved it (else `None`)."""
+        return self.client.stable_id
+
     def call(self, func: Callable[[], Awaitable[_T]]) -> _T:
         """Run an async function on this client's event-loop thread and return its result.
 

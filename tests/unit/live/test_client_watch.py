@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from marimo_engine.errors import LiveSelectionError, LiveSessionEndedError, LiveTimeoutError
-from marimo_engine.live import LiveClient
+from marimo_engine.live import LiveClient, list_sessions
 from marimo_engine.live._stream import Tail, aiter_capped_lines, recover_console_tail
 
 from .conftest import Request, ScriptedServer
@@ -68,6 +68,8 @@ async def test_every_call_is_bounded_against_a_silent_server(silent_server: str)
                 with anyio.fail_after(60):  # the test's own guard, far above the bound
                     await call()
             assert time.monotonic() - started < 30
+    with pytest.raises(LiveTimeoutError):
+        await anyio.to_thread.run_sync(lambda: list_sessions(silent_server, timeout_s=1.0))
 
 
 def _hanging_stream(release: threading.Event) -> Iterator[bytes]:
