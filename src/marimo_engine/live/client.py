@@ -100,17 +100,25 @@ class LiveClient:
     """Async client of one kernel session of a running marimo server.
 
     Use it as an async context manager (`async with LiveClient(...) as
-    client:`) or call `aclose()`. Every request has a timeout; a run of code
-    streams for as long as it runs (`timeout_s` bounds it if you want), and
-    cancelling the caller closes the stream, which makes marimo interrupt
-    the kernel.
+    client:`) or call `aclose()`. Every request has a timeout, and so has the
+    wait for a run's first bytes; a run of code streams for as long as it
+    runs (`timeout_s` bounds it if you want), watched every
+    `watch_interval_s` for a kernel that died or restarted
+    (`LiveSessionEndedError`). Cancelling the caller closes the stream, which
+    makes marimo interrupt the kernel. The session is addressed by marimo's
+    stable id, so a person reloading the tab does not cut the client off.
 
     Attributes:
         url: The server URL.
-        session_id: The session id sent as `Marimo-Session-Id`.
-        timeout_s: Seconds to connect and send, and for plain requests.
+        session_id: The session id given (the browser's or the stable id).
+        stable_id: marimo's stable id, once resolved (see the property).
+        timeout_s: Seconds to connect and send, for plain requests, and for
+            the first bytes of a run's answer.
         run_timeout_s: Default bound in seconds on one kernel run; `None`
             lets runs stream as long as they take.
+        watch_interval_s: Seconds between checks of the session while a run
+            streams; `None` when off.
+        max_output_chars: Characters of stdout, and of stderr, a run keeps.
     """
 
     def __init__(
