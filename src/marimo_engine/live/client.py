@@ -132,6 +132,7 @@ class LiveClient:
         run_timeout_s: float | None = None,
         watch_interval_s: float | None = DEFAULT_WATCH_INTERVAL_S,
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+        stable_id: str | None = None,
     ) -> None:
         """Make a client; nothing is sent until the first call.
 
@@ -152,6 +153,9 @@ class LiveClient:
                 turns the checks off.
             max_output_chars: Characters of stdout and of stderr kept per run
                 (the tail; `ExecuteResult` says how many were dropped).
+            stable_id: marimo's stable id of `session_id`'s session when the
+                caller already knows it (from `list_sessions`), which saves
+                the first call a look-up; `None` looks it up.
 
         Raises:
             UsageError: A remote host without `allow_remote`, an empty session
@@ -171,7 +175,9 @@ class LiveClient:
         self.max_output_chars = max_output_chars
         self._token = _http.resolve_token(token)
         self._http: httpx.AsyncClient | None = None
-        self._ref: SessionRef | None = None
+        self._ref: SessionRef | None = (
+            SessionRef(key=session_id, stable_id=stable_id) if stable_id else None
+        )
 
     @property
     def stable_id(self) -> str | None:
@@ -213,6 +219,7 @@ class LiveClient:
                 registry_dir=registry_dir,
             )
         )
+        options.setdefault("stable_id", session.stable_id)
         return cls(
             server_url, session.session_id, token=token, allow_remote=allow_remote, **options
         )

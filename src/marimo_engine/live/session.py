@@ -307,6 +307,8 @@ class LiveSession:
         server: The server this session started, or `None` when it joined a running one.
         holder: The websocket holder, or `None` when a client (a browser) already held it.
         token: The access token in use, or `None`.
+        stable_id: marimo's stable id of the session (it survives a tab
+            reload), or `None` when the server did not say.
         open_duration_s: Seconds `open_session()` took, on a monotonic clock.
         open_phases: Where those seconds went: `"server_s"` (start `marimo
             edit` until `/health` answers; 0 when joining a server),
@@ -324,6 +326,7 @@ class LiveSession:
         holder: SessionHolder | None = None,
         token: str | None = None,
         allow_remote: bool = False,
+        stable_id: str | None = None,
     ) -> None:
         self.url = url
         self.session_id = session_id
@@ -334,6 +337,9 @@ class LiveSession:
         self.allow_remote = allow_remote
         self.open_duration_s = 0.0
         self.open_phases: dict[str, float] = {}
+        self.stable_id: str | None = stable_id
+        if stable_id is None and holder is not None:
+            self.stable_id = holder.kernel_ready.get("stable_session_id") or None
 
     @property
     def browser_url(self) -> str:
@@ -350,6 +356,7 @@ class LiveSession:
 
         options.setdefault("token", self.token)
         options.setdefault("allow_remote", self.allow_remote)
+        options.setdefault("stable_id", self.stable_id)
         return LiveClient(self.url, self.session_id, **options)
 
     def sync_client(self, **options: Any) -> LiveClientSync:
@@ -358,6 +365,7 @@ class LiveSession:
 
         options.setdefault("token", self.token)
         options.setdefault("allow_remote", self.allow_remote)
+        options.setdefault("stable_id", self.stable_id)
         return LiveClientSync(self.url, self.session_id, **options)
 
     def close(self) -> None:
@@ -472,6 +480,7 @@ def open_session(
             live = LiveSession(
                 url=base_url, session_id=existing.session_id, notebook=path, server=None,
                 holder=None, token=token_in_use, allow_remote=allow_remote,
+                stable_id=existing.stable_id,
             )  # fmt: skip
         else:
             holder = SessionHolder(

@@ -63,6 +63,7 @@ class LiveClientSync:
         for k in ("token", "allow_remote"):
             if k in find_args:
                 options[k] = find_args[k]
+        options.setdefault("stable_id", session.stable_id)
         return cls(server_url, session.session_id, **options)
 
     @property
