@@ -382,7 +382,9 @@ def _sessions(args: argparse.Namespace) -> int:
     if not rows:
         print("no open sessions; open one with 'marimo-engine live open NOTEBOOK.py'")
     for row in rows:
-        print(f"{row['url']}  {row['session_id']}  {row['path'] or row['filename'] or '(unsaved)'}")
+        where = row["path"] or row["filename"] or "(unsaved)"
+        stable = f"  (stable id {row['stable_id']})" if row["stable_id"] else ""
+        print(f"{row['url']}  {row['session_id']}  {where}{stable}")
     return OK
 
 
