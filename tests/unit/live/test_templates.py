@@ -6,7 +6,7 @@ import ast
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from marimo_engine.errors import UsageError
@@ -70,7 +70,6 @@ def test_hostile_values_stay_data(text: str) -> None:
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=12,
 ))  # fmt: skip
-@settings(deadline=None)  # a loaded 2-core machine: no per-example time limit
 def test_any_json_round_trips_through_the_literal(value: object) -> None:
     code = render("describe", {"name": value}, marker=new_marker())
     assert json.loads(_args_literal(code)) == {"name": value}
