@@ -60,6 +60,7 @@ def silent_server() -> Iterator[str]:
         listener.close()
 
 
+@pytest.mark.integration  # a loopback server per test
 async def test_every_call_is_bounded_against_a_silent_server(silent_server: str) -> None:
     async with LiveClient(silent_server, "s_1", timeout_s=1.0) as client:
         for call in (client.cells, client.check, lambda: client.execute("1")):
@@ -77,6 +78,7 @@ def _hanging_stream(release: threading.Event) -> Iterator[bytes]:
     release.wait(60)  # marimo's stream after the kernel died: nothing, ever
 
 
+@pytest.mark.integration  # a loopback server per test
 async def test_a_closed_session_ends_the_streaming_call(scripted_server: ScriptedServer) -> None:
     release = threading.Event()
     listed = dict(SESSIONS)
@@ -112,6 +114,7 @@ async def test_a_closed_session_ends_the_streaming_call(scripted_server: Scripte
     assert "Marimo-Session-Id" not in execute.headers
 
 
+@pytest.mark.integration  # a loopback server per test
 async def test_a_stopped_kernel_ends_the_streaming_call(scripted_server: ScriptedServer) -> None:
     release = threading.Event()
     scripted_server.json_route("GET", "/api/sessions", SESSIONS)
@@ -135,6 +138,7 @@ def _console(text: str) -> bytes:
     return f"event: stdout\ndata: {json.dumps({'data': text})}\n\n".encode()
 
 
+@pytest.mark.integration  # a loopback server per test
 async def test_huge_output_keeps_the_tail_and_says_what_was_dropped(
     scripted_server: ScriptedServer,
 ) -> None:
