@@ -57,12 +57,17 @@ def print_error(message: str) -> None:
     print(f"error: {' '.join(message.split())}", file=sys.stderr)
 
 
-def report_error(exc: BaseException, *, debug: bool) -> ExitCode:
+def report_error(
+    exc: BaseException, *, debug: bool, reword: Callable[[str], str] | None = None
+) -> ExitCode:
     """Present an exception as the CLI does and return its exit code.
 
     Args:
         exc: What a command raised.
         debug: Whether `--debug` was given (the traceback is printed first).
+        reword: Rewrites a message written for Python callers for the
+            command line (a command group's `reword_error` default, such as
+            `cli.live.cli_wording`: `url=` becomes `--url`).
 
     Returns:
         `BAD_INPUT` for a `PlanValidationError` (its problems printed one per
@@ -89,6 +94,8 @@ def report_error(exc: BaseException, *, debug: bool) -> ExitCode:
         print_problems(exc.problems, source=None)
         return ExitCode.BAD_INPUT
     message = " ".join(str(exc).split()) or type(exc).__name__
+    if reword is not None:
+        message = reword(message)
     if isinstance(exc, UsageError | LiveSelectionError | ModelConfigError):
         print_error(message)
         return ExitCode.BAD_INPUT
@@ -111,7 +118,8 @@ def run_handler(handler: Callable[[Any], int], args: Any, *, debug: bool) -> int
     Returns:
         The handler's code; `INTERRUPTED` after Ctrl-C; `FAILURE` when the
         reader of stdout went away (`marimo-engine ... | head`), quietly;
-        else what `report_error` says.
+        else what `report_error` says (with the command group's
+        `args.reword_error`, if it set one).
     """
     try:
         return int(handler(args))
@@ -131,7 +139,7 @@ def run_handler(handler: Callable[[Any], int], args: Any, *, debug: bool) -> int
         silence_stream(sys.stdout)
         return ExitCode.FAILURE
     except Exception as exc:
-        return report_error(exc, debug=debug)
+        return report_error(exc, debug=debug, reword=getattr(args, "reword_error", None))
 
 
 def _busy_threads() -> bool:

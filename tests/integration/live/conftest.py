@@ -111,6 +111,17 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         log.close()
 
 
+async def server_token(url: str) -> str:
+    """The skew-protection token marimo's frontend sends (`Marimo-Server-Token`), from its page."""
+    import re
+
+    async with httpx.AsyncClient() as http:
+        page = (await http.get(f"{url}/", timeout=30)).text
+    match = re.search(r'marimo-server-token data-token="([^"]+)"', page)
+    assert match, "the editor page carries the server token"
+    return match.group(1)
+
+
 @pytest.fixture(scope="session")
 def live_session(live_server: LiveServer) -> Iterator[LiveSession]:
     """The kernel session of the notebook, held open over its websocket from Python."""

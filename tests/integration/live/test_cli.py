@@ -67,6 +67,13 @@ def test_exec_streams_and_sets_the_exit_code(
     assert code == 1 and "ZeroDivisionError" in err
     code, out, _ = _run(["live", "exec", *where, "--json", "-c", "print(2)"], capsys)
     assert code == 0 and json.loads(out)["stdout"] == "2\n"
+    code, out, _ = _run(
+        ["live", "exec", *where, "--json", "-c", "import marimo as mo\nmo.md('**bold** move')"],
+        capsys,
+    )
+    result = json.loads(out)
+    assert code == 0 and "<strong>bold</strong>" in result["output"]
+    assert result["output_text"] == "bold move"
 
 
 def test_cells_vars_describe(
@@ -98,9 +105,57 @@ def test_bad_input_is_exit_code_2(
     code, _, err = _run(
         ["live", "cells", "--registry-dir", str(live_server.registry_dir), "--port", "1"], capsys
     )
-    assert code == 2 and "No running marimo server matches port=1" in err
+    assert code == 2 and "No running marimo server matches --port 1" in err
     code, _, err = _run(["live", "cells", "--url", "http://192.0.2.1:2718"], capsys)
     assert code == 2 and "not a loopback host" in err
+    assert "Pass --allow-remote if you trust it" in err and "allow_remote" not in err
+
+
+def test_errors_name_the_flags(
+    live_server: LiveServer, live_session: LiveSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = _where(live_server, live_session)
+    code, _, err = _run(
+        ["live", "exec", *where, "--timeout", "1", "-c", "while True:\n    pass"], capsys
+    )
+    assert code == 1 and "took longer than 1.0 s" in err
+    assert "raise --timeout" in err and "timeout_s" not in err
+    code, _, err = _run(["live", "cells", "--url", live_server.url, "--session", "nope"], capsys)
+    assert code == 2 and "matches --session nope" in err
+
+
+def test_cell_commands(
+    live_server: LiveServer, live_session: LiveSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = _where(live_server, live_session)
+    code, out, _ = _run(
+        ["live", "create", *where, "--json", "--name", "cli_a", "-c", "cli_a_value = 2"], capsys
+    )
+    created = json.loads(out)
+    assert code == 0 and created["op"] == "create" and created["status"] == "idle"
+    code, out, _ = _run(
+        ["live", "create", *where, "--after", "cli_a", "--name", "cli_b", "-c",
+         "cli_b_value = cli_a_value * 10\nprint('b ran', cli_b_value)"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0 and "b ran 20" in out and out.rstrip().endswith("idle")
+    code, out, _ = _run(["live", "edit", *where, "cli_a", "-c", "cli_a_value = 3"], capsys)
+    assert code == 0 and "b ran 30" in out  # the dependent re-ran
+    code, out, _ = _run(["live", "run", *where, "cli_b"], capsys)
+    assert code == 0 and "b ran 30" in out and "ran cell" in out
+    code, out, _ = _run(["live", "move", *where, "cli_a", "--after", "cli_b"], capsys)
+    assert code == 0 and out.startswith("moved cell")
+    with live_session.sync_client() as client:
+        names = [c.name for c in client.cells() if c.name in ("cli_a", "cli_b")]
+    assert names == ["cli_b", "cli_a"]
+    code, _, err = _run(["live", "edit", *where, "seed", "-c", "seed_value = 11"], capsys)
+    assert code == 1 and "holds code the person wrote" in err and "--allow-person-cell" in err
+    code, _, err = _run(["live", "edit", *where, "cli_b", "-c", "cli_b_value = 1 +"], capsys)
+    assert code == 1 and "error:" in err  # a syntax error: nothing applied
+    code, out, _ = _run(["live", "delete", *where, "cli_b"], capsys)
+    assert code == 0 and out.startswith("deleted cell")
+    code, _, err = _run(["live", "edit", *where, "cli_a"], capsys)
+    assert code == 2 and "Nothing to change" in err
 
 
 def test_run_plan(

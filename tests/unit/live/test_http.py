@@ -18,7 +18,6 @@ from .conftest import ScriptedServer
     [
         ("localhost", True),
         ("LOCALHOST", True),
-        ("app.localhost", True),
         ("127.0.0.1", True),
         ("127.8.9.10", True),
         ("::1", True),
@@ -32,6 +31,29 @@ from .conftest import ScriptedServer
 )
 def test_is_loopback_host(host: str, loopback: bool) -> None:
     assert _http.is_loopback_host(host) is loopback
+
+
+def test_localhost_names_count_only_when_they_resolve_to_loopback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers = {
+        "app.localhost": ["127.0.0.1", "::1"],
+        "evil.localhost": ["127.0.0.1", "203.0.113.7"],
+        "far.localhost": ["203.0.113.7"],
+    }
+
+    def getaddrinfo(host: str, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, 0)) for a in answers[host]]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    assert _http.is_loopback_host("app.localhost") is True
+    assert _http.is_loopback_host("evil.localhost") is False  # one address is not loopback
+    assert _http.is_loopback_host("far.localhost") is False
+    assert _http.is_loopback_host("unresolvable.localhost") is False
+    with pytest.raises(UsageError, match="does not resolve to loopback"):
+        _http.check_host("http://far.localhost:2718")
 
 
 def test_check_host() -> None:
