@@ -5,8 +5,9 @@ the same `_Run` validates and compiles the plan, the same scheduler
 (`scheduler.schedule`) decides which step runs next, the same event fold
 gives the verdict, and it returns the same `PlanRun`. What differs:
 
-1. **The cells.** The compiler's notebook IR (`compiler.compile_checked_plan`)
-   gives the step cells' code; they go into the person's notebook in one
+1. **The cells.** The compiler's notebook IR (`compiler.compile_checked_plan`,
+   with this plan's runner name and the notebook's other names reserved)
+   gives the step cells' code and names; they go into the person's notebook in one
    atomic batch: a setup cell that builds a `runtime.KernelStepRunner` under
    a name derived from the plan's id (`plan_run_` + 6 hex digits), and one
    cell per step (`s3 = await plan_run_1a2b3c.step("s3", s1, s2)`), each
@@ -137,12 +138,12 @@ class _LiveTarget:
         self.run = run
         self.plan = plan
         try:
-            self.cell_ids = await self._place_cells(plan, ir)
+            self.cell_ids = await self._place_cells(plan)
         except LiveError as exc:
             raise UsageError(f"The plan's cells could not be added to the notebook: {exc}") from exc
         return StepGraph.from_dependencies(plan.step_ids, ir.dependencies)
 
-    async def _place_cells(self, plan: Plan, ir: NotebookIR) -> dict[str, str]:
+    async def _place_cells(self, plan: Plan) -> dict[str, str]:
         """Add the plan's cells, or update the ones an earlier run of this plan added.
 
         Returns:
@@ -152,7 +153,7 @@ class _LiveTarget:
             UsageError: The setup cell failed in the kernel (the cells this
                 call created are deleted again).
         """
-        from marimo_engine.engine.compiler import python_string, safe_variable_names
+        from marimo_engine.engine.compiler import compile_checked_plan, python_string
 
         assert self.run is not None
         client = self.client
@@ -172,7 +173,8 @@ class _LiveTarget:
                     old_steps.setdefault(ast.literal_eval(found.group(2)), cid)
         taken = {name for node in graph.cells if node.cell_id not in owned for name in node.defs}
         taken |= {c.name for c in cells if c.name and c.id not in owned}
-        variables = safe_variable_names(plan.step_ids, reserved=taken | {runner})
+        # The step cells are the compiler's, calling this plan's runner by its name.
+        ir = compile_checked_plan(plan, self.run.tools, runner=runner, reserved=taken | {runner})
 
         spec = json.dumps({"plan": plan.model_dump(mode="json"), "tools": self._tool_paths(plan)})
         title = _one_line(plan.name or plan.id, 80)
@@ -189,14 +191,12 @@ class _LiveTarget:
         else:
             ops.append({"op": "edit", "target": setup_id, "code": setup, "run": True})
         for step in plan.steps:
-            refs = [variables[d] for d in ir.dependencies[step.id]]
+            step_cell = ir.step_cells[step.id]
             about = _one_line(f"{step.id} · {step.tool}: {step.description or ''}").rstrip(": ")
             code = (
-                f"{mark}step {python_string(step.id)}\n# {python_string(about)}\n"
-                f"{variables[step.id]} = await "
-                f"{runner}.step({', '.join([python_string(step.id), *refs])})"
+                f"{mark}step {python_string(step.id)}\n# {python_string(about)}\n{step_cell.code}"
             )
-            cell = {"code": code, "name": variables[step.id], "run": False, "disabled": True}
+            cell = {"code": code, "name": step_cell.name, "run": False, "disabled": True}
             if step.id in old_steps:
                 ops.append({"op": "edit", "target": old_steps[step.id], **cell})
             else:
