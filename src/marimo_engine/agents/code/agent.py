@@ -574,7 +574,7 @@ class CodeAgent:
                     "detail": repair.detail,
                 }
             )
-            state.record("repair", kind=repair.kind, cell=repair.cell, detail=repair.detail)
+            state.record("repair", repair=repair.kind, cell=repair.cell, detail=repair.detail)
             state.emit(
                 CodeEventType.REPAIR,
                 f"Repaired {repair.cell!r}: {repair.detail}",
@@ -843,7 +843,7 @@ class CodeAgent:
             state.repairs.append(
                 {"turn": state.turn, "kind": "missing_import", "cell": name, "detail": detail}
             )
-            state.record("repair", kind="missing_import", cell=name, detail=detail)
+            state.record("repair", repair="missing_import", cell=name, detail=detail)
             state.emit(CodeEventType.REPAIR, f"Repaired: {detail}", cells=[name])
             return True
         missing = [e for e in errors if e.error_class is ErrorClass.MISSING_MODULE and e.subject]

@@ -1,0 +1,299 @@
+"""The code agent's loop on a real headless marimo session, with scripted models.
+
+Every scenario runs the real bridge, the real kernel and marimo's own checks;
+only the model is a script (pydantic-ai `FunctionModel`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from marimo_engine.agents.audit import read_audit_log
+from marimo_engine.agents.code import (
+    ApprovalDecision,
+    ApprovalRequest,
+    CodeAgent,
+    CodeOptions,
+    undo_checkpoint,
+)
+from marimo_engine.agents.code.checkpoints import NotebookMemory
+from marimo_engine.engine.events import Verdict
+from marimo_engine.live.session import LiveSession, open_session
+from tests.integration.code.conftest import STARTUP_TIMEOUT_S, server_env
+from tests.integration.code.scripted import ScriptedCoder, create, delete, edit, finish, patch
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+
+def agent_for(coder: ScriptedCoder, tmp_path: Path, **options: object) -> CodeAgent:
+    return CodeAgent(
+        coder.model(),
+        options=CodeOptions(**options),  # type: ignore[arg-type]
+        audit_path=tmp_path / "audit.jsonl",
+        memory_dir=tmp_path / "memory",
+    )
+
+
+async def run(agent: CodeAgent, live: LiveSession, goal: str, notebook: Path):
+    async with live.client() as client:
+        result = await agent.run(goal, client, notebook=notebook)
+        cells = await client.cells()
+    return result, cells
+
+
+async def test_a_goal_met_in_one_turn(tmp_path: Path, live: LiveSession, notebook: Path) -> None:
+    coder = ScriptedCoder(
+        [
+            patch(create("tripled", "tripled = base_value * 3\ntripled"), summary="triple it"),
+            finish("base_value tripled is 30.", "tripled"),
+        ]
+    )
+    result, cells = await run(agent_for(coder, tmp_path), live, "triple the base", notebook)
+
+    assert result.verdict is Verdict.SUCCESS, result.stop_reason
+    assert result.answer == "base_value tripled is 30."
+    assert result.turns == 2 and len(coder.requests) == 2
+    tripled = next(c for c in cells if c.name == "tripled")
+    assert tripled.status == "idle" and not tripled.errors
+    assert "30" in (tripled.output or "")
+    # The model saw the notebook, and what its cell printed.
+    assert "base_value = 10" in coder.told(0)
+    assert "cell tripled ran" in coder.told(1) and "30" in coder.told(1)
+    # One checkpoint: the cell added.
+    assert [c.diff()["added"][0]["name"] for c in result.checkpoints] == ["tripled"]
+    kinds = [r["kind"] for r in read_audit_log(tmp_path / "audit.jsonl")]
+    for kind in ("run_start", "model_request", "model_response", "patch_proposed",
+                 "patch_checked", "patch_applied", "decision", "run_end"):  # fmt: skip
+        assert kind in kinds, kind
+    # marimo's kernel saved the cell to the file: we never wrote it.
+    assert "tripled = base_value * 3" in notebook.read_text()
+
+
+async def test_an_undefined_name_is_fixed_in_the_next_turn(
+    tmp_path: Path, live: LiveSession, notebook: Path
+) -> None:
+    coder = ScriptedCoder(
+        [
+            patch(create("plus", "total = base_valu + 1\ntotal")),
+            patch(edit("plus", "total = base_value + 1\ntotal")),
+            finish("11", "plus"),
+        ]
+    )
+    result, cells = await run(agent_for(coder, tmp_path), live, "add one", notebook)
+
+    assert result.verdict is Verdict.SUCCESS, result.stop_reason
+    report = coder.told(1)
+    assert "[undefined_name]" in report and "base_valu" in report
+    assert "names in scope:" in report and "base_value" in report
+    assert "did you mean: base_value" in report
+    assert next(c for c in cells if c.name == "plus").status == "idle"
+
+
+async def test_a_twice_defined_name_is_repaired_without_a_model_call(
+    tmp_path: Path, live: LiveSession, notebook: Path
+) -> None:
+    # `label` is already defined by cell `note`; here it is only used inside the cell.
+    coder = ScriptedCoder(
+        [
+            patch(create("shout", "label = 'loud'\nshouted = label.upper()\nshouted")),
+            finish("LOUD", "shout"),
+        ]
+    )
+    result, cells = await run(agent_for(coder, tmp_path), live, "shout", notebook)
+
+    assert result.verdict is Verdict.SUCCESS, result.stop_reason
+    assert len(coder.requests) == 2  # the patch and the finish: no repair request
+    shout = next(c for c in cells if c.name == "shout")
+    assert shout.code == "_label = 'loud'\nshouted = _label.upper()\nshouted"
+    assert shout.status == "idle"
+    assert [r["kind"] for r in result.repairs] == ["private_name"]
+
+
+async def test_a_name_read_elsewhere_goes_back_to_the_model(
+    tmp_path: Path, live: LiveSession, notebook: Path
+) -> None:
+    # `base_value` is read by cell `double`: renaming it would not be certain.
+    coder = ScriptedCoder(
+        [
+            patch(create("again", "base_value = 5")),
+            patch(create("again", "other_value = 5")),
+            finish("done", "again"),
+        ]
+    )
+    result, _ = await run(agent_for(coder, tmp_path), live, "define", notebook)
+
+    assert result.verdict is Verdict.SUCCESS
+    told = coder.told(1)
+    assert "'base_value' would be defined by several cells" in told
+    assert "nothing changed" in told
+
+
+async def test_a_dangerous_call_is_denied_and_the_model_told_why(
+    tmp_path: Path, live: LiveSession, notebook: Path
+) -> None:
+    asked: list[ApprovalRequest] = []
+
+    def person(request: ApprovalRequest) -> ApprovalDecision:
+        asked.append(request)
+        return ApprovalDecision(False, "no programs from notebooks")
+
+    coder = ScriptedCoder(
+        [
+            patch(create("shell", "import subprocess\nout = subprocess.run(['id'])")),
+            patch(create("writer", "open('/etc/marimo-engine-test', 'w').write('x')")),
+            patch(create("safe", "safe_value = base_value + 1")),
+            finish("11", "safe"),
+        ]
+    )
+    agent = agent_for(coder, tmp_path, approve="ask")
+    agent.on_intervention = person
+    result, cells = await run(agent, live, "do it", notebook)
+
+    assert result.verdict is Verdict.SUCCESS
+    assert len(asked) == 1 and asked[0].findings[0].rule == "subprocess"
+    told_1 = coder.told(1)
+    assert "A person refused" in told_1 and "subprocess" in told_1
+    assert "no programs from notebooks" in told_1
+    told_2 = coder.told(2)  # the policy denies a write outside, without asking anyone
+    assert "The policy refuses" in told_2 and "outside the working directory" in told_2
+    names = [c.name for c in cells]
+    assert "shell" not in names and "writer" not in names and "safe" in names
+    memory = NotebookMemory.load(str(notebook.resolve()), tmp_path / "memory")
+    assert any("subprocess" in r["reason"] for r in memory.rejected)
+
+
+async def test_the_same_error_twice_stops_with_a_clear_report(
+    tmp_path: Path, live: LiveSession, notebook: Path
+) -> None:
+    coder = ScriptedCoder(
+        [
+            patch(create("ratio", "ratio = base_value / 0")),
+            patch(edit("ratio", "ratio = base_value / (base_value - 10)")),
+        ]
+    )
+    result, _ = await run(agent_for(coder, tmp_path), live, "divide", notebook)
+
+    assert result.verdict is Verdict.FAILURE
+    assert "the same error twice in a row on cell 'ratio'" in result.stop_reason
+    assert "ZeroDivisionError" in result.stop_reason
+    assert result.error is not None and "[data_value]" in result.error
+    assert len(coder.requests) == 2
+
+
+async def test_turn_limit_stops_the_run(tmp_path: Path, live: LiveSession, notebook: Path) -> None:
+    coder = ScriptedCoder([patch(create("one", "one = 1"))])
+    result, _ = await run(agent_for(coder, tmp_path, max_turns=1), live, "count", notebook)
+
+    assert result.verdict is Verdict.FAILURE
+    assert "turn limit (1)" in result.stop_reason
+
+
+async def test_undo_restores_cells_code_and_order_exactly(
+    tmp_path: Path, live: LiveSession, notebook: Path
+) -> None:
+    async with live.client() as client:
+        before = [(c.name, c.code) for c in await client.cells()]
+    coder = ScriptedCoder(
+        [
+            patch(
+                create("extra", "extra_value = doubled + 1"),
+                edit("double", "doubled = base_value * 4"),
+                delete("note"),
+            ),
+            finish("done", "extra"),
+        ]
+    )
+    agent = agent_for(coder, tmp_path, approve="auto")  # deleting 'note' asks: auto approves
+    result, cells = await run(agent, live, "rework", notebook)
+    assert result.verdict is Verdict.SUCCESS
+    assert [c.name for c in cells] != [n for n, _ in before]
+    (checkpoint,) = result.checkpoints
+    diff = checkpoint.diff()
+    assert [a["name"] for a in diff["added"]] == ["extra"]
+    assert [(e["before"], e["after"]) for e in diff["edited"]] == [
+        ("doubled = base_value * 2", "doubled = base_value * 4")
+    ]
+    assert [d["name"] for d in diff["deleted"]] == ["note"]
+
+    memory = NotebookMemory.load(str(notebook.resolve()), tmp_path / "memory")
+    async with live.client() as client:
+        undone = await undo_checkpoint(client, memory.last_checkpoint(), memory=memory)
+        after = [(c.name, c.code) for c in await client.cells()]
+        variables = {v.name: v.repr for v in await client.variables()}
+    assert after == before
+    assert [(c.name, c.code) for c in undone.cells] == before
+    assert variables["doubled"] == "20" and variables["label"] == "'numbers'"
+    assert "extra_value" not in variables
+    assert NotebookMemory.load(str(notebook.resolve()), tmp_path / "memory").checkpoints[0].undone
+
+
+async def test_a_missing_module_leads_to_an_approval_and_a_package_added(
+    tmp_path: Path, notebook: Path
+) -> None:
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    wheels.mkdir()
+    site.mkdir()
+    _write_wheel(wheels, "tinymod_me", "VALUE = 42\n")
+    asked: list[ApprovalRequest] = []
+
+    def person(request: ApprovalRequest) -> bool:
+        asked.append(request)
+        return True
+
+    coder = ScriptedCoder(
+        [
+            patch(create("use_it", "import tinymod_me\nanswer = tinymod_me.VALUE\nanswer")),
+            finish("42", "use_it"),
+        ]
+    )
+    agent = agent_for(
+        coder,
+        tmp_path,
+        approve="ask",
+        install_args=("--target", str(site), "--no-index", "--find-links", str(wheels)),
+    )
+    agent.on_intervention = person
+    with open_session(
+        notebook,
+        startup_timeout_s=STARTUP_TIMEOUT_S,
+        env=server_env(tmp_path, PYTHONPATH=str(site)),
+    ) as session:
+        result, cells = await run(agent, session, "use tinymod", notebook)
+
+    assert result.verdict is Verdict.SUCCESS, (result.stop_reason, result.error)
+    assert [(r.kind, r.package, r.module) for r in asked] == [
+        ("install", "tinymod-me", "tinymod_me")
+    ]
+    assert (site / "tinymod_me" / "__init__.py").exists()
+    use_it = next(c for c in cells if c.name == "use_it")
+    assert use_it.status == "idle" and "42" in (use_it.output or "")
+    assert len(coder.requests) == 2  # the install needed no model turn
+    kinds = [r["kind"] for r in read_audit_log(tmp_path / "audit.jsonl")]
+    assert "approval" in kinds and "install" in kinds
+
+
+def _write_wheel(folder: Path, module: str, source: str) -> None:
+    """A pure-Python wheel with one package, built by hand (PEP 427)."""
+    dist = f"{module}-1.0.dist-info"
+    files = {
+        f"{module}/__init__.py": source.encode(),
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n".encode(),
+        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        b"Tag: py3-none-any\n",
+    }
+
+    def digest(data: bytes) -> str:
+        raw = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+        return "sha256=" + raw.decode()
+
+    record = "".join(f"{k},{digest(v)},{len(v)}\n" for k, v in files.items())
+    record += f"{dist}/RECORD,,\n"
+    with zipfile.ZipFile(folder / f"{module}-1.0-py3-none-any.whl", "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+        archive.writestr(f"{dist}/RECORD", record)
