@@ -280,6 +280,7 @@ def classify(cell: CellInfo, names: dict[str, str] | None = None) -> CellError |
     if not cell.errors and status not in ("exception", "marimo-error", "interrupted"):
         return None
     message = (cell.errors[0] if cell.errors else "").strip()
+    names = {**(names or {}), **({cell.id: cell.name} if cell.name else {})}
     frames = last_frames(cell.console, names)
     if not message:
         tail = [ln for ln in cell.console.strip().splitlines() if ln.strip()]
@@ -531,12 +532,17 @@ def _defined_names(code: str) -> set[str]:
     except SyntaxError:
         return set()
     names: set[str] = set()
-    for node in tree.body:
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
-                names.add(sub.id)
-            elif isinstance(sub, (ast.Import, ast.ImportFrom)):
-                names.update((a.asname or a.name.split(".")[0]) for a in sub.names)
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+    stack: list[ast.AST] = list(tree.body)
+    while stack:  # top-level bindings only: inner scopes' names are local
+        node = stack.pop()
+        if isinstance(node, scopes):
+            if not isinstance(node, ast.Lambda):
+                names.add(node.name)
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name.split(".")[0]) for a in node.names)
+        stack.extend(ast.iter_child_nodes(node))
     return names

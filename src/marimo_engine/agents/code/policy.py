@@ -274,7 +274,7 @@ def scan_code(code: str, cell: str, policy: Policy) -> list[PolicyFinding]:
                 add("package_install", node, f"a package install command: {node.value[:60]!r}")
         elif isinstance(node, ast.Call):
             name = _dotted(node.func)
-            last = name.split(".")[-1]
+            last = node.func.attr if isinstance(node.func, ast.Attribute) else name
             if (
                 name.startswith("os.")
                 and (last in _OS_PROCESS or last.startswith(("exec", "spawn")))
