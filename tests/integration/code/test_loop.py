@@ -297,3 +297,86 @@ def _write_wheel(folder: Path, module: str, source: str) -> None:
         for name, data in files.items():
             archive.writestr(name, data)
         archive.writestr(f"{dist}/RECORD", record)
+
+
+async def test_a_finish_while_its_cells_fail_is_refused(
+    tmp_path: Path, live: LiveSession, notebook: Path
+) -> None:
+    coder = ScriptedCoder(
+        [
+            patch(create("half", "half = base_value / nothing_here")),
+            finish("5", "half"),
+            patch(edit("half", "half = base_value / 2")),
+            finish("5.0", "half"),
+        ]
+    )
+    result, _ = await run(agent_for(coder, tmp_path), live, "halve", notebook)
+
+    assert result.verdict is Verdict.SUCCESS and result.answer == "5.0"
+    assert "Not finished: your cells still fail: half" in coder.told(2)
+
+
+async def test_fixes_per_cell_are_limited(
+    tmp_path: Path, live: LiveSession, notebook: Path
+) -> None:
+    coder = ScriptedCoder(
+        [
+            patch(create("calc", "calc = base_value / 0")),
+            patch(edit("calc", "calc = base_value + missing_thing")),
+        ]
+    )
+    agent = agent_for(coder, tmp_path, max_fixes_per_cell=1)
+    result, _ = await run(agent, live, "calc", notebook)
+
+    assert result.verdict is Verdict.FAILURE
+    assert (
+        "cell 'calc'" in result.stop_reason and "still fails after 1 fix(es)" in result.stop_reason
+    )
+    assert "NameError" in result.stop_reason
+
+
+async def test_a_cell_past_the_time_limit_is_interrupted_and_reported(
+    tmp_path: Path, live: LiveSession, notebook: Path
+) -> None:
+    coder = ScriptedCoder(
+        [
+            patch(create("slow", "import time\ntime.sleep(120)\nslow_done = True")),
+            patch(edit("slow", "slow_done = True")),
+            finish("done", "slow"),
+        ]
+    )
+    agent = agent_for(coder, tmp_path, run_timeout_s=5.0)
+    result, cells = await run(agent, live, "be quick", notebook)
+
+    assert result.verdict is Verdict.SUCCESS, (result.stop_reason, result.error)
+    told = coder.told(1)
+    assert "[timeout]" in told and "time limit: 5 s" in told
+    assert next(c for c in cells if c.name == "slow").status == "idle"
+
+
+async def test_model_limits_stop_the_run(tmp_path: Path, live: LiveSession, notebook: Path) -> None:
+    from marimo_engine.llm.usage import ModelLimits
+
+    coder = ScriptedCoder([patch(create("one", "one = 1")), patch(create("two", "two = 2"))])
+    agent = agent_for(coder, tmp_path, limits=ModelLimits(request_limit=1))
+    result, _ = await run(agent, live, "count", notebook)
+
+    assert result.verdict is Verdict.FAILURE and result.stop_reason == "model error"
+    assert result.error is not None and "request_limit" in result.error
+    assert result.turns == 2 and len(coder.requests) == 1
+
+
+async def test_memory_of_earlier_goals_is_given_on_the_next_goal(
+    tmp_path: Path, live: LiveSession, notebook: Path
+) -> None:
+    first = ScriptedCoder([patch(create("tenfold", "tenfold = base_value * 10")),
+                           finish("100", "tenfold")])  # fmt: skip
+    await run(agent_for(first, tmp_path), live, "multiply by ten", notebook)
+    second = ScriptedCoder([finish("already there: 100", "tenfold")])
+    result, _ = await run(agent_for(second, tmp_path), live, "what is tenfold", notebook)
+
+    assert result.verdict is Verdict.SUCCESS
+    told = second.told(0)
+    assert "Earlier work on this notebook" in told
+    assert "goal: multiply by ten [SUCCESS] -> 100" in told
+    assert "tenfold = base_value * 10" in told  # and the cell itself, in the notebook

@@ -251,6 +251,8 @@ class CodeAgent:
 
         @agent.output_validator
         async def _validate(ctx: RunContext[Any], output: Patch | Finish) -> Patch | Finish:
+            if ctx.partial_output:  # a streamed answer still arriving: check the whole one
+                return output
             return await ctx.deps(output)
 
         return agent
@@ -435,7 +437,20 @@ class CodeAgent:
             self._check_wall(state)
             state.turn += 1
             state.accepted = None
-            state.emit(CodeEventType.TURN, f"Turn {state.turn}: asking {self.model_label}")
+            usage = state.tracker.report()
+            spent = "unpriced" if usage.cost_usd is None else f"${usage.cost_usd:.4f}"
+            state.emit(
+                CodeEventType.TURN,
+                f"Turn {state.turn}: asking {self.model_label} (so far {usage.input_tokens} in "
+                f"/ {usage.output_tokens} out tokens, {spent})",
+                data={
+                    "input_tokens": usage.input_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "cost_usd": usage.cost_usd,
+                    "cells_touched": len(state.touched),
+                    "repairs": len(state.repairs),
+                },
+            )
             for event in state.drain():
                 yield event
             output = None
