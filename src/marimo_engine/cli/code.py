@@ -204,6 +204,13 @@ def run_eda(args: argparse.Namespace) -> int:
     from marimo_engine.agents.code.eda import eda_brief, eda_goal
 
     data = Path(args.data).resolve()
+    if not data.is_file() and args.data.isidentifier() and (args.url or args.session):
+        # A dataframe variable of the live session, described by its kernel.
+        notebook = Path(args.notebook).resolve() if args.notebook else None
+        return _run_goal(
+            args, eda_goal(target=args.target, variable=args.data), notebook, data=[],
+            brief=eda_brief(target=args.target, variable=args.data), variable=args.data,
+        )  # fmt: skip
     notebook = Path(args.notebook).resolve() if args.notebook else Path(f"eda_{data.stem}.py")
     return _run_goal(
         args, eda_goal(data, target=args.target), notebook.resolve(), data=[str(data)],
@@ -212,7 +219,13 @@ def run_eda(args: argparse.Namespace) -> int:
 
 
 def _run_goal(
-    args: argparse.Namespace, goal: str, path: Path | None, *, data: list[str], brief: str | None
+    args: argparse.Namespace,
+    goal: str,
+    path: Path | None,
+    *,
+    data: list[str],
+    brief: str | None,
+    variable: str | None = None,
 ) -> int:
     import anyio
     import pydantic_ai
@@ -259,8 +272,11 @@ def _run_goal(
         async def drive() -> Any:
             result = None
             async with live.client() as client:
+                context = list(described)
+                if variable is not None:
+                    context.append(await _describe_variable(client, variable))
                 async for event in agent.events(
-                    goal, client, notebook=notebook, data_context=described
+                    goal, client, notebook=notebook, data_context=context
                 ):
                     display.event(event)
                     if event.result is not None:
@@ -271,6 +287,18 @@ def _run_goal(
     if args.html and notebook is not None:
         _export_html(notebook, Path(args.html), display)
     return _EXIT_OK if result is not None and result.succeeded else _EXIT_FAILURE
+
+
+async def _describe_variable(client: Any, name: str) -> dict[str, Any]:
+    """The data context of a dataframe held in a live session's global `name`."""
+    description = await client.describe(name, max_chars=3000)
+    return {
+        "variable": name,
+        "library": description.library,
+        "rows": description.shape[0],
+        "columns": [c.model_dump() for c in description.columns],
+        "sample": description.sample,
+    }
 
 
 def _review(args: argparse.Namespace, path: Path | None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,117 @@ def test_bad_input_exits_2(tmp_path: Path) -> None:
     assert no_model.returncode == 2 and "--model" in no_model.stderr
     no_goal = _cli(["code", "--model", "openai:x"], env, tmp_path)
     assert no_goal.returncode == 2 and "GOAL" in no_goal.stderr
+
+
+def _seattle(folder: Path) -> Path:
+    from vega_datasets import local_data
+
+    path = folder / "seattle-weather.csv"
+    local_data.seattle_weather().to_csv(path, index=False)
+    return path
+
+
+def test_eda_on_a_file_over_the_wire_writes_a_notebook_and_its_html(tmp_path: Path) -> None:
+    import pandas as pd
+
+    data = _seattle(tmp_path)
+    summary = (
+        "import marimo as mo\nwettest = df.groupby('weather')['precipitation'].mean().idxmax()\n"
+        "print(f'WETTEST {wettest}')\nmo.md(f'The wettest kind of day: **{wettest}**')"
+    )
+    script = [
+        {
+            "tool": "apply_patch",
+            "tool_args": {
+                "ops": [
+                    {"op": "create", "name": "load",
+                     "code": f"import pandas as pd\ndf = pd.read_csv({str(data)!r})"},
+                    {"op": "create", "name": "missing", "code": "missing = df.isna().sum()"},
+                    {"op": "create", "name": "summary", "code": summary},
+                ],
+            },
+        },
+        {"tool": "finish", "tool_args": {"answer": "see summary", "cells": ["summary"]}},
+    ]  # fmt: skip
+    env = server_env(tmp_path)
+    with scripted_server(script) as model:
+        done = _cli(
+            ["eda", str(data), "--notebook", str(tmp_path / "eda.py"), "--model",
+             "openai:scripted", "--json", "--html", str(tmp_path / "eda.html")],
+            {**env, "OPENAI_BASE_URL": model.base_url, "OPENAI_API_KEY": "test"}, tmp_path,
+        )  # fmt: skip
+        told = model.requests[0].text()
+    assert done.returncode == 0, done.stderr + done.stdout
+    # The model was given the EDA brief and this file's own schema.
+    assert "Exploratory analysis brief" in told and '"name": "precipitation"' in told
+    assert '"rows": 1461' in told
+    assert (tmp_path / "eda.html").stat().st_size > 10_000
+    run = subprocess.run(
+        [sys.executable, str(tmp_path / "eda.py")], capture_output=True, text=True,
+        timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    frame = pd.read_csv(data)
+    expected = frame.groupby("weather")["precipitation"].mean().idxmax()
+    assert f"WETTEST {expected}" in run.stdout, run.stderr[-2000:]
+
+
+async def test_eda_on_a_dataframe_variable_of_a_running_session(tmp_path: Path) -> None:
+    data = _seattle(tmp_path)
+    notebook = tmp_path / "person.py"
+    notebook.write_text(
+        NOTEBOOK.replace("base_value = 10", f"import pandas as pd\n    weather = "
+                         f"pd.read_csv({str(data)!r})\n    base_value = 10")
+        .replace("return (base_value,)", "return (base_value, weather)"),
+        encoding="utf-8",
+    )  # fmt: skip
+    script = [
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "windiest",
+             "code": "windiest = weather['wind'].max()\nwindiest"}]}},
+        {"tool": "finish", "tool_args": {"answer": "max wind", "cells": ["windiest"]}},
+    ]  # fmt: skip
+    env = server_env(tmp_path)
+    with (
+        HeadlessServer(notebook, startup_timeout_s=STARTUP_TIMEOUT_S, env=env) as server,
+        SessionHolder(server.url, open_timeout_s=STARTUP_TIMEOUT_S) as person,
+        scripted_server(script) as model,
+    ):
+        async with LiveClient(server.url, person.session_id) as client:
+            await client.run_all()
+        done = _cli(
+            ["eda", "weather", "--url", server.url, "--session", person.session_id,
+             "--model", "openai:scripted", "--json"],
+            {**env, "OPENAI_BASE_URL": model.base_url, "OPENAI_API_KEY": "test"}, tmp_path,
+        )  # fmt: skip
+        told = model.requests[0].text()
+        async with LiveClient(server.url, person.session_id) as client:
+            variables = {v.name: v.repr for v in await client.variables()}
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert '"variable": "weather"' in told and "temp_max" in told and '"rows": 1461' in told
+    assert "already in the notebook as `weather`" in told
+    assert "9.5" in variables["windiest"]
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (apt bubblewrap)")
+def test_code_with_sandbox_over_the_wire(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "sales.csv").write_text("region,amount\nnorth,10\nsouth,30\nnorth,20\n")
+    script = [
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "north",
+             "code": "import pandas as pd\nnorth = int(pd.read_csv('sales.csv')"
+                     ".query(\"region == 'north'\").amount.sum())\nprint('NORTH', north)"}]}},
+        {"tool": "finish", "tool_args": {"answer": "30", "cells": ["north"]}},
+    ]  # fmt: skip
+    with scripted_server(script) as model:
+        done = _cli(
+            ["code", "north total", str(work / "nb.py"), "--sandbox", "--data",
+             str(work / "sales.csv"), "--model", "openai:scripted", "--json"],
+            {**server_env(tmp_path), "OPENAI_BASE_URL": model.base_url,
+             "OPENAI_API_KEY": "test"}, tmp_path,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "north = int(" in (work / "nb.py").read_text()  # saved by the sandboxed kernel
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert events[-1]["verdict"] == "SUCCESS"

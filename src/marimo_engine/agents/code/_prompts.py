@@ -81,7 +81,9 @@ def first_prompt(
     if brief:
         parts.append(brief)
     if data:
-        parts.append("Data files (read them from these paths):")
+        parts.append(
+            "Data (files: read them from their paths; variables: already in the notebook):"
+        )
         parts.extend(json.dumps(item, ensure_ascii=False)[: max_chars // 4] for item in data)
     if memory:
         parts.append("Earlier work on this notebook:\n" + memory)

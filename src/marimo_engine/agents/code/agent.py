@@ -331,7 +331,10 @@ class CodeAgent:
             tracker=UsageTracker(self.options.limits.budget_usd),
             started=started,
             workdir=root,
-            data_columns={d["path"]: [c["name"] for c in d.get("columns", [])] for d in described},
+            data_columns={
+                str(d.get("path") or d.get("variable")): [c["name"] for c in d.get("columns", [])]
+                for d in described
+            },
         )
         verdict, reason, error = Verdict.FAILURE, "interrupted", None
         try:

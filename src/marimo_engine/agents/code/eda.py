@@ -26,20 +26,30 @@ EDA_SECTIONS = (
 """What an exploratory notebook covers, in order."""
 
 
-def eda_goal(path: str | os.PathLike[str], *, target: str | None = None) -> str:
-    """The goal of an EDA run on one data file."""
-    name = Path(path).name
-    goal = f"Build an exploratory data analysis notebook of {name}"
+def eda_goal(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    target: str | None = None,
+    variable: str | None = None,
+) -> str:
+    """The goal of an EDA run on one data file, or on a dataframe variable of a live session."""
+    subject = f"the dataframe `{variable}`" if variable else Path(path or "data").name
+    goal = f"Build an exploratory data analysis notebook of {subject}"
     if target:
         goal += f", explaining the column {target!r}"
     return goal + "."
 
 
-def eda_brief(*, target: str | None = None) -> str:
+def eda_brief(*, target: str | None = None, variable: str | None = None) -> str:
     """Instructions for an exploratory notebook (added to the code agent's)."""
+    load = (
+        f"- load: the data is already in the notebook as `{variable}`; do not reload it;"
+        if variable
+        else "- load: read the file from its path into a dataframe `df` (parse dates);"
+    )
     lines = [
         "Exploratory analysis brief: build the notebook in small named cells, one idea each:",
-        "- load: read the file from its path into a dataframe `df` (parse dates);",
+        load,
         "- schema: columns, dtypes, rows (a table);",
         "- missing values: count and share per column;",
         "- distributions: describe() of numeric columns, value counts of categorical ones;",
