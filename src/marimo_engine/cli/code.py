@@ -328,8 +328,19 @@ def _review(args: argparse.Namespace, path: Path | None) -> int:
     with live:
 
         async def undo() -> Any:
-            async with live.client() as client:
-                return await undo_checkpoint(client, checkpoint, memory=memory)
+            import uuid
+
+            from marimo_engine.agents.audit import AuditLog
+
+            audit = (
+                AuditLog(args.audit, run_id=f"undo-{uuid.uuid4().hex[:8]}") if args.audit else None
+            )
+            try:
+                async with live.client() as client:
+                    return await undo_checkpoint(client, checkpoint, memory=memory, audit=audit)
+            finally:
+                if audit is not None:
+                    audit.close()
 
         result = anyio.run(undo)
     print(f"undone: turn {result.turn} ({len(result.ops)} operation(s))")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from marimo_engine.agents.audit import read_audit_log
 from marimo_engine.live.client import LiveClient
 from marimo_engine.live.server import HeadlessServer
 from marimo_engine.live.session import SessionHolder
@@ -26,11 +27,13 @@ from tests.unit.llm.openai_server import scripted_server
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 
-def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def _cli(
+    args: list[str], env: dict[str, str], cwd: Path, *, answers: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "marimo_engine.cli.main", *args],
         capture_output=True, text=True, timeout=600, env=env, cwd=cwd,
-        stdin=subprocess.DEVNULL,
+        input=answers, stdin=None if answers is not None else subprocess.DEVNULL,
     )  # fmt: skip
 
 
@@ -79,7 +82,7 @@ async def test_the_agent_writes_into_a_persons_open_session_and_undo_takes_it_ba
 
         undo = _cli(
             ["code", "--undo", str(notebook), "--url", server.url,
-             "--session", person.session_id],
+             "--session", person.session_id, "--audit", str(tmp_path / "audit.jsonl")],
             cli_env, tmp_path,
         )  # fmt: skip
         assert undo.returncode == 0, undo.stderr
@@ -87,6 +90,8 @@ async def test_the_agent_writes_into_a_persons_open_session_and_undo_takes_it_ba
         async with LiveClient(server.url, person.session_id) as client:
             names = [c.name for c in await client.cells()]
         assert names == ["base", "double", "note"]
+        records = read_audit_log(tmp_path / "audit.jsonl")
+        assert records[-1]["kind"] == "undo" and records[-1]["turn"] == 1
 
         again = _cli(["code", "--undo", str(notebook), "--url", server.url,
                       "--session", person.session_id], cli_env, tmp_path)  # fmt: skip
@@ -213,3 +218,31 @@ def test_code_with_sandbox_over_the_wire(tmp_path: Path) -> None:
     assert "north = int(" in (work / "nb.py").read_text()  # saved by the sandboxed kernel
     events = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     assert events[-1]["verdict"] == "SUCCESS"
+
+
+def test_approve_ask_prompts_and_a_no_goes_back_to_the_model(tmp_path: Path) -> None:
+    notebook = tmp_path / "analysis.py"
+    notebook.write_text(NOTEBOOK, encoding="utf-8")
+    script = [
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "fetch", "code": "import requests\npage = requests.get('x')"}
+        ]}},
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "local", "code": "local = base_value + 5"}]}},
+        {"tool": "finish", "tool_args": {"answer": "15", "cells": ["local"]}},
+    ]  # fmt: skip
+    with scripted_server(script) as model:
+        done = _cli(
+            ["code", "get it", str(notebook), "--approve", "ask", "--model", "openai:scripted",
+             "--json"],
+            {**server_env(tmp_path), "OPENAI_BASE_URL": model.base_url,
+             "OPENAI_API_KEY": "test"}, tmp_path, answers="n\n",
+        )  # fmt: skip
+        refused = model.requests[1].text()
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert (
+        "approval needed: Apply this patch?" in done.stderr and "imports 'requests'" in done.stderr
+    )
+    assert "import requests" in done.stderr  # the code was shown to the person
+    assert "A person refused the patch" in refused and "network" in refused
+    assert "import requests" not in notebook.read_text()

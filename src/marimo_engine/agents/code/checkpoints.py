@@ -356,7 +356,11 @@ class UndoResult:
 
 
 async def undo_checkpoint(
-    client: Any, checkpoint: Checkpoint, *, memory: NotebookMemory | None = None
+    client: Any,
+    checkpoint: Checkpoint,
+    *,
+    memory: NotebookMemory | None = None,
+    audit: Any = None,
 ) -> UndoResult:
     """Undo one turn on a live session: one atomic batch through the live bridge.
 
@@ -369,6 +373,7 @@ async def undo_checkpoint(
         checkpoint: The turn to undo (from `CodeResult.checkpoints` or
             `NotebookMemory.checkpoints`).
         memory: The notebook's memory; the checkpoint is marked undone there and saved.
+        audit: An `AuditLog` to write the `undo` record to, or `None`.
 
     Returns:
         An `UndoResult`.
@@ -385,6 +390,14 @@ async def undo_checkpoint(
         await client.apply(ops, force=True)
     after = snapshot(await client.cells())
     checkpoint.undone = True
+    if audit is not None:
+        audit.write(
+            "undo",
+            turn=checkpoint.turn,
+            undone_run_id=checkpoint.run_id,
+            ops=[op.model_dump(mode="json") for op in ops],
+            notes=notes,
+        )
     if memory is not None:
         for stored in memory.checkpoints:
             if (stored.run_id, stored.turn) == (checkpoint.run_id, checkpoint.turn):
