@@ -146,6 +146,7 @@ class _Run:
     started: float
     workdir: Path
     data_columns: dict[str, list[str]]
+    key: str = ""
     turn: int = 0
     history: list[Any] | None = None
     run_usage: Any = None
@@ -331,6 +332,7 @@ class CodeAgent:
             tracker=UsageTracker(self.options.limits.budget_usd),
             started=started,
             workdir=root,
+            key=key,
             data_columns={
                 str(d.get("path") or d.get("variable")): [c["name"] for c in d.get("columns", [])]
                 for d in described
@@ -389,7 +391,7 @@ class CodeAgent:
             stop_reason=reason,
             error=error,
             duration_s=time.monotonic() - state.started,
-            notebook=state.memory.key if state.memory else None,
+            notebook=state.key or None,
             url=state.client.url,
             repairs=list(state.repairs),
         )

@@ -146,7 +146,7 @@ class CodeResult:
         stop_reason: Why the run ended, one line.
         error: A model or bridge error that ended the run, or `None`.
         duration_s: Seconds from start to end (monotonic clock).
-        notebook: The notebook's path, when known.
+        notebook: The notebook's absolute path, or `url#session` when it has no file.
         url: The server the session ran on.
     """
 
