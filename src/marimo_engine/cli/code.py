@@ -147,7 +147,9 @@ def _error(message: str) -> int:
     return _EXIT_BAD_INPUT
 
 
-def _open(args: argparse.Namespace, notebook: Path | None) -> LiveSession:
+def _open(
+    args: argparse.Namespace, notebook: Path | None, data: tuple[str, ...] = ()
+) -> LiveSession:
     from marimo_engine.agents.code.sandbox import SandboxLimits, open_sandboxed_session
     from marimo_engine.errors import UsageError
     from marimo_engine.live.session import open_session
@@ -171,7 +173,7 @@ def _open(args: argparse.Namespace, notebook: Path | None) -> LiveSession:
     if notebook is None:
         raise UsageError("Give a NOTEBOOK.py (created if missing), or --url/--session.")
     if args.sandbox:
-        return open_sandboxed_session(notebook, limits=SandboxLimits())
+        return open_sandboxed_session(notebook, limits=SandboxLimits(), read_only=data)
     return open_session(notebook)
 
 
@@ -262,7 +264,7 @@ def _run_goal(
     as_json = bool(args.json) or not sys.stdout.isatty()
     display = _Display(as_json)
     try:
-        live = _open(args, path)
+        live = _open(args, path, tuple(data))
     except UsageError as exc:
         return _error(str(exc))
     with live:

@@ -199,18 +199,20 @@ async def test_eda_on_a_dataframe_variable_of_a_running_session(tmp_path: Path) 
 def test_code_with_sandbox_over_the_wire(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    (work / "sales.csv").write_text("region,amount\nnorth,10\nsouth,30\nnorth,20\n")
+    # The data lives outside the working directory, under /tmp: bound read-only.
+    sales = tmp_path / "sales.csv"
+    sales.write_text("region,amount\nnorth,10\nsouth,30\nnorth,20\n")
     script = [
         {"tool": "apply_patch", "tool_args": {"ops": [
             {"op": "create", "name": "north",
-             "code": "import pandas as pd\nnorth = int(pd.read_csv('sales.csv')"
+             "code": f"import pandas as pd\nnorth = int(pd.read_csv({str(sales)!r})"
                      ".query(\"region == 'north'\").amount.sum())\nprint('NORTH', north)"}]}},
         {"tool": "finish", "tool_args": {"answer": "30", "cells": ["north"]}},
     ]  # fmt: skip
     with scripted_server(script) as model:
         done = _cli(
             ["code", "north total", str(work / "nb.py"), "--sandbox", "--data",
-             str(work / "sales.csv"), "--model", "openai:scripted", "--json"],
+             str(sales), "--model", "openai:scripted", "--json"],
             {**server_env(tmp_path), "OPENAI_BASE_URL": model.base_url,
              "OPENAI_API_KEY": "test"}, tmp_path,
         )  # fmt: skip

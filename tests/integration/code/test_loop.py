@@ -380,3 +380,45 @@ async def test_memory_of_earlier_goals_is_given_on_the_next_goal(
     assert "Earlier work on this notebook" in told
     assert "goal: multiply by ten [SUCCESS] -> 100" in told
     assert "tenfold = base_value * 10" in told  # and the cell itself, in the notebook
+
+
+async def test_an_edit_that_lost_a_race_with_the_person_is_redone_on_their_code(
+    tmp_path: Path, live: LiveSession, notebook: Path
+) -> None:
+    import re
+
+    import httpx
+
+    async def person_edits_then_approves(request: ApprovalRequest) -> bool:
+        # While the agent waits for approval, the person edits the same cell in the browser.
+        if request.turn == 1:
+            async with httpx.AsyncClient() as http:
+                page = (await http.get(f"{live.url}/", timeout=30)).text
+                token = re.search(r'marimo-server-token data-token="([^"]+)"', page)
+                assert token is not None
+                async with live.client() as client:
+                    note_id = (await client.cell("note")).id
+                response = await http.post(
+                    f"{live.url}/api/document/transaction",
+                    headers={"Marimo-Session-Id": live.session_id,
+                             "Marimo-Server-Token": token.group(1)},
+                    json={"changes": [{"type": "set-code", "cellId": note_id,
+                                       "code": 'label = "person\'s words"'}]},
+                    timeout=30,
+                )  # fmt: skip
+                assert response.status_code == 200, response.text
+        return True
+
+    # eval() is something the policy asks a person about: the person's moment to edit.
+    edit_note = patch(edit("note", "label = eval(repr('agent'))"))
+    coder = ScriptedCoder([edit_note, edit_note, finish("done", "note")])
+    agent = agent_for(coder, tmp_path, approve="ask")
+    agent.on_intervention = person_edits_then_approves
+    result, cells = await run(agent, live, "rewrite the label", notebook)
+
+    assert result.verdict is Verdict.SUCCESS, (result.stop_reason, result.error)
+    told = coder.told(1)
+    assert "The patch was not applied" in told and "changed in the notebook" in told
+    assert "person's words" in told  # the model sees the person's code before redoing
+    note = next(c for c in cells if c.name == "note")
+    assert note.code == "label = eval(repr('agent'))"

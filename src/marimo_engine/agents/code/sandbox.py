@@ -93,6 +93,8 @@ class SandboxedServer:
         notebook: The notebook path.
         workdir: The only folder the sandbox may write (the notebook's folder by default).
         limits: The OS limits.
+        read_only: Files or folders bound read-only at their own path (data
+            files under `/tmp`, which the sandbox otherwise replaces with its own).
     """
 
     def __init__(
@@ -103,8 +105,10 @@ class SandboxedServer:
         limits: SandboxLimits | None = None,
         startup_timeout_s: float = 120.0,
         env: dict[str, str] | None = None,
+        read_only: tuple[str | os.PathLike[str], ...] = (),
     ) -> None:
         self.notebook = Path(notebook).expanduser().resolve()
+        self.read_only = tuple(Path(p).expanduser().resolve() for p in read_only)
         self.workdir = Path(workdir).resolve() if workdir else self.notebook.parent
         self.limits = limits or SandboxLimits()
         self.startup_timeout_s = startup_timeout_s
@@ -142,9 +146,13 @@ class SandboxedServer:
             str(_INNER_PORT), "--", *marimo,
         ]  # fmt: skip
         socket_dir = str(Path(socket_path).parent)
+        extra: list[str] = []
+        for path in self.read_only:
+            extra += ["--ro-bind", str(path), str(path)]
         return [
             _bwrap(), "--die-with-parent", "--unshare-all", "--new-session",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            *extra,
             "--bind", str(self.workdir), str(self.workdir),
             "--bind", socket_dir, socket_dir,
             "--setenv", "HOME", "/tmp/home", "--setenv", "XDG_STATE_HOME", "/tmp/state",
@@ -238,6 +246,7 @@ def open_sandboxed_session(
     limits: SandboxLimits | None = None,
     startup_timeout_s: float = 120.0,
     env: dict[str, str] | None = None,
+    read_only: tuple[str | os.PathLike[str], ...] = (),
 ) -> LiveSession:
     """Open a headless live session whose server and kernel run in the sandbox.
 
@@ -248,6 +257,8 @@ def open_sandboxed_session(
         limits: Memory, CPU-time and process limits.
         startup_timeout_s: Seconds to wait for the server and the kernel.
         env: Environment of the sandbox; `None` inherits ours.
+        read_only: Data files or folders to bind read-only (needed for paths
+            under `/tmp`; the rest of the system is visible read-only anyway).
 
     Returns:
         A `LiveSession`; closing it stops the sandbox.
@@ -259,7 +270,12 @@ def open_sandboxed_session(
     from marimo_engine.live.session import open_session
 
     server = SandboxedServer(
-        notebook, workdir=workdir, limits=limits, startup_timeout_s=startup_timeout_s, env=env
+        notebook,
+        workdir=workdir,
+        limits=limits,
+        startup_timeout_s=startup_timeout_s,
+        env=env,
+        read_only=read_only,
     ).start()
     try:
         live = open_session(server.notebook, url=server.url, startup_timeout_s=startup_timeout_s)
