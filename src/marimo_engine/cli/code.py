@@ -88,6 +88,9 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         "--audit", metavar="PATH", help="append an audit log (JSON lines) of every action"
     )
     parser.add_argument("--html", metavar="OUT.html", help="export the notebook to HTML at the end")
+    parser.add_argument(
+        "--stream", action="store_true", help="ask the model for streamed responses"
+    )
     parser.add_argument("--json", action="store_true", help="write events as JSON lines")
     parser.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
@@ -253,6 +256,7 @@ def _run_goal(
             run_timeout_s=args.timeout,
             approve=approve,
             limits_text=SandboxLimits().describe() if args.sandbox else None,
+            stream=args.stream,
         )  # fmt: skip
         agent = CodeAgent(
             args.model, fallbacks=args.fallback, options=options,

@@ -422,3 +422,33 @@ async def test_an_edit_that_lost_a_race_with_the_person_is_redone_on_their_code(
     assert "person's words" in told  # the model sees the person's code before redoing
     note = next(c for c in cells if c.name == "note")
     assert note.code == "label = eval(repr('agent'))"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_over_the_real_wire(
+    tmp_path: Path, live: LiveSession, notebook: Path, stream: bool
+) -> None:
+    from tests.unit.llm.openai_server import scripted_server
+
+    script = [
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "plus", "code": "plus = base_value + undefined_here"}]}},
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "edit", "target": "plus", "code": "plus = base_value + 1"}]}},
+        {"tool": "finish", "tool_args": {"answer": "11", "cells": ["plus"]}},
+    ]  # fmt: skip
+    with scripted_server(script) as server:
+        agent = CodeAgent(
+            "openai:scripted",
+            options=CodeOptions(stream=stream),
+            memory_dir=False,
+            env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "test"},
+        )
+        result, _ = await run(agent, live, "add one", notebook)
+        requests = list(server.requests)
+
+    assert result.verdict is Verdict.SUCCESS, (result.stop_reason, result.error)
+    assert [r.is_stream for r in requests] == [stream] * 3
+    # The error report went over the wire as the next user message.
+    assert "[undefined_name]" in requests[1].text() and "undefined_here" in requests[1].text()
+    assert result.usage.requests == 3
