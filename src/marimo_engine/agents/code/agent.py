@@ -16,7 +16,6 @@ fixes per cell, the same error twice on a cell, tokens, dollars, wall time.
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 import uuid
@@ -27,8 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from marimo_engine.agents.code import _prompts
-from marimo_engine.agents.code.checkpoints import Checkpoint, NotebookMemory, snapshot
-from marimo_engine.agents.code.checks import ALIASES, check_patch
+from marimo_engine.agents.code._apply import Applier
+from marimo_engine.agents.code._gate import Gate
+from marimo_engine.agents.code._run import CodeRun, StopCode
+from marimo_engine.agents.code.checkpoints import NotebookMemory
 from marimo_engine.agents.code.events import (
     ApprovalDecision,
     ApprovalRequest,
@@ -36,24 +37,13 @@ from marimo_engine.agents.code.events import (
     CodeEventType,
     CodeResult,
 )
-from marimo_engine.agents.code.monitor import (
-    CellError,
-    ErrorClass,
-    classify,
-    gather_facts,
-    package_for,
-    timeout_error,
-)
-from marimo_engine.agents.code.patch import CellDeletion, CellEdit, Finish, NewCell, Patch
-from marimo_engine.agents.code.policy import Policy, PolicyFinding, scan_code
+from marimo_engine.agents.code.patch import Finish, Patch
+from marimo_engine.agents.code.policy import Policy
 from marimo_engine.engine.events import Verdict
 from marimo_engine.errors import (
     LiveError,
-    LiveKernelError,
-    LiveTimeoutError,
     ModelConfigError,
     ModelError,
-    StaleCellError,
     UsageError,
 )
 from marimo_engine.llm.usage import ModelLimits, UsageTracker, model_label
@@ -61,9 +51,7 @@ from marimo_engine.llm.usage import ModelLimits, UsageTracker, model_label
 if TYPE_CHECKING:
     from pydantic_ai.models import Model
 
-    from marimo_engine.agents.audit import AuditLog
     from marimo_engine.live.client import LiveClient
-    from marimo_engine.live.protocol import CellInfo
 
 __all__ = ["CodeAgent", "CodeOptions", "InterventionCallback"]
 
@@ -123,58 +111,7 @@ class CodeOptions:
             raise UsageError(f"CodeOptions.max_wall_s is {self.max_wall_s!r}; use seconds > 0.")
 
 
-class _Stop(Exception):
-    def __init__(
-        self, reason: str, *, verdict: Verdict = Verdict.FAILURE, error: str | None = None
-    ):
-        super().__init__(reason)
-        self.reason = reason
-        self.verdict = verdict
-        self.error = error
-
-
-@dataclass
-class _Run:
-    """The state of one run."""
-
-    goal: str
-    run_id: str
-    client: LiveClient
-    memory: NotebookMemory | None
-    audit: AuditLog | None
-    tracker: UsageTracker
-    started: float
-    workdir: Path
-    data_columns: dict[str, list[str]]
-    key: str = ""
-    turn: int = 0
-    history: list[Any] | None = None
-    run_usage: Any = None
-    seen: set[int] = field(default_factory=set)
-    pending: list[CodeEvent] = field(default_factory=list)
-    agent_cells: set[str] = field(default_factory=set)
-    touched: set[str] = field(default_factory=set)
-    checkpoints: list[Checkpoint] = field(default_factory=list)
-    last_errors: dict[str, CellError] = field(default_factory=dict)
-    fixes: dict[str, int] = field(default_factory=dict)
-    repairs: list[dict[str, Any]] = field(default_factory=list)
-    accepted: tuple[Patch, list[CellInfo], list[Any]] | None = None
-    rejections: int = 0
-    answer: Finish | None = None
-
-    def record(self, kind: str, **fields: Any) -> None:
-        if self.audit is not None:
-            self.audit.write(kind, turn=self.turn, **fields)
-
-    def emit(self, type_: CodeEventType, msg: str, **fields: Any) -> None:
-        self.pending.append(CodeEvent(type=type_, msg=msg, turn=self.turn, **fields))
-
-    def drain(self) -> list[CodeEvent]:
-        events, self.pending = self.pending, []
-        return events
-
-
-class CodeAgent:
+class CodeAgent(Gate, Applier):
     """Writes, runs and fixes marimo cells in a live session to reach a goal.
 
     Args:
@@ -323,7 +260,7 @@ class CodeAgent:
             else NotebookMemory.load(key, Path(self.memory_dir) if self.memory_dir else None)
         )
         audit = AuditLog(self.audit_path, run_id=run_id) if self.audit_path else None
-        state = _Run(
+        state = CodeRun(
             goal=goal,
             run_id=run_id,
             client=client,
@@ -356,7 +293,7 @@ class CodeAgent:
                 async for event in self._loop(state, described):
                     yield event
                 verdict, reason = Verdict.SUCCESS, "finished"
-            except _Stop as stop:
+            except StopCode as stop:
                 verdict, reason, error = stop.verdict, stop.reason, stop.error
             except LiveError as exc:
                 verdict, reason, error = Verdict.FAILURE, "live session error", str(exc)
@@ -377,7 +314,7 @@ class CodeAgent:
             result=result,
         )
 
-    def _end(self, state: _Run, verdict: Verdict, reason: str, error: str | None) -> CodeResult:
+    def _end(self, state: CodeRun, verdict: Verdict, reason: str, error: str | None) -> CodeResult:
         answer = state.answer
         result = CodeResult(
             goal=state.goal,
@@ -423,7 +360,9 @@ class CodeAgent:
 
     # --- the loop --------------------------------------------------------------------
 
-    async def _loop(self, state: _Run, described: list[dict[str, Any]]) -> AsyncIterator[CodeEvent]:
+    async def _loop(
+        self, state: CodeRun, described: list[dict[str, Any]]
+    ) -> AsyncIterator[CodeEvent]:
         cells = await state.client.cells()
         prompt = _prompts.first_prompt(
             state.goal,
@@ -436,7 +375,7 @@ class CodeAgent:
         )
         while True:
             if state.turn >= self.options.max_turns:
-                raise _Stop(
+                raise StopCode(
                     f"turn limit ({self.options.max_turns}) reached before the goal was met"
                 )
             self._check_wall(state)
@@ -480,12 +419,12 @@ class CodeAgent:
             for event in state.drain():
                 yield event
 
-    def _check_wall(self, state: _Run) -> None:
+    def _check_wall(self, state: CodeRun) -> None:
         limit = self.options.max_wall_s
         if limit is not None and time.monotonic() - state.started > limit:
-            raise _Stop(f"wall-time limit ({limit:g} s) reached")
+            raise StopCode(f"wall-time limit ({limit:g} s) reached")
 
-    async def _ask(self, state: _Run, prompt: str) -> AsyncIterator[Any]:
+    async def _ask(self, state: CodeRun, prompt: str) -> AsyncIterator[Any]:
         """One model turn; yields events, then the accepted output."""
         from pydantic_ai import Agent
         from pydantic_ai.exceptions import UnexpectedModelBehavior
@@ -535,13 +474,13 @@ class CodeAgent:
             for event in state.drain():
                 yield event
             if isinstance(exc.__cause__, UnexpectedModelBehavior) and state.rejections:
-                raise _Stop(
+                raise StopCode(
                     f"no acceptable patch after {state.rejections} refusal(s)", error=str(exc)
                 ) from exc
-            raise _Stop("model error", error=str(exc)) from exc
+            raise StopCode("model error", error=str(exc)) from exc
         yield output
 
-    def _record_responses(self, state: _Run, run: Any) -> None:
+    def _record_responses(self, state: CodeRun, run: Any) -> None:
         from pydantic_ai.messages import ModelResponse
 
         from marimo_engine.agents._proposing import part_summary
@@ -559,451 +498,6 @@ class CodeAgent:
             )
             state.tracker.record(message)  # raises ModelLimitError past the budget
 
-    # --- checks and approvals (run inside the model turn) ----------------------------
-
-    async def _validate(self, state: _Run, output: Patch | Finish) -> Patch | Finish:
-        from pydantic_ai import ModelRetry
-
-        if isinstance(output, Finish):
-            return await self._validate_finish(state, output)
-        cells = await state.client.cells()
-        state.record("patch_proposed", patch=output.model_dump(mode="json"))
-        state.emit(
-            CodeEventType.PATCH_PROPOSED,
-            f"Patch: {_ops_text(output)}" + (f" ({output.summary})" if output.summary else ""),
-            cells=_op_cells(output),
-            data={"patch": output.model_dump(mode="json")},
-        )
-        outcome = check_patch(cells, output)
-        state.record(
-            "patch_checked",
-            ok=outcome.ok,
-            problems=[p.describe() for p in outcome.problems],
-            repairs=[r.detail for r in outcome.repairs],
-        )
-        if not outcome.ok:
-            text = _prompts.problems_text(outcome.problems)
-            self._reject(state, text, [p.describe() for p in outcome.problems])
-            raise ModelRetry(text)
-        for repair in outcome.repairs:
-            state.repairs.append(
-                {
-                    "turn": state.turn,
-                    "kind": repair.kind,
-                    "cell": repair.cell,
-                    "detail": repair.detail,
-                }
-            )
-            state.record("repair", repair=repair.kind, cell=repair.cell, detail=repair.detail)
-            state.emit(
-                CodeEventType.REPAIR,
-                f"Repaired {repair.cell!r}: {repair.detail}",
-                cells=[repair.cell],
-            )
-        patch = outcome.patch
-        findings = self._scan(state, patch, cells)
-        denied = [f for f in findings if f.action == "deny"]
-        asked = [f for f in findings if f.action == "ask"]
-        if denied:
-            text = _prompts.refusal_text(denied, "", by_person=False)
-            self._reject(state, text, [f.describe() for f in denied], remember=True)
-            raise ModelRetry(text)
-        if asked:
-            request = ApprovalRequest(
-                kind="policy", goal=state.goal, turn=state.turn, findings=tuple(asked), patch=patch
-            )
-            decision = await self._approval(state, request)
-            if not decision.approve:
-                text = _prompts.refusal_text(asked, decision.note, by_person=True)
-                self._reject(state, text, [f.describe() for f in asked], remember=True)
-                raise ModelRetry(text)
-        state.accepted = (patch, cells, findings)
-        return output
-
-    async def _validate_finish(self, state: _Run, output: Finish) -> Finish:
-        from pydantic_ai import ModelRetry
-
-        cells = await state.client.cells()
-        known = {c.id: c for c in cells} | {c.name: c for c in cells if c.name}
-        missing = [name for name in output.cells if name not in known]
-        failing = [
-            c.name or c.id
-            for c in cells
-            if c.id in state.touched and (c.errors or c.status in ("exception", "marimo-error"))
-        ]
-        if missing or failing:
-            parts = []
-            if missing:
-                parts.append("no such cell(s): " + ", ".join(missing))
-            if failing:
-                parts.append("your cells still fail: " + ", ".join(failing))
-            text = "Not finished: " + "; ".join(parts) + ". Fix them, then finish."
-            self._reject(state, text, parts)
-            raise ModelRetry(text)
-        return output
-
-    def _reject(
-        self, state: _Run, text: str, reasons: list[str], *, remember: bool = False
-    ) -> None:
-        state.rejections += 1
-        state.record("decision", decision="reject", reasons=reasons)
-        state.emit(CodeEventType.PATCH_REJECTED, "Refused: " + "; ".join(reasons)[:300])
-        if remember and state.memory is not None:
-            state.memory.rejected.append(
-                {"ts": time.time(), "goal": state.goal, "reason": "; ".join(reasons)[:500]}
-            )
-
-    def _scan(self, state: _Run, patch: Patch, cells: list[CellInfo]) -> list[PolicyFinding]:
-        policy = self.options.policy
-        if policy.workdir is None:
-            policy = Policy(actions=policy.actions, workdir=state.workdir)
-        findings: list[PolicyFinding] = []
-        by_key = {c.id: c for c in cells} | {c.name: c for c in cells if c.name}
-        for op in patch.ops:
-            if isinstance(op, (NewCell, CellEdit)):
-                label = op.name if isinstance(op, NewCell) else op.target
-                findings.extend(scan_code(op.code, label or "", policy))
-            elif isinstance(op, CellDeletion):
-                cell = by_key.get(op.target)
-                if cell is not None and cell.id not in state.agent_cells:
-                    action = policy.action("delete_foreign_cell")
-                    findings.append(
-                        PolicyFinding(
-                            "delete_foreign_cell",
-                            op.target,
-                            0,
-                            "deletes a cell the agent did not create",
-                            action,
-                        )
-                    )
-        return findings
-
-    async def _approval(self, state: _Run, request: ApprovalRequest) -> ApprovalDecision:
-        mode = self.options.approve
-        if mode == "auto":
-            decision = ApprovalDecision(True, "approved automatically (--approve auto)")
-        elif mode == "deny" or self.on_intervention is None:
-            why = "--approve deny" if mode == "deny" else "no one to ask (no on_intervention)"
-            decision = ApprovalDecision(False, f"refused: {why}")
-        else:
-            answer = self.on_intervention(request)
-            if inspect.isawaitable(answer):
-                answer = await answer
-            if isinstance(answer, ApprovalDecision):
-                decision = answer
-            elif isinstance(answer, bool) or answer is None:
-                decision = ApprovalDecision(bool(answer), "" if answer else "refused by a person")
-            else:
-                raise UsageError(
-                    f"on_intervention returned {answer!r}; return an ApprovalDecision or a bool."
-                )
-        state.record(
-            "approval",
-            request=request.describe(),
-            approve=decision.approve,
-            note=decision.note,
-            mode=mode,
-        )
-        state.emit(
-            CodeEventType.APPROVAL,
-            ("Approved: " if decision.approve else "Refused: ") + request.describe(),
-            data={"kind": request.kind, "approve": decision.approve, "note": decision.note},
-        )
-        if state.memory is not None:
-            state.memory.decisions.append(
-                {
-                    "ts": time.time(),
-                    "goal": state.goal,
-                    "decision": f"{'approved' if decision.approve else 'refused'}: "
-                    f"{request.describe()} {decision.note}".strip(),
-                }
-            )
-        return decision
-
-    # --- applying and monitoring -----------------------------------------------------
-
-    async def _apply(self, state: _Run) -> str:
-        """Apply the accepted patch, monitor its cells, repair; return the next prompt."""
-        from marimo_engine.live.protocol import CreateCell, DeleteCell, EditCell
-
-        assert state.accepted is not None
-        patch, before, _ = state.accepted
-        ops: list[Any] = []
-        for op in patch.ops:
-            if isinstance(op, NewCell):
-                ops.append(CreateCell(code=op.code, name=op.name, after=op.after))
-            elif isinstance(op, CellEdit):
-                ops.append(EditCell(target=op.target, code=op.code, name=op.name))
-            else:
-                ops.append(DeleteCell(target=op.target))
-        client = state.client
-        timed_out = False
-        try:
-            batch = await client.apply(ops, timeout_s=self.options.run_timeout_s)
-            changed_ids = [
-                c.cell_id for c in batch.changes if c.op in ("create", "edit") and c.cell_id
-            ]
-        except StaleCellError as exc:
-            state.record("patch_applied", applied=False, error=str(exc))
-            cells = await client.cells()
-            return f"The patch was not applied: {exc}\nThe notebook now:\n" + _prompts.cells_text(
-                cells, max_chars=self.options.max_context_chars // 2
-            )
-        except LiveKernelError as exc:
-            state.record("patch_applied", applied=False, error=str(exc))
-            self._reject(state, f"marimo refused the patch: {exc}", [str(exc)])
-            return f"marimo refused the patch, nothing changed: {exc}"
-        except LiveTimeoutError:
-            timed_out = True
-            changed_ids = []
-        after = await client.cells()
-        old_ids = {c.id for c in before}
-        created = [c.id for c in after if c.id not in old_ids]
-        state.agent_cells.update(created)
-        if timed_out:
-            old = {c.id: c.code for c in before}
-            changed_ids = created + [c.id for c in after if c.id in old and old[c.id] != c.code]
-        state.touched.update(changed_ids)
-        state.record("patch_applied", applied=True, cells=changed_ids, timed_out=timed_out)
-        state.emit(
-            CodeEventType.APPLIED,
-            f"Applied: {_ops_text(patch)}" + (" (interrupted: time limit)" if timed_out else ""),
-            cells=[_label(after, i) for i in changed_ids],
-        )
-        errors, after = await self._monitor(state, changed_ids, after, timed_out=timed_out)
-        checkpoint = Checkpoint(
-            turn=state.turn,
-            run_id=state.run_id,
-            goal=state.goal,
-            summary=patch.summary or _ops_text(patch),
-            before=snapshot(before),
-            after=snapshot(after),
-        )
-        if checkpoint.changed:
-            state.checkpoints.append(checkpoint)
-            if state.memory is not None:
-                state.memory.checkpoints.append(checkpoint)
-                state.memory.save()
-        return await self._report(state, patch, changed_ids, errors, after)
-
-    async def _monitor(
-        self, state: _Run, changed_ids: list[str], after: list[CellInfo], *, timed_out: bool
-    ) -> tuple[list[CellError], list[CellInfo]]:
-        """Classify errors of the changed cells and their descendants; make certain repairs."""
-        client = state.client
-        for _ in range(3):  # each repair re-reads the notebook; bounded
-            affected = await self._affected(state, changed_ids)
-            names = {c.id: c.name for c in after}
-            errors: list[CellError] = []
-            for cell in after:
-                if cell.id not in affected:
-                    continue
-                if (
-                    timed_out
-                    and cell.id in changed_ids
-                    and cell.status
-                    in (
-                        "interrupted",
-                        "running",
-                        "queued",
-                        "cancelled",
-                    )
-                ):
-                    errors.append(
-                        timeout_error(cell.id, cell.name, cell.code, self.options.run_timeout_s)
-                    )
-                    continue
-                error = classify(cell, names)
-                if error is not None:
-                    errors.append(error)
-            repaired = await self._runtime_repairs(state, errors, after)
-            if not repaired:
-                return errors, after
-            after = await client.cells()
-            timed_out = False
-        return errors, after
-
-    async def _affected(self, state: _Run, changed_ids: list[str]) -> set[str]:
-        affected = set(changed_ids)
-        try:
-            graph = await state.client.graph()
-        except LiveError:
-            return affected
-        for node in graph.cells:
-            if node.cell_id in changed_ids:
-                affected.update(node.descendants)
-        return affected
-
-    async def _runtime_repairs(
-        self, state: _Run, errors: list[CellError], cells: list[CellInfo]
-    ) -> bool:
-        """Certain repairs after a run: a missing alias import, an approved package install."""
-        from marimo_engine.live.protocol import CreateCell, RunCell
-
-        client = state.client
-        aliases = sorted(
-            {
-                e.subject
-                for e in errors
-                if e.error_class is ErrorClass.UNDEFINED_NAME and e.subject in ALIASES
-            }
-        )
-        defined = set()
-        for cell in cells:
-            defined |= _top_level_defs(cell.code)
-        aliases = [a for a in aliases if a not in defined]
-        if aliases:
-            code = "\n".join(ALIASES[a] for a in aliases)
-            name = _free_name(cells, "imports")
-            batch = await client.apply(
-                [CreateCell(code=code, name=name)], timeout_s=self.options.run_timeout_s
-            )
-            state.agent_cells.update(batch.cell_ids)
-            detail = f"added a cell {name!r}: {code.replace(chr(10), '; ')}"
-            state.repairs.append(
-                {"turn": state.turn, "kind": "missing_import", "cell": name, "detail": detail}
-            )
-            state.record("repair", repair="missing_import", cell=name, detail=detail)
-            state.emit(CodeEventType.REPAIR, f"Repaired: {detail}", cells=[name])
-            return True
-        missing = [e for e in errors if e.error_class is ErrorClass.MISSING_MODULE and e.subject]
-        repaired = False
-        tried: set[str] = set()
-        for error in missing:
-            assert error.subject is not None
-            package = package_for(error.subject)
-            if package in tried:
-                continue
-            tried.add(package)
-            request = ApprovalRequest(
-                kind="install",
-                goal=state.goal,
-                turn=state.turn,
-                package=package,
-                module=error.subject,
-            )
-            decision = await self._approval(state, request)
-            if not decision.approve:
-                error.facts["install"] = f"refused: {decision.note or 'a person said no'}"
-                continue
-            ok, log = await self._install(state, package)
-            state.record("install", package=package, ok=ok, log=log[-2000:])
-            state.emit(
-                CodeEventType.INSTALL,
-                f"Installed {package}" if ok else f"Install of {package} failed",
-                data={"package": package, "ok": ok},
-            )
-            if not ok:
-                error.facts["install"] = f"failed: {log.strip()[-400:]}"
-                continue
-            await client.apply(
-                [RunCell(target=error.cell_id)], timeout_s=self.options.run_timeout_s
-            )
-            state.repairs.append(
-                {
-                    "turn": state.turn,
-                    "kind": "install",
-                    "cell": error.cell_name,
-                    "detail": f"installed {package}",
-                }
-            )
-            repaired = True
-        return repaired
-
-    async def _install(self, state: _Run, package: str) -> tuple[bool, str]:
-        """Install a package into the kernel's Python (uv if present, else pip)."""
-        import json as _json
-
-        args = _json.dumps([*self.options.install_args, package])
-        code = (
-            "import importlib as _me_il, json as _me_json, shutil as _me_sh, "
-            "subprocess as _me_sp, sys as _me_sys\n"
-            f"_me_args = _me_json.loads({args!r})\n"
-            "_me_uv = _me_sh.which('uv')\n"
-            "_me_cmd = ([_me_uv, 'pip', 'install', '--python', _me_sys.executable] if _me_uv "
-            "else [_me_sys.executable, '-m', 'pip', 'install']) + _me_args\n"
-            "_me_p = _me_sp.run(_me_cmd, capture_output=True, text=True, timeout=600)\n"
-            "_me_il.invalidate_caches()\n"
-            "print(_me_json.dumps({'rc': _me_p.returncode, 'log': (_me_p.stdout + _me_p.stderr)"
-            "[-3000:]}))\n"
-        )
-        try:
-            result = await state.client.execute(code, timeout_s=max(self.options.run_timeout_s, 60))
-        except LiveError as exc:
-            return False, str(exc)
-        try:
-            reply = _json.loads(result.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return False, result.error or result.stdout
-        return reply.get("rc") == 0, str(reply.get("log", ""))
-
-    async def _report(
-        self,
-        state: _Run,
-        patch: Patch,
-        changed_ids: list[str],
-        errors: list[CellError],
-        cells: list[CellInfo],
-    ) -> str:
-        """Gather facts, enforce the same-error and fix limits, and write the next prompt."""
-        for error in errors:
-            await gather_facts(
-                error,
-                state.client,
-                cells=cells,
-                data_columns=state.data_columns,
-                limits=self.options.limits_text,
-            )
-            state.record("cell_error", **error.to_json())
-            state.emit(
-                CodeEventType.CELL_ERROR,
-                error.report().splitlines()[0],
-                cells=[error.cell_name or error.cell_id],
-                errors=[error.to_json()],
-            )
-        edited_failing = [op.target for op in patch.ops if isinstance(op, CellEdit)]
-        by_key = {c.id: c.id for c in cells} | {c.name: c.id for c in cells if c.name}
-        for target in edited_failing:
-            cell_id = by_key.get(target)
-            if cell_id is not None and cell_id in state.last_errors:
-                state.fixes[cell_id] = state.fixes.get(cell_id, 0) + 1
-        current = {e.cell_id: e for e in errors}
-        for cell_id, error in current.items():
-            previous = state.last_errors.get(cell_id)
-            if previous is not None and previous.signature == error.signature:
-                state.last_errors = current
-                raise _Stop(
-                    f"the same error twice in a row on cell {error.label}: {error.message}; "
-                    "this line of attack is stopped",
-                    error=error.report(),
-                )
-            if state.fixes.get(cell_id, 0) >= self.options.max_fixes_per_cell and error:
-                state.last_errors = current
-                raise _Stop(
-                    f"cell {error.label} still fails after {state.fixes[cell_id]} fix(es): "
-                    f"{error.message}",
-                    error=error.report(),
-                )
-        state.last_errors = current
-        lines = [f"Turn {state.turn} applied: {_ops_text(patch)}."]
-        shown = set(changed_ids) | set(current)
-        for cell in cells:
-            if cell.id not in shown or cell.id in current:
-                continue
-            output = (cell.output or "").strip()
-            console = cell.console.strip()
-            text = f"- cell {cell.name or cell.id} ran ({cell.status or 'idle'})"
-            if output:
-                text += f"; output: {output[:800]}"
-            if console:
-                text += f"; console: {console[:400]}"
-            lines.append(text)
-        for error in errors:
-            lines.append(error.report())
-        if not errors:
-            lines.append("Every cell you changed ran without error. Continue, or finish.")
-        return "\n".join(lines)
-
 
 def _options_json(options: CodeOptions) -> dict[str, Any]:
     return {
@@ -1016,40 +510,3 @@ def _options_json(options: CodeOptions) -> dict[str, Any]:
         "policy": dict(options.policy.actions),
         "limits": vars(options.limits),
     }
-
-
-def _ops_text(patch: Patch) -> str:
-    parts = []
-    for op in patch.ops:
-        if isinstance(op, NewCell):
-            parts.append(f"create {op.name}")
-        elif isinstance(op, CellEdit):
-            parts.append(f"edit {op.target}")
-        else:
-            parts.append(f"delete {op.target}")
-    return ", ".join(parts)
-
-
-def _op_cells(patch: Patch) -> list[str]:
-    return [op.name if isinstance(op, NewCell) else op.target for op in patch.ops]
-
-
-def _label(cells: list[CellInfo], cell_id: str) -> str:
-    for cell in cells:
-        if cell.id == cell_id:
-            return cell.name or cell.id
-    return cell_id
-
-
-def _free_name(cells: list[CellInfo], base: str) -> str:
-    taken = {c.name for c in cells}
-    name, n = base, 2
-    while name in taken:
-        name, n = f"{base}_{n}", n + 1
-    return name
-
-
-def _top_level_defs(code: str) -> set[str]:
-    from marimo_engine.agents.code.monitor import _defined_names
-
-    return _defined_names(code)

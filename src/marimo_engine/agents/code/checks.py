@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -35,6 +36,7 @@ __all__ = [
     "Repair",
     "check_patch",
     "draft_notebook",
+    "free_cell_name",
     "import_cell_for",
     "make_private",
 ]
@@ -318,8 +320,9 @@ def import_cell_for(draft: list[DraftCell], compiled: dict[str, object]) -> str 
     return "\n".join(ALIASES[alias] for alias in missing)
 
 
-def _unique_name(draft: list[DraftCell], base: str) -> str:
-    taken = {c.name for c in draft}
+def free_cell_name(cells: Iterable[DraftCell | CellInfo], base: str) -> str:
+    """Return `base`, or `base_2`, `base_3` ..., whichever no cell is named yet."""
+    taken = {c.name for c in cells}
     name, n = base, 2
     while name in taken:
         name, n = f"{base}_{n}", n + 1
@@ -404,7 +407,7 @@ def check_patch(cells: list[CellInfo], patch: Patch) -> CheckOutcome:
             return CheckOutcome(current, graph_problems, repairs, draft)
         imports = import_cell_for(draft, compiled)
         if imports is not None:
-            name = _unique_name(draft, IMPORT_CELL_NAME)
+            name = free_cell_name(draft, IMPORT_CELL_NAME)
             # marimo runs cells in dependency order, so the import cell may go at the end.
             ops.insert(0, NewCell(name=name, code=imports))
             repairs.append(

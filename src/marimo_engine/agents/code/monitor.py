@@ -36,6 +36,7 @@ __all__ = [
     "ErrorClass",
     "FactSource",
     "classify",
+    "defined_names",
     "gather_facts",
     "last_frames",
     "package_for",
@@ -466,7 +467,7 @@ async def gather_facts(
     if error.error_class is ErrorClass.UNDEFINED_NAME:
         scope = set(by_name)
         for cell in cells or []:
-            scope |= _defined_names(cell.code)
+            scope |= defined_names(cell.code)
         names = sorted(n for n in scope if not n.startswith("_"))
         facts["names in scope"] = ", ".join(names) if names else "(none)"
         if error.subject:
@@ -526,7 +527,8 @@ async def gather_facts(
     return error
 
 
-def _defined_names(code: str) -> set[str]:
+def defined_names(code: str) -> set[str]:
+    """The globals a cell's code binds at its top level (not names local to its functions)."""
     try:
         tree = ast.parse(code)
     except SyntaxError:
