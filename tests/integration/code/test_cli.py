@@ -80,6 +80,12 @@ async def test_the_agent_writes_into_a_persons_open_session_and_undo_takes_it_ba
         assert [c.name for c in cells][-1] == "squared"  # in the person's own session
         assert variables["squared"] == "100"
 
+        diff = _cli(["code", "--diff", str(notebook)], cli_env, tmp_path)
+        assert diff.returncode == 0, diff.stderr
+        assert diff.stdout.splitlines()[:2] == [
+            "turn 1: square the base",
+            "+ added cell 'squared'",
+        ]
         undo = _cli(
             ["code", "--undo", str(notebook), "--url", server.url,
              "--session", person.session_id, "--audit", str(tmp_path / "audit.jsonl")],
