@@ -452,3 +452,23 @@ async def test_over_the_real_wire(
     # The error report went over the wire as the next user message.
     assert "[undefined_name]" in requests[1].text() and "undefined_here" in requests[1].text()
     assert result.usage.requests == 3
+
+
+async def test_deleting_a_cell_the_agent_did_not_create_needs_a_person(
+    tmp_path: Path, live: LiveSession, notebook: Path
+) -> None:
+    coder = ScriptedCoder(
+        [
+            patch(create("scratch", "scratch = 1")),
+            patch(delete("scratch")),  # its own cell: no one is asked
+            patch(delete("note")),  # the person's cell: asked, and --approve deny refuses
+            finish("cleaned up"),
+        ]
+    )
+    result, cells = await run(agent_for(coder, tmp_path, approve="deny"), live, "tidy", notebook)
+
+    assert result.verdict is Verdict.SUCCESS
+    assert "deletes a cell the agent did not create" in coder.told(3)
+    assert "refused: --approve deny" in coder.told(3)
+    assert [c.name for c in cells] == ["base", "double", "note"]
+    assert [len(c.created) + len(c.deleted) for c in result.checkpoints] == [1, 1]
