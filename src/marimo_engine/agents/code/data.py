@@ -16,6 +16,19 @@ DATA_SUFFIXES = (".csv", ".tsv", ".parquet", ".json", ".jsonl", ".ndjson")
 
 MAX_SAMPLE_ROWS = 3
 
+LARGE_FILE_BYTES = 100 * 1024**2
+"""Text files past this size are described from their first `LARGE_FILE_ROWS` rows."""
+
+LARGE_FILE_ROWS = 100_000
+
+
+def _count_lines(path: Path) -> int:
+    count = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            count += chunk.count(b"\n")
+    return count
+
 
 def describe_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Describe one data file: absolute path, rows, columns with dtypes, a few rows, missing counts.
@@ -24,7 +37,10 @@ def describe_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         path: A CSV, TSV, Parquet, JSON or JSON lines file.
 
     Returns:
-        `{"path", "format", "rows", "columns": [{"name", "dtype", "missing"}], "sample": [...]}`.
+        `{"path", "format", "rows", "described_rows", "columns": [{"name", "dtype",
+        "missing"}], "sample": [...]}`. A CSV or TSV file past `LARGE_FILE_BYTES`
+        is described from its first `LARGE_FILE_ROWS` rows (`rows` then counts
+        its lines, less the header).
 
     Raises:
         UsageError: The file is missing, of an unknown type, or cannot be read.
@@ -37,9 +53,14 @@ def describe_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"Data file {str(path)!r} does not exist; pass the path of a CSV or Parquet file."
         )
     suffix = file.suffix.lower()
+    large = suffix in (".csv", ".tsv") and file.stat().st_size > LARGE_FILE_BYTES
     try:
         if suffix in (".csv", ".tsv"):
-            frame = pd.read_csv(file, sep="\t" if suffix == ".tsv" else ",")
+            frame = pd.read_csv(
+                file,
+                sep="\t" if suffix == ".tsv" else ",",
+                nrows=LARGE_FILE_ROWS if large else None,
+            )
         elif suffix == ".parquet":
             frame = pd.read_parquet(file)
         elif suffix in (".jsonl", ".ndjson"):
@@ -70,7 +91,8 @@ def describe_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {
         "path": str(file),
         "format": suffix.lstrip("."),
-        "rows": len(frame),
+        "rows": _count_lines(file) - 1 if large else len(frame),
+        "described_rows": len(frame),
         "columns": columns,
         "sample": sample,
     }
