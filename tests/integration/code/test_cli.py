@@ -24,7 +24,7 @@ from marimo_engine.live.session import SessionHolder
 from tests.integration.code.conftest import NOTEBOOK, STARTUP_TIMEOUT_S, server_env
 from tests.unit.llm.openai_server import scripted_server
 
-pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(360)]
 
 
 def _cli(

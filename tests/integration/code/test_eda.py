@@ -22,7 +22,7 @@ from marimo_engine.live.session import open_session
 from tests.integration.code.conftest import STARTUP_TIMEOUT_S, server_env
 from tests.integration.code.scripted import ScriptedCoder, create, finish, patch
 
-pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(360)]
 
 
 def _seattle(tmp_path: Path) -> Path:

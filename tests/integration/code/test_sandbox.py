@@ -16,6 +16,7 @@ from tests.integration.code.scripted import ScriptedCoder, create, finish, patch
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.anyio,
+    pytest.mark.timeout(360),  # starts marimo in a sandbox: slow on a loaded machine
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (apt bubblewrap)"),
 ]
 
