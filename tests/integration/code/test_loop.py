@@ -454,21 +454,34 @@ async def test_over_the_real_wire(
     assert result.usage.requests == 3
 
 
-async def test_deleting_a_cell_the_agent_did_not_create_needs_a_person(
+async def test_changing_the_persons_cells_needs_a_person(
     tmp_path: Path, live: LiveSession, notebook: Path
 ) -> None:
     coder = ScriptedCoder(
         [
             patch(create("scratch", "scratch = 1")),
-            patch(delete("scratch")),  # its own cell: no one is asked
-            patch(delete("note")),  # the person's cell: asked, and --approve deny refuses
+            patch(edit("scratch", "scratch = 2")),  # its own cells: no one is asked
+            patch(delete("scratch")),
+            patch(edit("base", "base_value = 99")),  # the person's cells: asked, and refused
+            patch(delete("note")),
             finish("cleaned up"),
         ]
     )
     result, cells = await run(agent_for(coder, tmp_path, approve="deny"), live, "tidy", notebook)
 
-    assert result.verdict is Verdict.SUCCESS
-    assert "deletes a cell the agent did not create" in coder.told(3)
-    assert "refused: --approve deny" in coder.told(3)
-    assert [c.name for c in cells] == ["base", "double", "note"]
-    assert [len(c.created) + len(c.deleted) for c in result.checkpoints] == [1, 1]
+    assert result.verdict is Verdict.SUCCESS, (result.stop_reason, result.error)
+    edit_refused, delete_refused = coder.told(4), coder.told(5)
+    assert "edits a cell whose code the agent did not write" in edit_refused
+    assert "[edit_foreign_cell: ask]" in edit_refused
+    assert "deletes a cell whose code the agent did not write" in delete_refused
+    assert "refused: --approve deny" in delete_refused
+    assert [(c.name, c.code) for c in cells] == [
+        ("base", "base_value = 10"),
+        ("double", "doubled = base_value * 2"),
+        ("note", 'label = "numbers"'),
+    ]
+    assert [len(c.created) + len(c.edited) + len(c.deleted) for c in result.checkpoints] == [
+        1,
+        1,
+        1,
+    ]

@@ -27,7 +27,13 @@ from marimo_engine.agents.code.monitor import (
     timeout_error,
 )
 from marimo_engine.agents.code.patch import CellEdit, NewCell, Patch
-from marimo_engine.errors import LiveError, LiveKernelError, LiveTimeoutError, StaleCellError
+from marimo_engine.errors import (
+    LiveError,
+    LiveKernelError,
+    LiveTimeoutError,
+    PersonCellError,
+    StaleCellError,
+)
 
 if TYPE_CHECKING:
     from marimo_engine.agents.code.agent import CodeOptions
@@ -51,15 +57,26 @@ class Applier:
         from marimo_engine.live.protocol import CreateCell, DeleteCell, EditCell
 
         assert state.accepted is not None
-        patch, before, _ = state.accepted
+        patch, before, findings = state.accepted
+        # The person's cells the policy let through (allowed, or approved by a person).
+        allowed = {
+            f.cell for f in findings if f.rule in ("edit_foreign_cell", "delete_foreign_cell")
+        }
         ops: list[Any] = []
         for op in patch.ops:
             if isinstance(op, NewCell):
                 ops.append(CreateCell(code=op.code, name=op.name, after=op.after))
             elif isinstance(op, CellEdit):
-                ops.append(EditCell(target=op.target, code=op.code, name=op.name))
+                ops.append(
+                    EditCell(
+                        target=op.target,
+                        code=op.code,
+                        name=op.name,
+                        allow_person_cell=op.target in allowed,
+                    )
+                )
             else:
-                ops.append(DeleteCell(target=op.target))
+                ops.append(DeleteCell(target=op.target, allow_person_cell=op.target in allowed))
         client = state.client
         timed_out = False
         try:
@@ -73,6 +90,9 @@ class Applier:
             return f"The patch was not applied: {exc}\nThe notebook now:\n" + _prompts.cells_text(
                 cells, max_chars=self.options.max_context_chars // 2
             )
+        except PersonCellError as exc:
+            state.record("patch_applied", applied=False, error=str(exc))
+            return f"The patch was not applied: {exc}\nPut the change in a new cell instead."
         except LiveKernelError as exc:
             state.record("patch_applied", applied=False, error=str(exc))
             self._reject(state, f"marimo refused the patch: {exc}", [str(exc)])
@@ -83,7 +103,8 @@ class Applier:
         after = await client.cells()
         old_ids = {c.id for c in before}
         created = [c.id for c in after if c.id not in old_ids]
-        state.agent_cells.update(created)
+        written = set(changed_ids) | set(created)
+        state.agent_written.update({c.id: c.code for c in after if c.id in written})
         if timed_out:
             old = {c.id: c.code for c in before}
             changed_ids = created + [c.id for c in after if c.id in old and old[c.id] != c.code]
@@ -182,7 +203,7 @@ class Applier:
             batch = await client.apply(
                 [CreateCell(code=code, name=name)], timeout_s=self.options.run_timeout_s
             )
-            state.agent_cells.update(batch.cell_ids)
+            state.agent_written.update({cell_id: code for cell_id in batch.cell_ids})
             detail = f"added a cell {name!r}: {code.replace(chr(10), '; ')}"
             state.repairs.append(
                 {"turn": state.turn, "kind": "missing_import", "cell": name, "detail": detail}

@@ -136,19 +136,23 @@ class Gate:
             if isinstance(op, (NewCell, CellEdit)):
                 label = op.name if isinstance(op, NewCell) else op.target
                 findings.extend(scan_code(op.code, label or "", policy))
-            elif isinstance(op, CellDeletion):
+            if isinstance(op, (CellEdit, CellDeletion)):
                 cell = by_key.get(op.target)
-                if cell is not None and cell.id not in state.agent_cells:
-                    action = policy.action("delete_foreign_cell")
-                    findings.append(
-                        PolicyFinding(
-                            "delete_foreign_cell",
-                            op.target,
-                            0,
-                            "deletes a cell the agent did not create",
-                            action,
-                        )
+                if cell is None or state.agent_written.get(cell.id) == cell.code:
+                    continue  # a cell the agent wrote (its current code): no one to ask
+                if not cell.code.strip() and isinstance(op, CellEdit):
+                    continue  # an empty cell holds nothing of the person's
+                rule = "edit_foreign_cell" if isinstance(op, CellEdit) else "delete_foreign_cell"
+                verb = "edits" if isinstance(op, CellEdit) else "deletes"
+                findings.append(
+                    PolicyFinding(
+                        rule,
+                        op.target,
+                        0,
+                        f"{verb} a cell whose code the agent did not write (the person's)",
+                        policy.action(rule),
                     )
+                )
         return findings
 
     async def _approval(self, state: CodeRun, request: ApprovalRequest) -> ApprovalDecision:

@@ -52,7 +52,7 @@ class CodeRun:
     run_usage: Any = None
     seen: set[int] = field(default_factory=set)
     pending: list[CodeEvent] = field(default_factory=list)
-    agent_cells: set[str] = field(default_factory=set)
+    agent_written: dict[str, str] = field(default_factory=dict)
     touched: set[str] = field(default_factory=set)
     checkpoints: list[Checkpoint] = field(default_factory=list)
     last_errors: dict[str, CellError] = field(default_factory=dict)

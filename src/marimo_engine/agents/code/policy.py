@@ -22,7 +22,11 @@ Rules (default action):
   outside the working directory (absolute elsewhere, `..`, `~`).
 - `write_unknown` (ask): a write whose path is computed at run time.
 - `dynamic_code` (ask): `eval`, `exec`, `compile`, `__import__`, `importlib.import_module`.
-- `delete_foreign_cell` (ask): deleting a cell the agent did not create.
+- `edit_foreign_cell` (ask): editing a cell whose current code the agent did
+  not write (the person's; the live bridge refuses it unless allowed, since
+  marimo cannot tell that someone is typing in it).
+- `delete_foreign_cell` (ask): deleting a cell whose current code the agent
+  did not write.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ DEFAULT_ACTIONS: dict[str, Action] = {
     "write_outside": "deny",
     "write_unknown": "ask",
     "dynamic_code": "ask",
+    "edit_foreign_cell": "ask",
     "delete_foreign_cell": "ask",
 }
 """Each rule's action unless the policy says otherwise."""
