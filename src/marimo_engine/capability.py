@@ -180,6 +180,7 @@ def describe(frame: Any, *, max_chars: int = 2000, max_rows: int = 5) -> str:
     while len(text()) > max_chars and columns:
         columns.pop()
     result = text()
-    if len(columns) < info["columns"]:
-        result += f"\n({info['columns'] - len(columns)} more columns not shown)"
+    note = f"\n({info['columns'] - len(columns)} more columns not shown)"
+    if len(columns) < info["columns"] and len(result) + len(note) <= max_chars:
+        result += note
     return result[:max_chars]

@@ -294,7 +294,10 @@ def register_live_tools(server: MCPServer, sessions: SessionTable, registry: Too
         run_cells,
         description="Run cells by id or name; marimo re-runs their descendants.",
     )
-    add(delete_cell, description="Delete a cell by id or name.")
+    add(
+        delete_cell,
+        description="Delete a cell by id or name (see list_cells); the variables it defined go.",
+    )
     add(
         describe,
         description=(
