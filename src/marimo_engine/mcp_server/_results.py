@@ -59,12 +59,10 @@ async def collect_run(
     Returns:
         Every event, `START` first and `FINISH` last.
     """
-    from contextlib import aclosing
-
     collected: list[Event] = []
     finished: set[str] = set()
-    async with aclosing(events) as stream:  # type: ignore[type-var]
-        async for event in stream:
+    try:
+        async for event in events:
             collected.append(event)
             if event.step_id and event.type.value in _FINISHING:
                 finished.add(event.step_id)
@@ -72,6 +70,11 @@ async def collect_run(
             await report(
                 float(len(finished)), float(total_steps), f"{event.type.value} {where}{event.msg}"
             )
+    finally:
+        # A cancelled call (the client gave up) stops the run: its steps are cancelled.
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()
     return collected
 
 

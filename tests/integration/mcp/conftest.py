@@ -12,9 +12,7 @@ it by its process id.
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -33,6 +31,7 @@ from marimo_engine.live.session import free_port
 from tests.integration.live.conftest import (  # noqa: F401 (fixtures of this folder too)
     STARTUP_TIMEOUT_S,
     LiveServer,
+    _stop_group,
     live_server,
     live_session,
 )
@@ -76,17 +75,6 @@ class HttpMcpServer:
             transport: Any = streamable_http_client(self.url, http_client=http)
             async with Client(transport, read_timeout_seconds=READ_TIMEOUT_S) as client:
                 yield client
-
-
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=20)
 
 
 @pytest.fixture
