@@ -149,7 +149,11 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        # Stop the marimo servers that open_notebook started, whatever ended the serving.
-        sessions.close_all()
+        # Stop the marimo servers that open_notebook started, whatever ended the
+        # serving; a SIGTERM meanwhile must not cut that short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            sessions.close_all()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     return 0

@@ -225,12 +225,38 @@ class SessionTable:
             await anyio.to_thread.run_sync(known.live.close)
         return known
 
-    def close_all(self) -> None:
-        """Close every session this server opened and stop the servers it started (blocking)."""
+    def close_all(self, timeout_s: float = 30.0) -> None:
+        """Close every session this server opened and stop the servers it started (blocking).
+
+        Every started server's process group gets SIGTERM first, at once, so
+        that none outlives this process even if it is killed while waiting
+        (an MCP client kills its server a few seconds after closing stdin);
+        then the sessions are closed in parallel, each within `timeout_s`.
+        """
+        import contextlib
+        import os
+        import signal
+        import threading
+
         sessions, self._sessions = list(self._sessions.values()), {}
-        for known in sessions:
-            if known.live is not None:
-                try:
-                    known.live.close()
-                except Exception:
-                    _LOG.exception("closing session %s failed", known.session_id)
+        owned = [known.live for known in sessions if known.live is not None]
+        for live in owned:
+            pid = live.server.pid if live.server is not None else None
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGTERM)
+
+        def close(live: LiveSession) -> None:
+            try:
+                live.close()
+            except Exception:
+                _LOG.exception("closing session %s failed", live.session_id)
+
+        threads = [
+            threading.Thread(target=close, args=(live,), name="marimo-engine-mcp-close")
+            for live in owned
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout_s)

@@ -43,6 +43,18 @@ READ_TIMEOUT_S = 600.0
 """Generous: a loaded 2-core machine can take minutes to start marimo servers and kernels."""
 
 
+def wait_until_down(url: str, timeout_s: float = STARTUP_TIMEOUT_S) -> bool:
+    """Whether the marimo server at `url` stops answering within `timeout_s` seconds."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/health", timeout=2.0)
+        except httpx.HTTPError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def server_env(live: LiveServer) -> dict[str, str]:
     """The MCP server's environment: ours, with the live server's private marimo registry."""
     return {**live.env, "PYTHONUNBUFFERED": "1"}
@@ -60,7 +72,7 @@ class HttpMcpServer:
 
     url: str
     token: str
-    pid: int
+    process: subprocess.Popen[bytes]
     log: Path
 
     @contextlib.asynccontextmanager
@@ -109,6 +121,6 @@ def http_mcp(live_server: LiveServer, tmp_path: Path) -> Iterator[HttpMcpServer]
             if time.monotonic() > deadline:
                 raise RuntimeError(f"marimo-engine mcp did not answer on {url}")
             time.sleep(0.2)
-        yield HttpMcpServer(url=url, token=token, pid=process.pid, log=log_path)
+        yield HttpMcpServer(url=url, token=token, process=process, log=log_path)
     finally:
         _stop_group(process)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from marimo_engine.live.session import free_port
-from tests.integration.mcp.conftest import MARIMO_ENGINE, HttpMcpServer
+from tests.integration.mcp.conftest import MARIMO_ENGINE, HttpMcpServer, wait_until_down
 from tests.integration.mcp.test_stdio import Progress, call, fail
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(900)]
@@ -124,3 +125,14 @@ def test_http_refuses_a_non_loopback_bind_without_the_flag() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error: Refusing to listen on '0.0.0.0'")
     assert "--allow-remote" in result.stderr
+
+
+async def test_sigterm_stops_the_server_and_the_notebooks_it_opened(
+    http_mcp: HttpMcpServer, tmp_path: Path
+) -> None:
+    async with http_mcp.client() as client:
+        opened = await call(client, "open_notebook", path=str(tmp_path / "left_open.py"))
+    http_mcp.process.send_signal(signal.SIGTERM)
+    code = await anyio.to_thread.run_sync(lambda: http_mcp.process.wait(timeout=120))
+    assert code == 0
+    assert await anyio.to_thread.run_sync(wait_until_down, opened["url"])

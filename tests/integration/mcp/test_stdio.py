@@ -6,13 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx
 import pytest
 from mcp import Client
 
 from marimo_engine.examples import load_example
 from marimo_engine.live.session import LiveSession
 from tests.integration.live.conftest import LiveServer
-from tests.integration.mcp.conftest import server_env, stdio_mcp_client
+from tests.integration.mcp.conftest import server_env, stdio_mcp_client, wait_until_down
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(900)]
 
@@ -147,3 +149,15 @@ async def test_every_live_tool_over_stdio_on_a_real_marimo_edit(
     }
     assert "Session 's_does_not_exist' is not open" in missing
     assert "Call list_sessions" in missing
+
+
+async def test_servers_opened_over_stdio_stop_when_the_client_leaves(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    with (tmp_path / "mcp.log").open("w") as errlog:
+        async with stdio_mcp_client(server_env(live_server), errlog) as client:
+            opened = await call(client, "open_notebook", path=str(tmp_path / "headless.py"))
+            async with httpx.AsyncClient() as http:
+                health = await http.get(f"{opened['url']}/health", timeout=30.0)
+    assert opened["opened_here"] is True and health.status_code == 200
+    assert await anyio.to_thread.run_sync(wait_until_down, opened["url"])
