@@ -1,6 +1,6 @@
 """Benchmark of the live bridge: LiveClient's overhead per round trip, and opening a session.
 
-Run with `uv run python benchmarks/live.py` (about 30 s on 2 cores;
+Run with `uv run python benchmarks/live.py` (about 2 minutes on 2 cores;
 `--quick` for a smoke run). Prints a table and, last, one JSON object with
 every figure.
 
@@ -11,7 +11,11 @@ What it measures (issue "The live bridge", Benchmark):
   machine load; the target is LiveClient within 5 % of raw;
 - the time to open a headless session from nothing: start `marimo edit
   --headless`, wait for `/health`, open the kernel's websocket from Python,
-  run the notebook's cells (`open_session()`, measured end to end).
+  run the notebook's cells (`open_session()`, measured end to end), and
+  where it goes (`LiveSession.open_phases`), next to what a bare
+  `python -c "import marimo"` and marimo's CLI import cost on the same machine;
+- memory: the resident set of `marimo-engine live open` (peak), of the
+  `marimo edit` server and of each process it starts (the kernel).
 
 Servers run with a private `XDG_STATE_HOME` and are stopped at the end.
 """
@@ -22,7 +26,9 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,18 +108,93 @@ async def measure_round_trips(url: str, session_id: str, repeats: int) -> dict[s
 
 
 def measure_open(folder: Path, env: dict[str, str], runs: int) -> dict[str, Any]:
-    """Open a headless session from nothing `runs` times; return the median and each time."""
+    """Open a headless session from nothing `runs` times; return medians, phases and each time."""
     times = []
+    phases: dict[str, list[float]] = {}
     for i in range(runs):
         notebook = folder / f"open_{i}.py"
         notebook.write_text(NOTEBOOK, encoding="utf-8")
         started = time.perf_counter()
         with open_session(notebook, env=env, startup_timeout_s=120.0) as live:
             elapsed = time.perf_counter() - started
+            for name, seconds in live.open_phases.items():
+                phases.setdefault(name, []).append(seconds)
             with live.sync_client() as client:
                 assert client.execute("print(value)").stdout == "1\n"
         times.append(elapsed)
-    return {"runs": runs, "median_s": statistics.median(times), "each_s": times}
+    return {
+        "runs": runs,
+        "median_s": statistics.median(times),
+        "each_s": times,
+        "phases_median_s": {name: statistics.median(v) for name, v in phases.items()},
+    }
+
+
+def measure_imports(env: dict[str, str], runs: int) -> dict[str, float]:
+    """Median seconds of a fresh interpreter: bare, `import marimo`, marimo's CLI and server."""
+    programs = {
+        "python_s": "pass",
+        "import_marimo_s": "import marimo",
+        "import_marimo_server_s": "import marimo._cli.cli, marimo._server.start",
+    }
+    figures = {}
+    for name, program in programs.items():
+        each = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", program], env=env, check=True)
+            each.append(time.perf_counter() - started)
+        figures[name] = statistics.median(each)
+    return figures
+
+
+def _rss_mib(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def measure_memory(folder: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Resident memory of `live open` (peak) and of the server and its processes (MiB)."""
+    notebook = folder / "memory.py"
+    notebook.write_text(NOTEBOOK, encoding="utf-8")
+    command = [str(Path(sys.executable).parent / "marimo-engine"), "live", "open", "--json"]
+    with subprocess.Popen(
+        [*command, str(notebook)], stdout=subprocess.PIPE, env=env, text=True,
+        start_new_session=True,
+    ) as process:  # fmt: skip
+        try:
+            assert process.stdout is not None
+            info = json.loads(process.stdout.readline())
+            server = int(info["server_pid"])
+            figures = {
+                "live_open_peak_mib": _rss_mib(process.pid, "VmHWM"),
+                "server_mib": _rss_mib(server),
+                "server_children_mib": {
+                    Path(f"/proc/{pid}/cmdline").read_text().split("\0")[-2][-40:]: _rss_mib(pid)
+                    for pid in _children(server)
+                },
+            }
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=120)
+    figures["marimo_total_mib"] = figures["server_mib"] + sum(
+        figures["server_children_mib"].values()
+    )
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         env = {**os.environ, "XDG_STATE_HOME": str(folder / "state")}
         opening = measure_open(folder, env, open_runs)
+        imports = measure_imports(env, open_runs)
+        memory = measure_memory(folder, env)
         notebook = folder / "bench.py"
         notebook.write_text(NOTEBOOK, encoding="utf-8")
         with open_session(notebook, env=env, startup_timeout_s=120.0) as live:
@@ -141,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "execute_pass": trips,
         "open_headless_session": opening,
+        "fresh_interpreter": imports,
+        "memory": memory,
         "target_met": trips["overhead_pct"] <= 5.0,
     }
     print(f"{'measure':<44}{'median':>12}{'p90':>12}")
@@ -154,6 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{'LiveClient overhead (target <= 5 %)':<44}{trips['overhead_pct']:>11.1f}%")
     print(f"{'open a headless session from nothing':<44}{opening['median_s']:>11.2f}s")
+    for name, seconds in opening["phases_median_s"].items():
+        print(f"{'  of which ' + name.removesuffix('_s'):<44}{seconds:>11.2f}s")
+    for name, seconds in imports.items():
+        print(f"{'fresh interpreter: ' + name.removesuffix('_s'):<44}{seconds:>11.2f}s")
+    print(f"{'memory: live open (peak)':<44}{memory['live_open_peak_mib']:>9.1f}MiB")
+    print(f"{'memory: marimo edit server':<44}{memory['server_mib']:>9.1f}MiB")
+    for name, mib in memory["server_children_mib"].items():
+        print(f"{'  child ' + name[-30:]:<44}{mib:>9.1f}MiB")
     print(json.dumps(figures))
     return 0
 

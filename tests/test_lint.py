@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.processes import run_process
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,13 +20,8 @@ def _ruff() -> list[str]:
     return [ruff]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("args", [["check"], ["format", "--check"]], ids=["check", "format"])
 def test_ruff(args: list[str]) -> None:
-    proc = subprocess.run(
-        [*_ruff(), *args, "src", "tests", "benchmarks"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_process([*_ruff(), *args, "src", "tests", "benchmarks"], cwd=REPO, timeout_s=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -15,8 +15,10 @@ them (one line, a hint, exit code 2 for bad input).
       ToolCancelledError    a tool raised CancelledError while the run was not cancelled
       LiveError             the marimo server
         LiveConnectionError
+          LiveSessionEndedError  the kernel died or was restarted: the session is gone
         LiveHTTPError       (status, url)
         StaleCellError      an edit lost a race with the person editing the notebook
+        PersonCellError     an edit or delete of a cell whose code the person wrote
         LiveTimeoutError    a request or kernel run outlived its timeout (the run is interrupted)
         LiveUnsupportedError  the server's marimo lacks `marimo._code_mode`
         LiveSelectionError  no server or session matched, or several did
@@ -43,11 +45,13 @@ __all__ = [
     "LiveHTTPError",
     "LiveKernelError",
     "LiveSelectionError",
+    "LiveSessionEndedError",
     "LiveTimeoutError",
     "LiveUnsupportedError",
     "ModelConfigError",
     "ModelError",
     "ModelLimitError",
+    "PersonCellError",
     "PlanValidationError",
     "StaleCellError",
     "ToolCancelledError",
@@ -190,6 +194,25 @@ class LiveConnectionError(LiveError):
     """The marimo server could not be reached (refused, timed out, dropped)."""
 
 
+class LiveSessionEndedError(LiveConnectionError):
+    """The session's kernel died, stopped or was restarted while the client used it.
+
+    The kernel's variables are gone; whatever call was running has an
+    unknown outcome. Pick or open a session again.
+
+    Attributes:
+        session_id: The session the client was using.
+        reason: `"kernel-stopped"` (the kernel process is not running) or
+            `"session-closed"` (marimo closed the session: a restart, a shutdown,
+            or a kernel that died and was cleaned up).
+    """
+
+    def __init__(self, message: str, *, session_id: str, reason: str) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.reason = reason
+
+
 class LiveHTTPError(LiveError):
     """The marimo server answered with an HTTP error status.
 
@@ -206,6 +229,23 @@ class LiveHTTPError(LiveError):
 
 class StaleCellError(LiveError):
     """An edit lost a race: the cell changed since it was read. Read it again."""
+
+
+class PersonCellError(LiveError):
+    """An edit or delete of a cell whose current code the agent did not write; nothing applied.
+
+    marimo cannot tell that a person is typing in a cell (the browser sends
+    typing only after a pause), so by default the agent changes only cells
+    whose code it wrote itself. Put the change in a new cell, or pass
+    `allow_person_cell=True` when the person asked for this edit.
+
+    Attributes:
+        cell_id: The cell refused.
+    """
+
+    def __init__(self, message: str, *, cell_id: str) -> None:
+        super().__init__(message)
+        self.cell_id = cell_id
 
 
 class LiveTimeoutError(LiveError):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 
 import pytest
 
 import marimo_engine
+from tests.processes import run_process
 
 SPEC_PYTHON_API = [
     "execute_plan",
@@ -83,9 +83,7 @@ def test_import_and_validate_do_not_import_heavy_modules() -> None:
         print(json.dumps({{"problems": len(problems), "bad": len(bad), "loaded": loaded}}))
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
+    result = run_process([sys.executable, "-c", code], timeout_s=60)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {"problems": 0, "bad": 1, "loaded": []}

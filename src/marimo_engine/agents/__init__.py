@@ -5,7 +5,7 @@ Nothing heavy is imported here: pydantic-ai loads when an agent is built.
 
 from __future__ import annotations
 
-from marimo_engine.agents.audit import AUDIT_KINDS, AuditLog, read_audit_log
+from marimo_engine.agents.audit import AUDIT_KINDS, AuditLog, AuditRecords, read_audit_log
 from marimo_engine.agents.events import (
     AgentEvent,
     AgentEventType,
@@ -22,6 +22,7 @@ __all__ = [
     "AgentEventType",
     "AgentResult",
     "AuditLog",
+    "AuditRecords",
     "InterventionCallback",
     "InterventionDecision",
     "InterventionRequest",

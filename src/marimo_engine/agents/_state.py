@@ -42,6 +42,7 @@ class RunState:
     run_usage: Any = None
     pending: list[AgentEvent] = field(default_factory=list)
     seen: dict[int, Any] = field(default_factory=dict)
+    notified: set[str] = field(default_factory=set)
     ended: bool = False
 
     def record(self, kind: str, **fields: Any) -> None:

@@ -29,7 +29,11 @@ __all__ = [
 class AgentEventType(StrEnum):
     """The kinds of event the planner agent emits.
 
-    `PLANNING`: a model request is about to be sent. `PLAN_PROPOSED`: the
+    `PLANNING`: a model request is about to be sent. `MODEL_PROGRESS`: a
+    streamed answer is arriving (`progress` says how much; a few a second at
+    most, and one when the answer is complete). `NOTICE`: something the
+    person should know once, such as a token limit that cannot be enforced
+    because the model reports no usage. `PLAN_PROPOSED`: the
     model returned a plan. `PLAN_REJECTED`: it has problems (sent back to the
     model). `PLAN_ACCEPTED`: it is valid and is about to run. `ENGINE_EVENT`:
     an event of the run, carried in `event`. `REPLAN`: the run failed (or a
@@ -39,6 +43,8 @@ class AgentEventType(StrEnum):
     """
 
     PLANNING = "PLANNING"
+    MODEL_PROGRESS = "MODEL_PROGRESS"
+    NOTICE = "NOTICE"
     PLAN_PROPOSED = "PLAN_PROPOSED"
     PLAN_REJECTED = "PLAN_REJECTED"
     PLAN_ACCEPTED = "PLAN_ACCEPTED"
@@ -65,6 +71,11 @@ class AgentEvent(BaseModel):
             or `None` when no plan ran.
         decision: `INTERVENTION`: `"stop"` or `"replan"`.
         usage: `DONE`: the usage report as JSON (`UsageReport.to_json()`).
+        progress: `MODEL_PROGRESS`: `{"chars": N, "tokens": T,
+            "tokens_estimated": bool, "elapsed_s": S}`: characters of the
+            answer received so far, output tokens (as the provider reported
+            them, else estimated at 4 characters a token), and seconds since
+            the request was sent.
         result: `DONE`: the agent's result (not serialised).
     """
 
@@ -81,6 +92,7 @@ class AgentEvent(BaseModel):
     verdict: Verdict | None = None
     decision: str | None = None
     usage: dict[str, Any] | None = None
+    progress: dict[str, Any] | None = None
     result: Any = Field(default=None, exclude=True)
 
     @field_serializer("plan", when_used="json")

@@ -42,6 +42,7 @@ from marimo_engine.agents.events import (
 )
 from marimo_engine.engine.events import Verdict
 from marimo_engine.errors import ModelConfigError, UsageError
+from marimo_engine.llm.models import DEFAULT_TIMEOUT_S
 from marimo_engine.llm.usage import ModelLimits, UsageTracker
 
 if TYPE_CHECKING:
@@ -73,9 +74,15 @@ class PlannerOptions:
             agent run (all proposals, repairs and replans).
         max_context_chars: Size budget, in characters of JSON, of the context
             given with the goal and of the outputs reported after a failure.
-        stream: Ask the model for streamed responses (server-sent events).
+        stream: Ask the model for streamed responses (server-sent events);
+            `MODEL_PROGRESS` events then say how much of the answer came.
         max_workers: Passed to the engine: steps run at the same time
             (`None`: the engine's default).
+        timeout_s: Seconds one model request may take, from sending it to
+            the last byte of the answer (a whole-request deadline, not a
+            per-read one); past it the request fails as a provider error and
+            the next fallback model is tried. Applies to every model, given
+            as a string or as a pydantic-ai `Model`. `None` sets no deadline.
     """
 
     max_repairs: int = 2
@@ -84,12 +91,20 @@ class PlannerOptions:
     max_context_chars: int = 8_000
     stream: bool = False
     max_workers: int | None = None
+    timeout_s: float | None = DEFAULT_TIMEOUT_S
 
     def __post_init__(self) -> None:
         for name in ("max_repairs", "max_replans"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 0 <= value <= 10:
                 raise UsageError(f"PlannerOptions.{name} is {value!r}; use an integer 0 to 10.")
+        if self.timeout_s is not None and not (
+            isinstance(self.timeout_s, int | float) and self.timeout_s > 0
+        ):
+            raise UsageError(
+                f"PlannerOptions.timeout_s is {self.timeout_s!r}; use a positive number of "
+                "seconds or None."
+            )
         if self.max_context_chars < 200:
             raise UsageError(
                 f"PlannerOptions.max_context_chars is {self.max_context_chars!r}; use 200 or more."
@@ -100,8 +115,10 @@ class PlannerAgent:
     """Turns a goal in words into a plan, runs it, and replans on failure.
 
     Args:
-        model: A model string (`"openai:gpt-4o-mini"`, see `marimo_engine.llm`)
-            or a pydantic-ai `Model` (tests pass `FunctionModel`).
+        model: A model string (`"openai:gpt-4o-mini"`, see `marimo_engine.llm`),
+            `"replay:AUDIT.jsonl"` to answer from the model responses
+            recorded in an audit log (`agents.replay`), or a pydantic-ai
+            `Model` (tests pass `FunctionModel`).
         tools: The tools plans may use: a `ToolRegistry` or a mapping of
             names to callables. Their JSON schemas are what the model sees.
         fallbacks: Models tried in order when the one before fails with a
@@ -111,10 +128,13 @@ class PlannerAgent:
             `None` makes the agent return with `INTERVENTION_NEEDED`.
         audit_path: The JSON lines audit log to append to; `None` for none.
         env: Environment for keys and endpoints; `None` means `os.environ`.
+            Secret values in it (and in `os.environ`) are redacted from
+            error messages and the audit log.
 
     Raises:
         ModelConfigError: A model string is malformed, a provider has no key
-            or endpoint, or a budget is set for a model that cannot be priced.
+            or endpoint, a replayed audit log has no recorded responses, or
+            a budget is set for a model that cannot be priced.
         UsageError: `tools` is not a registry or a mapping of callables.
     """
 
@@ -129,13 +149,17 @@ class PlannerAgent:
         audit_path: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
+        from marimo_engine.agents.replay import is_replay_model, replay_model
         from marimo_engine.llm.models import build_model, describe_model, is_priced
+        from marimo_engine.llm.redaction import secret_values
         from marimo_engine.tools.registry import as_registry
 
         self.options = options or PlannerOptions()
         self.tools = as_registry(tools)
-        self.model = build_model(model, list(fallbacks), env=env)
+        chain = [replay_model(m) if is_replay_model(m) else m for m in (model, *fallbacks)]
+        self.model = build_model(chain[0], chain[1:], env=env, timeout_s=self.options.timeout_s)
         self.model_label = describe_model(self.model)
+        self.secrets = frozenset() if env is None else secret_values(env)
         if self.options.limits.budget_usd is not None and not is_priced(self.model):
             raise ModelConfigError(
                 f"A budget of ${self.options.limits.budget_usd:g} is set but model "
@@ -143,10 +167,13 @@ class PlannerAgent:
             )
         self.on_intervention = on_intervention
         self.audit_path = audit_path
-        self._proposer = Proposer(self._build_agent(), self.tools, self.options, self.model_label)
+        self._proposer = Proposer(
+            self._build_agent(), self.tools, self.options, self.model_label, self.secrets
+        )
 
     def _build_agent(self) -> Any:
         from pydantic_ai import Agent, RunContext, StructuredDict, ToolOutput
+        from pydantic_ai.settings import ModelSettings
 
         output = ToolOutput(
             StructuredDict(_prompts.plan_output_schema()),
@@ -160,6 +187,10 @@ class PlannerAgent:
             instructions=_prompts.instructions(self.tools.schemas()),
             deps_type=object,  # the run's validate function, see _propose
             name="marimo-engine-planner",
+            # The deadline for models passed in as instances too (built ones carry it already).
+            model_settings=None
+            if self.options.timeout_s is None
+            else ModelSettings(request_timeout=self.options.timeout_s),
         )
 
         @agent.output_validator
@@ -223,7 +254,11 @@ class PlannerAgent:
         from pydantic_ai.usage import RunUsage
 
         run_id = f"agent-{uuid.uuid4().hex[:8]}"
-        audit = None if self.audit_path is None else AuditLog(self.audit_path, run_id=run_id)
+        audit = (
+            None
+            if self.audit_path is None
+            else AuditLog(self.audit_path, run_id=run_id, secrets=self.secrets)
+        )
         state = RunState(
             goal=goal,
             run_id=run_id,
@@ -243,6 +278,7 @@ class PlannerAgent:
                     "max_replans": self.options.max_replans,
                     "limits": vars(self.options.limits),
                     "stream": self.options.stream,
+                    "timeout_s": self.options.timeout_s,
                 },
                 context=_prompts.cut_json(context, self.options.max_context_chars),
             )

@@ -4,11 +4,14 @@ Wired into `cli/main.py` through `add_parser(subparsers)` and `run(args)`
 (docs/architecture.md, "marimo_engine.cli"). Nothing heavy is imported at
 module level: pydantic-ai, rich and the engine load when the command runs.
 
-On a terminal the planner's steps are printed one line each, and every plan
-that runs gets the same live step display as `marimo-engine run`
-(`cli/progress.RichProgress`). With `--json`, or when stdout is not a
-terminal, every agent event is one JSON line (engine events nested in
-`event`); the last is `DONE`, with the verdict and the usage report.
+On a terminal the planner's steps are printed one line each, a spinner
+with the seconds waited (and, with `--stream`, the tokens so far) runs
+while the model answers, and every plan that runs gets the same live step
+display as `marimo-engine run` (`cli/progress.RichProgress`). With
+`--json`, or when stdout is not a terminal, every agent event is one JSON
+line (engine events nested in `event`, `MODEL_PROGRESS` events while a
+streamed answer arrives); the last is `DONE`, with the verdict and the
+usage report.
 
 Exit codes: 0 `SUCCESS`, 1 `FAILURE` (including no valid plan, a provider
 error or a usage limit), 3 `INTERVENTION_NEEDED`, 2 bad input or
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from marimo_engine.cli._args import positive_int, whole_number
+from marimo_engine.llm.models import DEFAULT_TIMEOUT_S
 
 if TYPE_CHECKING:
     from marimo_engine.agents.events import AgentEvent, AgentResult
@@ -40,7 +44,9 @@ marimo notebook, and replan when it fails.
 
 Models: openai:NAME (OPENAI_API_KEY; or OPENAI_BASE_URL for an
 OpenAI-compatible server such as vLLM, llama.cpp or LM Studio),
-anthropic:NAME (ANTHROPIC_API_KEY), ollama:NAME (OLLAMA_BASE_URL).
+anthropic:NAME (ANTHROPIC_API_KEY), ollama:NAME (OLLAMA_BASE_URL, ending
+in /v1), or replay:AUDIT.jsonl to answer offline from the model responses
+recorded in an audit log by an earlier run with --audit.
 """
 
 _EPILOG = """\
@@ -52,6 +58,7 @@ examples:
   marimo-engine agent "check the hull and the air" --model openai:gpt-4o-mini
   OPENAI_BASE_URL=http://localhost:8000/v1 marimo-engine agent "GOAL" \\
       --tools mypkg.tools --model openai:qwen2.5-7b --audit agent.jsonl
+  marimo-engine agent "GOAL" --tools mypkg.tools --model replay:agent.jsonl
 """
 
 
@@ -64,6 +71,16 @@ def _dollars(text: str) -> float:
         ) from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected more than 0 US dollars, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds such as 60, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected more than 0 seconds, got {text}")
     return value
 
 
@@ -95,7 +112,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="offer the model only the --tools modules' tools, not the example and data tools",
     )
     parser.add_argument(
-        "--model", required=True, metavar="MODEL", help="such as openai:gpt-4o-mini"
+        "--model",
+        required=True,
+        metavar="MODEL",
+        help="such as openai:gpt-4o-mini, or replay:AUDIT.jsonl",
     )
     parser.add_argument(
         "--fallback",
@@ -128,7 +148,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--max-requests", type=positive_int, default=20, metavar="N", help="model requests"
     )
     parser.add_argument(
-        "--max-tokens", type=positive_int, metavar="N", help="input plus output tokens"
+        "--max-tokens",
+        type=positive_int,
+        metavar="N",
+        help="input plus output tokens (for models that report their usage)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"deadline for each whole model request, then the next --fallback "
+        f"(default {DEFAULT_TIMEOUT_S:g})",
     )
     parser.add_argument(
         "--context",
@@ -180,12 +211,16 @@ def run(args: argparse.Namespace) -> int:
         0 `SUCCESS`, 1 `FAILURE`, 3 `INTERVENTION_NEEDED`, 2 bad input or
         configuration (the message is printed as one line on stderr).
     """
+    import warnings
+
     import pydantic_ai
 
     from marimo_engine.errors import ModelConfigError, UsageError
 
-    # The command owns its output: no first-run banner from pydantic-ai.
+    # The command owns its output: no first-run banner from pydantic-ai, and no raw
+    # warning about a model that omits usage (the planner says it once, as a NOTICE).
     pydantic_ai.BANNER_ENABLED = False
+    warnings.filterwarnings("ignore", category=pydantic_ai.UsageLimitUnavailableWarning)
     try:
         agent, context = _build(args)
     except (ModelConfigError, UsageError) as exc:
@@ -232,6 +267,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, Any]:
             budget_usd=args.budget_usd,
         ),
         stream=bool(args.stream),
+        timeout_s=args.timeout,
     )
     agent = PlannerAgent(
         args.model,
@@ -268,21 +304,57 @@ class _JsonDisplay:
 
 
 class _RichDisplay:
-    """Planner lines, and the `run` command's live step display for each plan that runs."""
+    """Planner lines, a spinner while the model answers, and the `run` command's
+    live step display for each plan that runs."""
 
     def __init__(self, model_label: str, console: Any = None) -> None:
         from rich.console import Console
 
         self.console = console or Console()
+        self.model_label = model_label
         self.progress: Any = None
+        self.waiting: Any = None  # the spinner while a model request is out
+        self._waiting_task: Any = None
         from rich.text import Text
 
         self.console.print(Text.assemble(("planner", "bold"), (f" model {model_label}", "dim")))
+
+    def _start_waiting(self) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._stop_waiting()
+        self.waiting = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}", markup=False),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.waiting.start()
+        self._waiting_task = self.waiting.add_task(f"waiting for {self.model_label}", total=None)
+
+    def _stop_waiting(self) -> None:
+        if self.waiting is not None:
+            self.waiting.stop()
+            self.waiting = None
 
     def handle(self, event: AgentEvent) -> None:
         from marimo_engine.agents.events import AgentEventType as T
         from marimo_engine.engine.events import EventType
 
+        if event.type is T.MODEL_PROGRESS:
+            if self.waiting is None:
+                self._start_waiting()
+            self.waiting.update(self._waiting_task, description=event.msg, refresh=True)
+            if event.progress and event.progress.get("done"):
+                self._stop_waiting()
+                self.console.print(f"  {event.msg}", style="dim", highlight=False, markup=False)
+            return
+        self._stop_waiting()
+        if event.type is T.PLANNING:
+            self._line(event)
+            self._start_waiting()
+            return
         if event.type is T.ENGINE_EVENT and event.event is not None:
             if self.progress is not None:
                 self.progress.handle(event.event)
@@ -317,6 +389,7 @@ class _RichDisplay:
         from marimo_engine.agents.events import AgentEventType as T
 
         style = {
+            T.NOTICE: "yellow",
             T.PLAN_REJECTED: "yellow",
             T.PLAN_ACCEPTED: "green",
             T.REPLAN: "yellow",
@@ -339,6 +412,7 @@ class _RichDisplay:
             )
 
     def close(self) -> None:
+        self._stop_waiting()
         if self.progress is not None:
             self.progress.close()
             self.progress = None

@@ -5,6 +5,11 @@
     marimo-engine live open NOTEBOOK.py        start a headless server and hold a session
     marimo-engine live exec -c CODE | FILE     run code in the kernel, streaming output
     marimo-engine live cells                   the notebook's cells, status and errors
+    marimo-engine live create -c CODE          add a cell (and run it)
+    marimo-engine live edit CELL -c CODE       replace a cell's code (and run it)
+    marimo-engine live run CELL                run a cell and what depends on it
+    marimo-engine live delete CELL             delete a cell
+    marimo-engine live move CELL --after C     move a cell before or after another
     marimo-engine live vars                    the cells' variables: type and short repr
     marimo-engine live describe NAME           a dataframe's shape, columns, sample rows
     marimo-engine live run-plan PLAN.json      run a plan in the live notebook
@@ -114,6 +119,7 @@ def add_parser(subparsers: Any) -> None:
 
     cells = commands.add_parser("cells", help="list the notebook's cells", parents=[select])
     _json_option(cells)
+    _add_cell_commands(commands, select)
 
     vars_ = commands.add_parser("vars", help="list the cells' variables", parents=[select])
     _json_option(vars_)
@@ -144,6 +150,92 @@ def add_parser(subparsers: Any) -> None:
     live.set_defaults(handler=run)
 
 
+def _code_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument("-c", "--code", help="the cell's code")
+    parser.add_argument(
+        "source",
+        nargs="?",
+        metavar="FILE",
+        help="a file holding the code, '-' for stdin" + ("" if required else " (optional)"),
+    )
+
+
+def _add_cell_commands(commands: Any, select: argparse.ArgumentParser) -> None:
+    """Add `create`, `edit`, `run`, `delete` and `move`: one cell operation each."""
+    create = commands.add_parser(
+        "create",
+        help="add a cell to the notebook and run it",
+        parents=[select],
+        description="Add a cell (at the end unless --before/--after) and run it; the person "
+        "sees it appear in the browser.",
+    )
+    _code_options(create, required=True)
+    create.add_argument("--name", help="a Python identifier naming the cell")
+    place = create.add_mutually_exclusive_group()
+    place.add_argument("--before", metavar="CELL", help="insert before this cell (id or name)")
+    place.add_argument("--after", metavar="CELL", help="insert after this cell (id or name)")
+    create.add_argument("--no-run", action="store_true", help="add it without running it")
+    create.add_argument("--hide-code", action="store_true", help="show the code collapsed")
+    _json_option(create)
+
+    edit = commands.add_parser(
+        "edit",
+        help="replace a cell's code and run it (its dependents re-run)",
+        parents=[select],
+        description="Replace the code of CELL (id or name) and run it. Refused when the cell "
+        "changed since the agent last read it, or when its code is the person's "
+        "(--allow-person-cell when they asked for it).",
+    )
+    edit.add_argument("target", metavar="CELL", help="the cell's id or name")
+    _code_options(edit, required=False)
+    edit.add_argument("--name", help="rename the cell")
+    edit.add_argument("--no-run", action="store_true", help="do not run it afterwards")
+    edit.add_argument(
+        "--allow-person-cell",
+        action="store_true",
+        help="edit a cell whose code the person wrote (they may be typing in it)",
+    )
+    edit.add_argument(
+        "--force", action="store_true", help="skip every check and overwrite the person's changes"
+    )
+    _json_option(edit)
+
+    run_ = commands.add_parser(
+        "run",
+        help="run a cell and, reactively, what depends on it",
+        parents=[select],
+        description="Run CELL (id or name); its dependents re-run. Console output streams.",
+    )
+    run_.add_argument("target", metavar="CELL", help="the cell's id or name")
+    run_.add_argument(
+        "--timeout", type=float, metavar="S", help="interrupt the run after S seconds"
+    )
+    _json_option(run_)
+
+    delete = commands.add_parser(
+        "delete", help="delete a cell", parents=[select], description="Delete CELL (id or name)."
+    )
+    delete.add_argument("target", metavar="CELL", help="the cell's id or name")
+    delete.add_argument(
+        "--allow-person-cell",
+        action="store_true",
+        help="delete a cell whose code the person wrote",
+    )
+    _json_option(delete)
+
+    move = commands.add_parser(
+        "move",
+        help="move a cell before or after another",
+        parents=[select],
+        description="Move CELL before or after another cell (order only; nothing re-runs).",
+    )
+    move.add_argument("target", metavar="CELL", help="the cell's id or name")
+    where = move.add_mutually_exclusive_group(required=True)
+    where.add_argument("--before", metavar="CELL", help="move it before this cell")
+    where.add_argument("--after", metavar="CELL", help="move it after this cell")
+    _json_option(move)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run a parsed `live` command and return its exit code.
 
@@ -154,7 +246,8 @@ def run(args: argparse.Namespace) -> int:
     if command is None:
         print(
             "error: say what to do: marimo-engine live "
-            "{servers,sessions,open,exec,cells,vars,describe,run-plan}",
+            "{servers,sessions,open,exec,cells,create,edit,run,delete,move,vars,describe,"
+            "run-plan}",
             file=sys.stderr,
         )
         return BAD_INPUT
@@ -180,7 +273,7 @@ def _report(exc: Exception, *, debug: bool) -> int:
 
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
-    message = " ".join(str(exc).split()) or type(exc).__name__
+    message = cli_wording(" ".join(str(exc).split()) or type(exc).__name__)
     if isinstance(exc, PlanValidationError):
         from marimo_engine.cli.output import print_problems
 
@@ -195,6 +288,37 @@ def _report(exc: Exception, *, debug: bool) -> int:
     hint = "" if debug else " (run again with --debug for the traceback)"
     print(f"error: unexpected {type(exc).__name__}: {message}{hint}", file=sys.stderr)
     return FAILURE
+
+
+_PYTHON_TO_CLI = (
+    (r"\ballow_remote=True\b", "--allow-remote"),
+    (r"\ballow_person_cell=True\b", "--allow-person-cell"),
+    (r"\bforce=True\b", "--force"),
+    (r"\bsession_id=", "--session "),
+    (r"\b(url|port|file|token)=", r"--\1 "),
+    (r"\b(open_timeout_s|startup_timeout_s)\b", "--startup-timeout"),
+    (r"\b(run_)?timeout_s\b", "--timeout"),
+    (r"\bopen_session\(\)", "'marimo-engine live open'"),
+    (r"\bcells\(\)", "'marimo-engine live cells'"),
+    (r"\bcreate_cell\b", "'marimo-engine live create'"),
+    (r"\blist_sessions\(url\)", "'marimo-engine live sessions'"),
+)
+
+
+def cli_wording(message: str) -> str:
+    """Reword an error written for Python callers for the command line.
+
+    Python argument names become the flags that set them (`url=` ->
+    `--url`, `timeout_s` -> `--timeout`, `allow_remote=True` ->
+    `--allow-remote`), calls become commands, and `(CLI: ...)` asides, now
+    redundant, are dropped.
+    """
+    import re
+
+    message = re.sub(r"\s*\(CLI: [^)]*\)", "", message)
+    for pattern, replacement in _PYTHON_TO_CLI:
+        message = re.sub(pattern, replacement, message)
+    return re.sub(r" +([,.;)])", r"\1", re.sub(r"  +", " ", message))
 
 
 def _client(args: argparse.Namespace) -> LiveClientSync:
@@ -258,7 +382,9 @@ def _sessions(args: argparse.Namespace) -> int:
     if not rows:
         print("no open sessions; open one with 'marimo-engine live open NOTEBOOK.py'")
     for row in rows:
-        print(f"{row['url']}  {row['session_id']}  {row['path'] or row['filename'] or '(unsaved)'}")
+        where = row["path"] or row["filename"] or "(unsaved)"
+        stable = f"  (stable id {row['stable_id']})" if row["stable_id"] else ""
+        print(f"{row['url']}  {row['session_id']}  {where}{stable}")
     return OK
 
 
@@ -338,18 +464,10 @@ def _read_code(args: argparse.Namespace) -> str:
 
 def _exec(args: argparse.Namespace) -> int:
     code = _read_code(args)
-
-    def forward(chunk: Any) -> None:
-        stream = sys.stdout if chunk.channel == "stdout" else sys.stderr
-        stream.write(chunk.text)
-        stream.flush()
-
     with _client(args) as client:
-        result = client.execute(
-            code, on_output=None if args.json else forward, timeout_s=args.timeout
-        )
+        result = client.execute(code, on_output=_forward(args), timeout_s=args.timeout)
     if args.json:
-        _print_json(result.model_dump())
+        _print_json({**result.model_dump(), "output_text": result.output_text})
     elif result.success and result.output_text:
         print(result.output_text)
     return OK if result.success else FAILURE
@@ -371,6 +489,101 @@ def _cells(args: argparse.Namespace) -> int:
         if cell.output:
             print(f"    => {cell.output[:200]}")
     return OK
+
+
+def _print_batch(args: argparse.Namespace, batch: Any, verb: str) -> int:
+    """Print what one cell operation did; exit 1 when the cell ended with errors."""
+    change = batch.changes[0]
+    failed = bool(change.errors) or change.status in ("exception", "marimo-error")
+    failed = failed or not batch.execution.success
+    if args.json:
+        _print_json({**change.model_dump(), "execution": batch.execution.model_dump()})
+        return FAILURE if failed else OK
+    status = f"  {change.status}" if change.status else ""
+    print(f"{verb} cell {change.cell_id}{status}")
+    for error in change.errors:
+        print(f"  ! {error}", file=sys.stderr)
+    if not batch.execution.success and not change.errors and batch.execution.error:
+        print(batch.execution.error, file=sys.stderr)
+    return FAILURE if failed else OK
+
+
+def _forward(args: argparse.Namespace) -> Any:
+    """Stream console chunks to our stdout/stderr unless --json collects them."""
+    if getattr(args, "json", False):
+        return None
+
+    def forward(chunk: Any) -> None:
+        stream = sys.stdout if chunk.channel == "stdout" else sys.stderr
+        stream.write(chunk.text)
+        stream.flush()
+
+    return forward
+
+
+def _create(args: argparse.Namespace) -> int:
+    from marimo_engine.live.protocol import CreateCell
+
+    op = CreateCell(
+        code=_read_code(args),
+        name=args.name,
+        before=args.before,
+        after=args.after,
+        run=not args.no_run,
+        hide_code=args.hide_code,
+    )
+    with _client(args) as client:
+        batch = client.apply([op], on_output=_forward(args))
+    return _print_batch(args, batch, "created")
+
+
+def _edit(args: argparse.Namespace) -> int:
+    from marimo_engine.errors import UsageError
+    from marimo_engine.live.protocol import EditCell
+
+    if args.code is None and args.source is None:
+        if args.name is None:
+            raise UsageError("Nothing to change: pass -c CODE, a FILE, '-' or --name NAME.")
+        code = None
+    else:
+        code = _read_code(args)
+    op = EditCell(
+        target=args.target,
+        code=code,
+        name=args.name,
+        run=not args.no_run,
+        allow_person_cell=args.allow_person_cell,
+    )
+    with _client(args) as client:
+        batch = client.apply([op], force=args.force, on_output=_forward(args))
+    return _print_batch(args, batch, "edited")
+
+
+def _run_cell(args: argparse.Namespace) -> int:
+    from marimo_engine.live.protocol import RunCell
+
+    with _client(args) as client:
+        batch = client.apply(
+            [RunCell(target=args.target)], on_output=_forward(args), timeout_s=args.timeout
+        )
+    return _print_batch(args, batch, "ran")
+
+
+def _delete(args: argparse.Namespace) -> int:
+    from marimo_engine.live.protocol import DeleteCell
+
+    op = DeleteCell(target=args.target, allow_person_cell=args.allow_person_cell)
+    with _client(args) as client:
+        batch = client.apply([op])
+    return _print_batch(args, batch, "deleted")
+
+
+def _move(args: argparse.Namespace) -> int:
+    from marimo_engine.live.protocol import MoveCell
+
+    with _client(args) as client:
+        batch = client.apply([MoveCell(target=args.target, before=args.before, after=args.after)])
+    return _print_batch(args, batch, "moved")
 
 
 def _vars(args: argparse.Namespace) -> int:
@@ -442,6 +655,11 @@ _HANDLERS = {
     "open": _open,
     "exec": _exec,
     "cells": _cells,
+    "create": _create,
+    "edit": _edit,
+    "run": _run_cell,
+    "delete": _delete,
+    "move": _move,
     "vars": _vars,
     "describe": _describe,
     "run-plan": _run_plan,

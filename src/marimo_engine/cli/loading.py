@@ -72,6 +72,8 @@ def read_plan(argument: str, *, stdin: Any = None) -> LoadedPlan:
     Raises:
         UsageError: The file is missing, a folder, unreadable, not UTF-8, or
             not JSON (the message has the line and column); an unknown example.
+        PlanValidationError: The JSON is nested too deeply to read (an
+            `invalid_plan` problem, as validation reports it).
     """
     if argument.startswith(EXAMPLE_PREFIX):
         from marimo_engine.examples import load_example
@@ -113,6 +115,11 @@ def _parse_json(text: str, source: str) -> Any:
             f"Plan file {source!r} is not valid JSON: {exc.msg} at line {exc.lineno}, "
             f"column {exc.colno}; a plan is a JSON object with 'steps'."
         ) from exc
+    except RecursionError:  # past the plan language's nesting limit: a validation problem
+        from marimo_engine.errors import PlanValidationError
+        from marimo_engine.plans.schema import too_deep_to_read_problem
+
+        raise PlanValidationError([too_deep_to_read_problem()]) from None
 
 
 def default_registry() -> ToolRegistry:

@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from enum import IntEnum
 
 from marimo_engine.cli._args import positive_int
+from marimo_engine.cli._streams import debug_log_to_stderr, quiet_when_reader_gone
+from marimo_engine.cli.output import silence_stream
 
 __all__ = ["ExitCode", "build_parser", "main"]
 
@@ -238,6 +240,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return ExitCode.BAD_INPUT
+    with quiet_when_reader_gone(), debug_log_to_stderr(enabled=debug):
+        return _run_handler(handler, args, debug=debug)
+
+
+def _run_handler(
+    handler: Callable[[argparse.Namespace], int], args: argparse.Namespace, *, debug: bool
+) -> int:
     try:
         return int(handler(args))
     except KeyboardInterrupt:
@@ -250,10 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             os._exit(ExitCode.INTERRUPTED)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
-        # The reader of stdout went away (`marimo-engine tools | head`): stop
-        # quietly, and keep Python from complaining when it flushes at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # Written past the guard (to a raw file descriptor, say): the same quiet end.
+        silence_stream(sys.stdout)
         return ExitCode.FAILURE
     except Exception as exc:
         return _report_error(exc, debug=debug)

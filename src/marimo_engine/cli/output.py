@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from marimo_engine.plans.problems import Problem
 
-__all__ = ["format_problem", "print_problems", "write_text_atomic"]
+__all__ = ["format_problem", "print_problems", "silence_stream", "write_text_atomic"]
 
 
 def format_problem(problem: Problem) -> str:
@@ -51,6 +51,24 @@ def print_problems(
     print(f"error: {where}has {count} {noun}; nothing was run:", file=stream)
     for problem in problems:
         print(f"  {format_problem(problem)}", file=stream)
+
+
+def silence_stream(stream: object) -> None:
+    """Point `stream`'s file descriptor at `os.devnull`, after its reader went away.
+
+    Python flushes `sys.stdout` at exit; with the reader of a pipe gone that
+    flush would print "Exception ignored ... BrokenPipeError". A stream with
+    no file descriptor (a `StringIO`) is left as it is.
+    """
+    try:
+        fileno = stream.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fileno)
+    finally:
+        os.close(devnull)
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:

@@ -15,7 +15,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from marimo_engine.cli.run_state import ProgressModel, StepLine, StepState, summarize_output
+from marimo_engine.cli.output import silence_stream
+from marimo_engine.cli.run_state import (
+    ProgressModel,
+    StepLine,
+    StepState,
+    describe_value,
+    summarize_output,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -30,6 +37,8 @@ __all__ = [
     "RichProgress",
     "StepLine",
     "StepState",
+    "describe_value",
+    "render_progress",
     "render_steps",
     "render_summary",
     "summarize_output",
@@ -69,7 +78,7 @@ class JsonLinesProgress:
             # end (FINISH), the lines go nowhere, and Python must not
             # complain about the pipe when it flushes stdout at exit.
             self.is_broken = True
-            _silence(self._stream)
+            silence_stream(self._stream)
 
     def close(self) -> None:
         """Flush the stream."""
@@ -78,19 +87,7 @@ class JsonLinesProgress:
                 self._stream.flush()
             except BrokenPipeError:
                 self.is_broken = True
-                _silence(self._stream)
-
-
-def _silence(stream: TextIO) -> None:
-    import os
-
-    try:
-        fileno = stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fileno)
-    os.close(devnull)
+                silence_stream(self._stream)
 
 
 _ICONS = {
@@ -205,7 +202,11 @@ def render_steps(
 
 
 def render_summary(model: ProgressModel) -> RenderableType:
-    """Return the rich renderable of the final summary: verdict, duration, findings."""
+    """Return the rich renderable of the final summary.
+
+    The verdict and duration, then the condition that stopped the run with
+    the values it saw, then every key finding with its values, then errors.
+    """
     from rich.console import Group
     from rich.panel import Panel
     from rich.text import Text
@@ -218,33 +219,65 @@ def render_summary(model: ProgressModel) -> RenderableType:
     counts = model.counts()
     head.append(", ".join(f"{n} {state.value}" for state, n in counts.items()))
     parts: list[Any] = [head]
+    # What a person must read first: why the run stopped, and the findings' values.
+    stopped = model.intervention_text()
+    if stopped is not None:
+        parts.append(Text(f"stopped for a person: {stopped}", style="bold yellow"))
+    if model.key_findings:
+        parts.append(Text("key findings:", style="bold magenta"))
+        for step_id, output in model.key_findings.items():
+            parts.append(Text(f"  {step_id}: {describe_value(output)}", style="magenta"))
     if model.plan_error:
         parts.append(Text(f"error: {model.plan_error}", style="red"))
     for line in model.steps.values():
         if line.state is StepState.FAILED:
             parts.append(Text(f"error in step {line.step_id!r}: {line.note}", style="red"))
-    if model.intervention is not None:
-        step_id, expression = model.intervention
-        parts.append(
-            Text(
-                f"stopped for a person: step {step_id!r}, intervention_if {expression!r} was true",
-                style="yellow",
-            )
-        )
-    if model.key_findings:
-        parts.append(Text("key findings:", style="bold magenta"))
-        for step_id, output in model.key_findings.items():
-            parts.append(Text(f"  {step_id}: {summarize_output(output, 300)}", style="magenta"))
     return Panel(Group(*parts), title=model.title, title_align="left", border_style=style)
+
+
+def render_progress(model: ProgressModel, now: float | None = None) -> RenderableType:
+    """Return the rich renderable of the overall progress: a bar, N/M steps, counts.
+
+    For example `━━━━━━━━━╸━━━━━━━━  1234/3000 steps · 2 running · 1 failed · 12.3 s`.
+
+    Args:
+        model: The run's state.
+        now: `time.monotonic()` for the elapsed seconds.
+    """
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    total = len(model.steps)
+    finished = model.finished_count
+    counts = model.counts()
+    detail = Text(f"{finished}/{total} steps", style="bold")
+    for state in (StepState.RUNNING, StepState.RETRYING, StepState.FAILED, StepState.SKIPPED):
+        if counts.get(state):
+            style = _ICONS.get(state, ("", "cyan"))[1]
+            detail.append(f" · {counts[state]} {state.value}", style=style)
+    detail.append(f" · {model.elapsed_s(now):.1f} s", style="dim")
+    row = Table.grid(padding=(0, 2))
+    row.add_column(width=40, no_wrap=True)
+    row.add_column(no_wrap=True, overflow="ellipsis")
+    row.add_row(ProgressBar(total=max(total, 1), completed=finished, width=40), detail)
+    return row
 
 
 class RichProgress:
     """Live progress on a terminal with rich: step lines while running, then a summary.
 
+    Events only change the model (`handle` costs microseconds); rich redraws
+    the view from its own thread `refresh_per_second` times a second, so a
+    long plan of fast steps runs about as fast as with `--json`. The view
+    stays within the terminal's height: running, retrying and failed steps
+    and key findings first, then the steps that finished last, a line
+    counting the others by state, and an overall N/M progress bar.
+
     Args:
         model: The run's state, usually `ProgressModel.from_plan(plan)`.
         console: The rich console; `None` makes one on stdout.
-        refresh_per_second: How often the spinner and elapsed seconds redraw.
+        refresh_per_second: How often the view redraws.
     """
 
     def __init__(
@@ -274,20 +307,25 @@ class RichProgress:
         self._live.start()
 
     def _render(self) -> RenderableType:
-        # Room for the header, the live frame's margins and key findings.
-        max_rows = max(self.console.height - 4 - 2 * len(self.model.key_findings), 5)
+        from rich.console import Group
+
+        # Room for the header, the progress bar, the live frame's margins and
+        # key findings.
+        max_rows = max(self.console.height - 5 - 2 * len(self.model.key_findings), 5)
         with self._lock:
-            return render_steps(self.model, max_rows=max_rows)
+            now = time.monotonic()
+            return Group(
+                render_steps(self.model, now, max_rows=max_rows),
+                render_progress(self.model, now),
+            )
 
     def handle(self, event: Event) -> None:
-        """Fold the event into the model and redraw."""
+        """Fold the event into the model; the next frame shows it."""
         with self._lock:
             self.model.apply(event)
-        if self._live is not None:
-            self._live.refresh()
 
     def close(self) -> None:
-        """Stop the live display (its last frame stays) and print the summary."""
+        """Draw the last frame, stop the live display and print the summary."""
         if self._live is None:
             return
         live, self._live = self._live, None

@@ -9,7 +9,10 @@ as a chart, a mapping as a JSON tree. The outputs are handed to the notebook
 pickled, so that the report shows this run's values rather than a re-run's.
 `marimo export html` (in a subprocess, with the `--tools` folders on
 `PYTHONPATH` so that tool-defined output types unpickle) runs the notebook
-and writes the HTML under a temporary name, which is then renamed into place.
+and writes the HTML under a temporary name; marimo's frontend, which that
+page would load from a public CDN, is then put inside it
+(`cli/_offline_html.py`), so that the report renders with no network, and
+the file is renamed into place.
 An output that cannot be pickled is shown in its JSON form
 (`marimo_engine._json`), and so is one that fails to unpickle.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import tempfile
@@ -27,12 +31,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from marimo_engine._json import to_jsonable
+from marimo_engine.cli.run_state import StepState, describe_value
 from marimo_engine.errors import EngineError
 
 if TYPE_CHECKING:
     from marimo_engine.cli.run_state import ProgressModel
 
-__all__ = ["ReportError", "render_report_notebook", "write_html_report"]
+__all__ = [
+    "ReportError",
+    "plain_integer_columns",
+    "present_output",
+    "render_report_notebook",
+    "write_html_report",
+]
 
 EXPORT_TIMEOUT_S = 600.0
 """Seconds `marimo export html` may take before the report is abandoned."""
@@ -43,7 +54,10 @@ class ReportError(EngineError):
 
 
 def _markdown_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("`", "\\`").replace("*", "\\*").replace("_", "\\_")
+    """Text shown as itself in marimo's markdown: no emphasis, code, math or HTML."""
+    for char in "\\`*_$[]":
+        text = text.replace(char, "\\" + char)
+    return text.replace("<", "&lt;")
 
 
 def _header_markdown(model: ProgressModel, notebook: str | None) -> str:
@@ -57,17 +71,25 @@ def _header_markdown(model: ProgressModel, notebook: str | None) -> str:
         f"{len(model.steps)} steps: {counts}",
         "",
     ]
-    if model.plan_error:
-        lines += [f"**Error:** {_markdown_escape(model.plan_error)}", ""]
+    # What a person must read first: why the run stopped, and the findings' values.
     if model.intervention is not None:
         step_id, expression = model.intervention
+        seen = ", ".join(
+            f"`{ref}` = {_markdown_escape(describe_value(value, 80))}"
+            for ref, value in model.intervention_values.items()
+        )
         lines += [
-            f"**Stopped for a person** at step `{step_id}`: `intervention_if` "
-            f"`{expression}` was true.",
+            f"**✋ Stopped for a person** at step `{step_id}`: `intervention_if` "
+            f"`{expression}` was true" + (f", with {seen}." if seen else "."),
             "",
         ]
     if model.key_findings:
-        lines += ["**Key findings:** " + ", ".join(f"`{s}`" for s in model.key_findings), ""]
+        lines += ["**Key findings**", ""]
+        for step_id, output in model.key_findings.items():
+            lines.append(f"- `{step_id}`: {_markdown_escape(describe_value(output))}")
+        lines.append("")
+    if model.plan_error:
+        lines += [f"**Error:** {_markdown_escape(model.plan_error)}", ""]
     if notebook:
         lines += [
             "The marimo notebook of this run is at the end of the report; "
@@ -124,14 +146,17 @@ def render_report_notebook(
         "    from pathlib import Path\n"
         "\n"
         "    import marimo as mo\n"
+        "    from marimo_engine.cli.report import present_output\n"
         "\n"
         f"    _payload = pickle.loads(Path({payload_path!r}).read_bytes())\n"
         "\n"
         "    def show(step_id):\n"
-        "        entry = _payload[step_id]\n"
+        "        entry = _payload.get(step_id)\n"
+        "        if entry is None:\n"
+        "            return mo.md('*(no output)*')\n"
         "        if entry['pickle'] is not None:\n"
         "            try:\n"
-        "                return pickle.loads(entry['pickle'])\n"
+        "                return present_output(pickle.loads(entry['pickle']))\n"
         "            except Exception:\n"
         "                pass\n"
         "        return entry['json']\n"
@@ -140,7 +165,7 @@ def render_report_notebook(
     ]
     for step_id, line in model.steps.items():
         cells.append(_cell(f"mo.md({_step_markdown(model, step_id)!r})", ["mo"]))
-        if line.state.value == "done":
+        if line.state in (StepState.DONE, StepState.INTERVENTION):
             cells.append(_cell(f"show({step_id!r})", ["show"]))
     if notebook:
         code = f"```python\n{notebook}\n```"
@@ -156,6 +181,58 @@ def render_report_notebook(
         f"app = marimo.App(width='medium', app_title={title})\n\n\n"
         + "\n\n".join(cells)
         + '\n\nif __name__ == "__main__":\n    app.run()\n'
+    )
+
+
+_PLAIN_WORDS = frozenset({"year", "years", "yr", "id", "ids", "uid", "uuid"})
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+
+
+def plain_integer_columns(frame: object) -> list[str]:
+    """Return the integer columns of a table that are years or ids, in column order.
+
+    A column qualifies when its type is an integer type and a word of its name
+    (split at `_`, `-`, spaces and camelCase) is `year`, `yr`, `id`, `uid` or
+    `uuid`: `year`, `wettest_year`, `sensor_id`, `userId`. These are labels,
+    not quantities, and read wrong with thousands separators (`2,012`).
+
+    Args:
+        frame: A pandas or polars DataFrame (anything narwhals reads).
+
+    Returns:
+        The column names; `[]` for anything that is not such a table.
+    """
+    import narwhals as nw
+
+    try:
+        schema = nw.from_native(frame, eager_only=True).schema
+    except TypeError:
+        return []
+    return [
+        str(name)
+        for name, dtype in schema.items()
+        if dtype.is_integer()
+        and any(word.lower() in _PLAIN_WORDS for word in _WORD.findall(str(name)))
+    ]
+
+
+def present_output(value: object) -> object:
+    """Return what the report shows for a step output.
+
+    A table whose columns include years or ids (`plain_integer_columns`)
+    becomes marimo's table widget with those columns written as plain digits;
+    anything else is returned unchanged, for marimo's own formatter.
+    """
+    columns = plain_integer_columns(value)
+    if not columns:
+        return value
+    import marimo as mo
+
+    return mo.ui.table(
+        value,
+        selection=None,
+        pagination=None,
+        format_mapping={column: str for column in columns},
     )
 
 
@@ -191,11 +268,13 @@ def write_html_report(
         timeout_s: Seconds to wait for the export.
 
     Returns:
-        The destination path.
+        The destination path: one self-contained HTML file (marimo's
+        frontend inside, about 10 MB) that renders with no network.
 
     Raises:
-        ReportError: The folder does not exist, or the export failed or
-            timed out (the message carries marimo's last error line).
+        ReportError: The folder does not exist, the export failed or
+            timed out (the message carries marimo's last error line), or
+            marimo's frontend files do not match the exported page.
     """
     target = Path(destination).expanduser().resolve()
     if not target.parent.is_dir():
@@ -246,6 +325,10 @@ def write_html_report(
                 lines = (completed.stderr or completed.stdout or "").strip().splitlines()
                 last = lines[-1] if lines else f"exit code {completed.returncode}"
                 raise ReportError(f"marimo export html failed for the report: {last}")
+            from marimo_engine.cli._offline_html import inline_frontend_assets
+
+            page = Path(temporary).read_text(encoding="utf-8")
+            Path(temporary).write_text(inline_frontend_assets(page), encoding="utf-8")
             os.chmod(temporary, 0o644)
             os.replace(temporary, target)
         except subprocess.TimeoutExpired as exc:

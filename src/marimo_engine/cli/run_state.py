@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from marimo_engine.engine.events import ErrorInfo, Event
     from marimo_engine.plans.schema import Plan
 
-__all__ = ["ProgressModel", "StepLine", "StepState", "summarize_output"]
+__all__ = ["ProgressModel", "StepLine", "StepState", "describe_value", "summarize_output"]
 
 _SUMMARY_CHARS = 100
 
@@ -110,6 +110,41 @@ def summarize_output(value: object, limit: int = _SUMMARY_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def describe_value(value: object, limit: int = 300) -> str:
+    """Return a step output as a person reads it on one line: names with their values.
+
+    Args:
+        value: Any output. A mapping or model (its JSON form) gives
+            `level = 14.2, status = 'critical'` (nested values as compact
+            JSON); a table or chart gives `summarize_output`'s line; a plain
+            value its JSON text (`14.2`, `'critical'`).
+        limit: The most characters to return.
+
+    Returns:
+        One line of at most `limit` characters. Integers keep their digits
+        (`2012`, never `2,012`).
+    """
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple) or type(value).__module__.startswith("altair"):
+        return summarize_output(value, limit)
+    jsonable = to_jsonable(value)
+    if isinstance(jsonable, dict) and jsonable:
+        text = ", ".join(f"{key} = {_scalar_text(item)}" for key, item in jsonable.items())
+    else:
+        text = _scalar_text(jsonable)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _scalar_text(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
 @dataclass
 class ProgressModel:
     """The state of a run as far as its events tell, step by step.
@@ -123,6 +158,9 @@ class ProgressModel:
         plan_error: An error not tied to a step (an invalid plan).
         key_findings: Step id to output, for completed key-finding steps.
         intervention: `(step_id, expression)` when the run stopped for a person.
+        intervention_values: The values of the references in that
+            expression when it was true, keyed by reference text
+            (`{"$o2.level": 14.2}`); empty when they cannot be resolved.
     """
 
     plan_id: str
@@ -133,6 +171,7 @@ class ProgressModel:
     plan_error: str | None = None
     key_findings: dict[str, Any] = field(default_factory=dict)
     intervention: tuple[str, str] | None = None
+    intervention_values: dict[str, Any] = field(default_factory=dict)
     _started_at: float = field(default_factory=time.monotonic)
     _finished: int = 0
 
@@ -148,6 +187,11 @@ class ProgressModel:
                 is_key_finding=bool(step.key_finding),
             )
         return model
+
+    @property
+    def finished_count(self) -> int:
+        """How many steps have finished: done, skipped or failed."""
+        return self._finished
 
     def elapsed_s(self, now: float | None = None) -> float:
         """Seconds since the model was made, or the run's duration once finished."""
@@ -181,7 +225,7 @@ class ProgressModel:
             self._finish(line)
             if event.key_finding or line.is_key_finding:
                 line.is_key_finding = True
-                line.finding = summarize_output(event.output, 300)
+                line.finding = describe_value(event.output)
                 self.key_findings[line.step_id] = event.output
         elif kind is EventType.STEP_SKIPPED and line is not None:
             line.state, line.note = StepState.SKIPPED, event.reason or event.msg
@@ -196,6 +240,9 @@ class ProgressModel:
         elif kind is EventType.INTERVENTION_NEEDED and line is not None:
             line.state, line.note = StepState.INTERVENTION, event.expression or event.msg
             self.intervention = (line.step_id, event.expression or "")
+            self.intervention_values = self._reference_values(
+                event.expression or "", line.step_id, event.output
+            )
         elif kind is EventType.FINISH:
             self.verdict = event.verdict.value if event.verdict is not None else None
             self.duration_s = (
@@ -206,6 +253,49 @@ class ProgressModel:
                     step.state = StepState.CANCELLED
                 elif step.state is StepState.WAITING:
                     step.state = StepState.NOT_RUN
+
+    def _reference_values(self, expression: str, step_id: str, output: object) -> dict[str, Any]:
+        """What each reference of a fired `intervention_if` named, for the person reading."""
+        from marimo_engine.errors import EngineError
+        from marimo_engine.plans.expressions import parse_expression
+        from marimo_engine.plans.references import resolve_reference
+
+        outputs = {
+            line.step_id: line.output
+            for line in self.steps.values()
+            if line.state in (StepState.DONE, StepState.INTERVENTION)
+        }
+        if output is not None:
+            outputs[step_id] = output
+        try:
+            references = parse_expression(expression).references
+        except EngineError:
+            return {}
+        values: dict[str, Any] = {}
+        for reference in references:
+            try:
+                values[reference.text] = resolve_reference(reference, outputs)
+            except EngineError:
+                continue
+        return values
+
+    def intervention_text(self) -> str | None:
+        """One line saying which condition stopped the run and what it saw, or `None`.
+
+        For example `step 'o2': intervention_if $o2.level < 15 was true
+        ($o2.level = 14.2)`.
+        """
+        if self.intervention is None:
+            return None
+        step_id, expression = self.intervention
+        text = f"step {step_id!r}: intervention_if {expression} was true"
+        if self.intervention_values:
+            seen = ", ".join(
+                f"{ref} = {describe_value(value, 80)}"
+                for ref, value in self.intervention_values.items()
+            )
+            text += f" ({seen})"
+        return text
 
     def _finish(self, line: StepLine) -> None:
         self._finished += 1

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import heapq
 import inspect
+import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -38,6 +39,8 @@ from marimo_engine.engine.runtime import (
     started_message,
 )
 from marimo_engine.errors import EngineError, PlanValidationError, UsageError
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from marimo_engine.engine.compiler import NotebookIR
@@ -399,6 +402,7 @@ class _Run:
             return call_tool(tool.function, kwargs, is_async=tool.is_async, run_in_thread=pool.run)
 
         async def on_retry(attempt: int, error: BaseException) -> None:
+            _log.debug("Step %r will retry after: %r", step_id, error, exc_info=error)
             await self.emit(
                 EventType.STEP_RETRY,
                 retry_message(step_id, error, attempt, step.retries),
@@ -453,6 +457,9 @@ class _Run:
         self, step_id: str, exc: BaseException, *, attempt: int | None, started: float | None
     ) -> None:
         info = ErrorInfo.from_exception(exc, step_id=step_id)
+        # The event carries type and message; the traceback goes to the log
+        # (`marimo-engine --debug` shows it).
+        _log.debug("Step %r failed: %s", step_id, info.type, exc_info=exc)
         self._failed.add(step_id)
         if self.error is None:
             self.error = info

@@ -34,6 +34,14 @@ What the engine runs and what the file holds come from the same `NotebookIR`
 Step ids that are not Python identifiers, or that would clash with Python
 keywords, builtins, names of the setup cell or each other, are mapped to safe
 variable names deterministically (`safe_variable_names`).
+
+Every string that comes from the plan (its id, title, step ids, tool names,
+descriptions, expressions, arguments, the plan's JSON) is written into the
+source by one function, `python_string`, as a string literal that evaluates
+to exactly that text: never into a comment, never by an f-string. Whatever
+a string holds (newlines, `\r`, NUL, quotes, backslashes, lone surrogates),
+it stays data. Names written as code (variables, imports) are Python
+identifiers by construction.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ __all__ = [
     "NotebookIR",
     "compile_plan",
     "plan_to_notebook",
+    "python_string",
     "render_notebook",
     "safe_variable_names",
 ]
@@ -166,6 +175,56 @@ def safe_variable_names(
     return names
 
 
+def python_string(text: str, *, block: bool = False) -> str:
+    """Return a Python string literal whose value is exactly `text`; plan text enters source so.
+
+    Whatever `text` holds (newlines, `\\r`, NUL, quotes, backslashes, lone
+    surrogates, U+2028), the literal is one inert expression: it cannot end
+    early, and it is valid UTF-8 source.
+
+    Args:
+        text: Any string (a `str` subclass is read as its plain `str` value).
+        block: Allow the readable multi-line form `r\"\"\"...\"\"\"`, used when
+            every line is printable and the text has no `\"\"\"`, and does not
+            end with `\"` or a backslash. Its value has a newline added at
+            each end, so use it only where surrounding whitespace does not
+            matter (Markdown, JSON). Without `block`, or when the text does
+            not qualify, the literal is `repr`'s: one line, with every
+            character that is not printable escaped (`\\n`, `\\x00`, `\\ud800`).
+
+    Returns:
+        The literal's source text. With `block=False` it never holds a line
+        break, so it may also stand in a comment.
+    """
+    text = str.__str__(text)
+    if block and _is_plain_block(text):
+        return 'r"""\n' + text + '\n"""'
+    return str.__repr__(text)
+
+
+def _is_plain_block(text: str) -> bool:
+    if '"""' in text or text.endswith(('"', "\\")):
+        return False
+    return all(line.isprintable() for line in text.split("\n"))
+
+
+_NOT_PLAIN = re.compile(r"[^\x20-\x7e\n]")
+
+
+def _printable_json(text: str) -> str:
+    """JSON text with each character that is not printable written as its `\\u` escape.
+
+    Same JSON value; such characters only occur inside JSON strings, where
+    `\\uXXXX` (a pair for characters past U+FFFF) means the same character.
+    """
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        return char if char.isprintable() else json.dumps(char)[1:-1]
+
+    return _NOT_PLAIN.sub(escape, text)
+
+
 def _plan_json(data: Mapping[str, Any]) -> str:
     """Return the plan as JSON text with one line per step.
 
@@ -180,18 +239,19 @@ def _plan_json(data: Mapping[str, Any]) -> str:
     lines += [f"  {dump(key)}: {dump(value)}," for key, value in data.items() if key != "steps"]
     steps = [f"    {dump(step)}" for step in data.get("steps", [])]
     lines += ['  "steps": [', ",\n".join(steps), "  ]", "}"]
-    return "\n".join(lines)
+    return _printable_json("\n".join(lines))
 
 
 def _plan_literal(plan_json: str) -> str:
     """Return Python source that evaluates to the plan's dict: `json.loads(r\"\"\"...\"\"\")`.
 
-    The plan stays readable as the JSON a person or model wrote. JSON text
+    The plan stays readable as the JSON a person or model wrote: JSON text
     never holds three quotes in a row (every quote inside a string is
     escaped and structural quotes are kept apart by `:` and `,`) and never
-    ends in a backslash, so a raw triple-quoted string holds it unchanged.
+    ends in a backslash, so `python_string` writes it as a raw triple-quoted
+    block unless it holds characters that are not printable.
     """
-    return f'json.loads(r"""\n{plan_json}\n""")'
+    return f"json.loads({python_string(plan_json, block=True)})"
 
 
 def _import_lines(
@@ -209,7 +269,7 @@ def _import_lines(
     bound: dict[str, tuple[str, str]] = {}  # local name -> (module, top-level name)
     for tool_name in tool_names:
         spec = registry.get(tool_name)
-        if spec.import_path is None:
+        if spec.import_path is None or not _is_dotted_name(".".join(spec.import_path)):
             unimportable.append(tool_name)
             continue
         module, qualname = spec.import_path
@@ -232,12 +292,24 @@ def _import_lines(
     return lines, expressions, unimportable, set(bound)
 
 
+_BACKTICK_RUN = re.compile(r"`+")
+
+
+def _is_dotted_name(text: str) -> bool:
+    """Whether `text` is `a.b.c` of identifiers: safe to write as code in an import line."""
+    return all(part.isidentifier() and not keyword.iskeyword(part) for part in text.split("."))
+
+
 def _code_span(text: str) -> str:
-    """Return `text` as a Markdown code span (shown literally, HTML included)."""
+    """Return `text` as a Markdown code span (shown literally, HTML included).
+
+    The fence is one backtick longer than the longest run of backticks in
+    the text (CommonMark, "Code spans"), found in one pass: linear in the
+    text's length.
+    """
     text = " ".join(text.split())
-    fence = "`"
-    while fence in text:
-        fence += "`"
+    longest = max((len(run) for run in _BACKTICK_RUN.findall(text)), default=0)
+    fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
 
@@ -268,12 +340,6 @@ def _markdown_text(step: Any, variable: str) -> str:
     if details:
         lines += ["", " · ".join(details)]
     return "\n".join(lines)
-
-
-def _string_literal(text: str) -> str:
-    if '"""' not in text and "\\" not in text and not text.endswith('"'):
-        return 'r"""\n' + text + '\n"""'
-    return repr(text)
 
 
 def compile_plan(plan: Plan | Mapping[str, Any] | str, tools: Any = None) -> NotebookIR:
@@ -322,7 +388,11 @@ def compile_checked_plan(plan: Plan, registry: ToolRegistry | None) -> NotebookI
     plan_literal = _plan_literal(_plan_json(plan.model_dump(mode="json", exclude_defaults=True)))
     tools_literal = (
         "{"
-        + ", ".join(f"{name!r}: {tool_exprs[name]}" for name in tool_names if name in tool_exprs)
+        + ", ".join(
+            f"{python_string(name)}: {tool_exprs[name]}"
+            for name in tool_names
+            if name in tool_exprs
+        )
         + "}"
     )
     setup_lines = [
@@ -333,7 +403,10 @@ def compile_checked_plan(plan: Plan, registry: ToolRegistry | None) -> NotebookI
         *import_lines,
         "",
         *(
-            [f"# Not importable by module path, so not callable here: {', '.join(unimportable)}"]
+            [
+                "# Not importable by module path, so not callable here: "
+                + ", ".join(python_string(name) for name in unimportable)
+            ]
             if unimportable
             else []
         ),
@@ -346,10 +419,10 @@ def compile_checked_plan(plan: Plan, registry: ToolRegistry | None) -> NotebookI
     step_cells: dict[str, CellIR] = {}
     for step in plan.steps:
         variable = variables[step.id]
-        md = f"mo.md({_string_literal(_markdown_text(step, variable))})"
+        md = f"mo.md({python_string(_markdown_text(step, variable), block=True)})"
         cells.append(CellIR(name="_", code=md, kind="markdown", step_id=step.id, hide_code=True))
         refs = tuple(variables[d] for d in deps[step.id])
-        call_args = ", ".join([repr(step.id), *refs])
+        call_args = ", ".join([python_string(step.id), *refs])
         code = f"{variable} = await {RUNNER_NAME}.step({call_args})"
         cell = CellIR(
             name=variable,
@@ -394,14 +467,15 @@ def render_notebook(ir: NotebookIR) -> str:
 
     marimo_version = _marimo_version()
     parts = [
-        f"# Plan {ir.plan.id!r} compiled by marimo-engine {__version__}: one cell per step.",
+        f"# Plan {python_string(ir.plan.id)} compiled by marimo-engine {__version__}: "
+        "one cell per step.",
         "# Open with `marimo edit THIS_FILE`, re-run the plan with `python THIS_FILE`,",
         "# export with `marimo export html THIS_FILE -o report.html`.",
         "",
         "import marimo",
         "",
         f'__generated_with = "{marimo_version}"',
-        f'app = marimo.App(width="medium", app_title={ir.title!r})',
+        f'app = marimo.App(width="medium", app_title={python_string(ir.title)})',
         "",
         "with app.setup:",
         _indent(ir.setup_code),

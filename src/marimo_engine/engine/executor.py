@@ -141,6 +141,12 @@ def execute_plan_sync(
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        in_loop = False
+    else:
+        in_loop = True
+    if not in_loop:
+        # Outside the `except` block: a tool's exception must not carry
+        # "RuntimeError: no running event loop" as its context in tracebacks.
         asyncio.run(run.main())
         return run.result()
 

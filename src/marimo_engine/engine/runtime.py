@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -284,6 +285,9 @@ class StepRunner:
         self.plan = load_plan(plan)
         self.tools = dict(tools)
         deps = step_dependencies(self.plan)
+        from marimo_engine.engine._script_report import ScriptReport
+
+        self._report = ScriptReport(self.plan.id, deps)  # prints under `python notebook.py`
         self._steps = {
             s.id: _PreparedStep(
                 step=s,
@@ -304,6 +308,22 @@ class StepRunner:
             ) from None
 
     async def step(self, step_id: str, *inputs: Any) -> Any:
+        """Run one step in a marimo cell and return its output (see `_run_step`).
+
+        Run as a script (`python notebook.py`), each step's outcome is
+        printed as it ends, and the verdict when the script ends
+        (`marimo_engine.engine._script_report`).
+        """
+        from marimo_engine.engine._script_report import FAILED
+
+        try:
+            return await self._run_step(step_id, *inputs)
+        except BaseException as exc:  # recorded unless the step was stopped (skip, person)
+            message = failed_message(step_id, type(exc).__name__, str(exc))
+            self._report.record(step_id, FAILED, message)
+            raise
+
+    async def _run_step(self, step_id: str, *inputs: Any) -> Any:
         """Run one step in a marimo cell and return its output.
 
         Args:
@@ -333,6 +353,8 @@ class StepRunner:
             )
         outputs = dict(zip(prepared.dependencies, inputs, strict=True))
         if prepared.run_if is not None and not evaluate_condition(prepared.run_if, outputs):
+            reason = f"run_if is false: {step.run_if}"
+            self._report.record(step_id, "skipped", skipped_message(step_id, reason))
             stop_skipped(step_id, step.run_if)
         tool = self.tools.get(step.tool)
         if tool is None:
@@ -356,12 +378,17 @@ class StepRunner:
         def report_retry(attempt: int, error: BaseException) -> None:
             print(retry_message(step_id, error, attempt, step.retries))
 
+        started = time.monotonic()
         output, _ = await call_with_retries(
             start, retries=step.retries, timeout_s=step.timeout_s, on_retry=report_retry
         )
+        done = complete_message(step_id, time.monotonic() - started, step.key_finding)
         if prepared.intervention_if is not None:
             outputs[step_id] = output
             if evaluate_condition(prepared.intervention_if, outputs):
+                message = intervention_message(step_id, step.intervention_if)
+                self._report.record(step_id, "intervention", f"{done}\n{message}")
                 stop_for_person(step_id, step.intervention_if, output)
+        self._report.record(step_id, "completed", done)
         mo.output.replace(output)
         return output

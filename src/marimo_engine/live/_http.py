@@ -21,12 +21,14 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "SESSION_HEADER",
+    "STABLE_SESSION_HEADER",
     "auth_headers",
     "check_host",
     "is_loopback_host",
     "normalize_url",
     "raise_for_status",
     "resolve_token",
+    "stdlib_request",
     "translate_errors",
 ]
 
@@ -36,18 +38,44 @@ DEFAULT_TIMEOUT_S = 10.0
 SESSION_HEADER = "Marimo-Session-Id"
 """The header naming the kernel session (marimo `_server/api/deps.py`)."""
 
+STABLE_SESSION_HEADER = "Marimo-Stable-Session-Id"
+"""The header naming a session by its stable id, which survives a tab reload (marimo 0.25)."""
+
 
 def is_loopback_host(host: str) -> bool:
-    """Return whether `host` names this machine only: `localhost` or a loopback address.
+    """Return whether `host` names this machine only: every address it resolves to is loopback.
+
+    An IP literal is checked as is. A name (`localhost`, `app.localhost`,
+    anything else) is resolved with the system resolver and counts only when
+    it resolves and every address is loopback: RFC 6761 reserves
+    `*.localhost` for loopback, but a resolver or `/etc/hosts` may map such
+    a name elsewhere, and code sent there would run on that machine.
 
     Args:
         host: A host name or IP address, brackets allowed for IPv6 (`"[::1]"`).
     """
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
+    host = host.strip("[]").lower().rstrip(".")
+    if not host:
+        return False
     try:
         return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    return _resolves_to_loopback(host)
+
+
+def _resolves_to_loopback(host: str) -> bool:
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {info[4][0] for info in infos}
+    try:
+        return bool(addresses) and all(
+            ipaddress.ip_address(str(a).split("%")[0]).is_loopback for a in addresses
+        )
     except ValueError:
         return False
 
@@ -87,8 +115,9 @@ def check_host(url: str, *, allow_remote: bool = False) -> str:
     host = urlsplit(url).hostname or ""
     if not allow_remote and not is_loopback_host(host):
         raise UsageError(
-            f"Refusing marimo server {url!r}: {host!r} is not a loopback host, and code sent "
-            "there runs with that machine's rights. Pass allow_remote=True "
+            f"Refusing marimo server {url!r}: {host!r} is not a loopback host (it is not a "
+            "loopback address, or does not resolve to loopback addresses only), and code "
+            "sent there runs with that machine's rights. Pass allow_remote=True "
             "(CLI: --allow-remote) if you trust it."
         )
     return url
@@ -187,3 +216,49 @@ def translate_errors(url: str, *, action: str, timeout_s: float | None) -> Itera
             "is the marimo server running? Start one with 'marimo edit --headless' "
             "or 'marimo-engine live open NOTEBOOK.py'."
         ) from exc
+
+
+def stdlib_request(
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> tuple[int, str]:
+    """Send one small request with the standard library only (no httpx, no ssl import).
+
+    For the few requests of a process that only holds a session open (`live
+    open`): its health checks and the notebook's first run, so that it does
+    not load httpx, pydantic and anyio.
+
+    Args:
+        method: `"GET"` or `"POST"`.
+        url: The full URL (http only).
+        headers: Request headers.
+        body: The request body, or `None`.
+        timeout_s: Seconds for connecting and for each read.
+
+    Returns:
+        `(status, body text)`.
+
+    Raises:
+        LiveConnectionError: Refused, reset, timed out, or not http.
+    """
+    import http.client
+
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise LiveConnectionError(f"Cannot send {method} to {url!r}: only http:// URLs here.")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8", errors="replace")
+    except (OSError, http.client.HTTPException) as exc:
+        raise LiveConnectionError(
+            f"Could not {method} {url}: {type(exc).__name__}: {exc or 'connection failed'}."
+        ) from exc
+    finally:
+        connection.close()

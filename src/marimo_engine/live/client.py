@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import aclosing
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,12 +20,16 @@ from marimo_engine.errors import (
     LiveConnectionError,
     LiveError,
     LiveKernelError,
+    LiveSessionEndedError,
     LiveTimeoutError,
     LiveUnsupportedError,
+    PersonCellError,
     StaleCellError,
     UsageError,
 )
-from marimo_engine.live import _http
+from marimo_engine.live import _http, _watch
+from marimo_engine.live._stream import Tail, aiter_capped_lines, aiter_sse, recover_console_tail
+from marimo_engine.live._watch import SessionRef
 from marimo_engine.live.protocol import (
     BatchResult,
     CellChange,
@@ -57,12 +60,22 @@ from marimo_engine.live.templates import (
 if TYPE_CHECKING:
     from types import TracebackType
 
+    import anyio
     import httpx
 
 __all__ = ["TESTED_MARIMO", "LiveClient", "OutputCallback", "is_tested_marimo"]
 
 TESTED_MARIMO = ">=0.25.2,<0.26"
 """The marimo versions the live bridge is tested with (its code mode is private)."""
+
+DEFAULT_WATCH_INTERVAL_S = 1.0
+"""Seconds between checks that a streaming run's session and kernel still exist."""
+
+DEFAULT_MAX_OUTPUT_CHARS = 1_000_000
+"""Characters of stdout, and of stderr, that one run keeps (the tail)."""
+
+_MIN_LINE_BYTES = 8 * 1024 * 1024
+"""Bytes of one stream line kept at least (a template's reply line can be long)."""
 
 OutputCallback = Callable[[ConsoleChunk], Any]
 """Called with each stdout/stderr chunk as it arrives (may return an awaitable)."""
@@ -83,39 +96,29 @@ def is_tested_marimo(version: str) -> bool:
     return (0, 25, 2) <= tuple(parts) < (0, 26, 0)
 
 
-async def _aiter_sse(lines: AsyncIterator[str]) -> AsyncIterator[SSEEvent]:
-    event, data = "message", []
-    async for line in lines:
-        if line == "":
-            if data:
-                yield SSEEvent(event=event, data="\n".join(data))
-            event, data = "message", []
-        elif not line.startswith(":"):
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                event = value
-            elif field == "data":
-                data.append(value)
-    if data:
-        yield SSEEvent(event=event, data="\n".join(data))
-
-
 class LiveClient:
     """Async client of one kernel session of a running marimo server.
 
     Use it as an async context manager (`async with LiveClient(...) as
-    client:`) or call `aclose()`. Every request has a timeout; a run of code
-    streams for as long as it runs (`timeout_s` bounds it if you want), and
-    cancelling the caller closes the stream, which makes marimo interrupt
-    the kernel.
+    client:`) or call `aclose()`. Every request has a timeout, and so has the
+    wait for a run's first bytes; a run of code streams for as long as it
+    runs (`timeout_s` bounds it if you want), watched every
+    `watch_interval_s` for a kernel that died or restarted
+    (`LiveSessionEndedError`). Cancelling the caller closes the stream, which
+    makes marimo interrupt the kernel. The session is addressed by marimo's
+    stable id, so a person reloading the tab does not cut the client off.
 
     Attributes:
         url: The server URL.
-        session_id: The session id sent as `Marimo-Session-Id`.
-        timeout_s: Seconds to connect and send, and for plain requests.
+        session_id: The session id given (the browser's or the stable id).
+        stable_id: marimo's stable id, once resolved (see the property).
+        timeout_s: Seconds to connect and send, for plain requests, and for
+            the first bytes of a run's answer.
         run_timeout_s: Default bound in seconds on one kernel run; `None`
             lets runs stream as long as they take.
+        watch_interval_s: Seconds between checks of the session while a run
+            streams; `None` when off.
+        max_output_chars: Characters of stdout, and of stderr, a run keeps.
     """
 
     def __init__(
@@ -127,28 +130,59 @@ class LiveClient:
         allow_remote: bool = False,
         timeout_s: float = _http.DEFAULT_TIMEOUT_S,
         run_timeout_s: float | None = None,
+        watch_interval_s: float | None = DEFAULT_WATCH_INTERVAL_S,
+        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+        stable_id: str | None = None,
     ) -> None:
         """Make a client; nothing is sent until the first call.
 
         Args:
             url: The server URL, such as `"http://127.0.0.1:2718"`.
-            session_id: The session id (see `discovery.list_sessions`).
+            session_id: The session's id: the browser's (`"s_..."`, see
+                `discovery.list_sessions`) or marimo's stable id (`"sess-..."`).
+                Either way the client follows the session by its stable id,
+                so a person reloading the tab does not cut it off.
             token: Access token; `None` uses `MARIMO_TOKEN` if set.
             allow_remote: Allow a host other than loopback.
-            timeout_s: Seconds to connect, send, and wait for plain answers.
+            timeout_s: Seconds to connect, send, and wait for any answer
+                (also the first bytes of a run's stream).
             run_timeout_s: Default bound on each kernel run, in seconds.
+            watch_interval_s: While a run streams, seconds between checks that
+                the session and its kernel still exist (a restarted or dead
+                kernel ends the call with `LiveSessionEndedError`); `None`
+                turns the checks off.
+            max_output_chars: Characters of stdout and of stderr kept per run
+                (the tail; `ExecuteResult` says how many were dropped).
+            stable_id: marimo's stable id of `session_id`'s session when the
+                caller already knows it (from `list_sessions`), which saves
+                the first call a look-up; `None` looks it up.
 
         Raises:
-            UsageError: A remote host without `allow_remote`, or an empty session id.
+            UsageError: A remote host without `allow_remote`, an empty session
+                id, or a bound that is not positive.
         """
         if not session_id:
             raise UsageError("LiveClient needs a session id; list them with list_sessions(url).")
+        if watch_interval_s is not None and watch_interval_s <= 0:
+            raise UsageError(f"watch_interval_s must be positive or None, got {watch_interval_s}.")
+        if timeout_s <= 0 or max_output_chars < 0:
+            raise UsageError("timeout_s must be positive and max_output_chars not negative.")
         self.url = _http.check_host(url, allow_remote=allow_remote)
         self.session_id = session_id
         self.timeout_s = timeout_s
         self.run_timeout_s = run_timeout_s
+        self.watch_interval_s = watch_interval_s
+        self.max_output_chars = max_output_chars
         self._token = _http.resolve_token(token)
         self._http: httpx.AsyncClient | None = None
+        self._ref: SessionRef | None = (
+            SessionRef(key=session_id, stable_id=stable_id) if stable_id else None
+        )
+
+    @property
+    def stable_id(self) -> str | None:
+        """marimo's stable id of the session, once the first call resolved it (else `None`)."""
+        return self._ref.stable_id if self._ref is not None else None
 
     @classmethod
     async def connect(
@@ -185,6 +219,7 @@ class LiveClient:
                 registry_dir=registry_dir,
             )
         )
+        options.setdefault("stable_id", session.stable_id)
         return cls(
             server_url, session.session_id, token=token, allow_remote=allow_remote, **options
         )
@@ -194,7 +229,7 @@ class LiveClient:
 
         if self._http is None:
             self._http = httpx.AsyncClient(
-                headers=_http.auth_headers(self._token, self.session_id),
+                headers=_http.auth_headers(self._token),
                 timeout=httpx.Timeout(self.timeout_s),
             )
         return self._http
@@ -218,6 +253,185 @@ class LiveClient:
 
     # --- running code ------------------------------------------------------
 
+    async def _session(self) -> SessionRef:
+        """Resolve the session once (by browser or stable id) from `GET /api/sessions`.
+
+        Raises:
+            LiveSelectionError: The server lists no such session.
+            LiveError: The request failed.
+        """
+        if self._ref is not None:
+            return self._ref
+        sessions = await _watch.list_sessions_async(
+            self._client(), self.url, timeout_s=self.timeout_s
+        )
+        if sessions is None:  # a server without the route: address it by the given id
+            self._ref = SessionRef(key=self.session_id, stable_id=None)
+            return self._ref
+        ref = _watch.match_session(sessions, self.session_id)
+        if ref is None:
+            raise _watch.unknown_session(self.url, self.session_id, sessions)
+        self._ref = ref
+        return ref
+
+    def _ended(self, reason: str, *, during: str) -> LiveSessionEndedError:
+        what = {
+            "kernel-stopped": "its kernel stopped (it died, or was shut down)",
+            "session-closed": (
+                "marimo closed it (the kernel was restarted, shut down, or died and was cleaned up)"
+            ),
+        }.get(reason, reason)
+        stable = f" (stable id {self.stable_id})" if self.stable_id else ""
+        return LiveSessionEndedError(
+            f"The session {self.session_id!r}{stable} at {self.url} ended {during}: {what}. "
+            "Its variables are gone and the call's outcome is unknown. Pick or open a "
+            "session again: 'marimo-engine live sessions' or open_session().",
+            session_id=self.session_id,
+            reason=reason,
+        )
+
+    async def _watch(self, scope: anyio.CancelScope, ended: list[LiveError]) -> None:
+        """Poll the session's state until it ends (then cancel `scope`) or we are cancelled."""
+        import anyio
+
+        assert self.watch_interval_s is not None and self._ref is not None
+        failures = 0
+        while True:
+            await anyio.sleep(self.watch_interval_s)
+            try:
+                reason, self._ref = await _watch.session_state(
+                    self._client(), self.url, self._ref, timeout_s=self.timeout_s
+                )
+            except LiveError as exc:
+                failures += 1
+                if failures < 2:  # one slow answer on a loaded machine is not a verdict
+                    continue
+                ended.append(
+                    LiveConnectionError(
+                        f"The marimo server at {self.url} stopped answering while a run of "
+                        f"session {self.session_id!r} streamed ({exc}); the run's outcome is "
+                        "unknown. Check the server with 'marimo-engine live servers'."
+                    )
+                )
+                scope.cancel()
+                return
+            failures = 0
+            if reason is not None:
+                ended.append(self._ended(reason, during="while the call ran"))
+                scope.cancel()
+                return
+
+    async def _run(self, code: str, sink: Callable[[ConsoleChunk], Any] | None) -> ExecuteResult:
+        """Run `code`, passing chunks to `sink`, watched for a dead or restarted kernel."""
+        import anyio
+
+        ref = await self._session()
+        ended: list[LiveError] = []
+        result: ExecuteResult | None = None
+        failure: list[Exception] = []  # raised after the group, not wrapped in a group
+        async with anyio.create_task_group() as group:
+            if self.watch_interval_s is not None:
+                group.start_soon(self._watch, group.cancel_scope, ended)
+            try:
+                result = await self._read_run(code, ref, sink)
+            except Exception as exc:
+                failure.append(exc)
+            finally:
+                group.cancel_scope.cancel()
+        if ended:
+            raise ended[0]
+        if failure:
+            raise failure[0]
+        assert result is not None  # _read_run returns or raises; only _watch cancels it
+        return result
+
+    async def _read_run(
+        self, code: str, ref: SessionRef, sink: Callable[[ConsoleChunk], Any] | None
+    ) -> ExecuteResult:
+        import anyio
+        import httpx
+
+        endpoint = f"{self.url}/api/kernel/execute"
+        body = ExecuteRequest(code=code).model_dump()
+        started = time.monotonic()
+        stdout, stderr = Tail(self.max_output_chars), Tail(self.max_output_chars)
+        done: dict[str, Any] | None = None
+        client = self._client()
+        request = client.build_request(
+            "POST",
+            endpoint,
+            json=body,
+            headers=ref.headers(),
+            timeout=httpx.Timeout(self.timeout_s, read=None),
+        )
+        with _http.translate_errors(endpoint, action="execute code", timeout_s=self.timeout_s):
+            try:
+                with anyio.fail_after(self.timeout_s):
+                    response = await client.send(request, stream=True)
+            except TimeoutError as exc:
+                raise LiveTimeoutError(
+                    f"The marimo server at {self.url} accepted the request but did not "
+                    f"start answering within {self.timeout_s} s; it is hung or not marimo. "
+                    "Check it with 'marimo-engine live servers', or raise timeout_s.",
+                    timeout_s=self.timeout_s,
+                ) from exc
+            try:
+                if response.status_code >= 400:
+                    await response.aread()
+                    self._raise_for_execute(response)
+                max_line = max(4 * self.max_output_chars, _MIN_LINE_BYTES)
+                lines = aiter_capped_lines(response.aiter_bytes(), max_line)
+                async for event, cut in aiter_sse(lines):
+                    if event.event in ("stdout", "stderr"):
+                        text = _event_text(event) if not cut else recover_console_tail(event.data)
+                        tail = stdout if event.event == "stdout" else stderr
+                        tail.add(text, dropped_before=cut)
+                        if sink is not None:
+                            maybe = sink(ConsoleChunk(channel=event.event, text=text))  # type: ignore[arg-type]
+                            if isinstance(maybe, Awaitable):
+                                await maybe
+                    elif event.event == "done":
+                        if cut:  # only a successful run's rendered output can be that long
+                            done = {"success": True, "output": {"mimetype": "text/plain"}}
+                        else:
+                            done = _event_json(event)
+                        break
+            finally:
+                await response.aclose()
+        if done is None:
+            raise LiveConnectionError(
+                f"The execute stream of session {self.session_id!r} at {self.url} ended "
+                "without its 'done' event; the kernel may have died or been restarted."
+            )
+        success = bool(done.get("success"))
+        output = done.get("output") or {}
+        stderr_text = stderr.text()
+        return ExecuteResult(
+            success=success,
+            output=str(output.get("data", "")),
+            output_mimetype=str(output.get("mimetype", "text/plain")),
+            stdout=stdout.text(),
+            stderr=stderr_text,
+            error=None if success else (stderr_text.strip() or "The code raised an error."),
+            duration_s=time.monotonic() - started,
+            stdout_dropped_chars=stdout.dropped_chars,
+            stderr_dropped_chars=stderr.dropped_chars,
+        )
+
+    def _raise_for_execute(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if status == 405 or (status == 404 and "session" not in response.text.lower()):
+            raise LiveUnsupportedError(
+                f"The marimo server at {self.url} has no /api/kernel/execute "
+                f"(HTTP {status}); the live bridge needs marimo "
+                f"{TESTED_MARIMO}: pip install 'marimo{TESTED_MARIMO}'."
+            )
+        text = response.text.lower()
+        if self.stable_id is not None and "invalid" in text and "session id" in text:
+            # It was listed when resolved, so it existed: it has ended since.
+            raise self._ended("session-closed", during="before the call")
+        _http.raise_for_status(response, action="execute code")
+
     async def stream(self, code: str) -> AsyncIterator[ConsoleChunk | ExecuteResult]:
         """Run `code` in the kernel's scratchpad and yield its output as it comes.
 
@@ -232,58 +446,45 @@ class LiveClient:
             `ConsoleChunk`s (stdout/stderr, in order), then one final `ExecuteResult`.
 
         Raises:
-            LiveConnectionError: The server could not be reached or dropped the stream.
-            LiveTimeoutError: Connecting or sending took longer than `timeout_s`.
-            LiveHTTPError: An HTTP error status (bad session id: 500 "Invalid session id").
+            LiveSessionEndedError: The kernel was restarted or died meanwhile,
+                or the session was already gone.
+            LiveSelectionError: The server lists no such session.
+            LiveConnectionError: The server could not be reached, dropped the
+                stream, or stopped answering the session checks.
+            LiveTimeoutError: Connecting, sending, or the stream's first bytes
+                took longer than `timeout_s`.
+            LiveHTTPError: Another HTTP error status.
             LiveUnsupportedError: The server has no `/api/kernel/execute` (marimo < 0.21).
         """
-        import httpx
+        import math
 
-        endpoint = f"{self.url}/api/kernel/execute"
-        body = ExecuteRequest(code=code).model_dump()
-        started = time.monotonic()
-        stdout: list[str] = []
-        stderr: list[str] = []
-        done: dict[str, Any] | None = None
-        timeout = httpx.Timeout(self.timeout_s, read=None)
-        with _http.translate_errors(endpoint, action="execute code", timeout_s=self.timeout_s):
-            async with self._client().stream(
-                "POST", endpoint, json=body, timeout=timeout
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    if response.status_code in (404, 405):
-                        raise LiveUnsupportedError(
-                            f"The marimo server at {self.url} has no /api/kernel/execute "
-                            f"(HTTP {response.status_code}); the live bridge needs marimo "
-                            f"{TESTED_MARIMO}: pip install 'marimo{TESTED_MARIMO}'."
-                        )
-                    _http.raise_for_status(response, action="execute code")
-                async for event in _aiter_sse(response.aiter_lines()):
-                    if event.event in ("stdout", "stderr"):
-                        text = _event_text(event)
-                        (stdout if event.event == "stdout" else stderr).append(text)
-                        yield ConsoleChunk(channel=event.event, text=text)  # type: ignore[arg-type]
-                    elif event.event == "done":
-                        done = _event_json(event)
-                        break
-        if done is None:
-            raise LiveConnectionError(
-                f"The execute stream of session {self.session_id!r} at {self.url} ended "
-                "without its 'done' event; the kernel may have died or been restarted."
-            )
-        success = bool(done.get("success"))
-        output = done.get("output") or {}
-        stderr_text = "".join(stderr)
-        yield ExecuteResult(
-            success=success,
-            output=str(output.get("data", "")),
-            output_mimetype=str(output.get("mimetype", "text/plain")),
-            stdout="".join(stdout),
-            stderr=stderr_text,
-            error=None if success else (stderr_text.strip() or "The code raised an error."),
-            duration_s=time.monotonic() - started,
-        )
+        import anyio
+
+        send, receive = anyio.create_memory_object_stream[ConsoleChunk | ExecuteResult](math.inf)
+        failure: list[BaseException] = []
+
+        async def produce() -> None:
+            async with send:
+                try:
+                    await send.send(await self._run(code, send.send))
+                except Exception as exc:  # re-raised in the consumer's task
+                    failure.append(exc)
+
+        closed = False
+        async with anyio.create_task_group() as group:
+            group.start_soon(produce)
+            try:
+                async with receive:
+                    async for item in receive:
+                        try:
+                            yield item
+                        except GeneratorExit:  # aclose(): leave the group unwrapped
+                            closed = True
+                            break
+            finally:
+                group.cancel_scope.cancel()  # closing the request interrupts the kernel run
+        if failure and not closed:
+            raise failure[0]
 
     async def execute(
         self,
@@ -298,10 +499,13 @@ class LiveClient:
             code: Python source (run in the scratchpad; top-level `await` works).
             on_output: Called with each `ConsoleChunk` as it streams (sync or async).
             timeout_s: Bound on the run in seconds; `None` uses `run_timeout_s`
-                (default: no bound). On expiry the run is interrupted.
+                (default: no bound). On expiry the run is interrupted. Without
+                a bound a run still ends when the kernel dies or restarts, or
+                the server stops answering (see `watch_interval_s`).
 
         Returns:
-            The `ExecuteResult`: success, output, stdout, stderr and error text.
+            The `ExecuteResult`: success, output, stdout, stderr and error text
+            (the tail of each, at most `max_output_chars`).
 
         Raises:
             LiveTimeoutError: The run outlived `timeout_s` (it was interrupted).
@@ -310,25 +514,15 @@ class LiveClient:
         import anyio
 
         limit = timeout_s if timeout_s is not None else self.run_timeout_s
-        result: ExecuteResult | None = None
         try:
             with anyio.fail_after(limit):
-                async with aclosing(self.stream(code)) as events:
-                    async for item in events:
-                        if isinstance(item, ExecuteResult):
-                            result = item
-                        elif on_output is not None:
-                            maybe = on_output(item)
-                            if isinstance(maybe, Awaitable):
-                                await maybe
+                return await self._run(code, on_output)
         except TimeoutError as exc:
             raise LiveTimeoutError(
                 f"The kernel run in session {self.session_id!r} took longer than {limit} s "
                 "and was interrupted; raise timeout_s or make the code faster.",
                 timeout_s=float(limit or 0.0),
             ) from exc
-        assert result is not None  # stream() always ends with a result or raises
-        return result
 
     # --- notebook operations (templates + marimo._code_mode) ----------------
 
@@ -370,13 +564,20 @@ class LiveClient:
         marker = new_marker()
         code = render(template, args, marker=marker)
 
+        caught: list[str] = []  # the reply line, caught whole however long the output
+
         def forward(chunk: ConsoleChunk) -> Any:
+            if chunk.channel == "stdout":
+                if caught and "\n" not in caught[-1]:
+                    caught.append(chunk.text)
+                elif not caught and marker in chunk.text:
+                    caught.append(chunk.text[chunk.text.index(marker) :])
             if on_output is not None and MARKER_PREFIX not in chunk.text:
                 return on_output(chunk)
             return None
 
         result = await self.execute(code, on_output=forward, timeout_s=timeout_s)
-        reply = parse_reply(result.stdout, marker)
+        reply = parse_reply("".join(caught), marker) or parse_reply(result.stdout, marker)
         result = result.model_copy(update={"stdout": strip_reply(result.stdout, marker)})
         if reply is None:
             detail = (result.error or result.stderr or "no output").strip()[-600:]
@@ -407,6 +608,16 @@ class LiveClient:
                 f"never read (the person may be editing it), so nothing was applied.{also} "
                 "Read it again with cells() and redo the edit on its current code, or pass "
                 "force=True to overwrite."
+            )
+        if error_type == "PersonCellError":
+            cell_id = str(reply.get("cell_id") or "?")
+            return PersonCellError(
+                f"{message}: marimo cannot tell whether the person is typing in it right "
+                "now (the browser sends typing only after a pause), and an edit then drops "
+                "what they typed. Nothing was applied. Put the change in a new cell "
+                "(create_cell), or pass allow_person_cell=True (CLI: --allow-person-cell) "
+                "when the person asked for this change.",
+                cell_id=cell_id,
             )
         hint = ""
         if error_type == "KeyError" and "not found" in message:
@@ -474,7 +685,8 @@ class LiveClient:
             ops: `CreateCell`, `EditCell`, `DeleteCell`, `MoveCell`, `RunCell`
                 and `SetUIValue` operations (or equivalent dicts), in order. A
                 later op may name a cell created earlier in the batch by its name.
-            force: Skip marimo's stale-cell check (overwrite the person's changes).
+            force: Skip marimo's stale-cell check and the person's-cell check
+                (overwrite the person's changes).
             on_output: Called with console chunks of the cells that run.
             timeout_s: Bound on the whole run, in seconds.
 
@@ -483,6 +695,8 @@ class LiveClient:
 
         Raises:
             StaleCellError: An edited cell changed since it was last read.
+            PersonCellError: An edit or delete of a cell whose code the person
+                wrote, without `allow_person_cell` on that op.
             LiveKernelError: An op is invalid (unknown cell, bad name, syntax
                 error, a name defined twice): nothing was applied.
             UsageError: No ops, or an op that is not a cell operation.
@@ -531,20 +745,43 @@ class LiveClient:
         name: str | None = None,
         run: bool = True,
         force: bool = False,
+        allow_person_cell: bool = False,
     ) -> CellChange:
         """Replace a cell's code (and/or rename it) and run it, re-running its descendants.
 
+        By default only a cell whose current code the agent wrote (created or
+        last edited through the bridge, in this kernel) can get new code: the
+        person may be typing in any other, unseen by marimo.
+
+        Args:
+            target: The cell's id or name.
+            code: The new code; `None` keeps it (a rename).
+            name: A new name; `None` keeps it.
+            run: Run the cell (and its descendants) afterwards.
+            force: Skip every check: marimo's stale check and the person's-cell
+                check (overwrites the person's changes).
+            allow_person_cell: Edit a cell whose code the person wrote (still
+                refused when it changed since you read it).
+
         Raises:
             StaleCellError: The cell changed since you last read it with `cells()`.
+            PersonCellError: The cell's code is the person's and
+                `allow_person_cell` is false.
         """
-        result = await self.apply(
-            [EditCell(target=target, code=code, name=name, run=run)], force=force
+        op = EditCell(
+            target=target, code=code, name=name, run=run, allow_person_cell=allow_person_cell
         )
-        return result.changes[0]
+        return (await self.apply([op], force=force)).changes[0]
 
-    async def delete_cell(self, target: str) -> CellChange:
-        """Delete a cell by id or name."""
-        return (await self.apply([DeleteCell(target=target)])).changes[0]
+    async def delete_cell(self, target: str, *, allow_person_cell: bool = False) -> CellChange:
+        """Delete a cell by id or name.
+
+        Raises:
+            PersonCellError: The cell's code is the person's and
+                `allow_person_cell` is false (see `edit_cell`).
+        """
+        op = DeleteCell(target=target, allow_person_cell=allow_person_cell)
+        return (await self.apply([op])).changes[0]
 
     async def move_cell(
         self, target: str, *, before: str | None = None, after: str | None = None

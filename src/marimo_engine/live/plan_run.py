@@ -229,7 +229,7 @@ async def _prepare(
         PlanValidationError: The plan has problems.
         UsageError: A tool is not importable by module path.
     """
-    from marimo_engine.engine.compiler import compile_plan, safe_variable_names
+    from marimo_engine.engine.compiler import compile_plan, python_string, safe_variable_names
     from marimo_engine.tools.registry import as_registry
 
     registry = as_registry(tools)
@@ -254,17 +254,20 @@ async def _prepare(
     spec = json.dumps({"plan": plan.model_dump(mode="json"), "tools": tool_paths})
     title = _one_line(plan.name or plan.id, 80)
     setup = (
-        f"# marimo-engine: live run of plan {plan.id!r} ({title}); one cell per step below.\n"
+        # Plan text enters source only through python_string (a one-line literal).
+        f"# marimo-engine: live run of plan {python_string(plan.id)} ({python_string(title)}); "
+        "one cell per step below.\n"
         "from marimo_engine.live._kernel_runner import LiveStepRunner as _LiveStepRunner\n\n"
-        f"{runner_name} = _LiveStepRunner({spec!r})"
+        f"{runner_name} = _LiveStepRunner({python_string(spec)})"
     )
     ops: list[CreateCell] = [CreateCell(code=setup, name=f"{runner_name}_setup", run=True)]
     for step in plan.steps:
         refs = [variables[d] for d in ir.dependencies[step.id]]
         about = _one_line(f"{step.id} · {step.tool}: {step.description or ''}").rstrip(": ")
         code = (
-            f"# {about}\n"
-            f"{variables[step.id]} = await {runner_name}.step({', '.join([repr(step.id), *refs])})"
+            f"# {python_string(about)}\n"
+            f"{variables[step.id]} = await "
+            f"{runner_name}.step({', '.join([python_string(step.id), *refs])})"
         )
         ops.append(CreateCell(code=code, name=variables[step.id], run=False, disabled=True))
     result = await client.apply(ops)

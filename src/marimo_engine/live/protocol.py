@@ -219,6 +219,10 @@ class ExecuteResult(BaseModel):
         stderr: Everything written to stderr, in order (tracebacks included).
         error: On failure, the error text (the stderr tracebacks); `None` on success.
         duration_s: Seconds from request to `done`, on a monotonic clock.
+        stdout_dropped_chars: Characters of stdout dropped from the start to
+            keep the client's memory bounded (`LiveClient.max_output_chars`);
+            `stdout` is the tail.
+        stderr_dropped_chars: The same for stderr.
     """
 
     success: bool
@@ -228,24 +232,19 @@ class ExecuteResult(BaseModel):
     stderr: str = ""
     error: str | None = None
     duration_s: float = 0.0
+    stdout_dropped_chars: int = 0
+    stderr_dropped_chars: int = 0
 
     @property
     def output_text(self) -> str:
-        """`output` as plain text: HTML tags stripped (marimo renders values as HTML)."""
-        if self.output_mimetype != "text/html":
-            return self.output
-        from html.parser import HTMLParser
+        """`output` as LLM-sized plain text: HTML stripped, tables and charts summarised.
 
-        parts: list[str] = []
+        A table becomes its shape, columns and first rows; a Vega-Lite chart
+        (altair) its title, mark, encodings and row count; see `_output_text`.
+        """
+        from marimo_engine.live._output_text import _me_render_text
 
-        class _Text(HTMLParser):
-            def handle_data(self, data: str) -> None:
-                parts.append(data)
-
-        parser = _Text()
-        parser.feed(self.output)
-        parser.close()
-        return "".join(parts).strip()
+        return _me_render_text(self.output_mimetype, self.output, 1_000_000)
 
 
 # --- kernel replies ---------------------------------------------------------
@@ -342,10 +341,18 @@ class VariableInfo(BaseModel):
 
 
 class ColumnInfo(BaseModel):
-    """A dataframe column: name and dtype as the library prints it."""
+    """A dataframe column.
+
+    Attributes:
+        name: The column's name.
+        dtype: Its dtype as the library prints it.
+        null_count: Missing values in it (pandas: NaN, None and NaT; polars:
+            nulls, not NaN); `None` for a lazy frame, whose data is not read.
+    """
 
     name: str
     dtype: str
+    null_count: int | None = None
 
 
 class DataFrameDescription(BaseModel):
@@ -354,28 +361,42 @@ class DataFrameDescription(BaseModel):
     Attributes:
         name: The variable's name.
         library: `"pandas"` or `"polars"`.
-        shape: `(rows, columns)`.
-        columns: Names and dtypes, possibly cut to fit the budget.
+        lazy: Whether it is a polars `LazyFrame`: then only its schema is
+            described (nothing is collected), `shape[0]` is `None` and
+            there is no sample.
+        shape: `(rows, columns)`; rows is `None` for a lazy frame.
+        columns: Names, dtypes and null counts, possibly cut to fit the budget.
         columns_truncated: Whether some columns were left out of `columns`.
-        sample: The first rows as records of column to short text value.
+        sample: The first rows as records of column to value, JSON types
+            kept (numbers, booleans, `None` for a missing value); a float NaN
+            is `"NaN"`, infinities `"Infinity"`/`"-Infinity"`; other values
+            are short strings.
         max_chars: The budget the description was built for (characters of JSON).
     """
 
     name: str
     library: Literal["pandas", "polars"]
-    shape: tuple[int, int]
+    lazy: bool = False
+    shape: tuple[int | None, int]
     columns: list[ColumnInfo] = Field(default_factory=list)
     columns_truncated: bool = False
-    sample: list[dict[str, str]] = Field(default_factory=list)
+    sample: list[dict[str, Any]] = Field(default_factory=list)
     max_chars: int = 2000
 
     def to_text(self) -> str:
         """Return a compact plain-text rendering for a prompt."""
         rows, cols = self.shape
-        lines = [f"{self.name}: {self.library} DataFrame, {rows} rows x {cols} columns"]
+        kind = "LazyFrame" if self.lazy else "DataFrame"
+        size = f"{rows} rows" if rows is not None else "rows unknown (lazy, not collected)"
+        lines = [f"{self.name}: {self.library} {kind}, {size} x {cols} columns"]
+
+        def column(c: ColumnInfo) -> str:
+            nulls = f", {c.null_count} null" if c.null_count else ""
+            return f"{c.name} ({c.dtype}{nulls})"
+
         lines.append(
             "columns: "
-            + ", ".join(f"{c.name} ({c.dtype})" for c in self.columns)
+            + ", ".join(column(c) for c in self.columns)
             + (", ..." if self.columns_truncated else "")
         )
         if self.sample:
@@ -421,6 +442,10 @@ class EditCell(BaseModel):
         name: A new name, or `None` to keep it.
         run: Whether to run it (and its descendants) afterwards.
         disabled: Disable (`True`) or enable (`False`) the cell; `None` keeps it.
+        allow_person_cell: Change the code of a cell whose current code the
+            agent did not write (the person's). Off by default: marimo cannot
+            tell that someone is typing in a cell (the browser sends typing
+            only after a pause), so such an edit could drop what they type.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -431,15 +456,23 @@ class EditCell(BaseModel):
     name: str | None = None
     run: bool = True
     disabled: bool | None = None
+    allow_person_cell: bool = False
 
 
 class DeleteCell(BaseModel):
-    """Delete a cell (its definitions are removed from the kernel)."""
+    """Delete a cell (its definitions are removed from the kernel).
+
+    Attributes:
+        target: Id or name of the cell.
+        allow_person_cell: Delete a cell whose current code the agent did not
+            write (see `EditCell.allow_person_cell`).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     op: Literal["delete"] = "delete"
     target: str
+    allow_person_cell: bool = False
 
 
 class MoveCell(BaseModel):

@@ -127,8 +127,6 @@ class HeadlessServer:
             LiveConnectionError: The process exited or did not answer within
                 `startup_timeout_s`; the message ends with its log's last lines.
         """
-        import httpx
-
         if self._process is not None:
             raise UsageError("This HeadlessServer was already started; make a new one.")
         fd, log_name = tempfile.mkstemp(prefix="marimo-engine-server-", suffix=".log")
@@ -158,10 +156,10 @@ class HeadlessServer:
                     f"on {self.url}. Its log ends: {tail}"
                 )
             try:
-                if httpx.get(f"{self.url}/health", timeout=2.0).status_code == 200:
+                if _http.stdlib_request("GET", f"{self.url}/health", timeout_s=2.0)[0] == 200:
                     return self
-            except httpx.HTTPError:
-                pass
+            except LiveConnectionError:
+                pass  # not listening yet
             if time.monotonic() > deadline:
                 tail = self.log_tail()
                 self.stop()
@@ -169,8 +167,7 @@ class HeadlessServer:
                     f"No marimo server at {self.url} after {self.startup_timeout_s} s; "
                     f"raise startup_timeout_s on a busy machine. Its log ends: {tail}"
                 )
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
+            time.sleep(delay)  # short and fixed: every poll late is start-up time lost
 
     def log_tail(self, max_chars: int = 800) -> str:
         """Return the last `max_chars` characters of the server log, on one line."""

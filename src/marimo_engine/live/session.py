@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from marimo_engine.errors import LiveConnectionError, LiveError, UsageError
 from marimo_engine.live import _http
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
 
     from marimo_engine.live.client import LiveClient
     from marimo_engine.live.sync_client import LiveClientSync
+
+_COMPLETED_RUN = '{"op": "completed-run"'
+"""How marimo's `completed-run` message starts (it ends every command's run;
+marimo `_server/api/endpoints/ws/ws_formatter.py`)."""
 
 __all__ = [
     "HeadlessServer",
@@ -84,6 +89,8 @@ class SessionHolder:
         self.open_timeout_s = open_timeout_s
         self.kernel_ready: dict[str, Any] = {}
         self.messages_received = 0
+        self.completed_runs = 0
+        self._runs_changed = threading.Condition()
         self._ws: Any = None
         self._thread: threading.Thread | None = None
         self._closed_reason: str | None = None
@@ -92,8 +99,6 @@ class SessionHolder:
     @property
     def ws_url(self) -> str:
         """The websocket URL (`ws://.../ws?session_id=...`)."""
-        from urllib.parse import urlencode
-
         query = {"session_id": self.session_id}
         if self.file:
             query["file"] = self.file
@@ -162,8 +167,12 @@ class SessionHolder:
                     return
                 finally:
                     ready.set()
-                for _ in ws:  # drain: an unread socket would stall the server
+                for message in ws:  # drain: an unread socket would stall the server
                     self.messages_received += 1
+                    if isinstance(message, str) and message.startswith(_COMPLETED_RUN):
+                        with self._runs_changed:
+                            self.completed_runs += 1
+                            self._runs_changed.notify_all()
         except ConnectionClosed as exc:
             self._closed_reason = str(exc)
         except (OSError, InvalidHandshake, TimeoutError) as exc:
@@ -207,6 +216,61 @@ class SessionHolder:
                 "would only watch. Use that session: 'marimo-engine live sessions'."
             )
 
+    def run_all(self, timeout_s: float | None = None) -> None:
+        """Run every cell as a browser opening the notebook does, and wait until they ran.
+
+        Sends marimo's own `POST /api/kernel/instantiate` with `autoRun`
+        (what the frontend sends on connecting; marimo
+        `_server/api/endpoints/execution.py`), then waits for the run's
+        `completed-run` message on this websocket. Standard library only, so
+        a process that just holds a session stays small.
+
+        Args:
+            timeout_s: Seconds to wait; `None` uses `open_timeout_s`.
+
+        Raises:
+            UsageError: The holder is not open.
+            LiveConnectionError: The request failed, or the run did not
+                complete in time (the cells may still be running).
+        """
+        import re
+
+        if not self.is_open:
+            raise UsageError("open() the SessionHolder before run_all().")
+        limit = self.open_timeout_s if timeout_s is None else timeout_s
+        headers = _http.auth_headers(self.token, self.session_id)
+        query = f"?{urlencode({'file': self.file})}" if self.file else ""
+        status, page = _http.stdlib_request(
+            "GET", f"{self.url}/{query}", headers=headers, timeout_s=limit
+        )
+        match = re.search(r'marimo-server-token data-token="([^"]+)"', page)
+        if status != 200 or match is None:
+            raise LiveConnectionError(
+                f"Could not read the notebook page of {self.url} (HTTP {status}) to run its "
+                "cells; is it a marimo edit server, and is the token right?"
+            )
+        headers |= {"Marimo-Server-Token": match.group(1), "Content-Type": "application/json"}
+        body = json.dumps({"objectIds": [], "values": [], "autoRun": True}).encode()
+        with self._runs_changed:
+            before = self.completed_runs
+        status, text = _http.stdlib_request(
+            "POST", f"{self.url}/api/kernel/instantiate{query}", headers=headers, body=body,
+            timeout_s=limit,
+        )  # fmt: skip
+        if status != 200:
+            raise LiveConnectionError(
+                f"marimo answered {status} to running the notebook's cells at {self.url}: "
+                f"{text[:200]}"
+            )
+        with self._runs_changed:
+            if not self._runs_changed.wait_for(
+                lambda: self.completed_runs > before or not self.is_open, timeout=limit
+            ):
+                raise LiveConnectionError(
+                    f"The notebook's cells at {self.url} did not finish running within "
+                    f"{limit} s; raise startup_timeout_s, or open it with run_all=False."
+                )
+
     def close(self, timeout_s: float = 5.0) -> None:
         """Close the websocket (the session then lives on for marimo's TTL). Safe to call twice."""
         self._closing.set()
@@ -243,7 +307,13 @@ class LiveSession:
         server: The server this session started, or `None` when it joined a running one.
         holder: The websocket holder, or `None` when a client (a browser) already held it.
         token: The access token in use, or `None`.
+        stable_id: marimo's stable id of the session (it survives a tab
+            reload), or `None` when the server did not say.
         open_duration_s: Seconds `open_session()` took, on a monotonic clock.
+        open_phases: Where those seconds went: `"server_s"` (start `marimo
+            edit` until `/health` answers; 0 when joining a server),
+            `"kernel_s"` (open the websocket until the kernel is ready),
+            `"run_all_s"` (run the cells); phases that did not happen are absent.
     """
 
     def __init__(
@@ -256,6 +326,7 @@ class LiveSession:
         holder: SessionHolder | None = None,
         token: str | None = None,
         allow_remote: bool = False,
+        stable_id: str | None = None,
     ) -> None:
         self.url = url
         self.session_id = session_id
@@ -265,6 +336,10 @@ class LiveSession:
         self.token = token
         self.allow_remote = allow_remote
         self.open_duration_s = 0.0
+        self.open_phases: dict[str, float] = {}
+        self.stable_id: str | None = stable_id
+        if stable_id is None and holder is not None:
+            self.stable_id = holder.kernel_ready.get("stable_session_id") or None
 
     @property
     def browser_url(self) -> str:
@@ -281,6 +356,7 @@ class LiveSession:
 
         options.setdefault("token", self.token)
         options.setdefault("allow_remote", self.allow_remote)
+        options.setdefault("stable_id", self.stable_id)
         return LiveClient(self.url, self.session_id, **options)
 
     def sync_client(self, **options: Any) -> LiveClientSync:
@@ -289,6 +365,7 @@ class LiveSession:
 
         options.setdefault("token", self.token)
         options.setdefault("allow_remote", self.allow_remote)
+        options.setdefault("stable_id", self.stable_id)
         return LiveClientSync(self.url, self.session_id, **options)
 
     def close(self) -> None:
@@ -368,9 +445,8 @@ def open_session(
         LiveConnectionError: The server did not start or refused the session.
         LiveError: Running the cells failed at the transport level.
     """
-    from marimo_engine.live.discovery import list_sessions, select_session
-
     started = time.monotonic()
+    phases: dict[str, float] = {}
     path = Path(notebook).expanduser().resolve() if notebook is not None else None
     server: HeadlessServer | None = None
     holder: SessionHolder | None = None
@@ -385,6 +461,7 @@ def open_session(
             startup_timeout_s=startup_timeout_s,
             env=env,
         ).start()
+        phases["server_s"] = time.monotonic() - started
         base_url = server.url
         token_in_use = token
     else:
@@ -393,6 +470,8 @@ def open_session(
     try:
         existing = None
         if server is None:
+            from marimo_engine.live.discovery import list_sessions, select_session
+
             sessions = list_sessions(base_url, token=token_in_use, allow_remote=allow_remote)
             if session_id is not None or path is not None:
                 with contextlib.suppress(LiveError):
@@ -401,6 +480,7 @@ def open_session(
             live = LiveSession(
                 url=base_url, session_id=existing.session_id, notebook=path, server=None,
                 holder=None, token=token_in_use, allow_remote=allow_remote,
+                stable_id=existing.stable_id,
             )  # fmt: skip
         else:
             holder = SessionHolder(
@@ -411,12 +491,14 @@ def open_session(
                 allow_remote=allow_remote,
                 open_timeout_s=startup_timeout_s,
             ).open()
+            phases["kernel_s"] = time.monotonic() - started - sum(phases.values())
             live = LiveSession(
                 url=base_url, session_id=holder.session_id, notebook=path, server=server,
                 holder=holder, token=token_in_use, allow_remote=allow_remote,
             )  # fmt: skip
             if run_all:
-                _run_all_cells(live)
+                holder.run_all(startup_timeout_s)
+                phases["run_all_s"] = time.monotonic() - started - sum(phases.values())
     except BaseException:
         if holder is not None:
             holder.close()
@@ -424,6 +506,7 @@ def open_session(
             server.stop()
         raise
     live.open_duration_s = time.monotonic() - started
+    live.open_phases = phases
     return live
 
 
@@ -441,26 +524,3 @@ async def aopen_session(
         return open_session(notebook, **options)
 
     return await anyio.to_thread.run_sync(call)
-
-
-def _run_all_cells(live: LiveSession) -> None:
-    """Run every cell of the session, from a thread of its own (safe inside an event loop)."""
-    import anyio
-
-    async def run() -> None:
-        async with live.client() as client:
-            await client.run_all()
-
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            anyio.run(run)
-        except BaseException as exc:  # re-raised in the caller's thread
-            failure.append(exc)
-
-    thread = threading.Thread(target=target, name="marimo-engine-run-all", daemon=True)
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]

@@ -63,6 +63,7 @@ class LiveClientSync:
         for k in ("token", "allow_remote"):
             if k in find_args:
                 options[k] = find_args[k]
+        options.setdefault("stable_id", session.stable_id)
         return cls(server_url, session.session_id, **options)
 
     @property
@@ -74,6 +75,11 @@ class LiveClientSync:
     def session_id(self) -> str:
         """The session id."""
         return self.client.session_id
+
+    @property
+    def stable_id(self) -> str | None:
+        """marimo's stable id of the session, once the first call resolved it (else `None`)."""
+        return self.client.stable_id
 
     def call(self, func: Callable[[], Awaitable[_T]]) -> _T:
         """Run an async function on this client's event-loop thread and return its result.
@@ -130,9 +136,9 @@ class LiveClientSync:
         """See `LiveClient.edit_cell`."""
         return self._run(partial(self.client.edit_cell, target, code, **options))
 
-    def delete_cell(self, target: str) -> CellChange:
+    def delete_cell(self, target: str, **options: Any) -> CellChange:
         """See `LiveClient.delete_cell`."""
-        return self._run(partial(self.client.delete_cell, target))
+        return self._run(partial(self.client.delete_cell, target, **options))
 
     def move_cell(self, target: str, **options: Any) -> CellChange:
         """See `LiveClient.move_cell`."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from pathlib import Path
 from typing import Any
 
 from marimo_engine.errors import UsageError
@@ -45,28 +46,35 @@ def _me_output_text(output, limit):
     data = getattr(output, "data", None)
     if "marimo-error" in channel or isinstance(data, list):
         return None, None
-    if isinstance(data, dict):
-        data = data.get("text/plain", data.get("text/html", _me_json.dumps(data, default=str)))
-    text = "" if data is None else str(data)
-    if mimetype == "text/html" or text.lstrip().startswith("<"):
-        import html.parser
+    if isinstance(data, dict):  # a mimebundle: the plainest form it has
+        for key in ("text/plain", "text/markdown", "text/html", *data):
+            if key in data:
+                mimetype, data = key, data[key]
+                break
+    text = _me_render_text(mimetype, data, limit)
+    return (text or None), (mimetype or None)
 
-        class _Strip(html.parser.HTMLParser):
-            def __init__(self):
-                super().__init__()
-                self.parts = []
 
-            def handle_data(self, d):
-                self.parts.append(d)
+def _me_written():
+    # Code the agent last wrote into each cell, kept in the kernel process
+    # (a restart forgets it): a cell whose code differs was written by the person.
+    import types
 
-        stripper = _Strip()
-        stripper.feed(text)
-        text = " ".join(" ".join(stripper.parts).split())
-    elif not (mimetype.startswith("text/") or "json" in mimetype):
-        text = "<" + mimetype + " output>"
-    if not text:
-        return None, None
-    return _me_clip(text, limit), mimetype or None
+    module = _me_sys.modules.get("_marimo_engine_agent")
+    if module is None:
+        module = types.ModuleType("_marimo_engine_agent")
+        module.written = {}
+        _me_sys.modules["_marimo_engine_agent"] = module
+    return module.written
+
+
+class PersonCellError(Exception):
+    def __init__(self, cell_id, action):
+        super().__init__(
+            f"Cell {cell_id!r} holds code the person wrote (the agent did not write its "
+            f"current code), so the agent will not {action} it by default"
+        )
+        self.cell_id = cell_id
 
 
 def _me_status(cell):
@@ -137,6 +145,7 @@ else:
             "error_type": type(_me_exc).__name__,
             "message": str(_me_exc.args[0]) if isinstance(_me_exc, KeyError) and _me_exc.args
             else str(_me_exc),
+            "cell_id": str(getattr(_me_exc, "cell_id", "") or ""),
         }
 _me_sys.stdout.write(__ME_MARKER__ + _me_json.dumps(_me_reply, default=str) + "\n")
 _me_sys.stdout.flush()
@@ -210,28 +219,75 @@ async def _me_call(cm, args):
         )
     df = ctx.globals[name]
     module = type(df).__module__.split(".")[0]
-    if module not in ("pandas", "polars") or not hasattr(df, "columns"):
+    kind = type(df).__name__
+    if module not in ("pandas", "polars") or kind not in ("DataFrame", "LazyFrame"):
         raise TypeError(
-            f"{name!r} is of type {_me_short_type(df)}, not a pandas or polars DataFrame; "
-            "use variables() for other values."
+            f"{name!r} is of type {_me_short_type(df)}, not a pandas or polars DataFrame "
+            "(or polars LazyFrame); use variables() for other values."
         )
     budget = args["max_chars"]
     cell_chars = args["max_cell_chars"]
-    if module == "pandas":
-        columns = [{"name": str(c), "dtype": str(t)} for c, t in df.dtypes.items()]
-        head = df.head(args["max_rows"])
-        raw_rows = head.to_dict("records")
+    lazy = kind == "LazyFrame"
+
+    def cell_value(value):
+        # JSON types kept: numbers, booleans, null; NaN and infinities as strings.
+        if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+            try:
+                value = value.item()
+            except Exception:
+                pass
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float):
+            if value != value:
+                return "NaN"
+            if value in (float("inf"), float("-inf")):
+                return "Infinity" if value > 0 else "-Infinity"
+            return value
+        return _me_clip(value, cell_chars)
+
+    def pandas_value(value):
+        # pandas marks every missing value (None, NaN, NaT, NA) the same way: null.
+        import pandas as _me_pd
+
+        try:
+            missing = bool(_me_pd.isna(value))
+        except (TypeError, ValueError):
+            missing = False
+        return None if missing else cell_value(value)
+
+    if lazy:  # the schema only: collecting could run an arbitrary query
+        schema = df.collect_schema()
+        columns = [{"name": str(c), "dtype": str(t), "null_count": None} for c, t in schema.items()]
+        rows, raw_rows = None, []
+    elif module == "pandas":
+        nulls = df.isna().sum()
+        columns = [
+            {"name": str(c), "dtype": str(t), "null_count": int(nulls[c])}
+            for c, t in df.dtypes.items()
+        ]
+        rows = int(df.shape[0])
+        raw_rows = df.head(args["max_rows"]).to_dict("records")
     else:
-        columns = [{"name": str(c), "dtype": str(t)} for c, t in zip(df.columns, df.dtypes)]
+        counts = df.null_count().row(0) if df.width else ()
+        columns = [
+            {"name": str(c), "dtype": str(t), "null_count": int(n)}
+            for c, t, n in zip(df.columns, df.dtypes, counts)
+        ]
+        rows = int(df.height)
         raw_rows = df.head(args["max_rows"]).to_dicts()
-    rows = [{str(k): _me_clip(v, cell_chars) for k, v in row.items()} for row in raw_rows]
+    convert = pandas_value if module == "pandas" else cell_value
+    sample = [{str(k): convert(v) for k, v in row.items()} for row in raw_rows]
     result = {
         "name": name,
         "library": module,
-        "shape": [int(df.shape[0]), int(df.shape[1])],
+        "lazy": lazy,
+        "shape": [rows, len(columns)],
         "columns": columns,
         "columns_truncated": False,
-        "sample": rows,
+        "sample": sample,
         "max_chars": budget,
     }
     while len(_me_json.dumps(result, default=str)) > budget and result["sample"]:
@@ -267,10 +323,22 @@ def _me_resolve(ctx, target):
     return str(ctx.cells[target].id)
 
 
+def _me_guard(ctx, op, cid, action, force):
+    # Refuse to change a cell whose code the agent did not write: the person
+    # may be typing in it, and the browser sends typing only after a pause.
+    if force or op.get("allow_person_cell"):
+        return
+    current = ctx.cells[cid].code if cid in ctx.cells else ""
+    if current.strip() and _me_written().get(cid) != current:
+        raise PersonCellError(cid, action)
+
+
 async def _me_call(cm, args):
     ops = args["ops"]
+    force = args["force"]
     touched = []
-    async with cm.get_context(skip_staleness_check=args["force"]) as ctx:
+    wrote = {}
+    async with cm.get_context(skip_staleness_check=force) as ctx:
         for op in ops:
             kind = op["op"]
             if kind == "create":
@@ -284,6 +352,7 @@ async def _me_call(cm, args):
                 )
                 if op.get("run", True):
                     ctx.run_cell(cid)
+                wrote[str(cid)] = op["code"]
                 touched.append((kind, str(cid)))
             elif kind == "edit":
                 cid = _me_resolve(ctx, op["target"])
@@ -292,13 +361,18 @@ async def _me_call(cm, args):
                     code=op.get("code"),
                     name=op.get("name"),
                     disabled=op.get("disabled"),
-                )
+                )  # marimo's own check first: changed since the agent read it
+                if op.get("code") is not None:
+                    _me_guard(ctx, op, cid, "edit", force)
+                    wrote[cid] = op["code"]
                 if op.get("run", True):
                     ctx.run_cell(cid)
                 touched.append((kind, cid))
             elif kind == "delete":
                 cid = _me_resolve(ctx, op["target"])
+                _me_guard(ctx, op, cid, "delete", force)
                 ctx.delete_cell(op["target"])
+                wrote[cid] = None
                 touched.append((kind, cid))
             elif kind == "move":
                 cid = _me_resolve(ctx, op["target"])
@@ -321,6 +395,12 @@ async def _me_call(cm, args):
                 touched.append((kind, None))
             else:
                 raise ValueError(f"Unknown cell operation {kind!r}.")
+    written = _me_written()
+    for cid, code in wrote.items():
+        if code is None:
+            written.pop(cid, None)
+        else:
+            written[cid] = code
     after = cm.get_context()
     changes = []
     for kind, cid in touched:
@@ -333,6 +413,8 @@ async def _me_call(cm, args):
     return changes
 """,
 }
+
+_PRELUDE += (Path(__file__).with_name("_output_text.py")).read_text(encoding="utf-8")
 
 TEMPLATE_NAMES: tuple[str, ...] = tuple(sorted(_BODIES))
 """The templates `render` knows."""

@@ -15,7 +15,9 @@ from marimo_engine.llm.models import (
     describe_model,
     is_priced,
     parse_model_string,
+    request_settings,
 )
+from marimo_engine.llm.redaction import Redactor, redact_secrets, secret_values
 from marimo_engine.llm.usage import (
     ModelLimits,
     ModelUsage,
@@ -31,6 +33,7 @@ __all__ = [
     "ModelLimits",
     "ModelSpec",
     "ModelUsage",
+    "Redactor",
     "UsageReport",
     "UsageTracker",
     "build_model",
@@ -40,5 +43,8 @@ __all__ = [
     "model_errors",
     "model_label",
     "parse_model_string",
+    "redact_secrets",
+    "request_settings",
     "response_cost_usd",
+    "secret_values",
 ]

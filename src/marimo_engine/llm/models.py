@@ -17,6 +17,17 @@ Provider SDKs retry a failed request twice by default, waiting up to a
 minute on a 429. We set `max_retries=0` (pydantic-ai's `ModelSettings`,
 which is forwarded to the SDK client) so that a rate limit or a provider
 error moves to the next model of the chain at once.
+
+`timeout_s` is a deadline for the whole request (pydantic-ai's
+`request_timeout`, enforced on anyio's clock from the moment the request
+starts until the last byte of the answer, streamed or not), not the SDK's
+per-read timeout: a server that trickles a keep-alive byte every half
+second cannot hold a request past it.
+
+A chain falls back on a provider error (`ModelAPIError`) and on an answer
+that is not the provider's format at all, such as an HTML page from a
+gateway with HTTP 200 (`UnexpectedModelBehavior` raised while reading the
+response).
 """
 
 from __future__ import annotations
@@ -39,10 +50,11 @@ __all__ = [
     "describe_model",
     "is_priced",
     "parse_model_string",
+    "request_settings",
 ]
 
 DEFAULT_TIMEOUT_S = 120.0
-"""Seconds a single model request may take before it fails (and falls back)."""
+"""Seconds a single model request may take, first byte to last, before it fails (and falls back)."""
 
 PROVIDERS: dict[str, tuple[str, ...]] = {
     "openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL"),
@@ -98,11 +110,45 @@ def parse_model_string(text: str) -> ModelSpec:
     return ModelSpec(provider=provider, name=name)
 
 
-def _settings(timeout_s: float | None, max_retries: int) -> dict[str, object]:
+def request_settings(timeout_s: float | None, max_retries: int = 0) -> dict[str, object]:
+    """Return the pydantic-ai `ModelSettings` (as a dict) for a deadline and SDK retries.
+
+    Args:
+        timeout_s: Seconds for the whole request (`request_timeout`, which
+            pydantic-ai enforces for every model, `FunctionModel` included)
+            and the SDK's own timeout per attempt (`timeout`); `None` sets
+            neither.
+        max_retries: Retries made by the provider SDK itself.
+
+    Returns:
+        Such as `{"max_retries": 0, "timeout": 120.0, "request_timeout": 120.0}`.
+
+    Raises:
+        ModelConfigError: `timeout_s` is not a positive number.
+    """
     settings: dict[str, object] = {"max_retries": max_retries}
     if timeout_s is not None:
+        if not timeout_s > 0:
+            raise ModelConfigError(
+                f"The model timeout is {timeout_s!r} seconds; use a positive number of seconds."
+            )
         settings["timeout"] = timeout_s
+        settings["request_timeout"] = timeout_s
     return settings
+
+
+def _ollama_base_url(spec: ModelSpec, base_url: str) -> str:
+    """Return `OLLAMA_BASE_URL` when it ends in `/v1`, else say what to add."""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(base_url).path.rstrip("/")
+    if not path.endswith("/v1"):
+        fixed = base_url.rstrip("/") + "/v1"
+        raise ModelConfigError(
+            f"Model '{spec}' needs OLLAMA_BASE_URL to end in '/v1' (Ollama's OpenAI-compatible "
+            f"API), but it is {base_url!r}; set OLLAMA_BASE_URL={fixed}."
+        )
+    return base_url
 
 
 def _build_one(
@@ -110,7 +156,7 @@ def _build_one(
 ) -> Model:
     from pydantic_ai.settings import ModelSettings
 
-    settings = ModelSettings(**_settings(timeout_s, max_retries))  # type: ignore[typeddict-item]
+    settings = ModelSettings(**request_settings(timeout_s, max_retries))  # type: ignore[typeddict-item]
     if spec.provider == "openai":
         api_key = env.get("OPENAI_API_KEY") or None
         base_url = env.get("OPENAI_BASE_URL") or None
@@ -154,7 +200,7 @@ def _build_one(
         from pydantic_ai.providers.ollama import OllamaProvider
 
         ollama_provider = OllamaProvider(
-            base_url=base_url, api_key=env.get("OLLAMA_API_KEY") or None
+            base_url=_ollama_base_url(spec, base_url), api_key=env.get("OLLAMA_API_KEY") or None
         )
         return OllamaModel(spec.name, provider=ollama_provider, settings=settings)
     raise ModelConfigError(f"Model '{spec}' names an unknown provider {spec.provider!r}.")
@@ -175,11 +221,14 @@ def build_model(
             a pydantic-ai `Model` instance, used as is (tests pass `FunctionModel`).
         fallbacks: Models tried in order when the one before fails with a
             provider error (`ModelAPIError`: HTTP errors such as 429 and 5xx,
-            connection errors, timeouts).
+            connection errors, the request deadline) or answers something
+            that cannot be read as the provider's format (an HTML page).
         env: Environment to read keys and endpoints from; `None` means
             `os.environ`.
-        timeout_s: Seconds per request before it fails; `None` keeps the SDK's
-            default (10 minutes for OpenAI).
+        timeout_s: Seconds for a whole request to a model built from a
+            string, first byte to last (see the module docs); `None` keeps
+            the SDK's default per read (10 minutes for OpenAI). A `Model`
+            passed in keeps its own settings.
         max_retries: Retries made by the provider SDK itself before failing
             (and falling back). 0 moves to the next model at once.
 
@@ -187,8 +236,10 @@ def build_model(
         The model, or a pydantic-ai `FallbackModel` over all of them.
 
     Raises:
-        ModelConfigError: A model string is malformed or its provider has no
-            key or endpoint configured; the message names the variables to set.
+        ModelConfigError: A model string is malformed, its provider has no
+            key or endpoint configured (the message names the variables to
+            set), `OLLAMA_BASE_URL` does not end in `/v1`, or `timeout_s` is
+            not positive.
     """
     environ = os.environ if env is None else env
     models: list[Model] = []
@@ -206,10 +257,12 @@ def build_model(
             models.append(item)
     if len(models) == 1:
         return models[0]
-    from pydantic_ai.exceptions import ModelAPIError
+    from pydantic_ai.exceptions import ModelAPIError, UnexpectedModelBehavior
     from pydantic_ai.models.fallback import FallbackModel
 
-    return FallbackModel(models[0], *models[1:], fallback_on=(ModelAPIError,))
+    return FallbackModel(
+        models[0], *models[1:], fallback_on=(ModelAPIError, UnexpectedModelBehavior)
+    )
 
 
 def describe_model(model: Model) -> str:

@@ -15,7 +15,7 @@ and `MAX_EXPRESSION_DEPTH` (depth counted on the syntax tree: `a + b + c` is
 `(a + b) + c`, two levels of `+`). Evaluation walks the checked tree; there is
 no `eval`. Parsing is cached, so a plan's expressions are parsed once.
 
-Choices the spec leaves open (also in `docs/plan-language.md`): a `$` outside
+Choices (`docs/plan-language.md`, "Expressions"): a `$` outside
 quotes always starts a reference (`$$` is an error there; inside quotes `$`
 is plain text and references are not interpolated); `#` comments are
 rejected; `and`/`or` short-circuit and return an operand, as in Python;

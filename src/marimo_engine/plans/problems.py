@@ -1,13 +1,14 @@
 """`Problem`: one finding of plan validation, plain JSON for people and models.
 
-The codes and fields come from the plan language spec ("Validation").
+The codes and fields come from the plan language spec ("Validation") in
+`docs/plan-language.md`.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["Problem", "ProblemCode"]
 
@@ -47,6 +48,19 @@ class Problem(BaseModel):
     )
     code: ProblemCode
     message: str
+
+    @field_validator("step_id", "field", "message")
+    @classmethod
+    def _utf8_text(cls, value: str | None) -> str | None:
+        """Write lone surrogates as `\\udxxx`, so that a problem always serialises as UTF-8.
+
+        A plan can spell text that is not Unicode (`"\\ud800"` in JSON); a
+        problem about it quotes or names it, and must still reach the person
+        or model as JSON (`docs/plan-language.md`, "Limits").
+        """
+        if value is None or value.isascii():
+            return value
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
     def describe(self) -> str:
         """Return a one-line human form: `step 's3', field 'run_if': message`."""

@@ -1,7 +1,7 @@
 """References: `$id` and `$id.path` in step arguments, parsed once, resolved late.
 
-The forms come from the plan language spec ("References"); the choices the
-spec leaves open are written down in `docs/plan-language.md`:
+The forms and choices are the plan language spec's ("References"), that is
+`docs/plan-language.md`:
 
 - A reference is `$`, a step id (`A-Z a-z 0-9 _ -`, as many as follow), then
   any number of `.segment` parts of the same characters. It ends at the

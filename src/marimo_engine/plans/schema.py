@@ -28,12 +28,32 @@ from pydantic import (
 )
 
 from marimo_engine.errors import PlanValidationError, UsageError
-from marimo_engine.plans.problems import Problem, ProblemCode
+from marimo_engine.plans.problems import Problem
 
-__all__ = ["STEP_ID_PATTERN", "Plan", "Step", "load_plan", "problems_from_validation_error"]
+__all__ = [
+    "SCHEMA_KEY",
+    "STEP_ID_PATTERN",
+    "TOOL_NAME_PATTERN",
+    "Plan",
+    "Step",
+    "load_plan",
+    "problems_from_validation_error",
+    "readable_step_id",
+]
 
 STEP_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 """A step id: 1 to 64 characters of `A-Z a-z 0-9 _ -` (spec, "A plan")."""
+
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+"""A tool name: 1 to 64 characters of `A-Z a-z 0-9 _ -` (`docs/plan-language.md`, "A plan").
+
+The same rule as `ToolRegistry` applies when a tool is registered, so every
+registered tool can be named in a plan; a plan's tool name is checked even
+when no registry is given, so that no text other than a name reaches the
+places where tool names are written (notebook source, events, terminals)."""
+
+SCHEMA_KEY = "$schema"
+"""A top-level key that editors add to point at a JSON schema; accepted and ignored."""
 
 _STEP_ID_RE = re.compile(STEP_ID_PATTERN)
 
@@ -42,6 +62,15 @@ StepId = Annotated[
     Field(
         pattern=STEP_ID_PATTERN,
         examples=["s1", "scan_hull", "check-oxygen"],
+    ),
+]
+
+
+ToolName = Annotated[
+    StrictStr,
+    Field(
+        pattern=TOOL_NAME_PATTERN,
+        examples=["scan_hull", "load_csv"],
     ),
 ]
 
@@ -64,8 +93,8 @@ class Step(BaseModel):
     id: StepId
     """The step's name: 1-64 characters of `A-Z a-z 0-9 _ -`, unique in the plan."""
 
-    tool: StrictStr
-    """A name in the tool registry given to the run."""
+    tool: ToolName
+    """A name in the tool registry given to the run: 1-64 characters of `A-Z a-z 0-9 _ -`."""
 
     description: StrictStr | None = None
     """Human text, shown in events and in the notebook; `None` for none."""
@@ -203,7 +232,11 @@ def load_plan(source: Plan | Mapping[str, Any] | str | bytes) -> Plan:
             a step whose id is readable carries that `step_id` and a `field`
             relative to the step (`"timeout_s"`, `"depends_on.1"`); otherwise
             `field` is dotted from the plan (`"steps"`, `"steps.3"`,
-            `"steps.3.id"`). Duplicate ids are not checked here.
+            `"steps.3.id"`). Duplicate ids are not checked here. Also
+            `invalid_plan`: JSON nested too deeply to read, a value nested
+            deeper than 100 levels, and a string holding a lone surrogate
+            (`marimo_engine.plans.document`). A top-level `"$schema"` string
+            is accepted and ignored.
     """
     if isinstance(source, Plan):
         return source
@@ -212,30 +245,57 @@ def load_plan(source: Plan | Mapping[str, Any] | str | bytes) -> Plan:
         try:
             data = bytes(source).decode("utf-8")
         except UnicodeDecodeError as exc:
+            from marimo_engine.plans._schema_problems import plan_problem
+
             raise PlanValidationError(
-                [_plan_problem(f"The plan is not UTF-8 text ({exc.reason} at byte {exc.start}).")]
+                [plan_problem(f"The plan is not UTF-8 text ({exc.reason} at byte {exc.start}).")]
             ) from None
     if isinstance(data, str):
         data = _parse_json(data)
     if isinstance(data, Mapping) and not isinstance(data, dict):
         data = dict(data)
+    problems: list[Problem] = []
+    if isinstance(data, dict):
+        from marimo_engine.plans.document import document_problems
+
+        data, problems = _without_schema_key(data)
+        problems += document_problems(data)
     try:
-        return Plan.model_validate(data)
+        plan = Plan.model_validate(data)
     except ValidationError as exc:
-        raise PlanValidationError(problems_from_validation_error(exc, data)) from None
+        problems += problems_from_validation_error(exc, data)
+    if problems:
+        raise PlanValidationError(problems)
+    return plan
 
 
-def _plan_problem(message: str, field: str | None = None) -> Problem:
-    return Problem(step_id=None, field=field, code=ProblemCode.INVALID_PLAN, message=message)
+def _without_schema_key(data: dict[Any, Any]) -> tuple[dict[Any, Any], list[Problem]]:
+    """Drop a top-level `$schema` key (editors add it); a non-string one is a problem."""
+    if SCHEMA_KEY not in data:
+        return data, []
+    value = data[SCHEMA_KEY]
+    data = {key: item for key, item in data.items() if key != SCHEMA_KEY}
+    if isinstance(value, str):
+        return data, []
+    from marimo_engine.plans._schema_problems import plan_problem, show
+
+    problem = plan_problem(
+        f"The plan's {SCHEMA_KEY!r} must be a string (the URL or path of a JSON schema, "
+        f"which is ignored); got {show(value)}.",
+        field=SCHEMA_KEY,
+    )
+    return data, [problem]
 
 
 def _parse_json(text: str) -> object:
+    from marimo_engine.plans._schema_problems import plan_problem
+
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise PlanValidationError(
             [
-                _plan_problem(
+                plan_problem(
                     f"The plan is not valid JSON: {exc.msg} at line {exc.lineno}, column "
                     f"{exc.colno}. Fix the JSON there (quote keys and strings with double "
                     f"quotes, no trailing commas)."
@@ -243,35 +303,39 @@ def _parse_json(text: str) -> object:
             ]
         ) from None
     except RecursionError:
-        raise PlanValidationError(
-            [_plan_problem("The plan's JSON is nested too deeply to read; flatten it.")]
-        ) from None
+        raise PlanValidationError([too_deep_to_read_problem()]) from None
 
 
-# --- pydantic errors -> problems ---------------------------------------------
+def too_deep_to_read_problem() -> Problem:
+    """The `invalid_plan` problem of JSON text nested too deeply for the parser to read.
 
-_PLAN_FIELDS = tuple(Plan.model_fields)
-_STEP_FIELDS = tuple(Step.model_fields)
+    Python's JSON parser gives up (`RecursionError`) somewhere past about 900
+    levels, far past the plan language's limit of 100 levels per value, so
+    such a plan breaks the same rule.
+    """
+    from marimo_engine.plans._schema_problems import plan_problem
 
-_EXPECTED = {
-    "plan.id": "a non-empty string (or absent, to generate one)",
-    "plan.name": "a string",
-    "plan.steps": "a list of at least one step object",
-    "id": "a string of 1-64 characters of A-Z a-z 0-9 _ -",
-    "tool": "a string: the name of a registered tool",
-    "description": "a string",
-    "args": "an object of keyword arguments",
-    "run_if": "an expression in a string",
-    "intervention_if": "an expression in a string",
-    "key_finding": "true or false",
-    "depends_on": "a list of step ids",
-    "timeout_s": "a number of seconds greater than 0",
-    "retries": "an integer from 0 to 10",
-}
+    return plan_problem(
+        "The plan's JSON is nested too deeply to read (a value may nest lists and objects "
+        "at most 100 levels deep); flatten it."
+    )
+
+
+def readable_step_id(step: object) -> str | None:
+    """Return the id of a step as written (a mapping or a `Step`) when it is well-formed.
+
+    Args:
+        step: A raw step: a mapping, a `Step`, or anything else.
+
+    Returns:
+        The id when it is a string matching `STEP_ID_PATTERN`, else `None`.
+    """
+    step_id = step.get("id") if isinstance(step, Mapping) else getattr(step, "id", None)
+    return step_id if isinstance(step_id, str) and _STEP_ID_RE.fullmatch(step_id) else None
 
 
 def problems_from_validation_error(exc: ValidationError, data: object) -> list[Problem]:
-    """Translate pydantic's errors for a plan into the spec's problems.
+    """Translate pydantic's errors for a plan into the plan language's problems.
 
     Args:
         exc: The error raised by `Plan.model_validate(data)`.
@@ -281,120 +345,6 @@ def problems_from_validation_error(exc: ValidationError, data: object) -> list[P
         One `Problem` per pydantic error, in pydantic's order; see
         `load_plan` for the codes and fields.
     """
-    return [_problem_from_error(error, data) for error in exc.errors()]
+    from marimo_engine.plans._schema_problems import problems_from_validation_error as translate
 
-
-def _type_word(value: object) -> str:
-    names = {
-        dict: "an object",
-        list: "a list",
-        tuple: "a list",
-        str: "a string",
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        type(None): "null",
-    }
-    return names.get(type(value), f"a {type(value).__name__}")
-
-
-def _show(value: object) -> str:
-    text = repr(value) if isinstance(value, str | int | float | bool | type(None)) else ""
-    if len(text) > 60:
-        text = text[:57] + "..."
-    word = _type_word(value)
-    return f"{text} ({word})" if text else word
-
-
-def _readable_step_id(data: object, index: object) -> str | None:
-    if not isinstance(data, Mapping) or not isinstance(index, int):
-        return None
-    steps = data.get("steps")
-    if not isinstance(steps, list | tuple) or not 0 <= index < len(steps):
-        return None
-    step = steps[index]
-    step_id = step.get("id") if isinstance(step, Mapping) else getattr(step, "id", None)
-    return step_id if isinstance(step_id, str) and _STEP_ID_RE.fullmatch(step_id) else None
-
-
-def _suggest_id(value: object) -> str:
-    text = re.sub(r"[^A-Za-z0-9_-]+", "_", value if isinstance(value, str) else "").strip("_-")
-    return text[:64] or "s1"
-
-
-def _problem_from_error(error: Any, data: object) -> Problem:
-    loc = tuple(part for part in error["loc"] if part != "[key]")
-    kind = error["type"]
-    value = error.get("input")
-    if not loc:
-        return _plan_problem(
-            f"A plan must be an object with a 'steps' list; got {_show(value)}. "
-            'Write {"steps": [{"id": "s1", "tool": "..."}]}.'
-        )
-    if loc[0] != "steps" or len(loc) == 1:
-        return _plan_level_problem(loc, kind, value)
-    index = loc[1]
-    if len(loc) == 2:
-        return _plan_problem(
-            f"The step at index {index} must be an object with at least 'id' and 'tool'; "
-            f"got {_show(value)}.",
-            field=f"steps.{index}",
-        )
-    step_field = ".".join(str(part) for part in loc[2:])
-    step_id = _readable_step_id(data, index)
-    where = f"Step {step_id!r}" if step_id is not None else f"The step at index {index}"
-    field = step_field if step_id is not None else f"steps.{index}.{step_field}"
-    name = str(loc[2])
-    if kind == "extra_forbidden":
-        return Problem(
-            step_id=step_id,
-            field=field,
-            code=ProblemCode.INVALID_PLAN,
-            message=_unknown_field_message(where, name, _STEP_FIELDS),
-        )
-    if name == "id":
-        if kind == "missing":
-            message = f"{where} has no 'id'; add one such as 's{index + 1}' (ids are unique)."
-        else:
-            message = (
-                f"{where} has the id {_show(value)}; a step id must be 1-64 characters "
-                f"of A-Z a-z 0-9 _ -, such as {_suggest_id(value)!r}."
-            )
-        return Problem(step_id=None, field=field, code=ProblemCode.INVALID_ID, message=message)
-    if name == "args" and len(loc) > 3:
-        message = f"{where}: 'args' keys must be strings (argument names); got the key {value!r}."
-        field = "args" if step_id is not None else f"steps.{index}.args"
-    elif kind == "missing":
-        message = f"{where} has no {name!r}; add it: {_EXPECTED.get(name, 'a value')}."
-    else:
-        expected = _EXPECTED.get(name, "a valid value")
-        if len(loc) > 3 and name == "depends_on":
-            expected = "a step id (a string)"
-        message = f"{where}: {step_field!r} must be {expected}; got {_show(value)}."
-    return Problem(step_id=step_id, field=field, code=ProblemCode.INVALID_PLAN, message=message)
-
-
-def _plan_level_problem(loc: tuple[Any, ...], kind: str, value: object) -> Problem:
-    name = str(loc[0])
-    field = ".".join(str(part) for part in loc)
-    if kind == "extra_forbidden":
-        return _plan_problem(_unknown_field_message("The plan", name, _PLAN_FIELDS), field=field)
-    if name == "steps" and kind == "missing":
-        return _plan_problem(
-            "The plan has no 'steps'; add a list with at least one step "
-            '({"id": "s1", "tool": "..."}).',
-            field="steps",
-        )
-    if name == "steps" and kind == "too_short":
-        return _plan_problem(
-            "The plan's 'steps' list is empty; add at least one step.", field="steps"
-        )
-    expected = _EXPECTED.get(f"plan.{name}", "a valid value")
-    return _plan_problem(f"The plan's {name!r} must be {expected}; got {_show(value)}.", field)
-
-
-def _unknown_field_message(where: str, name: str, allowed: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    listed = ", ".join(repr(a) for a in allowed)
-    return f"{where} has an unknown field {name!r}.{hint} Allowed fields: {listed}."
+    return translate(exc, data)

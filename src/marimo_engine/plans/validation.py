@@ -2,9 +2,11 @@
 
 The rules and codes are the plan language spec's ("Validation"):
 
-- `invalid_plan`, `invalid_id`: the plan does not parse (`load_plan`). The
-  steps that do parse on their own are still checked, so one answer lists
-  as much as can be found.
+- `invalid_plan`, `invalid_id`: the plan does not parse (`load_plan`),
+  including a tool name outside `TOOL_NAME_PATTERN` and the document's
+  limits (`marimo_engine.plans.document`: nesting, lone surrogates). The
+  steps that do parse on their own are still checked (without the fields
+  that have problems), so one answer lists as much as can be found.
 - `duplicate_id`: a step id used twice (each repeat is reported).
 - `unknown_tool`: a tool that is not in the registry (close names suggested).
 - `unknown_reference`: a reference or `depends_on` entry naming no step (the
@@ -34,6 +36,7 @@ from pydantic import ValidationError
 
 from marimo_engine.errors import EngineError, PlanValidationError, UnknownToolError
 from marimo_engine.plans.dependencies import find_cycles
+from marimo_engine.plans.document import document_problems, step_fields_with_problems
 from marimo_engine.plans.expressions import parse_expression
 from marimo_engine.plans.problems import Problem, ProblemCode
 from marimo_engine.plans.references import Reference, find_reference_errors, find_references
@@ -51,9 +54,12 @@ _MAX_LISTED_STEPS = 20
 """Up to this many known steps are listed in an `unknown_reference` message."""
 _MAX_CYCLE_SHOWN = 30
 """Longer cycles are shortened in the message (first and last steps kept)."""
-_MAX_SUGGESTED = 100
-"""Close names are looked up (difflib) for this many unknown references; past
-that, messages only list steps, so that a broken 5,000-step plan stays fast."""
+_SUGGESTION_BUDGET = 200_000
+"""Step ids compared (difflib) to find close names for unknown references, in
+all: each lookup costs one comparison per step. Past the budget, messages
+only list steps, so that validating a broken plan stays linear in its size
+(a 30,000-step plan gets close names for its first 6 unknown references, a
+100-step plan for its first 2,000)."""
 
 PlanSource = Plan | Mapping[str, Any] | str | bytes
 
@@ -110,7 +116,10 @@ class _Validator:
     tools: Any
     registry: ToolRegistry | None = None
     problems: list[Problem] = field(default_factory=list)
-    suggestions_left: int = _MAX_SUGGESTED
+    suggestion_budget: int = _SUGGESTION_BUDGET
+    known_ids: list[str] | None = None
+    """The plan's step ids for hints, built on the first unknown reference (one plan per run)."""
+    listing: str = ""
 
     def __post_init__(self) -> None:
         if self.tools is not None:
@@ -122,9 +131,15 @@ class _Validator:
         plan: Plan | None = None
         try:
             plan = load_plan(source)
+            if isinstance(source, Plan):
+                # A Plan built in Python skipped load_plan's document checks.
+                problems = document_problems(source)
+                if problems:
+                    raise PlanValidationError(problems)
         except PlanValidationError as exc:
             self.problems.extend(exc.problems)
             steps, ids = _steps_that_parse(source)
+            plan = None
         else:
             steps = list(enumerate(plan.steps))
             ids = [(index, step.id) for index, step in steps]
@@ -277,18 +292,21 @@ class _Validator:
                 edges.setdefault(step_id, "depends_on")
 
     def _known_hint(self, step_id: str, known: Mapping[str, None]) -> str:
+        """`Did you mean ...? Known steps: ...`; the listing is built once per validation."""
+        if self.known_ids is None:
+            self.known_ids = list(known)
+            listed = self.known_ids[:_MAX_LISTED_STEPS]
+            shown = ", ".join(repr(k) for k in listed)
+            if len(known) > len(listed):
+                shown += f", … ({len(known)} in all)"
+            self.listing = f"Known steps: {shown}." if known else "The plan has no valid step ids."
         close: list[str] = []
-        if self.suggestions_left > 0 and known:
-            self.suggestions_left -= 1
-            close = difflib.get_close_matches(step_id, list(known), n=3, cutoff=0.6)
-        listed = list(known)[:_MAX_LISTED_STEPS]
-        shown = ", ".join(repr(k) for k in listed)
-        if len(known) > len(listed):
-            shown += f", … ({len(known)} in all)"
-        listing = f"Known steps: {shown}." if known else "The plan has no valid step ids."
+        if self.known_ids and self.suggestion_budget >= len(self.known_ids):
+            self.suggestion_budget -= len(self.known_ids)
+            close = difflib.get_close_matches(step_id, self.known_ids, n=3, cutoff=0.6)
         if close:
-            return "Did you mean " + " or ".join(repr(c) for c in close) + "? " + listing
-        return listing
+            return "Did you mean " + " or ".join(repr(c) for c in close) + "? " + self.listing
+        return self.listing
 
     def _cycle(self, cycle: list[str], edges: Mapping[str, Mapping[str, str]]) -> None:
         first_field = edges[cycle[0]][cycle[1 % len(cycle)]]
@@ -337,6 +355,8 @@ def _steps_that_parse(source: object) -> tuple[list[tuple[int, Step]], list[tupl
             data = json.loads(data)
         except (ValueError, RecursionError):
             return [], []
+    if isinstance(data, Plan):
+        data = {"steps": data.steps}
     if not isinstance(data, Mapping):
         return [], []
     raw_steps = data.get("steps")
@@ -346,8 +366,18 @@ def _steps_that_parse(source: object) -> tuple[list[tuple[int, Step]], list[tupl
     ids: list[tuple[int, str]] = []
     for index, raw in enumerate(raw_steps):
         if isinstance(raw, Step):
-            steps.append((index, raw))
             ids.append((index, raw.id))
+            broken = step_fields_with_problems(raw)
+            if broken & {"id", "tool"}:
+                continue
+            if broken:
+                raw = raw.model_copy(
+                    update={
+                        name: Step.model_fields[name].get_default(call_default_factory=True)
+                        for name in broken
+                    }
+                )
+            steps.append((index, raw))
             continue
         if not isinstance(raw, Mapping):
             continue
@@ -361,16 +391,16 @@ def _steps_that_parse(source: object) -> tuple[list[tuple[int, Step]], list[tupl
 
 
 def _parse_step(raw: Mapping[Any, Any]) -> Step | None:
-    try:
-        return Step.model_validate(dict(raw))
-    except ValidationError as exc:
-        broken = {error["loc"][0] for error in exc.errors() if error["loc"]}
-    if broken & {"id", "tool"}:
-        return None
-    try:
-        return Step.model_validate({k: v for k, v in raw.items() if k not in broken})
-    except ValidationError:
-        return None
+    """Parse a raw step without the fields whose problems are reported; `None` if unreadable."""
+    broken: set[Any] = step_fields_with_problems(raw)
+    for _ in range(2):
+        if broken & {"id", "tool"}:
+            return None
+        try:
+            return Step.model_validate({k: v for k, v in raw.items() if k not in broken})
+        except ValidationError as exc:
+            broken |= {error["loc"][0] for error in exc.errors() if error["loc"]}
+    return None
 
 
 def _free_id(step_id: str, known: Mapping[str, None]) -> str:

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from marimo_engine.errors import EngineError, UnknownToolError, UsageError
 from marimo_engine.plans.references import find_references, resolve_value
+from marimo_engine.plans.schema import TOOL_NAME_PATTERN
 from marimo_engine.tools._signature import (
     import_path_of,
     is_async_callable,
@@ -44,7 +45,7 @@ from marimo_engine.tools._signature import (
 
 __all__ = ["ArgProblem", "ToolRegistry", "ToolSpec", "as_registry"]
 
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOOL_NAME = re.compile(TOOL_NAME_PATTERN)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -552,7 +553,7 @@ def _derive_tool_spec(function: Callable[..., Any], name: str, description: str 
 
 
 def _check_name(name: object) -> str:
-    if not isinstance(name, str) or not _TOOL_NAME.match(name):
+    if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
         raise UsageError(
             f"Tool name {name!r} is invalid; use 1-64 characters of A-Z a-z 0-9 _ - "
             "(models and plans refer to tools by this name)."

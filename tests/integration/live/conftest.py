@@ -3,14 +3,14 @@
 The server runs in its own process group with a private `XDG_STATE_HOME`
 (so its registry entry lands in a temporary folder), serves a temporary
 notebook on a free loopback port, and is stopped in teardown by its own
-process id (the whole group, so no kernel survives it).
+process id (the whole group, so no kernel survives it), or by
+`tests/processes.py` when the run ends any other way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from marimo_engine.live.session import LiveSession, free_port, open_session
+from tests.processes import start_process, stop_process
 
 STARTUP_TIMEOUT_S = 120.0
 """Generous: a loaded 2-core machine can take tens of seconds to start marimo."""
@@ -61,19 +62,6 @@ class LiveServer:
     env: dict[str, str]
 
 
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=20)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("live")
@@ -87,13 +75,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         sys.executable, "-m", "marimo", "edit", "--headless", "--no-token",
         "--skip-update-check", "--host", "127.0.0.1", "--port", str(port), str(notebook),
     ]  # fmt: skip
-    process = subprocess.Popen(
+    process = start_process(
         command,
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
-        start_new_session=True,
+        outlive_test=True,  # shared by the session's tests; stopped in teardown
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -119,8 +107,19 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             env=env,
         )
     finally:
-        _stop_group(process)
+        stop_process(process)
         log.close()
+
+
+async def server_token(url: str) -> str:
+    """The skew-protection token marimo's frontend sends (`Marimo-Server-Token`), from its page."""
+    import re
+
+    async with httpx.AsyncClient() as http:
+        page = (await http.get(f"{url}/", timeout=30)).text
+    match = re.search(r'marimo-server-token data-token="([^"]+)"', page)
+    assert match, "the editor page carries the server token"
+    return match.group(1)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import pytest
 
 from marimo_engine.cli import live as live_cli
 from marimo_engine.live.session import LiveSession
+from tests.processes import adopt_group, run_process, started_process
 
 from .conftest import STARTUP_TIMEOUT_S, LiveServer
 
@@ -65,6 +66,13 @@ def test_exec_streams_and_sets_the_exit_code(
     assert code == 1 and "ZeroDivisionError" in err
     code, out, _ = _run(["live", "exec", *where, "--json", "-c", "print(2)"], capsys)
     assert code == 0 and json.loads(out)["stdout"] == "2\n"
+    code, out, _ = _run(
+        ["live", "exec", *where, "--json", "-c", "import marimo as mo\nmo.md('**bold** move')"],
+        capsys,
+    )
+    result = json.loads(out)
+    assert code == 0 and "<strong>bold</strong>" in result["output"]
+    assert result["output_text"] == "bold move"
 
 
 def test_cells_vars_describe(
@@ -96,9 +104,57 @@ def test_bad_input_is_exit_code_2(
     code, _, err = _run(
         ["live", "cells", "--registry-dir", str(live_server.registry_dir), "--port", "1"], capsys
     )
-    assert code == 2 and "No running marimo server matches port=1" in err
+    assert code == 2 and "No running marimo server matches --port 1" in err
     code, _, err = _run(["live", "cells", "--url", "http://192.0.2.1:2718"], capsys)
     assert code == 2 and "not a loopback host" in err
+    assert "Pass --allow-remote if you trust it" in err and "allow_remote" not in err
+
+
+def test_errors_name_the_flags(
+    live_server: LiveServer, live_session: LiveSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = _where(live_server, live_session)
+    code, _, err = _run(
+        ["live", "exec", *where, "--timeout", "1", "-c", "while True:\n    pass"], capsys
+    )
+    assert code == 1 and "took longer than 1.0 s" in err
+    assert "raise --timeout" in err and "timeout_s" not in err
+    code, _, err = _run(["live", "cells", "--url", live_server.url, "--session", "nope"], capsys)
+    assert code == 2 and "matches --session nope" in err
+
+
+def test_cell_commands(
+    live_server: LiveServer, live_session: LiveSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = _where(live_server, live_session)
+    code, out, _ = _run(
+        ["live", "create", *where, "--json", "--name", "cli_a", "-c", "cli_a_value = 2"], capsys
+    )
+    created = json.loads(out)
+    assert code == 0 and created["op"] == "create" and created["status"] == "idle"
+    code, out, _ = _run(
+        ["live", "create", *where, "--after", "cli_a", "--name", "cli_b", "-c",
+         "cli_b_value = cli_a_value * 10\nprint('b ran', cli_b_value)"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0 and "b ran 20" in out and out.rstrip().endswith("idle")
+    code, out, _ = _run(["live", "edit", *where, "cli_a", "-c", "cli_a_value = 3"], capsys)
+    assert code == 0 and "b ran 30" in out  # the dependent re-ran
+    code, out, _ = _run(["live", "run", *where, "cli_b"], capsys)
+    assert code == 0 and "b ran 30" in out and "ran cell" in out
+    code, out, _ = _run(["live", "move", *where, "cli_a", "--after", "cli_b"], capsys)
+    assert code == 0 and out.startswith("moved cell")
+    with live_session.sync_client() as client:
+        names = [c.name for c in client.cells() if c.name in ("cli_a", "cli_b")]
+    assert names == ["cli_b", "cli_a"]
+    code, _, err = _run(["live", "edit", *where, "seed", "-c", "seed_value = 11"], capsys)
+    assert code == 1 and "holds code the person wrote" in err and "--allow-person-cell" in err
+    code, _, err = _run(["live", "edit", *where, "cli_b", "-c", "cli_b_value = 1 +"], capsys)
+    assert code == 1 and "error:" in err  # a syntax error: nothing applied
+    code, out, _ = _run(["live", "delete", *where, "cli_b"], capsys)
+    assert code == 0 and out.startswith("deleted cell")
+    code, _, err = _run(["live", "edit", *where, "cli_a"], capsys)
+    assert code == 2 and "Nothing to change" in err
 
 
 def test_run_plan(
@@ -119,11 +175,9 @@ def _command() -> list[str]:
 
 
 def test_the_installed_command(live_server: LiveServer, live_session: LiveSession) -> None:
-    result = subprocess.run(
+    result = run_process(
         [*_command(), "live", "exec", *_where(live_server, live_session), "-c", "print(6 * 7)"],
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_TIMEOUT_S,
+        timeout_s=STARTUP_TIMEOUT_S,
         env=live_server.env,
         cwd=Path(__file__).parents[3],
     )
@@ -138,24 +192,22 @@ def test_live_open_holds_a_session_until_sigterm(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    with subprocess.Popen(
+    with started_process(
         [*_command(), "live", "open", str(notebook), "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
         cwd=Path(__file__).parents[3],
-        start_new_session=True,
     ) as process:
         info: dict[str, object] = {}
         try:
             assert process.stdout is not None
             info = json.loads(process.stdout.readline())  # printed once the session is open
-            exec_result = subprocess.run(
+            adopt_group(int(str(info["server_pid"])))  # stopped even if this test is killed
+            exec_result = run_process(
                 [*_command(), "live", "exec", "--url", info["url"], "-c", "print(held * 2)"],
-                capture_output=True,
-                text=True,
-                timeout=STARTUP_TIMEOUT_S,
+                timeout_s=STARTUP_TIMEOUT_S,
                 env=env,
                 cwd=Path(__file__).parents[3],
             )
@@ -178,7 +230,8 @@ def test_ctrl_c_on_exec_interrupts_the_kernel(
 ) -> None:
     script = Path(sys.executable).parent / "marimo-engine"
     code = "import time\nprint('going', flush=True)\nwhile True:\n    time.sleep(0.02)\n"
-    with subprocess.Popen(
+    # started_process sets SIGINT to its default action in the child, whatever we inherited.
+    with started_process(
         [str(script), "live", "exec", *_where(live_server, live_session), "-c", code],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

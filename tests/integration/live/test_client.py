@@ -5,7 +5,6 @@ All tests share one notebook, so each uses its own cell names and variables.
 
 from __future__ import annotations
 
-import re
 import time
 from contextlib import aclosing
 from pathlib import Path
@@ -15,9 +14,10 @@ import httpx
 import pytest
 
 from marimo_engine.errors import (
-    LiveHTTPError,
     LiveKernelError,
+    LiveSelectionError,
     LiveTimeoutError,
+    PersonCellError,
     StaleCellError,
 )
 from marimo_engine.live import (
@@ -31,7 +31,7 @@ from marimo_engine.live import (
 )
 from marimo_engine.live.session import LiveSession
 
-from .conftest import LiveServer
+from .conftest import LiveServer, server_token
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -229,36 +229,51 @@ async def test_describe_pandas_and_polars_dataframes(live_session: LiveSession) 
     async with live_session.client() as client:
         await client.create_cell(
             "import pandas as pd_describe\n"
-            "describe_pd = pd_describe.DataFrame({'hull': [1.5, 2.0, 3.25], "
-            "'deck': ['a', 'b', 'c'], 'ok': [True, False, True]})",
+            "describe_pd = pd_describe.DataFrame({'hull': [1.5, float('nan'), 3.25], "
+            "'deck': ['a', None, 'c'], 'ok': [True, False, True], 'n': [1, 2, 3]})",
             name="describe_pandas_cell",
         )
         await client.create_cell(
             "import polars as pl_describe\n"
             "describe_pl = pl_describe.DataFrame({'level': list(range(50)), "
-            "'label': ['long text ' * 20] * 50})",
+            "'label': ['long text ' * 20] * 50})\n"
+            "describe_nan = pl_describe.DataFrame({'x': [1.0, float('nan'), None]})\n"
+            "describe_lazy = describe_pl.lazy().filter(pl_describe.col('level') > 3)",
             name="describe_polars_cell",
         )
         pandas_df = await client.describe("describe_pd")
         polars_df = await client.describe("describe_pl", max_chars=700, max_rows=10)
+        lazy = await client.describe("describe_lazy")
+        nan = await client.describe("describe_nan")
         with pytest.raises(LiveKernelError, match="not a pandas or polars DataFrame"):
             await client.describe("seed_value")
         with pytest.raises(LiveKernelError, match="No variable 'no_such_frame'"):
             await client.describe("no_such_frame")
     assert pandas_df.library == "pandas"
-    assert pandas_df.shape == (3, 3)
-    assert [(c.name, c.dtype) for c in pandas_df.columns] == [
-        ("hull", "float64"),
-        ("deck", pandas_df.columns[1].dtype),
-        ("ok", "bool"),
+    assert pandas_df.shape == (3, 4)
+    assert [(c.name, c.dtype, c.null_count) for c in pandas_df.columns] == [
+        ("hull", "float64", 1),
+        ("deck", pandas_df.columns[1].dtype, 1),
+        ("ok", "bool", 0),
+        ("n", "int64", 0),
     ]
-    assert pandas_df.sample[0] == {"hull": "1.5", "deck": "a", "ok": "True"}
+    assert pandas_df.sample[0] == {"hull": 1.5, "deck": "a", "ok": True, "n": 1}
+    assert pandas_df.sample[1] == {"hull": None, "deck": None, "ok": False, "n": 2}
+    assert "hull (float64, 1 null)" in pandas_df.to_text()
+    assert (lazy.lazy, lazy.shape, lazy.sample) == (True, (None, 2), [])
+    assert [row["x"] for row in nan.sample] == [1.0, "NaN", None]  # polars: NaN is not null
+    assert nan.columns[0].null_count == 1
+    assert [(c.name, c.dtype, c.null_count) for c in lazy.columns] == [
+        ("level", "Int64", None),
+        ("label", "String", None),
+    ]
+    assert "polars LazyFrame, rows unknown (lazy, not collected)" in lazy.to_text()
     assert polars_df.library == "polars"
     assert polars_df.shape == (50, 2)
     assert [c.dtype for c in polars_df.columns] == ["Int64", "String"]
     assert 0 < len(polars_df.sample) < 10  # rows dropped to fit the budget
     assert len(polars_df.model_dump_json()) <= 700 + 50
-    assert all(len(v) <= 40 for row in polars_df.sample for v in row.values())
+    assert all(len(str(v)) <= 40 for row in polars_df.sample for v in row.values())
     assert "describe_pl: polars DataFrame, 50 rows x 2 columns" in polars_df.to_text()
 
 
@@ -273,14 +288,6 @@ async def test_set_ui_value_reruns_dependents(live_session: LiveSession) -> None
             await client.set_ui_value("seed_value", 3)
 
 
-async def _server_token(url: str) -> str:
-    async with httpx.AsyncClient() as http:
-        page = (await http.get(f"{url}/", timeout=30)).text
-    match = re.search(r'marimo-server-token data-token="([^"]+)"', page)
-    assert match, "the editor page carries the server token"
-    return match.group(1)
-
-
 async def test_an_edit_that_lost_a_race_raises_stale_cell_error(
     live_session: LiveSession,
 ) -> None:
@@ -288,7 +295,7 @@ async def test_an_edit_that_lost_a_race_raises_stale_cell_error(
         created = await client.create_cell("race_value = 1", name="race_cell")
         await client.cells()  # the agent reads the cell
         # The person edits the same cell in the browser (marimo's frontend route).
-        token = await _server_token(live_session.url)
+        token = await server_token(live_session.url)
         async with httpx.AsyncClient() as http:
             response = await http.post(
                 f"{live_session.url}/api/document/transaction",
@@ -308,8 +315,16 @@ async def test_an_edit_that_lost_a_race_raises_stale_cell_error(
             await client.edit_cell("race_cell", "race_value = 3")
         cell = await client.cell("race_cell")  # reading again ...
         assert cell.code == "race_value = 2"
-        await client.edit_cell("race_cell", "race_value = 3")  # ... lets the edit through
+        # ... passes marimo's check, but the code is now the person's: refused by default.
+        with pytest.raises(PersonCellError, match=f"'{cell.id}' holds code the person wrote"):
+            await client.edit_cell("race_cell", "race_value = 3")
+        with pytest.raises(PersonCellError):
+            await client.delete_cell("race_cell")
+        await client.edit_cell("race_cell", "race_value = 3", allow_person_cell=True)
         assert await _value(client, "race_value") == "3"
+        # The agent wrote the current code again: its own edits need no flag.
+        await client.edit_cell("race_cell", "race_value = 4")
+        assert await _value(client, "race_value") == "4"
 
 
 async def test_the_notebook_file_on_disk_is_updated(
@@ -326,11 +341,10 @@ async def test_the_notebook_file_on_disk_is_updated(
     assert "disk_marker_value = 'written by the agent'" in text
 
 
-async def test_an_unknown_session_is_an_http_error(live_server: LiveServer) -> None:
+async def test_an_unknown_session_is_a_selection_error(live_server: LiveServer) -> None:
     async with LiveClient(live_server.url, "s_no_such_session") as client:
-        with pytest.raises(LiveHTTPError, match="Invalid session id") as info:
+        with pytest.raises(LiveSelectionError, match=r"No session 's_no_such_session'.*sess-"):
             await client.execute("1")
-    assert info.value.status == 500
 
 
 async def test_edit_validation(live_session: LiveSession) -> None:
@@ -339,3 +353,52 @@ async def test_edit_validation(live_session: LiveSession) -> None:
             await client.create_cell("bad_name_value = 1", name="not an identifier")
         with pytest.raises(LiveKernelError, match="not found"):
             await client.apply([EditCell(target="missing_cell_name", code="x = 1")])
+
+
+async def test_tables_and_charts_read_as_short_text(live_session: LiveSession) -> None:
+    async with live_session.client() as client:
+        await client.create_cell(
+            "import polars as pl_out\n"
+            "pl_out.DataFrame({'depth': [1.5, None, 3.0], 'zone': ['a', 'b', 'c']})",
+            name="table_out_cell",
+        )
+        await client.create_cell(
+            "import altair as alt_out\n"
+            "import pandas as pd_out\n"
+            "chart_out = alt_out.Chart(pd_out.DataFrame({'t': [1, 2, 3], 'v': [4, 5, 6]}), "
+            "title='Hull level').mark_line().encode(x='t:Q', y=alt_out.Y('v', title='Level'))\n"
+            "chart_out",
+            name="chart_out_cell",
+        )
+        cells = {c.name: c for c in await client.cells()}
+        table = await client.execute("pl_out.DataFrame({'k': list(range(40))})")
+    table_text = cells["table_out_cell"].output or ""
+    assert table_text.startswith("[table: 3 rows x 2 columns")
+    assert "depth (number)" in table_text and '{"depth": null, "zone": "b"}' in table_text
+    chart_text = cells["chart_out_cell"].output or ""
+    assert chart_text == (
+        "[chart: title 'Hull level'; mark line; x: t (quantitative), "
+        "y: v (quantitative, title 'Level'); 3 data rows]"
+    )
+    assert table.output_text.startswith("[table: 40 rows x 1 columns. columns: k (integer)")
+    assert len(table.output_text) < 300
+
+
+async def test_a_flood_of_output_costs_a_bounded_amount_of_memory(
+    live_session: LiveSession,
+) -> None:
+    import tracemalloc
+
+    code = "for _ in range(40):\n    print('y' * 999_999)\nprint('the end')"
+    async with live_session.client(max_output_chars=200_000) as client:
+        tracemalloc.start()
+        try:
+            result = await client.execute(code)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert result.success
+    assert "the end\n" in result.stdout[-2000:] and len(result.stdout) == 200_000
+    # marimo may add its own notes to a flood; everything it sent is kept or counted.
+    assert len(result.stdout) + result.stdout_dropped_chars >= 40 * 1_000_000
+    assert peak < 20 * 2**20  # 40 MB printed; everything kept, it was over 75 MiB

@@ -47,6 +47,8 @@ def test_discovery_finds_the_server_and_its_session(
     assert servers[0].url == live_server.url
     sessions = list_sessions(live_server.url)
     assert live_session.session_id in [s.session_id for s in sessions]
+    listed = next(s for s in sessions if s.session_id == live_session.session_id)
+    assert live_session.stable_id is not None and live_session.stable_id == listed.stable_id
     url, session = find_session(port=live_server.port, registry_dir=live_server.registry_dir)
     assert (url, session.session_id) == (live_server.url, live_session.session_id)
     url, session = find_session(file=live_server.notebook, registry_dir=live_server.registry_dir)

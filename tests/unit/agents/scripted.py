@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+import anyio
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
-from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 
 
 class ScriptedPlanner:
@@ -39,3 +41,20 @@ class ScriptedPlanner:
     def told(self, index: int = -1) -> str:
         """The text contents of the last message of request `index`, joined."""
         return "\n".join(str(getattr(p, "content", "")) for p in self.last_request_parts(index))
+
+
+def paced_stream(
+    plan: dict[str, Any], pieces: int = 12, delay_s: float = 0.1
+) -> Callable[[list[ModelMessage], AgentInfo], AsyncIterator[Any]]:
+    """A `FunctionModel` stream function sending `plan` to the output tool in `pieces`,
+    `delay_s` seconds apart: a model whose answer takes a while to arrive."""
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
+        args = json.dumps(plan)
+        size = -(-len(args) // pieces)
+        yield {0: DeltaToolCall(name=info.output_tools[0].name)}
+        for start in range(0, len(args), size):
+            await anyio.sleep(delay_s)
+            yield {0: DeltaToolCall(json_args=args[start : start + size])}
+
+    return stream

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from rich.console import Console
 
 from marimo_engine.agents import PlannerAgent
 from marimo_engine.cli.agent import _RichDisplay
+from tests.processes import run_process
 from tests.unit.agents.scripted import ScriptedPlanner
 from tests.unit.agents.tools import planner_registry
 
@@ -50,6 +50,35 @@ async def test_rich_display_shows_the_planner_and_the_steps() -> None:
         assert expected in text, text
 
 
+@pytest.mark.anyio
+async def test_rich_display_shows_a_spinner_with_tokens_while_the_model_answers() -> None:
+    from pydantic_ai.models.function import FunctionModel
+
+    from marimo_engine.agents import PlannerOptions
+    from tests.unit.agents.scripted import paced_stream
+
+    out = io.StringIO()
+    console = Console(file=out, width=120, force_terminal=True, color_system=None)
+    display = _RichDisplay("paced", console=console)
+    model = FunctionModel(
+        ScriptedPlanner([GOOD]), stream_function=paced_stream(GOOD), model_name="p"
+    )
+    agent = PlannerAgent(model, planner_registry(), options=PlannerOptions(stream=True))
+    try:
+        async for event in agent.events("a quarter"):
+            display.handle(event)
+            if event.type.value == "MODEL_PROGRESS" and not event.progress["done"]:
+                assert display.waiting is not None  # the spinner runs while it arrives
+    finally:
+        display.close()
+    assert display.waiting is None
+    text = out.getvalue()
+    assert "waiting for paced" in text  # the spinner's first line, before any token
+    assert "function:p answering: " in text and " tokens so far (" in text
+    assert "  function:p answered: " in text  # kept as a line once the answer is complete
+    assert "▸ Done: SUCCESS (succeeded)" in text
+
+
 @pytest.mark.integration
 def test_modules_import_nothing_heavy() -> None:
     code = (
@@ -57,7 +86,6 @@ def test_modules_import_nothing_heavy() -> None:
         "heavy = {'pydantic_ai', 'rich', 'httpx', 'marimo', 'openai', 'anthropic'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    done = run_process([sys.executable, "-c", code], cwd=ROOT, timeout_s=60)
+    assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -255,6 +255,8 @@ OPTION_CASES = [
     OptionCase("repairs", {"max_repairs": -1}, r"max_repairs is -1; use an integer 0 to 10"),
     OptionCase("replans", {"max_replans": 11}, r"max_replans is 11; use an integer 0 to 10"),
     OptionCase("context", {"max_context_chars": 10}, r"max_context_chars is 10; use 200"),
+    OptionCase("timeout-zero", {"timeout_s": 0}, r"timeout_s is 0; use a positive number of"),
+    OptionCase("timeout-text", {"timeout_s": "5"}, r"timeout_s is '5'; use a positive number"),
 ]
 
 

@@ -7,6 +7,7 @@ subprocess tests in tests/integration/cli run the installed command.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,6 +170,36 @@ def test_debug_after_the_command_name(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "Traceback" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "no-debug"])
+def test_debug_shows_a_failing_tools_traceback(
+    debug: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tools = tmp_path / f"cli_exploding_tools_{debug}.py"
+    tools.write_text(
+        "def explode() -> dict:\n"
+        "    return _inner()\n"
+        "\n"
+        "def _inner():\n"
+        "    raise ValueError('sensor offline')\n",
+        encoding="utf-8",
+    )
+    plan = _write(tmp_path, {"id": "p", "steps": [{"id": "s1", "tool": "explode"}]})
+    argv = ["run", plan, "--tools", str(tools), *(["--debug"] if debug else [])]
+    logger = logging.getLogger("marimo_engine")
+    before = (logger.level, list(logger.handlers))
+    assert main(argv) == ExitCode.FAILURE
+    assert (logger.level, logger.handlers) == before  # the debug log ends with the command
+    out, err = capsys.readouterr()
+    assert _events(out)[-1]["verdict"] == "FAILURE"
+    if debug:
+        assert "Step 's1' failed: ValueError" in err
+        assert "Traceback (most recent call last)" in err
+        assert f'File "{tools}", line 5, in _inner' in err
+        assert "no running event loop" not in err  # no unrelated exception context
+    else:
+        assert "Traceback" not in err
+
+
 def test_validate_valid(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "example:seattle-weather"]) == ExitCode.OK
     assert capsys.readouterr().out == "valid\n"
@@ -256,3 +287,39 @@ def test_parser_has_every_command() -> None:
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
     assert {"run", "validate", "export", "tools"} <= set(commands)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tools"],
+        ["validate", "example:hull-check-7"],
+        # `live` catches every exception itself: the guard must act before it does.
+        ["live", "servers", "--registry-dir", "{tmp}"],
+    ],
+    ids=["tools", "validate", "live-servers"],
+)
+def test_a_reader_that_went_away_ends_the_command_quietly(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    import contextlib
+    import io
+    import os
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `| head -1` after head exited: every write is EPIPE
+    stdout = io.TextIOWrapper(io.FileIO(write_end, "w"), encoding="utf-8", line_buffering=True)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    try:
+        code = main([arg.format(tmp=tmp_path) for arg in argv])
+        assert sys.stdout is stdout
+        assert code == ExitCode.OK
+        assert capfd.readouterr().err == ""
+        stdout.write("written after the pipe broke: goes to /dev/null\n")
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            stdout.close()

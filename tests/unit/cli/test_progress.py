@@ -14,6 +14,8 @@ from marimo_engine.cli.progress import (
     ProgressModel,
     RichProgress,
     StepState,
+    describe_value,
+    render_progress,
     render_steps,
     render_summary,
     summarize_output,
@@ -82,7 +84,7 @@ def test_running_line_has_a_spinner_and_elapsed_seconds() -> None:
     assert lines["a"].split()[0] not in {"·", "✓"}  # a spinner frame
     assert "done 0.25s" in lines["b"]
     assert "waiting" in lines["c"]
-    assert '★ key finding: {"level": 20.9}' in text
+    assert "★ key finding: level = 20.9" in text
 
 
 def test_every_final_state_is_shown() -> None:
@@ -133,9 +135,44 @@ def test_intervention_and_cancelled_steps() -> None:
     )
     assert model.steps["b"].state is StepState.INTERVENTION
     assert model.steps["a"].state is StepState.CANCELLED
-    summary = _text(render_summary(model))
+    summary = _text(render_summary(model), width=160)
     assert "INTERVENTION_NEEDED in 0.50 s" in summary
-    assert "step 'b', intervention_if '$b.level < 15' was true" in summary
+    rows = [row.strip("│ ") for row in summary.splitlines()]
+    # Right under the verdict: the condition that fired with the value it saw,
+    # then the key finding's values.
+    assert rows[1].startswith("INTERVENTION_NEEDED in 0.50 s")
+    assert rows[2] == (
+        "stopped for a person: step 'b': intervention_if $b.level < 15 was true ($b.level = 20.9)"
+    )
+    assert rows[3:5] == ["key findings:", "b: level = 20.9"]
+    assert model.intervention_values == {"$b.level": 20.9}
+
+
+def test_describe_value_names_each_value() -> None:
+    assert describe_value({"level": 14.2, "status": "critical", "year": 2012}) == (
+        "level = 14.2, status = 'critical', year = 2012"
+    )
+    assert describe_value({"nested": {"a": [1, 2]}}) == 'nested = {"a": [1, 2]}'
+    assert describe_value(14.2) == "14.2"
+    assert describe_value("critical") == "'critical'"
+    assert describe_value(pd.DataFrame({"a": [1]})) == "table 1×1 (a)"
+    assert len(describe_value({"k": "x" * 500}, 50)) == 50
+
+
+def test_intervention_values_from_other_steps_and_unresolvable_ones() -> None:
+    model = _model_after(
+        [
+            *RUNNING,
+            _event(
+                EventType.INTERVENTION_NEEDED,
+                "b",
+                expression="$b.level < 15 and $a.breach",
+                output={"level": 9.5},
+            ),
+        ]
+    )
+    # `a` has no output yet: its value is left out, not invented.
+    assert model.intervention_values == {"$b.level": 9.5}
 
 
 def test_invalid_plan_error_is_shown_in_the_summary() -> None:
@@ -252,3 +289,62 @@ def test_json_lines_stop_quietly_when_the_reader_goes_away() -> None:
     sink.handle(_event(EventType.FINISH, verdict=Verdict.SUCCESS))
     sink.close()
     assert sink.is_broken
+
+
+def _chain_model(n: int) -> ProgressModel:
+    plan = load_plan(
+        {
+            "id": "long",
+            "steps": [{"id": f"s{i}", "tool": "scan_hull"} for i in range(n)],
+        }
+    )
+    return ProgressModel.from_plan(plan)
+
+
+def test_events_do_not_redraw_the_terminal_view() -> None:
+    """A frame per event cost ~50 ms a step; frames now come at a fixed rate."""
+    stream = io.StringIO()
+    console = Console(file=stream, force_terminal=True, width=100, height=30, color_system=None)
+    model = _chain_model(2000)
+    # One frame every 1000 s: none comes while the events are handled.
+    progress = RichProgress(model, console=console, refresh_per_second=0.001)
+    before = len(stream.getvalue())
+    progress.handle(Event(type=EventType.START, plan_id="long"))
+    for i in range(2000):
+        progress.handle(Event(type=EventType.STEP_START, plan_id="long", step_id=f"s{i}"))
+        progress.handle(
+            Event(type=EventType.STEP_COMPLETE, plan_id="long", step_id=f"s{i}", output=i)
+        )
+    assert len(stream.getvalue()) == before
+    assert model.finished_count == 2000
+    progress.handle(
+        Event(type=EventType.FINISH, plan_id="long", verdict=Verdict.SUCCESS, duration_s=2.0)
+    )
+    progress.close()
+    frame = stream.getvalue()[before:]
+    # The last frame is drawn at close, bounded by the terminal's height.
+    assert "2000/2000 steps" in frame
+    assert "✓ s1999" in frame
+    assert "more steps" in frame
+    assert len(frame.split("SUCCESS in 2.00 s")[0].splitlines()) <= 30
+
+
+def test_progress_line_counts_finished_running_and_failed_steps() -> None:
+    model = _chain_model(10)
+    for event in [
+        Event(type=EventType.START, plan_id="long"),
+        Event(type=EventType.STEP_START, plan_id="long", step_id="s0"),
+        Event(type=EventType.STEP_COMPLETE, plan_id="long", step_id="s0", output=1),
+        Event(type=EventType.STEP_START, plan_id="long", step_id="s1"),
+        Event(type=EventType.STEP_START, plan_id="long", step_id="s2"),
+        Event(
+            type=EventType.ERROR,
+            plan_id="long",
+            step_id="s2",
+            error=ErrorInfo(type="ValueError", message="x"),
+        ),
+    ]:
+        model.apply(event, now=10.0)
+    text = _text(render_progress(model, now=13.5))
+    assert "2/10 steps · 1 running · 1 failed · 3.5 s" in text
+    assert "━" in text

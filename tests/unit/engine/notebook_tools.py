@@ -36,3 +36,9 @@ async def arecord(journal: str, label: str) -> str:
 def json(value: str) -> str:
     """Return `value`; named `json` to test that the notebook's own `json` stays intact."""
     return value
+
+
+def broken(journal: str) -> None:
+    """Append `broken` to the journal, then raise `ValueError("bad sensor")`."""
+    record(journal, "broken")
+    raise ValueError("bad sensor")

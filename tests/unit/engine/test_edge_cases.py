@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import enum
 import json
-import subprocess
 import sys
 import time
 from contextlib import aclosing
@@ -26,6 +25,7 @@ from marimo_engine import (
     validate_plan,
 )
 from marimo_engine.errors import UsageError
+from tests.processes import run_process
 
 from . import notebook_tools
 from .conftest import collect, finish, types
@@ -195,6 +195,7 @@ def test_self_referencing_outputs_serialise_quickly() -> None:
     assert data["outputs"]["a"][1] == {"__type__": "builtins.list", "cycle": True}
 
 
+@pytest.mark.integration
 def test_odd_text_and_names_still_make_a_runnable_notebook(tmp_path: Path) -> None:
     plan = {
         "steps": [
@@ -210,11 +211,9 @@ def test_odd_text_and_names_still_make_a_runnable_notebook(tmp_path: Path) -> No
     path = tmp_path / "odd.py"
     path.write_text(source, encoding="utf-8")
     repo = Path(__file__).resolve().parents[3]
-    proc = subprocess.run(
+    proc = run_process(
         [sys.executable, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        timeout_s=120,
         env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 0, proc.stderr
@@ -222,7 +221,7 @@ def test_odd_text_and_names_still_make_a_runnable_notebook(tmp_path: Path) -> No
 
 def test_plan_to_notebook_without_tools_checks_only_the_plan() -> None:
     source = plan_to_notebook({"steps": [{"id": "a", "tool": "anything"}]})
-    assert "Not importable by module path, so not callable here: anything" in source
+    assert "Not importable by module path, so not callable here: 'anything'" in source
 
 
 async def test_a_failing_on_event_callback_still_lets_the_stream_end_in_finish() -> None:

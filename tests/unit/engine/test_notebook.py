@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ import pytest
 
 from marimo_engine import PlanValidationError, Verdict, execute_plan_sync, plan_to_notebook
 from marimo_engine.engine.compiler import compile_plan, safe_variable_names
+from tests.processes import run_process
 
 from . import notebook_tools
 
@@ -115,6 +116,7 @@ def test_one_cell_per_step_named_after_it_with_the_plans_edges(tmp_path: Path) -
     assert "&lt;b&gt;here&lt;/b&gt;" in md[2]
 
 
+@pytest.mark.integration
 def test_python_file_reruns_the_plan_and_marimo_skips_what_depends_on_a_skip(
     tmp_path: Path,
 ) -> None:
@@ -122,17 +124,57 @@ def test_python_file_reruns_the_plan_and_marimo_skips_what_depends_on_a_skip(
     path = tmp_path / "nb.py"
     path.write_text(plan_to_notebook(journal_plan(journal), TOOLS), encoding="utf-8")
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run(
-        [sys.executable, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=tmp_path,
-    )
+    proc = run_process([sys.executable, str(path)], timeout_s=120, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = sorted(journal.read_text().splitlines())
     assert lines == ["both fetch first", "fetch", "first"]
+    # Each step's outcome as it ends, then the steps marimo did not run, then the verdict.
+    printed = re.sub(r"in \d+\.\d+ s", "in T s", proc.stdout).splitlines()
+    assert sorted(printed[:4]) == [
+        "Step '1st' completed in T s.",
+        "Step 'class' completed in T s.",
+        "Step 'fetch-data' completed in T s.",
+        "Step 'skipped' skipped: run_if is false: $class.level > 100.",
+    ]
+    assert printed[4:] == [
+        "Step 'after-skip' skipped: dependency 'skipped' was skipped.",
+        "Plan 'journal' finished: SUCCESS in T s.",
+    ]
+
+
+@pytest.mark.integration
+def test_python_file_prints_a_failure_and_an_intervention(tmp_path: Path) -> None:
+    journal = str(tmp_path / "journal.txt")
+    plan = {
+        "id": "broken",
+        "steps": [
+            {"id": "low", "tool": "record", "args": {"journal": journal, "level": 5, "label": "l"},
+             "intervention_if": "$low.level < 10", "key_finding": True},
+            {"id": "after-low", "tool": "record", "args": {"journal": journal, "label": "x"},
+             "depends_on": ["low"]},
+            {"id": "bad", "tool": "broken", "args": {"journal": journal}, "depends_on": ["low"]},
+        ],
+    }  # fmt: skip
+    tools = {**TOOLS, "broken": notebook_tools.broken}
+    path = tmp_path / "nb.py"
+    path.write_text(plan_to_notebook(plan, tools), encoding="utf-8")
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    proc = run_process([sys.executable, str(path)], timeout_s=120, env=env, cwd=tmp_path)
+    printed = re.sub(r"in \d+\.\d+ s", "in T s", proc.stdout).splitlines()
+    assert printed == [
+        "Step 'low' completed in T s (key finding).",
+        "Step 'low' needs a person: $low.level < 10 is true.",
+        "Step 'after-low' was not run: step 'low' needs a person.",
+        "Step 'bad' was not run: step 'low' needs a person.",
+        "Plan 'broken' finished: INTERVENTION_NEEDED in T s.",
+    ], proc.stderr
+    plan["steps"][0].pop("intervention_if")
+    path.write_text(plan_to_notebook(plan, tools), encoding="utf-8")
+    proc = run_process([sys.executable, str(path)], timeout_s=120, env=env, cwd=tmp_path)
+    printed = re.sub(r"in \d+\.\d+ s", "in T s", proc.stdout).splitlines()
+    assert "Step 'bad' failed: ValueError: bad sensor" in printed, proc.stderr
+    assert printed[-1] == "Plan 'broken' finished: FAILURE in T s."
+    assert "ValueError: bad sensor" in proc.stderr  # marimo's script runner shows the traceback
 
 
 def test_the_engine_and_the_notebook_agree(tmp_path: Path) -> None:
@@ -147,7 +189,7 @@ def test_the_engine_and_the_notebook_agree(tmp_path: Path) -> None:
 def test_tools_not_importable_by_module_path_are_named_in_the_notebook() -> None:
     plan = {"steps": [{"id": "a", "tool": "inline"}]}
     source = plan_to_notebook(plan, {"inline": lambda: 1})
-    assert "# Not importable by module path, so not callable here: inline" in source
+    assert "# Not importable by module path, so not callable here: 'inline'" in source
     assert execute_plan_sync(plan, {"inline": lambda: 1}).outputs == {"a": 1}
 
 
@@ -167,11 +209,9 @@ def test_marimo_exports_the_compiled_notebook_to_html(tmp_path: Path) -> None:
         plan_to_notebook(load_example("breach-response"), example_registry()), encoding="utf-8"
     )
     out = tmp_path / "hull.html"
-    proc = subprocess.run(
+    proc = run_process(
         [sys.executable, "-m", "marimo", "export", "html", str(path), "-o", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=180,
+        timeout_s=180,
     )
     assert proc.returncode == 0, proc.stderr
     html = out.read_text(encoding="utf-8")

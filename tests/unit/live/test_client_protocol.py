@@ -23,7 +23,7 @@ from marimo_engine.live import ConsoleChunk, LiveClient
 
 from .conftest import Request, ScriptedServer
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]  # a loopback server per test
 
 EXECUTE = "/api/kernel/execute"
 

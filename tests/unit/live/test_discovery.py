@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from marimo_engine.live.discovery import (
     select_session,
 )
 from marimo_engine.live.protocol import ServerInfo, SessionInfo
+from tests.processes import start_process, stop_process
 
 from .conftest import ScriptedServer
 
@@ -32,8 +32,9 @@ def _entry(folder: Path, *, pid: int, port: int, host: str = "127.0.0.1") -> Non
 
 
 def _dead_pid() -> int:
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
+    process = start_process([sys.executable, "-c", "pass"])
+    process.wait(timeout=60)
+    stop_process(process)
     return process.pid
 
 
@@ -46,6 +47,7 @@ def test_registry_dir_follows_xdg_state_home(
     assert marimo_registry_dir() == Path.home() / ".local" / "state" / "marimo" / "servers"
 
 
+@pytest.mark.integration
 def test_list_servers_drops_dead_and_broken_entries(
     tmp_path: Path, scripted_server: ScriptedServer
 ) -> None:

@@ -18,7 +18,6 @@ from .conftest import ScriptedServer
     [
         ("localhost", True),
         ("LOCALHOST", True),
-        ("app.localhost", True),
         ("127.0.0.1", True),
         ("127.8.9.10", True),
         ("::1", True),
@@ -32,6 +31,29 @@ from .conftest import ScriptedServer
 )
 def test_is_loopback_host(host: str, loopback: bool) -> None:
     assert _http.is_loopback_host(host) is loopback
+
+
+def test_localhost_names_count_only_when_they_resolve_to_loopback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers = {
+        "app.localhost": ["127.0.0.1", "::1"],
+        "evil.localhost": ["127.0.0.1", "203.0.113.7"],
+        "far.localhost": ["203.0.113.7"],
+    }
+
+    def getaddrinfo(host: str, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, 0)) for a in answers[host]]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    assert _http.is_loopback_host("app.localhost") is True
+    assert _http.is_loopback_host("evil.localhost") is False  # one address is not loopback
+    assert _http.is_loopback_host("far.localhost") is False
+    assert _http.is_loopback_host("unresolvable.localhost") is False
+    with pytest.raises(UsageError, match="does not resolve to loopback"):
+        _http.check_host("http://far.localhost:2718")
 
 
 def test_check_host() -> None:
@@ -57,6 +79,7 @@ def test_token_from_argument_or_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert _http.auth_headers(None) == {}
 
 
+@pytest.mark.integration
 def test_list_sessions_sends_the_token(
     scripted_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -71,6 +94,7 @@ def test_list_sessions_sends_the_token(
     assert scripted_server.requests[-1].headers["Authorization"] == "Bearer env-token"
 
 
+@pytest.mark.integration
 def test_http_errors_say_what_to_do(scripted_server: ScriptedServer) -> None:
     scripted_server.json_route("GET", "/api/sessions", {"detail": "nope"}, status=401)
     with pytest.raises(LiveHTTPError, match=r"answered 401 .* wants a token") as info:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
+
+import pytest
+
+from tests.processes import run_process
 
 HEAVY = ["marimo", "httpx", "websockets", "pandas", "polars", "rich", "pydantic_ai"]
 
 
+@pytest.mark.integration
 def test_importing_live_and_its_cli_loads_nothing_heavy() -> None:
     code = (
         "import json, sys\n"
@@ -19,10 +23,9 @@ def test_importing_live_and_its_cli_loads_nothing_heavy() -> None:
         "import marimo_engine.live.sync_client\n"
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    ).stdout
-    assert json.loads(out) == []
+    result = run_process([sys.executable, "-c", code], timeout_s=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
 
 
 def test_the_public_names_resolve() -> None:

@@ -9,7 +9,18 @@ items are dicts:
   tool) with these arguments; `"tool": NAME` picks another tool.
 - `{"text": "..."}`: answer with text.
 - `{"status": 429, "body": {...}}`: answer with that HTTP error.
-- any item may carry `"usage": {"prompt_tokens": N, "completion_tokens": M}`.
+- `{"raw": "<html>...", "content_type": "text/html"}`: answer HTTP 200 with
+  that body as is (a broken gateway); `content_type` defaults to JSON.
+- any item may carry `"usage": {"prompt_tokens": N, "completion_tokens": M}`,
+  or `"omit_usage": true` to send no usage at all (as some servers do);
+- `"trickle_s": S` (with `"trickle_for_s": T`, default 60): send the headers,
+  then one keep-alive byte every S seconds for T seconds (whitespace before
+  the JSON, or a server-sent-event comment), then the answer: a slow server
+  that never lets a per-read timeout fire;
+- `"chunk_delay_s": S`: on a streamed answer, wait S seconds between chunks.
+
+Waits end early when the server stops, so a test never leaves a handler
+thread writing after it.
 
 When the script runs out, the last item is repeated if `repeat_last`, else
 the server answers 500 `script exhausted`.
@@ -70,6 +81,7 @@ class ScriptedOpenAIServer:
     model_name: str | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
     base_url: str = ""
+    stopping: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _served: int = 0
 
@@ -85,7 +97,9 @@ class ScriptedOpenAIServer:
             return item
 
 
-def _usage(item: dict[str, Any]) -> dict[str, int]:
+def _usage(item: dict[str, Any]) -> dict[str, int] | None:
+    if item.get("omit_usage"):
+        return None
     usage = dict(item.get("usage") or {"prompt_tokens": 50, "completion_tokens": 20})
     usage.setdefault("total_tokens", usage["prompt_tokens"] + usage["completion_tokens"])
     return usage
@@ -114,12 +128,33 @@ def _make_handler(state: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
             return
 
         def _send_json(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
+            self._send_raw(status, json.dumps(payload).encode(), "application/json")
+
+        def _send_raw(self, status: int, data: bytes, content_type: str) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def _trickle(self, item: dict[str, Any], content_type: str, byte: bytes) -> bool:
+            """Send headers, then `byte` every `trickle_s`; False when the client left."""
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            deadline = time.monotonic() + float(item.get("trickle_for_s", 60.0))
+            try:
+                self.wfile.flush()
+                while time.monotonic() < deadline:
+                    if state.stopping.wait(float(item["trickle_s"])):
+                        return False
+                    self.wfile.write(byte)
+                    self.wfile.flush()
+            except OSError:  # the client gave up: what a deadline should do
+                return False
+            return True
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -148,36 +183,57 @@ def _make_handler(state: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
                     or {"error": {"message": "Rate limit reached", "type": "rate_limit_exceeded"}},
                 )
                 return
+            if "raw" in item:
+                content_type = item.get("content_type", "application/json")
+                self._send_raw(200, item["raw"].encode(), content_type)
+                return
             model = state.model_name or body.get("model", "scripted")
             message = _message(item, body, n)
             finish = "tool_calls" if "tool_calls" in message else "stop"
-            if body.get("stream"):
-                self._stream(model, message, finish, _usage(item), n)
+            stream = bool(body.get("stream"))
+            trickled = "trickle_s" in item
+            if trickled:
+                content_type = "text/event-stream" if stream else "application/json"
+                if not self._trickle(item, content_type, b":\n\n" if stream else b" "):
+                    return
+            if stream:
+                try:
+                    self._stream(model, message, finish, _usage(item), n, item, trickled)
+                except OSError:  # the client left, or the server is stopping
+                    self.close_connection = True
                 return
-            self._send_json(
-                200,
-                {
-                    "id": f"chatcmpl-{n}",
-                    "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": model,
-                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                    "usage": _usage(item),
-                },
-            )
+            answer = {
+                "id": f"chatcmpl-{n}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            }
+            usage = _usage(item)
+            if usage is not None:
+                answer["usage"] = usage
+            if trickled:  # the headers are sent: the body follows the keep-alive bytes
+                self.wfile.write(json.dumps(answer).encode())
+                self.wfile.flush()
+                return
+            self._send_json(200, answer)
 
         def _stream(
             self,
             model: str,
             message: dict[str, Any],
             finish: str,
-            usage: dict[str, int],
+            usage: dict[str, int] | None,
             n: int,
+            item: dict[str, Any],
+            headers_sent: bool,
         ) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache")
-            self.end_headers()
+            if not headers_sent:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-cache")
+                self.end_headers()
+            delay_s = float(item.get("chunk_delay_s", 0.0))
             base = {
                 "id": f"chatcmpl-{n}",
                 "object": "chat.completion.chunk",
@@ -186,6 +242,8 @@ def _make_handler(state: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
             }
 
             def send(choices: list[dict[str, Any]], **extra: Any) -> None:
+                if delay_s and state.stopping.wait(delay_s):
+                    raise ConnectionAbortedError("the server is stopping")
                 chunk = {**base, "choices": choices, **extra}
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.flush()
@@ -244,7 +302,8 @@ def _make_handler(state: ScriptedOpenAIServer) -> type[BaseHTTPRequestHandler]:
                         ]
                     )
             send([{"index": 0, "delta": {}, "finish_reason": finish}])
-            send([], usage=usage)
+            if usage is not None:
+                send([], usage=usage)
             self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
 
@@ -279,6 +338,7 @@ def scripted_server(
     try:
         yield state
     finally:
+        state.stopping.set()
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)

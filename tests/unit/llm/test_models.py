@@ -83,3 +83,31 @@ def test_is_priced_uses_the_price_table() -> None:
     assert not is_priced(build_model("ollama:llama3.2", env=env))
     chain = build_model("openai:gpt-4o-mini", ["openai:my-own-finetune-xyz"], env=env)
     assert not is_priced(chain)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "fixed"),
+    [
+        ("http://localhost:11434", "http://localhost:11434/v1"),
+        ("http://localhost:11434/", "http://localhost:11434/v1"),
+        ("https://proxy.example/ollama", "https://proxy.example/ollama/v1"),
+    ],
+)
+def test_ollama_base_url_without_v1_says_what_to_add(base_url: str, fixed: str) -> None:
+    with pytest.raises(ModelConfigError) as info:
+        build_model("ollama:llama3.2", env={"OLLAMA_BASE_URL": base_url})
+    assert str(info.value) == (
+        f"Model 'ollama:llama3.2' needs OLLAMA_BASE_URL to end in '/v1' (Ollama's "
+        f"OpenAI-compatible API), but it is {base_url!r}; set OLLAMA_BASE_URL={fixed}."
+    )
+    for good in (fixed, fixed + "/"):
+        assert describe_model(build_model("ollama:llama3.2", env={"OLLAMA_BASE_URL": good}))
+
+
+def test_timeout_is_a_whole_request_deadline() -> None:
+    model = build_model("openai:gpt-4o-mini", env={"OPENAI_API_KEY": "sk-test"}, timeout_s=7.5)
+    assert model.settings is not None
+    assert model.settings.get("request_timeout") == 7.5  # enforced by pydantic-ai, end to end
+    assert model.settings.get("timeout") == 7.5
+    with pytest.raises(ModelConfigError, match=r"timeout is 0 seconds; use a positive number"):
+        build_model("openai:gpt-4o-mini", env={"OPENAI_API_KEY": "sk-test"}, timeout_s=0)

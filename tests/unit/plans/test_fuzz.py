@@ -32,11 +32,14 @@ from marimo_engine.plans.references import (
 )
 
 FUZZ = settings(
-    max_examples=300,
+    max_examples=150,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+"""Bounded work: 150 examples of bounded size (texts of at most a few hundred
+characters, outputs of at most a dozen leaves), no per-example deadline, so
+each test takes a few seconds even on a loaded 2-core machine."""
 
 ID_CHARS = "abcs012_-"
 step_ids = st.text(alphabet=ID_CHARS, min_size=1, max_size=6)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -610,26 +609,56 @@ def _chain(count: int) -> dict[str, Any]:
     return _steps(*steps)
 
 
-def test_a_3000_step_plan_validates_in_linear_time() -> None:
-    plan = _chain(3000)
-    started = time.perf_counter()
-    assert validate_plan(plan, example_registry()) == []
-    elapsed = time.perf_counter() - started
-    assert elapsed < 5.0, f"took {elapsed:.2f} s"
+def test_a_3000_step_plan_is_valid() -> None:
+    assert validate_plan(_chain(3000), example_registry()) == []
 
 
-def test_a_3000_step_plan_with_a_problem_in_every_step_stays_fast() -> None:
-    plan = _chain(3000)
+def _broken_chain(count: int) -> dict[str, Any]:
+    plan = _chain(count)
     for step in plan["steps"]:
         step.setdefault("args", {})["typo"] = "$nowhere"
-    plan["steps"][0]["depends_on"] = ["s2999"]
-    started = time.perf_counter()
-    problems = validate_plan(plan, example_registry())
-    elapsed = time.perf_counter() - started
+    plan["steps"][0]["depends_on"] = [f"s{count - 1}"]
+    return plan
+
+
+def test_a_plan_with_a_problem_in_every_step_is_fully_reported() -> None:
+    problems = validate_plan(_broken_chain(3000), example_registry())
     assert [p.code.value for p in problems].count("unknown_reference") == 3000
     assert [p.code.value for p in problems].count("invalid_args") == 3000
     assert problems[-1].code is ProblemCode.CYCLE
-    assert elapsed < 10.0, f"took {elapsed:.2f} s"
+
+
+def test_a_broken_plan_builds_the_known_steps_hint_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validating a broken plan is linear: the listing of known steps is built once,
+    and close names are looked up within a fixed budget of comparisons."""
+    import builtins
+    import difflib
+
+    from marimo_engine.plans import validation
+
+    counts = {"repr": 0, "compared": 0}
+    real_matches = difflib.get_close_matches
+
+    def counting_repr(value: object) -> str:
+        counts["repr"] += 1
+        return builtins.repr(value)
+
+    def counting_matches(word: str, possibilities: list[str], *args: Any, **kw: Any) -> Any:
+        if len(possibilities) == 6000:  # step ids, not a tool's parameter names
+            counts["compared"] += len(possibilities)
+        return real_matches(word, possibilities, *args, **kw)
+
+    monkeypatch.setattr(validation, "repr", counting_repr, raising=False)
+    monkeypatch.setattr(difflib, "get_close_matches", counting_matches)
+    problems = validate_plan(_broken_chain(6000), example_registry())
+    unknown = [p for p in problems if p.code is ProblemCode.UNKNOWN_REFERENCE]
+    assert len(unknown) == 6000
+    assert all("Known steps: 's0', 's1'," in p.message for p in unknown)
+    assert all(p.message.endswith("… (6000 in all).") for p in unknown)
+    lookups = validation._SUGGESTION_BUDGET // 6000
+    # The 20 listed ids once, and up to 3 close names per lookup: nothing per problem.
+    assert counts["repr"] <= validation._MAX_LISTED_STEPS + 3 * lookups, counts
+    assert 0 < counts["compared"] <= validation._SUGGESTION_BUDGET
 
 
 _JSON = st.recursive(
@@ -638,6 +667,7 @@ _JSON = st.recursive(
     | st.integers(-5, 20)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.sampled_from(["s1", "s2", "$s1", "$s2.level", "$s1.x.0", "$", "$$", "a $s2 b", "$s9", "_"])
+    | st.sampled_from(["\ud800", "a\udfffb", "x\nimport os\n#", "\x00"])
     | st.text(max_size=8),
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
@@ -679,18 +709,18 @@ def _mutated_plans(draw: st.DrawFn) -> object:
             field = draw(st.sampled_from(["run_if", "intervention_if"]))
             steps[index][field] = draw(_EXPRESSIONS)
         elif action == "plan":
-            plan[draw(st.sampled_from(["id", "name", "steps", "extra"]))] = draw(_JSON)
+            plan[draw(st.sampled_from(["id", "name", "steps", "extra", "$schema"]))] = draw(_JSON)
             if not isinstance(plan.get("steps"), list):
                 break
     return draw(st.sampled_from([plan, json.dumps(plan), draw(_JSON)]))
 
 
 @given(_mutated_plans())
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_validation_of_any_mutated_plan_returns_problems_and_never_raises(plan: object) -> None:
     problems = validate_plan(plan, example_registry())  # type: ignore[arg-type]
     assert all(isinstance(p, Problem) for p in problems)
-    json.dumps([p.model_dump(mode="json") for p in problems])
+    json.dumps([p.model_dump(mode="json") for p in problems], ensure_ascii=False).encode()
     if problems:
         with pytest.raises(PlanValidationError):
             check_plan(plan, example_registry())  # type: ignore[arg-type]
