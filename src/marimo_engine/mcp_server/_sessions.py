@@ -54,14 +54,22 @@ class KnownSession:
         )
 
     def describe(self) -> dict[str, Any]:
-        """The session as a tool result shows it."""
+        """The session as a tool result shows it.
+
+        Returns:
+            `{"session", "url", "notebook", "opened_here", "browser_url",
+            "server_pid"}`; `server_pid` is the `marimo edit` process this
+            MCP server started for the session (its process group), else `None`.
+        """
         browser_url = self.live.browser_url if self.live is not None else f"{self.url}/"
+        server = self.live.server if self.live is not None else None
         return {
             "session": self.session_id,
             "url": self.url,
             "notebook": self.notebook,
             "opened_here": self.opened_here,
             "browser_url": browser_url,
+            "server_pid": server.pid if server is not None else None,
         }
 
 

@@ -5,8 +5,9 @@ The marimo server comes from tests/integration/live/conftest.py (a real
 are imported here, so this folder gets its own instance. The MCP server
 runs as the installed `marimo-engine mcp` console script: over stdio the
 SDK's `stdio_client` starts it (in its own process group, ended with its
-tree); over HTTP the fixture starts it in its own process group and stops
-it by its process id.
+tree); over HTTP the fixture starts it with `tests/processes.py`. The marimo
+servers the MCP server starts (`open_notebook`) are adopted by the test run
+from the `server_pid` the tool returns, so that a killed run stops them too.
 """
 
 from __future__ import annotations
@@ -31,16 +32,28 @@ from marimo_engine.live.session import free_port
 from tests.integration.live.conftest import (  # noqa: F401 (fixtures of this folder too)
     STARTUP_TIMEOUT_S,
     LiveServer,
-    _stop_group,
     live_server,
     live_session,
 )
+from tests.processes import adopt_group, release_group, start_process, stop_process
 
 MARIMO_ENGINE = str(Path(sys.executable).with_name("marimo-engine"))
 """The installed console script: the real entry point, as a coding agent launches it."""
 
 READ_TIMEOUT_S = 600.0
 """Generous: a loaded 2-core machine can take minutes to start marimo servers and kernels."""
+
+
+def adopt_opened_server(opened: dict[str, Any]) -> None:
+    """Have the test run stop the marimo server `open_notebook` started, even if it is killed."""
+    if opened.get("server_pid"):
+        adopt_group(int(opened["server_pid"]))
+
+
+def release_opened_server(opened: dict[str, Any]) -> None:
+    """Forget an adopted server once the MCP server has stopped it."""
+    if opened.get("server_pid"):
+        release_group(int(opened["server_pid"]))
 
 
 def wait_until_down(url: str, timeout_s: float = STARTUP_TIMEOUT_S) -> bool:
@@ -97,13 +110,12 @@ def http_mcp(live_server: LiveServer, tmp_path: Path) -> Iterator[HttpMcpServer]
     log_path = tmp_path / "mcp-http.log"
     env = {**server_env(live_server), "MARIMO_ENGINE_MCP_TOKEN": token}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
+        process = start_process(
             [MARIMO_ENGINE, "mcp", "--http", "--port", str(port)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
-            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}/mcp"
     try:
@@ -123,4 +135,4 @@ def http_mcp(live_server: LiveServer, tmp_path: Path) -> Iterator[HttpMcpServer]
             time.sleep(0.2)
         yield HttpMcpServer(url=url, token=token, process=process, log=log_path)
     finally:
-        _stop_group(process)
+        stop_process(process)

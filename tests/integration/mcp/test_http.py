@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,15 @@ import httpx
 import pytest
 
 from marimo_engine.live.session import free_port
-from tests.integration.mcp.conftest import MARIMO_ENGINE, HttpMcpServer, wait_until_down
+from tests.integration.mcp.conftest import (
+    MARIMO_ENGINE,
+    HttpMcpServer,
+    adopt_opened_server,
+    release_opened_server,
+    wait_until_down,
+)
 from tests.integration.mcp.test_stdio import Progress, call, fail
+from tests.processes import run_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(900)]
 
@@ -77,6 +83,7 @@ async def test_two_clients_on_two_notebooks_in_parallel_stay_apart(
         notebook = tmp_path / f"notebook_{owner}.py"
         async with http_mcp.client() as client:
             opened = await call(client, "open_notebook", path=str(notebook))
+            adopt_opened_server(opened)
             session = opened["session"]
             await call(client, "create_cell", session=session, code=f"owner = {owner!r}")
             printed = await call(client, "execute", session=session, code="print(owner)")
@@ -85,6 +92,8 @@ async def test_two_clients_on_two_notebooks_in_parallel_stay_apart(
             listed = await call(client, "list_sessions")
             closed = await call(client, "close_notebook", session=session)
             gone = await fail(client, "execute", session=session, code="print(owner)")
+        if closed["closed"]:
+            release_opened_server(opened)
         seen[owner] = {
             "opened": opened,
             "printed": printed["stdout"].strip(),
@@ -103,6 +112,7 @@ async def test_two_clients_on_two_notebooks_in_parallel_stay_apart(
     assert alice["opened"]["session"] != bob["opened"]["session"]
     assert alice["opened"]["url"] != bob["opened"]["url"]  # a headless server each
     assert alice["opened"]["opened_here"] and bob["opened"]["opened_here"]
+    assert alice["opened"]["server_pid"] != bob["opened"]["server_pid"]
     assert (alice["printed"], bob["printed"]) == ("alice", "bob")
     assert (alice["owner_repr"], bob["owner_repr"]) == ("'alice'", "'bob'")
     assert "owner = 'alice'" in alice["codes"] and "owner = 'bob'" not in alice["codes"]
@@ -114,13 +124,9 @@ async def test_two_clients_on_two_notebooks_in_parallel_stay_apart(
 
 
 def test_http_refuses_a_non_loopback_bind_without_the_flag() -> None:
-    result = subprocess.run(
+    result = run_process(
         [MARIMO_ENGINE, "mcp", "--http", "--host", "0.0.0.0", "--port", str(free_port())],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
+        timeout_s=120,
     )
     assert result.returncode == 2
     assert result.stderr.startswith("error: Refusing to listen on '0.0.0.0'")
@@ -132,7 +138,9 @@ async def test_sigterm_stops_the_server_and_the_notebooks_it_opened(
 ) -> None:
     async with http_mcp.client() as client:
         opened = await call(client, "open_notebook", path=str(tmp_path / "left_open.py"))
+        adopt_opened_server(opened)
     http_mcp.process.send_signal(signal.SIGTERM)
     code = await anyio.to_thread.run_sync(lambda: http_mcp.process.wait(timeout=120))
     assert code == 0
     assert await anyio.to_thread.run_sync(wait_until_down, opened["url"])
+    release_opened_server(opened)

@@ -14,7 +14,13 @@ from mcp import Client
 from marimo_engine.examples import load_example
 from marimo_engine.live.session import LiveSession
 from tests.integration.live.conftest import LiveServer
-from tests.integration.mcp.conftest import server_env, stdio_mcp_client, wait_until_down
+from tests.integration.mcp.conftest import (
+    adopt_opened_server,
+    release_opened_server,
+    server_env,
+    stdio_mcp_client,
+    wait_until_down,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(900)]
 
@@ -157,7 +163,9 @@ async def test_servers_opened_over_stdio_stop_when_the_client_leaves(
     with (tmp_path / "mcp.log").open("w") as errlog:
         async with stdio_mcp_client(server_env(live_server), errlog) as client:
             opened = await call(client, "open_notebook", path=str(tmp_path / "headless.py"))
+            adopt_opened_server(opened)
             async with httpx.AsyncClient() as http:
                 health = await http.get(f"{opened['url']}/health", timeout=30.0)
     assert opened["opened_here"] is True and health.status_code == 200
     assert await anyio.to_thread.run_sync(wait_until_down, opened["url"])
+    release_opened_server(opened)
