@@ -32,7 +32,12 @@ __all__ = ["register_live_tools"]
 
 Session = Annotated[
     str,
-    Field(description="The kernel session to act on: its id, from list_sessions or open_notebook."),
+    Field(
+        description=(
+            "The kernel session to act on: its id or its stable_id (which survives a browser "
+            "reload), from list_sessions or open_notebook."
+        )
+    ),
 ]
 CellTarget = Annotated[str, Field(description="The cell's id or name, from list_cells.")]
 

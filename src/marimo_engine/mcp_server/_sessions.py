@@ -38,6 +38,8 @@ class KnownSession:
         token: The server's access token, or `None`.
         notebook: The notebook path, when known.
         live: The `LiveSession` this MCP server opened (and closes), or `None`.
+        stable_id: marimo's stable id of the session (it survives a browser
+            tab reload; tools accept it as `session` too), or `None`.
     """
 
     session_id: str
@@ -45,6 +47,7 @@ class KnownSession:
     token: str | None = None
     notebook: str | None = None
     live: LiveSession | None = None
+    stable_id: str | None = None
 
     @property
     def opened_here(self) -> bool:
@@ -57,20 +60,28 @@ class KnownSession:
         """The session as a tool result shows it.
 
         Returns:
-            `{"session", "url", "notebook", "opened_here", "browser_url",
-            "server_pid"}`; `server_pid` is the `marimo edit` process this
+            `{"session", "stable_id", "url", "notebook", "opened_here",
+            "browser_url", "server_pid"}`; `server_pid` is the `marimo edit` process this
             MCP server started for the session (its process group), else `None`.
         """
         browser_url = self.live.browser_url if self.live is not None else f"{self.url}/"
         server = self.live.server if self.live is not None else None
         return {
             "session": self.session_id,
+            "stable_id": self.stable_id,
             "url": self.url,
             "notebook": self.notebook,
             "opened_here": self.opened_here,
             "browser_url": browser_url,
             "server_pid": server.pid if server is not None else None,
         }
+
+
+def _found(info: Any, url: str, token: str | None) -> KnownSession:
+    """A session found on a server (`SessionInfo`), which this MCP server did not open."""
+    return KnownSession(
+        info.session_id, url, token, info.path or info.filename, stable_id=info.stable_id
+    )
 
 
 class SessionTable:
@@ -137,6 +148,7 @@ class SessionTable:
             token=live.token,
             notebook=str(live.notebook) if live.notebook else None,
             live=live,
+            stable_id=live.stable_id,
         )
         self._sessions[known.session_id] = known
         return known
@@ -180,7 +192,7 @@ class SessionTable:
             for info in sessions:
                 known = self._sessions.get(info.session_id)
                 if known is None:
-                    known = KnownSession(info.session_id, url, token, info.path or info.filename)
+                    known = _found(info, url, token)
                 rows[info.session_id] = known.describe()
         for session_id, known in list(self._sessions.items()):
             if session_id in rows:
@@ -201,7 +213,9 @@ class SessionTable:
             ToolError: No reachable server has the session; the message says
                 to call `list_sessions` (or `open_notebook`).
         """
-        known = self._sessions.get(session)
+        known = self._sessions.get(session) or next(
+            (k for k in self._sessions.values() if k.stable_id == session), None
+        )
         if known is not None:
             return known
         if not session.strip():
@@ -209,8 +223,8 @@ class SessionTable:
         for url, token in (await self._server_urls()).items():
             for info in await self._sessions_of(url, token) or []:
                 if session in (info.session_id, info.stable_id):
-                    known = KnownSession(info.session_id, url, token, info.path or info.filename)
-                    self._sessions[session] = known
+                    known = _found(info, url, token)
+                    self._sessions[known.session_id] = known
                     return known
         raise ToolError(gone_session_message(session))
 
@@ -219,7 +233,11 @@ class SessionTable:
         from marimo_engine.live.client import LiveClient
 
         return LiveClient(
-            known.url, known.session_id, token=known.token, allow_remote=self.allow_remote
+            known.url,
+            known.session_id,
+            token=known.token,
+            allow_remote=self.allow_remote,
+            stable_id=known.stable_id,
         )
 
     async def forget(self, session: str) -> KnownSession | None:

@@ -111,6 +111,8 @@ async def test_every_live_tool_over_stdio_on_a_real_marimo_edit(
             )
             ran = await call(client, "run_cells", session=session, cells=["make_frame"])
             variables = await call(client, "variables", session=session)
+            stable_id = next(r for r in listed["sessions"] if r["session"] == session)["stable_id"]
+            by_stable_id = await call(client, "variables", session=stable_id)
             described = await call(client, "describe", session=session, name="frame")
             not_a_frame = await fail(client, "describe", session=session, name="seed_value")
             live_run = await client.call_tool(
@@ -134,6 +136,7 @@ async def test_every_live_tool_over_stdio_on_a_real_marimo_edit(
     assert "make_frame" in [c["name"] for c in cells["cells"]]
     assert not edited["errors"] and not ran["changes"][0]["errors"]
     frame = next(v for v in variables["variables"] if v["name"] == "frame")
+    assert stable_id and stable_id.startswith("sess") and by_stable_id == variables
     assert "DataFrame" in frame["type"]
     assert described["shape"] == [3, 2] and described["library"] == "pandas"
     assert [c["name"] for c in described["columns"]] == ["a", "b"]
