@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_argument("--json", action="store_true", help="print the tool schemas as JSON")
     tools.set_defaults(handler=_lazy("tools_command"))
 
-    for group in ("live", "agent", "code"):
+    for group in ("live", "agent", "code", "mcp"):
         _add_group(subparsers, group, common)
     return parser
 
