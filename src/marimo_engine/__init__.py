@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from marimo_engine.engine.executor import execute_plan, execute_plan_sync
     from marimo_engine.errors import PlanValidationError
     from marimo_engine.plans.schema import Plan, Step
-    from marimo_engine.plans.validation import validate_plan
     from marimo_engine.tools.registry import ToolRegistry
+    from marimo_engine.tools.validation import validate_plan
 
 __all__ = [
     "Event",
@@ -48,7 +48,7 @@ _LOCATIONS = {
     "execute_plan": "marimo_engine.engine.executor",
     "execute_plan_sync": "marimo_engine.engine.executor",
     "plan_to_notebook": "marimo_engine.engine.compiler",
-    "validate_plan": "marimo_engine.plans.validation",
+    "validate_plan": "marimo_engine.tools.validation",
 }
 
 

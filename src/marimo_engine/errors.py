@@ -10,8 +10,8 @@ them (one line, a hint, exit code 2 for bad input).
       ExpressionError       a `run_if` / `intervention_if` that fails to evaluate
       InvalidExpressionError  an expression outside the plan language (rejected when parsed)
       UsageError            the developer calling us wrongly: bad argument, wrong state
-        UnknownToolError    a tool name that is not registered
-      ToolError             a tool raised or timed out; the cause is chained
+        UnknownToolError    a tool name that is not registered, or a step's tool that
+                            cannot be called where the step runs
       ToolCancelledError    a tool raised CancelledError while the run was not cancelled
       LiveError             the marimo server
         LiveConnectionError
@@ -55,7 +55,6 @@ __all__ = [
     "PlanValidationError",
     "StaleCellError",
     "ToolCancelledError",
-    "ToolError",
     "UnknownReferenceError",
     "UnknownToolError",
     "UsageError",
@@ -140,7 +139,7 @@ class UsageError(EngineError):
 
 
 class UnknownToolError(UsageError, LookupError):
-    """A tool name is not in the registry.
+    """A tool name is not in the registry, or a step's tool cannot be called where it runs.
 
     Attributes:
         name: The name that was asked for.
@@ -148,10 +147,18 @@ class UnknownToolError(UsageError, LookupError):
     """
 
     def __init__(
-        self, name: str, suggestions: Sequence[str] = (), known: Sequence[str] = ()
+        self,
+        name: str,
+        suggestions: Sequence[str] = (),
+        known: Sequence[str] = (),
+        *,
+        message: str | None = None,
     ) -> None:
         self.name = name
         self.suggestions = list(suggestions)
+        if message is not None:  # where the tool is missing is not a registry
+            super().__init__(message)
+            return
         if self.suggestions:
             hint = "Did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"
         elif known:
@@ -162,20 +169,6 @@ class UnknownToolError(UsageError, LookupError):
 
     def __str__(self) -> str:  # LookupError would otherwise repr() the message
         return str(self.args[0])
-
-
-class ToolError(EngineError):
-    """A tool raised or timed out; the original exception is chained as `__cause__`.
-
-    Attributes:
-        step_id: The step whose tool failed.
-        tool: The tool's registered name.
-    """
-
-    def __init__(self, message: str, *, step_id: str, tool: str) -> None:
-        super().__init__(message)
-        self.step_id = step_id
-        self.tool = tool
 
 
 class ToolCancelledError(EngineError):

@@ -50,8 +50,8 @@ def test_issue_2_names_are_importable_from_the_root(name: str) -> None:
 def test_root_names_are_the_package_objects() -> None:
     from marimo_engine.errors import PlanValidationError
     from marimo_engine.plans.schema import Plan, Step
-    from marimo_engine.plans.validation import validate_plan
     from marimo_engine.tools.registry import ToolRegistry
+    from marimo_engine.tools.validation import validate_plan
 
     assert marimo_engine.Plan is Plan
     assert marimo_engine.Step is Step

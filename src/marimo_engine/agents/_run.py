@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from marimo_engine.engine.events import (
     Event,
     ExecutionResult,
 )
-from marimo_engine.errors import EngineError
 
 if TYPE_CHECKING:
     from marimo_engine.tools.registry import ToolRegistry
@@ -39,14 +36,7 @@ async def execute_to_result(
     """
     from marimo_engine.engine.executor import execute_plan
 
-    events: list[Event] = []
-    async with aclosing(execute_plan(dict(plan), tools, max_workers=max_workers)) as stream:
-        async for event in stream:
-            events.append(event)
+    async with execute_plan(dict(plan), tools, max_workers=max_workers) as run:
+        async for event in run:
             yield event
-    notebook = None
-    with contextlib.suppress(EngineError):
-        from marimo_engine.engine.compiler import plan_to_notebook
-
-        notebook = plan_to_notebook(dict(plan), tools)
-    result_box.append(ExecutionResult.from_events(events, notebook))
+    result_box.append(run.result)  # the run's own result: its events, verdict and notebook

@@ -100,8 +100,17 @@ class AgentEvent(BaseModel):
         return to_jsonable(value)
 
     def to_json_line(self) -> str:
-        """Return the event as one line of JSON, without fields that are `None`."""
-        return self.model_dump_json(exclude_none=True)
+        """Return the event as one line of JSON, without fields that are `None`.
+
+        The engine's event inside an `ENGINE_EVENT` is written as the engine
+        writes it (`Event.to_json`), so `agent --json` and `run --json` agree.
+        """
+        import json
+
+        data = self.model_dump(mode="json", exclude_none=True, exclude={"event"})
+        if self.event is not None:
+            data["event"] = self.event.to_json()
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)

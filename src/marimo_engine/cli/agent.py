@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser", "run"]
 
-_EXIT_OK, _EXIT_FAILURE, _EXIT_BAD_INPUT, _EXIT_INTERVENTION = 0, 1, 2, 3
 
 _DESCRIPTION = """\
 Ask a model for a plan that reaches GOAL with the given tools, check it
@@ -181,11 +180,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _error(message: str) -> int:
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
-    return _EXIT_BAD_INPUT
-
-
 def _read_context(path: str | None) -> Any:
     if path is None:
         return None
@@ -215,16 +209,13 @@ def run(args: argparse.Namespace) -> int:
 
     import pydantic_ai
 
-    from marimo_engine.errors import ModelConfigError, UsageError
+    from marimo_engine.cli.exits import exit_code_for, print_error
 
     # The command owns its output: no first-run banner from pydantic-ai, and no raw
     # warning about a model that omits usage (the planner says it once, as a NOTICE).
     pydantic_ai.BANNER_ENABLED = False
     warnings.filterwarnings("ignore", category=pydantic_ai.UsageLimitUnavailableWarning)
-    try:
-        agent, context = _build(args)
-    except (ModelConfigError, UsageError) as exc:
-        return _error(str(exc))
+    agent, context = _build(args)  # a ModelConfigError or UsageError: `main` reports it (exit 2)
     as_json = bool(args.json) or not sys.stdout.isatty()
     display = _JsonDisplay() if as_json else _RichDisplay(agent.model_label)
     import anyio
@@ -239,12 +230,8 @@ def run(args: argparse.Namespace) -> int:
         path = write_text_atomic(args.notebook, result.execution.notebook)
         print(f"wrote the notebook of the last run to {path}", file=sys.stderr)
     if result.error:
-        print(f"error: {' '.join(result.error.split())}", file=sys.stderr)
-    return {
-        "SUCCESS": _EXIT_OK,
-        "FAILURE": _EXIT_FAILURE,
-        "INTERVENTION_NEEDED": _EXIT_INTERVENTION,
-    }[result.verdict.value]
+        print_error(result.error)
+    return exit_code_for(result.verdict)
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, Any]:

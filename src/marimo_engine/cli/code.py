@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from marimo_engine.cli._args import positive_int, whole_number
+from marimo_engine.cli.exits import ExitCode, print_error, report_error
 
 if TYPE_CHECKING:
     from marimo_engine.agents.code.events import ApprovalRequest, CodeEvent
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser", "run", "run_eda"]
 
-_EXIT_OK, _EXIT_FAILURE, _EXIT_BAD_INPUT = 0, 1, 2
 
 _DESCRIPTION = """\
 Reach GOAL by writing marimo cells: the model proposes cell creations, edits
@@ -146,8 +146,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _error(message: str) -> int:
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
-    return _EXIT_BAD_INPUT
+    """Bad input found here: one `error:` line (cli/exits.py), exit code 2."""
+    print_error(message)
+    return ExitCode.BAD_INPUT
 
 
 def _open(
@@ -264,13 +265,13 @@ def _run_goal(
             audit_path=args.audit, brief=brief,
         )  # fmt: skip
     except (ModelConfigError, UsageError) as exc:
-        return _error(str(exc))
+        return report_error(exc, debug=bool(getattr(args, "debug", False)))
     as_json = bool(args.json) or not sys.stdout.isatty()
     display = _Display(as_json)
     try:
         live = _open(args, path, tuple(data))
     except UsageError as exc:
-        return _error(str(exc))
+        return report_error(exc, debug=bool(getattr(args, "debug", False)))
     with live:
         notebook = _notebook_of(live, path)
         display.line(f"notebook: {notebook or '(unsaved)'} at {live.browser_url}")
@@ -292,7 +293,7 @@ def _run_goal(
         result = anyio.run(drive)
     if args.html and notebook is not None:
         _export_html(notebook, Path(args.html), display)
-    return _EXIT_OK if result is not None and result.succeeded else _EXIT_FAILURE
+    return ExitCode.OK if result is not None and result.succeeded else ExitCode.FAILURE
 
 
 async def _describe_variable(client: Any, name: str) -> dict[str, Any]:
@@ -327,10 +328,10 @@ def _review(args: argparse.Namespace, path: Path | None) -> int:
     except UsageError as exc:
         if "live" in locals() and live is not None:
             live.close()
-        return _error(str(exc))
+        return report_error(exc, debug=bool(getattr(args, "debug", False)))
     print(checkpoint.diff_text())
     if live is None:
-        return _EXIT_OK
+        return ExitCode.OK
     with live:
 
         async def undo() -> Any:
@@ -352,7 +353,7 @@ def _review(args: argparse.Namespace, path: Path | None) -> int:
     print(f"undone: turn {result.turn} ({len(result.ops)} operation(s))")
     for note in result.notes:
         print(f"note: {note}")
-    return _EXIT_OK
+    return ExitCode.OK
 
 
 async def _ask_on_terminal(request: ApprovalRequest) -> bool:

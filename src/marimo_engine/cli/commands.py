@@ -17,15 +17,14 @@ import threading
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from marimo_engine.cli.exits import ExitCode, exit_code_for
 from marimo_engine.cli.loading import LoadedPlan, LoadedTools, load_tools, read_plan
-from marimo_engine.cli.main import ExitCode
 from marimo_engine.cli.output import format_problem, print_problems, write_text_atomic
 from marimo_engine.errors import UsageError
 
 if TYPE_CHECKING:
     from marimo_engine.cli.progress import ProgressModel, ProgressRenderer
     from marimo_engine.engine.events import Event, ExecutionResult
-    from marimo_engine.plans.problems import Problem
     from marimo_engine.plans.schema import Plan
 
 __all__ = ["export_command", "run_command", "tools_command", "validate_command"]
@@ -139,14 +138,6 @@ def tools_command(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _exit_code(verdict: str) -> int:
-    return {
-        "SUCCESS": ExitCode.OK,
-        "FAILURE": ExitCode.FAILURE,
-        "INTERVENTION_NEEDED": ExitCode.INTERVENTION_NEEDED,
-    }.get(verdict, ExitCode.FAILURE)
-
-
 def _renderer(model: ProgressModel, *, as_json: bool) -> ProgressRenderer:
     from marimo_engine.cli.progress import JsonLinesProgress, RichProgress
 
@@ -181,8 +172,10 @@ def run_command(args: argparse.Namespace) -> int:
     if problems:
         print_problems(problems, source=loaded.source)
         if args.json or not sys.stdout.isatty():
+            # The engine's own events for an invalid plan (START, ERROR with
+            # the problems, FINISH): programs reading --json get one stream.
             stream = JsonLinesProgress()
-            for event in _invalid_plan_events(loaded, problems):
+            for event in execute_plan_sync(loaded.data, tools.registry).events:
                 stream.handle(event)
         return ExitCode.BAD_INPUT
     plan = load_plan(loaded.data)
@@ -209,7 +202,7 @@ def run_command(args: argparse.Namespace) -> int:
         notice.restore()
         renderer.close()
     _write_artifacts(args, model, result, tools)
-    return _exit_code(result.verdict.value)
+    return exit_code_for(result.verdict)
 
 
 class _InterruptNotice:
@@ -251,42 +244,6 @@ class _InterruptNotice:
         if self._installed is not None and signal.getsignal(signal.SIGINT) is self._installed:
             signal.signal(signal.SIGINT, signal.default_int_handler)
         self._installed = None
-
-
-def _invalid_plan_events(loaded: LoadedPlan, problems: list[Problem]) -> list[Event]:
-    """The events of a run of an invalid plan (spec, "Python API"), with every problem.
-
-    The CLI validates before it runs, so that programs reading `--json` get
-    the same stream the engine gives for an invalid plan: `START`, one
-    `ERROR` (`PlanValidationError` with the problems), `FINISH` (`FAILURE`).
-    """
-    import uuid
-
-    from marimo_engine.engine.events import ErrorInfo, Event, EventType, Verdict
-    from marimo_engine.errors import PlanValidationError
-
-    data = loaded.data
-    plan_id = data.get("id") if isinstance(data, dict) else None
-    if not isinstance(plan_id, str) or not plan_id:
-        plan_id = f"plan-{uuid.uuid4().hex[:8]}"
-    error = PlanValidationError(problems)
-    return [
-        Event(type=EventType.START, plan_id=plan_id, msg=f"Plan {plan_id!r} started."),
-        Event(
-            type=EventType.ERROR,
-            plan_id=plan_id,
-            msg=str(error),
-            error=ErrorInfo.from_exception(error),
-        ),
-        Event(
-            type=EventType.FINISH,
-            plan_id=plan_id,
-            msg=f"Plan {plan_id!r} finished: FAILURE (invalid plan, nothing was run).",
-            verdict=Verdict.FAILURE,
-            outputs={},
-            duration_s=0.0,
-        ),
-    ]
 
 
 def _write_artifacts(

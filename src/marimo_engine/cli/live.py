@@ -29,12 +29,14 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from marimo_engine.cli.exits import ExitCode, exit_code_for, print_error
+
 if TYPE_CHECKING:
     from marimo_engine.live.sync_client import LiveClientSync
 
 __all__ = ["add_parser", "run"]
 
-OK, FAILURE, BAD_INPUT, INTERVENTION_NEEDED, INTERRUPTED = 0, 1, 2, 3, 130
+OK, FAILURE, BAD_INPUT = ExitCode.OK, ExitCode.FAILURE, ExitCode.BAD_INPUT
 
 
 def _selection_options() -> argparse.ArgumentParser:
@@ -147,7 +149,7 @@ def add_parser(subparsers: Any) -> None:
     )
     _json_option(run_plan)
 
-    live.set_defaults(handler=run)
+    live.set_defaults(handler=run, reword_error=cli_wording)  # see cli/exits.py
 
 
 def _code_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -239,55 +241,17 @@ def _add_cell_commands(commands: Any, select: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run a parsed `live` command and return its exit code.
 
-    Errors are printed as one line on stderr (a traceback only with
-    `--debug`); they are never raised.
+    Errors propagate to `main`, which reports them (`cli/exits.py`).
     """
     command = getattr(args, "live_command", None)
     if command is None:
-        print(
-            "error: say what to do: marimo-engine live "
+        print_error(
+            "say what to do: marimo-engine live "
             "{servers,sessions,open,exec,cells,create,edit,run,delete,move,vars,describe,"
-            "run-plan}",
-            file=sys.stderr,
+            "run-plan}"
         )
         return BAD_INPUT
-    handler = _HANDLERS[command]
-    try:
-        return handler(args)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return INTERRUPTED
-    except Exception as exc:
-        return _report(exc, debug=bool(getattr(args, "debug", False)))
-
-
-def _report(exc: Exception, *, debug: bool) -> int:
-    import traceback
-
-    from marimo_engine.errors import (
-        EngineError,
-        LiveSelectionError,
-        PlanValidationError,
-        UsageError,
-    )
-
-    if debug:
-        traceback.print_exception(exc, file=sys.stderr)
-    message = cli_wording(" ".join(str(exc).split()) or type(exc).__name__)
-    if isinstance(exc, PlanValidationError):
-        from marimo_engine.cli.output import print_problems
-
-        print_problems(exc.problems, source=None)
-        return BAD_INPUT
-    if isinstance(exc, UsageError | LiveSelectionError):
-        print(f"error: {message}", file=sys.stderr)
-        return BAD_INPUT
-    if isinstance(exc, EngineError):
-        print(f"error: {message}", file=sys.stderr)
-        return FAILURE
-    hint = "" if debug else " (run again with --debug for the traceback)"
-    print(f"error: unexpected {type(exc).__name__}: {message}{hint}", file=sys.stderr)
-    return FAILURE
+    return _HANDLERS[command](args)
 
 
 _PYTHON_TO_CLI = (
@@ -608,21 +572,13 @@ def _describe(args: argparse.Namespace) -> int:
 
 
 def _run_plan(args: argparse.Namespace) -> int:
-
     from marimo_engine.cli.loading import load_tools, read_plan
-    from marimo_engine.engine.events import EventType, Verdict
-    from marimo_engine.live.plan_run import run_plan_live
+    from marimo_engine.engine.live_run import run_plan_live
 
     loaded = read_plan(args.plan)
     tools = load_tools(args.tools)
-    verdict: list[Verdict | None] = [None]
-    invalid: list[Any] = []
 
     def show(event: Any) -> None:
-        if event.type is EventType.ERROR and event.error and event.error.problems:
-            invalid.extend(event.error.problems)
-        if event.type is EventType.FINISH:
-            verdict[0] = event.verdict
         if args.json:
             print(event.to_json_line(), flush=True)
         else:
@@ -630,23 +586,22 @@ def _run_plan(args: argparse.Namespace) -> int:
             print(f"{event.type.value:<20} {where}{event.msg}", flush=True)
 
     with _client(args) as client:
+        run = run_plan_live(loaded.data, tools.registry, client.client)
 
         async def main() -> None:
-            async for event in run_plan_live(loaded.data, tools.registry, client.client):
-                show(event)
+            async with run:
+                async for event in run:
+                    show(event)
 
         client.call(main)
-    if invalid:
+    result = run.result
+    if result.error is not None and result.error.problems:  # an invalid plan
         if not args.json:
             from marimo_engine.cli.output import print_problems
 
-            print_problems(invalid, source=loaded.source)
+            print_problems(result.error.problems, source=loaded.source)
         return BAD_INPUT
-    if verdict[0] is Verdict.SUCCESS:
-        return OK
-    if verdict[0] is Verdict.INTERVENTION_NEEDED:
-        return INTERVENTION_NEEDED
-    return FAILURE
+    return exit_code_for(result.verdict)
 
 
 _HANDLERS = {

@@ -7,39 +7,23 @@ rich, DuckDB or pandas. The `live` and `agent` command groups live in
 `cli/live.py` and `cli/agent.py`, which expose `add_parser(subparsers)` and
 `run(args) -> int` (docs/architecture.md, "marimo_engine.cli").
 
-Exit codes (`ExitCode`): 0 success, 1 a run that ended in `FAILURE` (or an
-error of ours that is not the input's fault), 2 bad input (an unreadable
-file, invalid JSON, an invalid plan, an unknown `--tools` module), 3 a run
-that ended in `INTERVENTION_NEEDED`, 130 interrupted with Ctrl-C.
+Exit codes and error reporting are `cli/exits.py`'s, for every command.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
-from enum import IntEnum
 
 from marimo_engine.cli._args import positive_int
 from marimo_engine.cli._streams import debug_log_to_stderr, quiet_when_reader_gone
-from marimo_engine.cli.output import silence_stream
+from marimo_engine.cli.exits import ExitCode, run_handler
 
 __all__ = ["ExitCode", "build_parser", "main"]
 
 PROG = "marimo-engine"
-
-
-class ExitCode(IntEnum):
-    """The process exit codes of `marimo-engine`."""
-
-    OK = 0
-    FAILURE = 1
-    BAD_INPUT = 2
-    INTERVENTION_NEEDED = 3
-    INTERRUPTED = 130
 
 
 _DESCRIPTION = """\
@@ -189,13 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_group(subparsers: argparse._SubParsersAction, name: str, common: object) -> None:
-    """Add the `live` / `agent` command group from `cli/<name>.py`, if it is installed."""
-    try:
-        module = importlib.import_module(f"marimo_engine.cli.{name}")
-    except Exception:
-        # The group is missing or broken in this build: the rest of the CLI,
-        # and `--help`, must still work.
-        return
+    """Add the `live` / `agent` command group from `cli/<name>.py`.
+
+    A group module that fails to import is a broken build, not a missing
+    command: the error propagates (the test suite and `--help` show it).
+    """
+    module = importlib.import_module(f"marimo_engine.cli.{name}")
     before = set(subparsers.choices)
     module.add_parser(subparsers)
     added = subparsers.choices.get(name)
@@ -241,58 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return ExitCode.BAD_INPUT
     with quiet_when_reader_gone(), debug_log_to_stderr(enabled=debug):
-        return _run_handler(handler, args, debug=debug)
-
-
-def _run_handler(
-    handler: Callable[[argparse.Namespace], int], args: argparse.Namespace, *, debug: bool
-) -> int:
-    try:
-        return int(handler(args))
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        if _busy_threads():
-            # A second Ctrl-C while a blocking tool still runs in a worker
-            # thread: leave now instead of joining it at interpreter exit.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(ExitCode.INTERRUPTED)
-        return ExitCode.INTERRUPTED
-    except BrokenPipeError:
-        # Written past the guard (to a raw file descriptor, say): the same quiet end.
-        silence_stream(sys.stdout)
-        return ExitCode.FAILURE
-    except Exception as exc:
-        return _report_error(exc, debug=debug)
-
-
-def _busy_threads() -> bool:
-    import threading
-
-    main_thread = threading.main_thread()
-    return any(t is not main_thread and not t.daemon for t in threading.enumerate())
-
-
-def _report_error(exc: Exception, *, debug: bool) -> int:
-    from marimo_engine.errors import EngineError, PlanValidationError, UsageError
-
-    if debug:
-        traceback.print_exception(exc, file=sys.stderr)
-    if isinstance(exc, PlanValidationError):
-        from marimo_engine.cli.output import print_problems
-
-        print_problems(exc.problems, source=None)
-        return ExitCode.BAD_INPUT
-    message = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, UsageError):
-        print(f"error: {message}", file=sys.stderr)
-        return ExitCode.BAD_INPUT
-    if isinstance(exc, EngineError):
-        print(f"error: {message}", file=sys.stderr)
-        return ExitCode.FAILURE
-    hint = "" if debug else " (run again with --debug for the traceback)"
-    print(f"error: unexpected {type(exc).__name__}: {message}{hint}", file=sys.stderr)
-    return ExitCode.FAILURE
+        return run_handler(handler, args, debug=debug)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,46 @@
-"""A bounded worker pool for plain-function tools, whose calls can be interrupted.
+"""A bounded pool of worker threads for plain-function tools, whose calls can be interrupted.
 
 A plain function runs outside the event loop (plan language spec, "Running",
 clause 3). Python cannot kill a thread; when the step that waits on a worker
 is cancelled (timeout, cancelled run) the pool raises `StepInterrupted` in
 that worker with `PyThreadState_SetAsyncExc`. It takes effect at the tool's
 next Python bytecode: a pure-Python loop stops at once, a call blocked in C
-(`time.sleep`, a socket read) when it returns. `shutdown()` joins the
-workers, so no thread outlives the run.
+(`time.sleep`, `threading.Event().wait()`, a socket read) only when it
+returns, which may be never.
+
+So the waiting side does not wait for the worker: a cancelled call gives the
+worker `INTERRUPT_GRACE_S` to end, then returns, and a worker still running
+is **abandoned**. An abandoned worker leaves the pool (a
+new one takes its place, so a stuck tool does not shrink the pool), finishes
+its call in the background, throws the result away and exits. Workers are
+daemon threads, so an abandoned one never holds the process at exit. The
+pool names the calls whose workers are still running (`abandoned()`), and a
+run lists them in its `FINISH` event.
+
+An interruption that was sent but had not landed when the tool returned is
+let land in the pool's own code, where it is caught. It is never "cleared"
+with `PyThreadState_SetAsyncExc(id, NULL)`: on CPython 3.11 that call raises
+the interpreter-wide "pending asynchronous exception" flag even for NULL, and
+nothing lowers it again, so under `sys.settrace`/`sys.setprofile`
+(profilers, debuggers, coverage) every thread's eval loop then spins at its
+next function call (marimo-engine issue 9, item 7). Nothing is done at all
+when no interruption was sent.
+
+This module imports nothing heavy: compiled notebooks and live kernels use it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import ctypes
+import os
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["StepInterrupted", "WorkerPool"]
+__all__ = ["StepInterrupted", "ThreadCall", "WorkerPool"]
 
 
 class StepInterrupted(BaseException):
@@ -31,83 +53,333 @@ class StepInterrupted(BaseException):
 _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
 
+_JOIN_BOUND_S = 5.0
+"""Seconds `shutdown` waits for one pool worker (never reached: they are idle)."""
 
-class _Call:
-    """One tool call on a worker: knows its thread while it runs."""
+IDLE_EXIT_S = 60.0
+"""Seconds a worker waits for work before it exits (a notebook's pool is never shut down)."""
 
-    __slots__ = ("ident", "lock", "running")
+INTERRUPT_GRACE_S = 1.0
+"""Seconds an interrupted worker gets to end before it is abandoned.
 
-    def __init__(self) -> None:
+A pure-Python tool ends within microseconds of the interruption; one blocked
+in C ends only when the C call returns, so waiting longer rarely helps.
+"""
+
+_QUEUED, _RUNNING, _DONE, _CANCELLED = range(4)
+
+
+class ThreadCall:
+    """One call of a plain function on a worker thread.
+
+    Attributes:
+        label: What the call is for (a step id), used to name abandoned calls.
+        ended: Set once the function returned or raised, or the call was
+            cancelled before it started.
+        interrupted: Whether `StepInterrupted` was sent to the worker.
+    """
+
+    __slots__ = (
+        "_future",
+        "_loop",
+        "ended",
+        "function",
+        "ident",
+        "interrupted",
+        "kwargs",
+        "label",
+        "lock",
+        "state",
+    )
+
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        kwargs: dict[str, Any],
+        label: str,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.function = function
+        self.kwargs = kwargs
+        self.label = label
         self.lock = threading.Lock()
         self.ident: int | None = None
-        self.running = False
+        self.state = _QUEUED
+        self.interrupted = False
+        self.ended = threading.Event()
+        self._loop = loop
+        self._future: asyncio.Future[Any] = loop.create_future()
 
-    def interrupt(self) -> None:
+    @property
+    def running(self) -> bool:
+        """Whether the function is still running on its worker."""
+        return not self.ended.is_set()
+
+    def interrupt(self) -> bool:
+        """Stop the call: drop it if it has not started, else interrupt its worker.
+
+        Returns:
+            Whether the call had already ended or never started (nothing
+            keeps running).
+        """
         with self.lock:
-            if self.running and self.ident is not None:
+            if self.state == _QUEUED:
+                self.state = _CANCELLED
+                self.ended.set()
+                return True
+            if self.state == _RUNNING and not self.interrupted and self.ident is not None:
+                self.interrupted = True
                 _set_async_exc(self.ident, ctypes.py_object(StepInterrupted))
+            return self.state != _RUNNING
+
+    async def wait_ended(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` seconds for the worker to leave the function.
+
+        Returns:
+            Whether it has ended.
+        """
+        if self.ended.is_set():
+            return True
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+
+        def wake() -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        def watch() -> None:  # on a helper thread: the loop must not block
+            if self.ended.wait(timeout_s):
+                loop.call_soon_threadsafe(wake)
+
+        threading.Thread(target=watch, name="marimo-engine-watch", daemon=True).start()
+        try:
+            async with asyncio.timeout(timeout_s):
+                await waiter
+        except TimeoutError:
+            pass
+        return self.ended.is_set()
+
+    def _execute(self) -> None:
+        """Run the function on the calling worker thread and report to the loop."""
+        with self.lock:
+            if self.state == _CANCELLED:
+                return
+            self.ident = threading.get_ident()
+            self.state = _RUNNING
+        ok = False
+        try:
+            result: Any = self.function(**self.kwargs)
+            ok = True
+        except BaseException as exc:  # the tool's error is the caller's data
+            result = exc
+        finally:
+            with self.lock:
+                self.state = _DONE  # no interruption is sent from here on
+                interrupted = self.interrupted
+            if interrupted:
+                # One was sent: if the tool returned before it landed, it is
+                # still pending. Let it land here, at the loop's backward jump
+                # (inline: a call could deliver it outside this `try`).
+                try:
+                    for _ in range(2):
+                        pass
+                except StepInterrupted:
+                    pass
+            self.ended.set()
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            self._loop.call_soon_threadsafe(_settle, self._future, ok, result)
+
+
+async def _ended_soon(call: ThreadCall) -> bool:
+    """Give an interrupted call `INTERRUPT_GRACE_S` to end; whether it did."""
+    try:
+        return await call.wait_ended(INTERRUPT_GRACE_S)
+    except asyncio.CancelledError:  # cancelled again meanwhile: stop waiting
+        return not call.running
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, result: Any) -> None:
+    if future.done():
+        return
+    if ok:
+        future.set_result(result)
+    else:
+        future.set_exception(result)
+
+
+class _AbandonedTask:
+    __slots__ = ("label", "task")
+
+    def __init__(self, label: str, task: asyncio.Future[Any]) -> None:
+        self.label = label
+        self.task = task
+
+    @property
+    def running(self) -> bool:
+        return not self.task.done()
 
 
 class WorkerPool:
-    """Runs plain functions in at most `max_workers` threads.
+    """Runs plain functions in at most `max_workers` daemon threads at once.
 
     Args:
         max_workers: Largest number of tools running at once in threads;
-            `None` takes Python's default (`min(32, cpu_count + 4)`).
+            `None` takes Python's default for thread pools
+            (`min(32, cpu_count + 4)`). Abandoned workers do not count.
+        name: Prefix of the worker threads' names.
     """
 
-    def __init__(self, max_workers: int | None = None) -> None:
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="marimo-engine-step"
-        )
-        self.active = 0  # calls submitted and not yet finished
+    def __init__(self, max_workers: int | None = None, *, name: str = "marimo-engine-step") -> None:
+        self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
+        self._name = name
+        self._jobs: queue.SimpleQueue[ThreadCall | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._workers: set[threading.Thread] = set()  # in the pool (not abandoned)
+        self._idle = 0
+        self._pending = 0  # queued calls no worker has taken yet
+        self._count = 0
+        self._slots: asyncio.Semaphore | None = None
+        self._abandoned: list[ThreadCall | _AbandonedTask] = []
+        self._closed = False
+        self.active = 0  # calls submitted and not yet returned to their caller
 
-    async def run(self, function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    def _submit(self, call: ThreadCall) -> None:
+        with self._lock:
+            self._pending += 1
+            start = self._pending > self._idle and len(self._workers) < self.max_workers
+            if start:
+                self._count += 1
+                worker = threading.Thread(
+                    target=self._work, name=f"{self._name}_{self._count}", daemon=True
+                )
+                self._workers.add(worker)
+        self._jobs.put(call)
+        if start:
+            worker.start()
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                if me not in self._workers:  # abandoned: its stuck call is over now
+                    return
+                self._idle += 1
+            try:
+                call = self._jobs.get(timeout=IDLE_EXIT_S)
+            except queue.Empty:
+                with self._lock:
+                    self._idle -= 1
+                    if self._pending <= self._idle:  # the others take what is queued
+                        self._workers.discard(me)
+                        return
+                continue
+            with self._lock:
+                self._idle -= 1
+                if call is not None:
+                    self._pending -= 1
+            if call is None:
+                with self._lock:
+                    self._workers.discard(me)
+                return
+            try:
+                call._execute()
+            except StepInterrupted:  # arrived between the call's end and the clear
+                call.ended.set()
+
+    def _abandon(self, call: ThreadCall) -> None:
+        """Take the worker of an interrupted, still running call out of the pool."""
+        with self._lock:
+            self._abandoned.append(call)
+            for worker in self._workers:
+                if worker.ident == call.ident:
+                    self._workers.discard(worker)
+                    break
+
+    def start(self, function: Callable[..., Any], kwargs: dict[str, Any], label: str) -> ThreadCall:
+        """Queue `function(**kwargs)` for a worker (no bound: see `run`).
+
+        Returns:
+            The call; await `result(call)` for its outcome.
+        """
+        call = ThreadCall(function, kwargs, label, asyncio.get_running_loop())
+        self._submit(call)
+        return call
+
+    async def run(
+        self, function: Callable[..., Any], kwargs: dict[str, Any], label: str = ""
+    ) -> Any:
         """Call `function(**kwargs)` in a worker thread and await its result.
+
+        At most `max_workers` calls run at once; further ones wait their turn.
 
         Args:
             function: A plain (not coroutine) function.
             kwargs: Its keyword arguments.
+            label: What the call is for (a step id): names it if it is abandoned.
 
         Returns:
             What the function returned.
 
         Raises:
             BaseException: What the function raised, `BaseException`s included.
-            asyncio.CancelledError: The caller was cancelled; the worker is
-                interrupted (see the module docstring).
+            asyncio.CancelledError: The caller was cancelled. The worker is
+                interrupted and, if still running, abandoned (see the module
+                docstring); this returns at once in either case.
         """
-        call = _Call()
-
-        def work() -> Any:
-            with call.lock:
-                call.ident = threading.get_ident()
-                call.running = True
-            try:
-                return function(**kwargs)
-            finally:
-                with call.lock:
-                    call.running = False
-                    # Clear an interruption that arrived too late to matter, so
-                    # that it cannot fire in the pool's own loop.
-                    _set_async_exc(call.ident, ctypes.py_object())
-
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_workers)
         self.active += 1
-        future = self._executor.submit(work)
         try:
-            return await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            if not future.cancel():
-                call.interrupt()
-            raise
+            async with self._slots:
+                call = self.start(function, kwargs, label)
+                try:
+                    return await call._future
+                except asyncio.CancelledError:
+                    if not call.interrupt() and not await _ended_soon(call):
+                        self._abandon(call)
+                    raise
         finally:
             self.active -= 1
 
+    def abandon_task(self, label: str, task: asyncio.Future[Any]) -> None:
+        """Count a cancelled coroutine tool that has not ended as abandoned.
+
+        Args:
+            label: What it was for (a step id).
+            task: Its task; it counts until it is done.
+        """
+        with self._lock:
+            self._abandoned.append(_AbandonedTask(label, task))
+
+    def abandoned(self) -> list[str]:
+        """Labels of abandoned calls (threads or tasks) still running, oldest first."""
+        with self._lock:
+            return list(dict.fromkeys(c.label for c in self._abandoned if c.running))
+
+    def is_running(self, label: str) -> bool:
+        """Whether an abandoned call with this label is still running."""
+        with self._lock:
+            return any(c.label == label and c.running for c in self._abandoned)
+
     @property
     def is_idle(self) -> bool:
-        """Whether no call is running or queued (joining the workers then takes microseconds)."""
+        """Whether no call is running or queued."""
         return self.active == 0
 
     def shutdown(self) -> None:
-        """Stop taking work and join every worker thread (blocks until they end)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the pool's workers; never waits for an abandoned one.
+
+        Workers still in the pool are idle or leaving a call that ended (a
+        call still running when its caller gave up was abandoned, and its
+        worker left the pool): they get a stop signal and are joined, which
+        takes microseconds. Abandoned workers are left to end on their own.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            workers = list(self._workers)
+        for _ in workers:
+            self._jobs.put(None)
+        for worker in workers:
+            worker.join(_JOIN_BOUND_S)

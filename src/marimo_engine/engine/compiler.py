@@ -365,12 +365,22 @@ def compile_plan(plan: Plan | Mapping[str, Any] | str, tools: Any = None) -> Not
     return compile_checked_plan(check_plan(plan, registry), registry)
 
 
-def compile_checked_plan(plan: Plan, registry: ToolRegistry | None) -> NotebookIR:
+def compile_checked_plan(
+    plan: Plan,
+    registry: ToolRegistry | None,
+    *,
+    runner: str = RUNNER_NAME,
+    reserved: frozenset[str] | set[str] = frozenset(),
+) -> NotebookIR:
     """Compile a plan that `check_plan` has already accepted (no second validation).
 
     Args:
         plan: The checked plan.
         registry: The tools it was checked against, or `None` (no imports).
+        runner: The name step cells call the runner by (a live run's is
+            per plan, `live_run.runner_name`).
+        reserved: Names step variables must not take (a live notebook's
+            other cells' names).
 
     Returns:
         The `NotebookIR`.
@@ -382,7 +392,7 @@ def compile_checked_plan(plan: Plan, registry: ToolRegistry | None) -> NotebookI
         import_lines, tool_exprs, unimportable, imported = [], {}, list(tool_names), set()
     else:
         import_lines, tool_exprs, unimportable, imported = _import_lines(registry, tool_names)
-    variables = safe_variable_names(plan.step_ids, reserved=imported)
+    variables = safe_variable_names(plan.step_ids, reserved=set(imported) | set(reserved))
     deps = step_dependencies(plan)
 
     plan_literal = _plan_literal(_plan_json(plan.model_dump(mode="json", exclude_defaults=True)))
@@ -423,7 +433,7 @@ def compile_checked_plan(plan: Plan, registry: ToolRegistry | None) -> NotebookI
         cells.append(CellIR(name="_", code=md, kind="markdown", step_id=step.id, hide_code=True))
         refs = tuple(variables[d] for d in deps[step.id])
         call_args = ", ".join([python_string(step.id), *refs])
-        code = f"{variable} = await {RUNNER_NAME}.step({call_args})"
+        code = f"{variable} = await {runner}.step({call_args})"
         cell = CellIR(
             name=variable,
             code=code,

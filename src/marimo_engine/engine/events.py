@@ -21,6 +21,7 @@ from marimo_engine.plans.problems import Problem
 __all__ = [
     "ErrorInfo",
     "Event",
+    "EventFold",
     "EventType",
     "ExecutionResult",
     "InterventionInfo",
@@ -135,6 +136,10 @@ class Event(BaseModel):
             measured on a monotonic clock.
         verdict: `FINISH`: the verdict.
         outputs: `FINISH`: every completed step's output, by step id.
+        abandoned: `FINISH`: ids of the steps whose tool was still running in
+            an abandoned worker thread when the run ended (a plain function
+            that a timeout or a cancellation could not stop; see
+            docs/engine.md, "Timeouts").
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -154,6 +159,7 @@ class Event(BaseModel):
     duration_s: float | None = None
     verdict: Verdict | None = None
     outputs: dict[str, Any] | None = None
+    abandoned: list[str] | None = None
 
     @field_serializer("output", when_used="json")
     def _serialize_output(self, value: Any) -> Any:
@@ -163,22 +169,27 @@ class Event(BaseModel):
     def _serialize_outputs(self, value: dict[str, Any] | None) -> Any:
         return None if value is None else {k: to_jsonable(v) for k, v in value.items()}
 
-    def to_json_line(self) -> str:
-        """Return the event as one line of JSON, for other programs.
+    def to_json(self) -> dict[str, Any]:
+        """Return the event as JSON data: the one JSON form of an event.
 
-        Fields that do not apply (`None`) are left out, except the ones every
-        event has (`step_id` and `tool`, `null` on `START` and `FINISH`) and
-        `output` on `STEP_COMPLETE` and `INTERVENTION_NEEDED` (a tool may
-        return `None`).
+        `run --json`, `agent --json` (inside its `ENGINE_EVENT`s) and the
+        live run all write this. Fields that do not apply (`None`) are left
+        out, except the ones every event has (`step_id` and `tool`, `null` on
+        `START` and `FINISH`) and `output` on `STEP_COMPLETE` and
+        `INTERVENTION_NEEDED` (a tool may return `None`).
         """
-        import json
-
         data = self.model_dump(mode="json", exclude_none=True)
         data.setdefault("step_id", None)
         data.setdefault("tool", None)
         if self.type in (EventType.STEP_COMPLETE, EventType.INTERVENTION_NEEDED):
             data.setdefault("output", None)
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return data
+
+    def to_json_line(self) -> str:
+        """Return `to_json()` as one line of JSON, for other programs."""
+        import json
+
+        return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
 
 
 class ExecutionResult(BaseModel):
@@ -197,6 +208,8 @@ class ExecutionResult(BaseModel):
         events: Every event of the run, `START` first and `FINISH` last.
         duration_s: Wall-clock seconds from `START` to `FINISH`.
         notebook: The marimo notebook source (`.py`) the run executed.
+        abandoned: Ids of steps whose tool was still running in an abandoned
+            worker thread when the run ended (from `FINISH`).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -211,6 +224,7 @@ class ExecutionResult(BaseModel):
     events: list[Event] = Field(default_factory=list)
     duration_s: float = 0.0
     notebook: str | None = None
+    abandoned: list[str] = Field(default_factory=list)
 
     @field_serializer("outputs", "key_findings", when_used="json")
     def _serialize_outputs(self, value: dict[str, Any]) -> Any:
@@ -225,43 +239,106 @@ class ExecutionResult(BaseModel):
             notebook: The notebook source of the run, if known.
 
         Returns:
-            The verdict, outputs and duration of `FINISH`; key findings from
-            `STEP_COMPLETE`; skipped steps from `STEP_SKIPPED` in order; the
-            first `ERROR`; the first `INTERVENTION_NEEDED`; the events
-            themselves. Without a `FINISH` the verdict is `FAILURE`.
+            See `EventFold.result`. Without a `FINISH` the verdict is `FAILURE`.
         """
-        finish = events[-1] if events and events[-1].type is EventType.FINISH else None
-        key_findings: dict[str, Any] = {}
-        skipped: list[str] = []
-        error: ErrorInfo | None = None
-        intervention: InterventionInfo | None = None
+        fold = EventFold()
         for event in events:
-            if event.type is EventType.STEP_COMPLETE and event.key_finding and event.step_id:
-                key_findings[event.step_id] = event.output
-            elif event.type is EventType.STEP_SKIPPED and event.step_id:
-                skipped.append(event.step_id)
-            elif event.type is EventType.ERROR and error is None:
-                error = event.error
-            elif event.type is EventType.INTERVENTION_NEEDED and intervention is None:
-                intervention = InterventionInfo(
-                    step_id=event.step_id or "",
-                    expression=event.expression or "",
-                    output=event.output,
-                )
-        return cls(
-            plan_id=events[0].plan_id if events else "",
-            verdict=finish.verdict if finish and finish.verdict else Verdict.FAILURE,
-            outputs=dict(finish.outputs or {}) if finish else {},
-            key_findings=key_findings,
-            skipped=skipped,
-            error=error,
-            intervention=intervention,
-            events=list(events),
-            duration_s=(finish.duration_s or 0.0) if finish else 0.0,
-            notebook=notebook,
-        )
+            fold.add(event)
+        return fold.result(notebook)
 
     @property
     def succeeded(self) -> bool:
         """Whether the verdict is `SUCCESS`."""
         return self.verdict is Verdict.SUCCESS
+
+
+class EventFold:
+    """A run's events folded, one at a time, into what its result says: the one fold.
+
+    The run itself keeps one (its outputs feed references; its error and
+    intervention stop the scheduler), and `ExecutionResult.from_events`
+    folds a finished list with one.
+
+    Attributes:
+        events: Every event added, in order.
+        outputs: Step id to output, from `STEP_COMPLETE` (then `FINISH`'s).
+        key_findings: Step id to output of completed key-finding steps.
+        skipped: Ids of skipped steps, in the order they were skipped.
+        error: The first `ERROR`'s error, or `None`.
+        intervention: The first `INTERVENTION_NEEDED`, or `None`.
+        finish: The `FINISH` event once added, else `None`.
+    """
+
+    __slots__ = ("error", "events", "finish", "intervention", "key_findings", "outputs", "skipped")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.outputs: dict[str, Any] = {}
+        self.key_findings: dict[str, Any] = {}
+        self.skipped: list[str] = []
+        self.error: ErrorInfo | None = None
+        self.intervention: InterventionInfo | None = None
+        self.finish: Event | None = None
+
+    def add(self, event: Event) -> None:
+        """Fold one event in."""
+        self.events.append(event)
+        kind = event.type
+        if kind is EventType.STEP_COMPLETE and event.step_id is not None:
+            self.outputs[event.step_id] = event.output
+            if event.key_finding:
+                self.key_findings[event.step_id] = event.output
+        elif kind is EventType.STEP_SKIPPED and event.step_id is not None:
+            self.skipped.append(event.step_id)
+        elif kind is EventType.ERROR and self.error is None:
+            self.error = event.error or ErrorInfo(type="Error", message=event.msg)
+        elif kind is EventType.INTERVENTION_NEEDED and self.intervention is None:
+            self.intervention = InterventionInfo(
+                step_id=event.step_id or "", expression=event.expression or "", output=event.output
+            )
+        elif kind is EventType.FINISH:
+            self.finish = event
+            if event.outputs is not None:
+                self.outputs = dict(event.outputs)
+
+    def verdict(self, *, cancelled: bool = False) -> Verdict:
+        """The verdict the events so far call for (`FINISH`'s own once it came).
+
+        Args:
+            cancelled: Whether the run was cancelled (then `FAILURE`).
+
+        Returns:
+            `FAILURE` after an error or a cancellation, else
+            `INTERVENTION_NEEDED` after an intervention, else `SUCCESS`.
+        """
+        if self.finish is not None and self.finish.verdict is not None:
+            return self.finish.verdict
+        if self.error is not None or cancelled:
+            return Verdict.FAILURE
+        if self.intervention is not None:
+            return Verdict.INTERVENTION_NEEDED
+        return Verdict.SUCCESS
+
+    def result(self, notebook: str | None = None) -> ExecutionResult:
+        """The `ExecutionResult`: verdict, outputs and duration of `FINISH`.
+
+        Args:
+            notebook: The notebook source of the run, if known.
+
+        Returns:
+            The result; without a `FINISH` the verdict is `FAILURE`.
+        """
+        finish = self.finish
+        return ExecutionResult(
+            plan_id=self.events[0].plan_id if self.events else "",
+            verdict=finish.verdict if finish and finish.verdict else Verdict.FAILURE,
+            outputs=dict(self.outputs) if finish else {},
+            key_findings=dict(self.key_findings),
+            skipped=list(self.skipped),
+            error=self.error,
+            intervention=self.intervention,
+            events=list(self.events),
+            duration_s=(finish.duration_s or 0.0) if finish else 0.0,
+            notebook=notebook,
+            abandoned=list((finish.abandoned or []) if finish else []),
+        )

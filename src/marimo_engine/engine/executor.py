@@ -19,7 +19,9 @@ The run follows the plan language spec ("Running", "Events and results"):
    cancelled (verdict `FAILURE`, `reason` says so).
 
 Events go through a bounded channel (an anyio memory object stream), so a
-slow consumer slows the run instead of growing memory.
+slow consumer slows the run instead of growing memory. `execute_plan`
+returns a `PlanRun`: the stream of events, and the `ExecutionResult` once
+the run finished, so no caller folds events into a result again.
 """
 
 from __future__ import annotations
@@ -32,51 +34,86 @@ from typing import TYPE_CHECKING, Any
 
 from marimo_engine.engine._run import EventCallback, _Run
 from marimo_engine.engine.events import Event, ExecutionResult
+from marimo_engine.errors import UsageError
 
 if TYPE_CHECKING:
     from marimo_engine.plans.schema import Plan
     from marimo_engine.tools.registry import ToolRegistry
 
-__all__ = ["DEFAULT_EVENT_BUFFER", "execute_plan", "execute_plan_sync"]
+__all__ = ["DEFAULT_EVENT_BUFFER", "PlanRun", "execute_plan", "execute_plan_sync"]
 
 DEFAULT_EVENT_BUFFER = 1024
 """Events the channel holds before a slow consumer makes the run wait."""
 
 
-async def execute_plan(
-    plan: Plan | Mapping[str, Any] | str,
-    tools: ToolRegistry | Mapping[str, Callable[..., Any]] | None = None,
-    *,
-    max_workers: int | None = None,
-    buffer_size: int = DEFAULT_EVENT_BUFFER,
-    on_event: EventCallback | None = None,
-) -> AsyncIterator[Event]:
-    """Run a plan and yield its events as they happen.
+class PlanRun:
+    """A run of a plan: an async iterator of its events that, once finished, holds its result.
 
-    Args:
-        plan: A `Plan`, a dict or a JSON string.
-        tools: A `ToolRegistry` or a mapping of tool names to callables
-            (plain or coroutine functions).
-        max_workers: Largest number of plain-function tools running at once
-            in worker threads; `None` takes Python's default
-            (`min(32, cpu_count + 4)`).
-        buffer_size: Events held for a slow consumer before the run waits.
-        on_event: Called with every event, `FINISH` included, also when the
-            consumer stops iterating early (then `FINISH` reaches only this
-            callback). May be a coroutine function. If it raises, it is
-            not called again and the run fails with an `ERROR` saying so.
+    As pydantic-ai's `agent.iter()`: iterate it for the events as they
+    happen, then read `result`::
 
-    Yields:
-        `Event`s: `START` first, `FINISH` last (see the spec, "Running").
+        run = execute_plan(plan, tools)
+        async for event in run:
+            ...
+        print(run.result.verdict)
 
-    Raises:
-        UsageError: `max_workers` is less than 1. An invalid plan does not
-            raise: it yields `START`, an `ERROR` with the problems, `FINISH`.
+    or `async with execute_plan(plan, tools) as run: ...` (leaving the block
+    early stops the run, as `aclose()` does). The run starts at the first
+    iteration.
 
-    Stopping early (`break`, `aclose()`, cancelling the consumer) cancels the
-    running steps, interrupts their worker threads and joins them before
-    `aclose()` returns, so no task or thread is left behind.
+    Attributes:
+        plan_id: The plan's id (generated when the plan has none), as every
+            event carries it.
     """
+
+    def __init__(self, run: _Run, buffer_size: int) -> None:
+        self._run = run
+        self.plan_id = run.plan_id
+        self._events = _stream(run, buffer_size)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events
+
+    async def __anext__(self) -> Event:
+        return await self._events.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop the run if it is still going (running steps are cancelled), then wait for `FINISH`.
+
+        Interrupted worker threads get a short grace to end; ones still
+        running (a tool blocked in C) are abandoned, not waited for.
+        """
+        await self._events.aclose()
+
+    async def __aenter__(self) -> PlanRun:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has ended (`FINISH` was emitted)."""
+        return self._run.finished
+
+    @property
+    def result(self) -> ExecutionResult:
+        """The run's `ExecutionResult` (every event, the verdict, outputs, the notebook).
+
+        Raises:
+            UsageError: The run has not finished; iterate it to the end (or
+                `aclose()` it) first.
+        """
+        if not self._run.finished:
+            raise UsageError(
+                "The run has not finished: iterate it to the end (or aclose() it) before "
+                "reading its result."
+            )
+        return self._run.result()
+
+
+async def _stream(run: _Run, buffer_size: int) -> AsyncIterator[Event]:
+    """Run `run` in a task and yield its events through a bounded channel."""
     import anyio
 
     send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=buffer_size)
@@ -85,7 +122,7 @@ async def execute_plan(
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
             await send.send(event)
 
-    run = _Run(plan, tools, max_workers=max_workers, emit=deliver, on_event=on_event)
+    run._emit_to = deliver
 
     async def produce() -> None:
         try:
@@ -105,6 +142,48 @@ async def execute_plan(
             producer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await producer
+
+
+def execute_plan(
+    plan: Plan | Mapping[str, Any] | str,
+    tools: ToolRegistry | Mapping[str, Callable[..., Any]] | None = None,
+    *,
+    max_workers: int | None = None,
+    buffer_size: int = DEFAULT_EVENT_BUFFER,
+    on_event: EventCallback | None = None,
+) -> PlanRun:
+    """Run a plan; iterate the returned run for its events as they happen.
+
+    Args:
+        plan: A `Plan`, a dict or a JSON string.
+        tools: A `ToolRegistry` or a mapping of tool names to callables
+            (plain or coroutine functions).
+        max_workers: Largest number of plain-function tools running at once
+            in worker threads; `None` takes Python's default
+            (`min(32, cpu_count + 4)`).
+        buffer_size: Events held for a slow consumer before the run waits.
+        on_event: Called with every event, `FINISH` included, also when the
+            consumer stops iterating early (then `FINISH` reaches only this
+            callback). May be a coroutine function. If it raises, it is
+            not called again and the run fails with an `ERROR` saying so.
+
+    Returns:
+        A `PlanRun`: an async iterator of `Event`s, `START` first and
+        `FINISH` last (see the spec, "Running"), whose `result` is the
+        `ExecutionResult` once it finished.
+
+    Raises:
+        UsageError: `max_workers` is less than 1. An invalid plan does not
+            raise: it yields `START`, an `ERROR` with the problems, `FINISH`.
+
+    Stopping early (`break` then `aclose()`, leaving `async with`, cancelling
+    the consumer) cancels the running steps and interrupts their worker
+    threads before `aclose()` returns. A worker that does not stop within a
+    short grace (a tool blocked in C) is abandoned and named in `FINISH`
+    (`abandoned`), never waited for.
+    """
+    run = _Run(plan, tools, max_workers=max_workers, emit=None, on_event=on_event)
+    return PlanRun(run, buffer_size)
 
 
 def execute_plan_sync(

@@ -65,15 +65,34 @@ class StepGraph:
                         f"Cells of steps {definer[name]!r} and {step_id!r} both define {name!r}."
                     )
                 definer[name] = step_id
-        parents: dict[str, tuple[str, ...]] = {}
-        children_lists: dict[str, list[str]] = {step_id: [] for step_id in order}
-        for step_id in order:
-            found = dict.fromkeys(
-                definer[r] for r in refs[step_id] if r in definer and definer[r] != step_id
+        parents = {
+            step_id: tuple(
+                dict.fromkeys(
+                    definer[r] for r in refs[step_id] if r in definer and definer[r] != step_id
+                )
             )
-            parents[step_id] = tuple(found)
-            for parent in found:
-                children_lists[parent].append(step_id)
+            for step_id in order
+        }
+        return cls.from_dependencies(order, parents)
+
+    @classmethod
+    def from_dependencies(
+        cls, order: Sequence[str], dependencies: Mapping[str, Sequence[str]]
+    ) -> StepGraph:
+        """Build the graph from each step's dependencies (`step_dependencies(plan)`).
+
+        Args:
+            order: Step ids in plan list order.
+            dependencies: Step id to the ids it depends on.
+
+        Returns:
+            The graph.
+        """
+        parents = {sid: tuple(dependencies[sid]) for sid in order}
+        children_lists: dict[str, list[str]] = {sid: [] for sid in order}
+        for sid in order:
+            for parent in parents[sid]:
+                children_lists[parent].append(sid)
         index = {step_id: i for i, step_id in enumerate(order)}
         return cls(
             order=tuple(order),
@@ -81,3 +100,53 @@ class StepGraph:
             children={k: tuple(v) for k, v in children_lists.items()},
             index=index,
         )
+
+    def ready_order(self) -> list[str]:
+        """Step ids in the order one-at-a-time scheduling takes them up.
+
+        Dependencies first, plan list order breaking ties: the scheduler's
+        order when one step runs at a time.
+        """
+        ready = ReadyQueue(self)
+        order: list[str] = []
+        while ready:
+            order.append(ready.pop())
+            ready.release(order[-1])
+        return order
+
+
+class ReadyQueue:
+    """The steps ready to start, plan list order first; the scheduler's bookkeeping.
+
+    Args:
+        graph: The DAG; steps with no parents are ready at once.
+    """
+
+    __slots__ = ("_graph", "_heap", "_waiting")
+
+    def __init__(self, graph: StepGraph) -> None:
+        import heapq
+
+        self._graph = graph
+        self._waiting = {sid: len(parents) for sid, parents in graph.parents.items()}
+        self._heap = [(graph.index[sid], sid) for sid, n in self._waiting.items() if n == 0]
+        heapq.heapify(self._heap)
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+    def pop(self) -> str:
+        """Take the ready step that comes first in the plan."""
+        import heapq
+
+        return heapq.heappop(self._heap)[1]
+
+    def release(self, step_id: str) -> None:
+        """A step ended so that its children may run: children with no parent left become ready."""
+        import heapq
+
+        graph = self._graph
+        for child in graph.children[step_id]:
+            self._waiting[child] -= 1
+            if self._waiting[child] == 0:
+                heapq.heappush(self._heap, (graph.index[child], child))

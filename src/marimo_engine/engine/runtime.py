@@ -1,24 +1,28 @@
-"""What a compiled notebook's cells call: one step, as the plan language spec says.
+"""What a compiled notebook's cells call: the notebook and live-kernel hosts of a step.
 
 A compiled notebook's setup cell builds a `StepRunner` named `plan_run` from
 the plan and the tools, and each step cell is one line::
 
     s3 = await plan_run.step("s3", s1, s2)
 
-The same cells run in two ways:
+The same cells run in three places, each a thin host of `step.run_step`
+(the step semantics, written once):
 
-- **Under the engine** (`execute_plan`): the executor puts its own runner in
-  the cells' globals, which emits events, runs plain functions in a bounded
-  worker pool and applies fail-fast; see `marimo_engine.engine.executor`.
+- **Under the engine** (`execute_plan`): the run puts its own host in the
+  cells' globals (`engine._run`), which streams events and fails fast.
 - **Standalone** (`marimo edit`, `python notebook.py`, `marimo export html`):
-  `StepRunner` evaluates `run_if`, resolves references, calls the tool with
-  the step's retries and timeout, shows the output, and checks
-  `intervention_if`. A skipped step and a step that needs a person stop their
+  `StepRunner`. A skipped step and a step that needs a person stop their
   cell with `mo.stop`, so marimo itself does not run the cells that depend
-  on them: marimo's reactivity is the plan's skip propagation.
-
-The step semantics shared by both (`evaluate_run_if`, `call_with_retries`,
-`evaluate_intervention`) live here, once.
+  on them: marimo's reactivity is the plan's skip propagation. After a step
+  failed or needed a person, other steps do not start (their cells stop with
+  a note) until that step runs again and succeeds, as the engine stops.
+  Run as a script, it prints each step's outcome and, at the end, the steps
+  that never ran and the verdict (`engine._script_report`). Events are
+  appended as JSON lines to the file named by the environment variable
+  `MARIMO_ENGINE_EVENTS` when it is set.
+- **In a live kernel** (`run_plan_live`): `KernelStepRunner`, which records
+  each step's events for the engine to read back; the engine's scheduler
+  decides which cell runs next.
 
 This module imports nothing heavy at module level: it is imported by every
 compiled notebook.
@@ -26,203 +30,262 @@ compiled notebook.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+import importlib
+import json
+import os
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from marimo_engine.errors import ToolCancelledError, UsageError
+from marimo_engine.engine.step import StepOutcome, prepare_steps, run_step
+from marimo_engine.errors import UsageError
 
 if TYPE_CHECKING:
-    from marimo_engine.plans.expressions import Expression
-    from marimo_engine.plans.schema import Plan, Step
+    from marimo_engine.engine._threads import WorkerPool
+    from marimo_engine.engine.events import Event
+    from marimo_engine.plans.schema import Plan
 
-__all__ = [
-    "RETRY_BASE_DELAY_S",
-    "StepRunner",
-    "call_tool",
-    "call_with_retries",
-    "evaluate_condition",
-    "retry_delay_s",
-]
+__all__ = ["EVENTS_FILE_VARIABLE", "KernelStepRunner", "StepRunner"]
 
-RETRY_BASE_DELAY_S = 0.1
-"""Seconds before the first retry; each later one waits twice as long (spec: 0.1, 0.2, 0.4 s …)."""
+EVENTS_FILE_VARIABLE = "MARIMO_ENGINE_EVENTS"
+"""Environment variable: a file a standalone notebook run appends its events to (JSON lines)."""
 
-
-def retry_delay_s(attempt: int) -> float:
-    """Return the wait before try number `attempt` (2 for the first retry), in seconds.
-
-    Args:
-        attempt: The number of the try about to start, 2 or more.
-
-    Returns:
-        `0.1 * 2 ** (attempt - 2)`: 0.1 s before the 2nd try, 0.2 s before the
-        3rd, 0.4 s before the 4th (plan language spec, `retries`).
-    """
-    return RETRY_BASE_DELAY_S * (2 ** (attempt - 2))
+_NOT_IMPORTABLE = (
+    "it was not importable by module path when this notebook was written; define it in an "
+    "importable module and export again"
+)
 
 
-def evaluate_condition(expression: Expression, outputs: Mapping[str, Any]) -> bool:
-    """Evaluate a `run_if` / `intervention_if` expression for its truth value.
+class StepRunner:
+    """Runs a compiled notebook's steps standalone (`marimo edit`, `python file.py`).
 
     Args:
-        expression: A parsed expression.
-        outputs: Outputs of completed steps by step id (the step itself
-            included for `intervention_if`).
+        plan: The plan, as a `Plan`, a dict or a JSON string.
+        tools: Tool name to callable. A tool missing here (not importable
+            by module path when the notebook was written) fails its step
+            with `UnknownToolError` saying so.
 
-    Returns:
-        `bool(value)` of the expression's value.
+    Attributes:
+        plan: The parsed plan.
+        plan_id: Its id.
+        events: Every event of the steps run so far, in order.
 
     Raises:
-        ExpressionError: A type error during evaluation (say, `None < 15`),
-            or a value whose truth cannot be taken.
-        UnknownReferenceError: A reference names a missing step or path.
+        PlanValidationError: The plan does not parse.
     """
-    from marimo_engine.errors import ExpressionError
 
-    value = expression.evaluate(outputs)
-    try:
-        return bool(value)
-    except Exception as exc:  # e.g. a dataframe's ambiguous truth value
-        raise ExpressionError(
-            f"Expression {expression.text!r} gave a {type(value).__name__}, whose truth "
-            f"value cannot be taken ({exc}); compare it to something instead.",
-            expression=expression.text,
-        ) from exc
+    _missing_reason = _NOT_IMPORTABLE
+    # Standalone, the runner is the run: after a failure or an intervention
+    # other steps do not start, and in a script run the steps a skip blocked
+    # (marimo does not run their cells at all) are reported as skipped.
+    _standalone = True
 
+    def __init__(
+        self,
+        plan: Plan | Mapping[str, Any] | str,
+        tools: Mapping[str, Callable[..., Any] | None],
+        *,
+        missing: Mapping[str, str] | None = None,
+    ) -> None:
+        from marimo_engine.plans.schema import load_plan
+        from marimo_engine.tools.registry import build_tool_spec
 
-async def call_with_retries(
-    call: Callable[[], Awaitable[Any]],
-    *,
-    retries: int,
-    timeout_s: float | None,
-    on_retry: Callable[[int, BaseException], Any] | None = None,
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-) -> tuple[Any, int]:
-    """Call a tool until it returns, with the spec's timeout and retries.
+        self.plan = load_plan(plan)
+        self.plan_id = self.plan.id
+        specs = {
+            name: None if function is None else build_tool_spec(function, name=name)
+            for name, function in tools.items()
+        }
+        why = {s.tool: self._missing_reason for s in self.plan.steps}
+        why.update(missing or {})
+        self._steps = prepare_steps(self.plan, specs, missing=why)
+        self._pool: WorkerPool | None = None
+        self._stopped_by: str | None = None
+        from marimo_engine.engine._script_report import ScriptReport
+        from marimo_engine.engine.events import EventFold
+        from marimo_engine.engine.graph import StepGraph
 
-    Args:
-        call: Starts one try and returns an awaitable of the tool's output.
-        retries: Further tries after the first, 0-10.
-        timeout_s: Seconds one try may take before it is cancelled with
-            `TimeoutError`; `None` waits forever.
-        on_retry: Called as `on_retry(attempt, error)` before each new try,
-            with the number of the try about to start (2 for the first
-            retry) and the error of the try that failed. May be a coroutine
-            function.
-        sleep: The sleep used for the backoff (tests may pass their own).
+        self.fold = EventFold()
+        graph = StepGraph.from_dependencies(
+            self.plan.step_ids, {sid: p.dependencies for sid, p in self._steps.items()}
+        )
+        self._report = ScriptReport(self.plan, graph, self.fold, self.record)
 
-    Returns:
-        `(output, tries)`: the tool's output and how many tries it took.
+    @property
+    def pool(self) -> WorkerPool:
+        """The worker threads of plain-function tools (made on first use)."""
+        if self._pool is None:
+            from marimo_engine.engine._threads import WorkerPool
 
-    Raises:
-        BaseException: Whatever the last try raised (`TimeoutError` for a
-            timeout), once no retry is left. `asyncio.CancelledError` from a
-            cancellation of the caller is never retried.
-    """
-    attempt = 1
-    while True:
-        try:
-            if timeout_s is None:
-                return await call(), attempt
-            async with asyncio.timeout(timeout_s):
-                return await call(), attempt
-        except TimeoutError as exc:
-            error: BaseException = (
-                exc if str(exc) else TimeoutError(f"the tool call took longer than {timeout_s} s")
+            self._pool = WorkerPool()
+        return self._pool
+
+    @property
+    def events(self) -> list[Event]:
+        """Every event of the steps run so far, in order."""
+        return self.fold.events
+
+    async def emit(self, event: Event) -> None:
+        """The host's `emit`: see `record`."""
+        self.record(event)
+
+    def record(self, event: Event) -> None:
+        """Fold the event in; append it to `$MARIMO_ENGINE_EVENTS`; print it in a script run."""
+        self.fold.add(event)
+        path = os.environ.get(EVENTS_FILE_VARIABLE)
+        if path:
+            with open(path, "a", encoding="utf-8") as sink:
+                sink.write(event.to_json_line() + "\n")
+        self._report.show(event)
+
+    async def sleep(self, seconds: float) -> None:
+        """The retry backoff."""
+        import asyncio
+
+        await asyncio.sleep(seconds)
+
+    async def step(self, step_id: str, *inputs: Any) -> Any:
+        """Run one step in a marimo cell and return its output.
+
+        Args:
+            step_id: The step's id in the plan.
+            *inputs: The outputs of the step's dependencies, in the order of
+                `step_dependencies(plan)[step_id]` (the cell passes them so
+                that marimo's graph holds the plan's edges).
+
+        Returns:
+            The tool's output, which the cell assigns to the step's variable
+            and shows as its output.
+
+        Raises:
+            MarimoStopError: Through `mo.stop`, when `run_if` is false (the
+                step is skipped), `intervention_if` is true (a person must
+                decide), or another step's failure stopped the run; marimo
+                then does not run the dependent cells.
+            UsageError: An unknown step id, or the wrong number of inputs.
+            BaseException: What failed the step (the tool's exception once
+                no retry was left, `TimeoutError`, `UnknownToolError` …).
+        """
+        import marimo as mo
+
+        prepared = self._steps.get(step_id)
+        if prepared is None:
+            known = ", ".join(repr(k) for k in self._steps)
+            raise UsageError(
+                f"Plan {self.plan.id!r} has no step {step_id!r}. Known steps: {known}."
             )
-        except BaseException as exc:  # a failing tool is data, whatever it raised
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                # Our caller is being cancelled (the tool may have turned the
-                # cancellation into another error): stop, never retry.
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                raise asyncio.CancelledError() from exc
-            if isinstance(exc, asyncio.CancelledError):
-                error = ToolCancelledError(
-                    "the tool raised CancelledError although the run was not cancelled "
-                    "(it awaited something that was cancelled)"
-                )
-                error.__cause__ = exc
-            else:
-                error = exc
-        if attempt > retries:
-            raise error
-        attempt += 1
-        if on_retry is not None:
-            result = on_retry(attempt, error)
-            if inspect.isawaitable(result):
-                await result
-        await sleep(retry_delay_s(attempt))
+        if len(inputs) != len(prepared.dependencies):
+            raise UsageError(
+                f"Step {step_id!r} got {len(inputs)} inputs but depends on "
+                f"{len(prepared.dependencies)} steps ({', '.join(prepared.dependencies)})."
+            )
+        if self._standalone and self._stopped_by not in (None, step_id):
+            note = f"**Not started** `{step_id}`: the run stopped at step `{self._stopped_by}`."
+            mo.stop(True, mo.md(note))
+        inputs_by_id = dict(zip(prepared.dependencies, inputs, strict=True))
+        result = await run_step(prepared, inputs_by_id, self)
+        outcome = result.outcome
+        if outcome in (StepOutcome.FAILED, StepOutcome.INTERVENTION):
+            self._stopped_by = self._report.held_back_by = step_id
+        elif self._stopped_by == step_id:
+            self._stopped_by = self._report.held_back_by = None
+        if outcome is StepOutcome.SKIPPED:
+            stop_skipped(step_id, prepared.step.run_if)
+        if outcome is StepOutcome.FAILED:
+            assert result.error is not None
+            raise result.error
+        if outcome is StepOutcome.INTERVENTION:
+            stop_for_person(step_id, prepared.step.intervention_if, result.output)
+        mo.output.replace(result.output)
+        return result.output
 
 
-async def call_tool(
-    function: Callable[..., Any],
-    kwargs: dict[str, Any],
-    *,
-    is_async: bool,
-    run_in_thread: Callable[[Callable[..., Any], dict[str, Any]], Awaitable[Any]],
-) -> Any:
-    """Call a tool once: a coroutine function on the loop, a plain function off it.
+def _import_tool(module: str, qualname: str, source: str = "") -> Any:
+    """Import a tool by module path, else from its source file (a tools file).
+
+    Raises:
+        ImportError: Neither works; the message names the file when there is one.
+    """
+    import sys
+
+    try:
+        value: Any = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if not source or exc.name != module.split(".")[0]:
+            raise
+        if not os.path.isfile(source):
+            raise ImportError(
+                f"module {module!r} is not importable here and its file {source} is not on "
+                "this machine; install the tools as a package in the notebook's environment"
+            ) from exc
+        from importlib.util import module_from_spec, spec_from_file_location
+
+        spec = spec_from_file_location(module, source)
+        if spec is None or spec.loader is None:
+            raise
+        value = module_from_spec(spec)
+        sys.modules[module] = value
+        try:
+            spec.loader.exec_module(value)
+        except BaseException:
+            sys.modules.pop(module, None)
+            raise
+    for part in qualname.split("."):
+        value = getattr(value, part)
+    return value
+
+
+class KernelStepRunner(StepRunner):
+    """Runs a live plan run's steps in a person's kernel, recording each step's events.
+
+    `run_plan_live` adds a setup cell that builds one under a fresh name, and
+    one cell per step in the compiler's form
+    (`s3 = await plan_run_1a2b3c.step("s3", s1, s2)`); after running a step's
+    cell it reads `records[step_id]` back. The engine's scheduler decides
+    which step runs next, so this runner does not stop steps itself.
 
     Args:
-        function: The tool.
-        kwargs: Its resolved keyword arguments.
-        is_async: Whether `function` is a coroutine function.
-        run_in_thread: Runs a plain function in a worker thread, as
-            `await run_in_thread(function, kwargs)`.
+        spec_json: JSON text of `{"plan": <plan as JSON>, "tools": {name:
+            [module, qualname, file]}}`; each tool is imported by module path,
+            else from `file` (its module's source file, `""` if none).
 
-    Returns:
-        The tool's output. A plain function that returns an awaitable (a
-        wrapper around a coroutine function, say) has it awaited on the loop.
+    Attributes:
+        records: Step id to that step's events (of its last run), as JSON
+            objects (`Event` fields).
+        import_errors: Tool name to why its import failed.
     """
-    if is_async:
-        return await function(**kwargs)
-    output = await run_in_thread(function, kwargs)
-    if inspect.isawaitable(output):
-        output = await output
-    return output
 
+    _standalone = False  # the engine's scheduler decides
 
-async def _to_thread(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    return await asyncio.to_thread(function, **kwargs)
+    def __init__(self, spec_json: str) -> None:
+        spec = json.loads(spec_json)
+        tools: dict[str, Callable[..., Any] | None] = {}
+        self.import_errors: dict[str, str] = {}
+        for name, path in spec["tools"].items():
+            try:
+                tools[name] = _import_tool(*path) if path else None
+                if not path:
+                    self.import_errors[name] = (
+                        "it was not importable by module path where the plan was sent from"
+                    )
+            except Exception as exc:  # reported on the step that needs it
+                tools[name] = None
+                self.import_errors[name] = f"{type(exc).__name__}: {exc}"
+        missing = {
+            name: f"it cannot be imported in this kernel ({why}); install its package in the "
+            "notebook's environment"
+            for name, why in self.import_errors.items()
+        }
+        super().__init__(spec["plan"], tools, missing=missing)
+        self.records: dict[str, list[dict[str, Any]]] = {}
 
+    def record(self, event: Event) -> None:
+        """Record the event under its step, as JSON (nothing is printed in a kernel)."""
+        from marimo_engine.engine.events import EventType
 
-def started_message(step: Step) -> str:
-    """`msg` of a step's `STEP_START`."""
-    what = (step.description or step.tool).strip().rstrip(".")
-    return f"Step {step.id!r} started: {what}."
-
-
-def skipped_message(step_id: str, reason: str) -> str:
-    """`msg` of a `STEP_SKIPPED`."""
-    return f"Step {step_id!r} skipped: {reason}."
-
-
-def retry_message(step_id: str, error: BaseException, attempt: int, retries: int) -> str:
-    """`msg` of a `STEP_RETRY` before try number `attempt` (of `retries + 1`)."""
-    name = type(error).__name__
-    return f"Step {step_id!r} failed ({name}: {error}); try {attempt} of {retries + 1}."
-
-
-def complete_message(step_id: str, duration_s: float, key_finding: bool) -> str:
-    """`msg` of a `STEP_COMPLETE`; `duration_s` in seconds."""
-    tail = " (key finding)." if key_finding else "."
-    return f"Step {step_id!r} completed in {duration_s:.3f} s{tail}"
-
-
-def intervention_message(step_id: str, expression: str | None) -> str:
-    """`msg` of an `INTERVENTION_NEEDED`."""
-    return f"Step {step_id!r} needs a person: {expression} is true."
-
-
-def failed_message(step_id: str, error_type: str, message: str) -> str:
-    """`msg` of a step's `ERROR`."""
-    return f"Step {step_id!r} failed: {error_type}: {message}"
+        step_id = event.step_id or ""
+        if event.type is EventType.STEP_START:
+            self.records[step_id] = []
+        self.records.setdefault(step_id, []).append(event.model_dump(mode="json"))
 
 
 def stop_skipped(step_id: str, run_if: str | None) -> None:
@@ -252,143 +315,3 @@ def stop_for_person(step_id: str, expression: str | None, output: Any) -> None:
         kind="warn",
     )
     mo.stop(True, mo.vstack([callout, output]))
-
-
-@dataclass(frozen=True)
-class _PreparedStep:
-    step: Step
-    run_if: Expression | None
-    intervention_if: Expression | None
-    dependencies: tuple[str, ...]
-
-
-class StepRunner:
-    """Runs a compiled notebook's steps standalone (`marimo edit`, `python file.py`).
-
-    Args:
-        plan: The plan, as a `Plan`, a dict or a JSON string.
-        tools: Tool name to callable. A tool missing here (not importable
-            by module path when the notebook was written) fails its step
-            with a message saying so.
-
-    Raises:
-        PlanValidationError: The plan does not parse.
-    """
-
-    def __init__(
-        self, plan: Plan | Mapping[str, Any] | str, tools: Mapping[str, Callable[..., Any]]
-    ) -> None:
-        from marimo_engine.plans.dependencies import step_dependencies
-        from marimo_engine.plans.expressions import parse_expression
-        from marimo_engine.plans.schema import load_plan
-
-        self.plan = load_plan(plan)
-        self.tools = dict(tools)
-        deps = step_dependencies(self.plan)
-        from marimo_engine.engine._script_report import ScriptReport
-
-        self._report = ScriptReport(self.plan.id, deps)  # prints under `python notebook.py`
-        self._steps = {
-            s.id: _PreparedStep(
-                step=s,
-                run_if=parse_expression(s.run_if) if s.run_if else None,
-                intervention_if=parse_expression(s.intervention_if) if s.intervention_if else None,
-                dependencies=deps[s.id],
-            )
-            for s in self.plan.steps
-        }
-
-    def _prepared(self, step_id: str) -> _PreparedStep:
-        try:
-            return self._steps[step_id]
-        except KeyError:
-            known = ", ".join(repr(k) for k in self._steps)
-            raise UsageError(
-                f"Plan {self.plan.id!r} has no step {step_id!r}. Known steps: {known}."
-            ) from None
-
-    async def step(self, step_id: str, *inputs: Any) -> Any:
-        """Run one step in a marimo cell and return its output (see `_run_step`).
-
-        Run as a script (`python notebook.py`), each step's outcome is
-        printed as it ends, and the verdict when the script ends
-        (`marimo_engine.engine._script_report`).
-        """
-        from marimo_engine.engine._script_report import FAILED
-
-        try:
-            return await self._run_step(step_id, *inputs)
-        except BaseException as exc:  # recorded unless the step was stopped (skip, person)
-            message = failed_message(step_id, type(exc).__name__, str(exc))
-            self._report.record(step_id, FAILED, message)
-            raise
-
-    async def _run_step(self, step_id: str, *inputs: Any) -> Any:
-        """Run one step in a marimo cell and return its output.
-
-        Args:
-            step_id: The step's id in the plan.
-            *inputs: The outputs of the step's dependencies, in the order of
-                `step_dependencies(plan)[step_id]` (the cell passes them so
-                that marimo's graph holds the plan's edges).
-
-        Returns:
-            The tool's output, which the cell assigns to the step's variable
-            and shows as its output.
-
-        Raises:
-            MarimoStopError: Through `mo.stop`, when `run_if` is false (the
-                step is skipped) or `intervention_if` is true (a person must
-                decide); marimo then does not run the dependent cells.
-            BaseException: What the tool raised once no retry was left.
-        """
-        import marimo as mo
-
-        prepared = self._prepared(step_id)
-        step = prepared.step
-        if len(inputs) != len(prepared.dependencies):
-            raise UsageError(
-                f"Step {step_id!r} got {len(inputs)} inputs but depends on "
-                f"{len(prepared.dependencies)} steps ({', '.join(prepared.dependencies)})."
-            )
-        outputs = dict(zip(prepared.dependencies, inputs, strict=True))
-        if prepared.run_if is not None and not evaluate_condition(prepared.run_if, outputs):
-            reason = f"run_if is false: {step.run_if}"
-            self._report.record(step_id, "skipped", skipped_message(step_id, reason))
-            stop_skipped(step_id, step.run_if)
-        tool = self.tools.get(step.tool)
-        if tool is None:
-            raise UsageError(
-                f"Tool {step.tool!r} of step {step_id!r} was not importable by module path when "
-                "this notebook was written; define it in an importable module and export again."
-            )
-        from marimo_engine.plans.references import resolve_value
-
-        kwargs = resolve_value(step.args, outputs)
-        if step.args:
-            from marimo_engine.tools.registry import build_tool_spec
-
-            kwargs.update(build_tool_spec(tool, name=step.tool).convert_literals(step.args))
-
-        is_async = inspect.iscoroutinefunction(tool)
-
-        def start() -> Awaitable[Any]:
-            return call_tool(tool, kwargs, is_async=is_async, run_in_thread=_to_thread)
-
-        def report_retry(attempt: int, error: BaseException) -> None:
-            print(retry_message(step_id, error, attempt, step.retries))
-
-        started = time.monotonic()
-        output, _ = await call_with_retries(
-            start, retries=step.retries, timeout_s=step.timeout_s, on_retry=report_retry
-        )
-        done = complete_message(step_id, time.monotonic() - started, step.key_finding)
-        if prepared.intervention_if is not None:
-            outputs[step_id] = output
-            if evaluate_condition(prepared.intervention_if, outputs):
-                message = intervention_message(step_id, step.intervention_if)
-                self._report.record(step_id, "intervention", f"{done}\n{message}")
-                stop_for_person(step_id, step.intervention_if, output)
-        self._report.record(step_id, "completed", done)
-        mo.output.replace(output)
-        return output

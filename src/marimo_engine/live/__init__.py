@@ -3,7 +3,8 @@
 Find servers and sessions (`list_servers`, `list_sessions`, `find_session`),
 open a headless session with no browser (`open_session`), and drive it with
 `LiveClient` (async) or `LiveClientSync`: run code, read and change cells,
-read variables and dataframes, and run a plan live (`run_plan_live`).
+read variables and dataframes. Running a plan in a live notebook is the
+engine's (`marimo_engine.engine.live_run.run_plan_live`): this package imports nothing of it.
 
 Names load on first use: importing this package imports neither httpx nor
 websockets nor marimo.
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
         select_server,
         select_session,
     )
-    from marimo_engine.live.plan_run import run_plan_live
     from marimo_engine.live.protocol import (
         BatchResult,
         CellChange,
@@ -78,7 +78,6 @@ __all__ = [
     "list_sessions",
     "marimo_registry_dir",
     "open_session",
-    "run_plan_live",
     "select_server",
     "select_session",
 ]
@@ -94,7 +93,6 @@ _MODULES = {
         "select_server",
         "select_session",
     ),
-    "plan_run": ("run_plan_live",),
     "protocol": (
         "BatchResult",
         "CellChange",

@@ -13,7 +13,7 @@ import json
 from collections import deque
 from collections.abc import AsyncIterator
 
-from marimo_engine.live.protocol import SSEEvent
+from marimo_engine.live.protocol import SSEEvent, SSEParser
 
 __all__ = ["Tail", "aiter_capped_lines", "aiter_sse", "recover_console_tail"]
 
@@ -89,29 +89,19 @@ async def aiter_capped_lines(
 
 
 async def aiter_sse(lines: AsyncIterator[tuple[str, int]]) -> AsyncIterator[tuple[SSEEvent, int]]:
-    """Group capped lines into server-sent events (WHATWG HTML, "Server-sent events").
+    """Group capped lines into server-sent events, with `protocol.SSEParser`.
 
     Yields:
         `(event, dropped_bytes)`: the event, and bytes dropped from its data lines.
     """
-    event, data, dropped = "message", [], 0
+    parser = SSEParser()
     async for line, cut in lines:
-        if line == "" and not cut:
-            if data:
-                yield SSEEvent(event=event, data="\n".join(data)), dropped
-            event, data, dropped = "message", [], 0
-        elif cut:  # only the tail of an over-long line is left: its field name is gone
-            data.append(line)
-            dropped += cut
-        elif not line.startswith(":"):
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                event = value
-            elif field == "data":
-                data.append(value)
-    if data:
-        yield SSEEvent(event=event, data="\n".join(data)), dropped
+        dropped = parser.dropped + cut
+        if (event := parser.feed(line, cut)) is not None:
+            parser.dropped = 0
+            yield event, dropped
+    if (event := parser.feed(None)) is not None:
+        yield event, parser.dropped
 
 
 def recover_console_tail(data: str) -> str:

@@ -21,6 +21,7 @@ Kernel replies (`CellInfo`, `GraphNode`, `VariableInfo`,
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, Literal
@@ -45,6 +46,7 @@ __all__ = [
     "NotebookGraph",
     "RunCell",
     "SSEEvent",
+    "SSEParser",
     "ServerInfo",
     "SessionInfo",
     "SetUIValue",
@@ -162,35 +164,78 @@ class SSEEvent(BaseModel):
     data: str
 
 
+class SSEParser:
+    """Groups lines of a `text/event-stream` into events (WHATWG HTML, "Server-sent events").
+
+    Feed it the stream's lines one by one (the client reads them from a
+    socket, `live._stream.aiter_sse`); `iter_sse_events` runs it over a list.
+    Comment lines (`:`) and unknown fields are ignored.
+
+    Attributes:
+        dropped: Bytes dropped from the data lines of the event being read
+            (lines the reader had to cut), reset when an event ends.
+    """
+
+    __slots__ = ("_data", "_event", "dropped")
+
+    def __init__(self) -> None:
+        self._event = "message"
+        self._data: list[str] = []
+        self.dropped = 0
+
+    def feed(self, line: str | None, cut: int = 0) -> SSEEvent | None:
+        """Take one line (without its line ending); return the event a blank line ends.
+
+        Args:
+            line: The line, or `None` when the stream ended (a last block
+                without its blank line is returned if it has data).
+            cut: Bytes the reader dropped from the line's start; only the
+                line's tail is left, so its field name is gone: it is kept
+                as data and counted in `dropped`.
+
+        Returns:
+            The event the line ended, or `None`.
+        """
+        if line is None:
+            return self._take()
+        if cut:
+            self._data.append(line)
+            self.dropped += cut
+            return None
+        if line == "":
+            done = self._take()
+            self._event, self._data = "message", []
+            return done
+        if line.startswith(":"):
+            return None
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            self._event = value
+        elif field == "data":
+            self._data.append(value)
+        return None
+
+    def _take(self) -> SSEEvent | None:
+        if not self._data:
+            return None
+        return SSEEvent(event=self._event, data="\n".join(self._data))
+
+
 def iter_sse_events(lines: Iterable[str]) -> Iterator[SSEEvent]:
-    """Group lines of a `text/event-stream` into events (WHATWG HTML, "Server-sent events").
+    """Group lines of a `text/event-stream` into events, with `SSEParser`.
 
     Args:
         lines: The stream's lines without their line endings.
 
     Yields:
-        One `SSEEvent` per blank-line-terminated block that has data; comment
-        lines (`:`) and unknown fields are ignored. A last block without its
-        blank line is still yielded.
+        One `SSEEvent` per blank-line-terminated block that has data; a last
+        block without its blank line is still yielded.
     """
-    event = "message"
-    data: list[str] = []
-    for line in lines:
-        if line == "":
-            if data:
-                yield SSEEvent(event=event, data="\n".join(data))
-            event, data = "message", []
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "event":
-            event = value
-        elif field == "data":
-            data.append(value)
-    if data:
-        yield SSEEvent(event=event, data="\n".join(data))
+    parser = SSEParser()
+    for line in itertools.chain(lines, (None,)):
+        if (event := parser.feed(line)) is not None:
+            yield event
 
 
 class ConsoleChunk(BaseModel):

@@ -228,18 +228,14 @@ def register_live_tools(server: MCPServer, sessions: SessionTable, registry: Too
             int, Field(ge=100, description="Characters of JSON each output may take.")
         ] = DEFAULT_MAX_OUTPUT_CHARS,
     ) -> dict[str, Any]:
-        from marimo_engine.engine.events import ExecutionResult
-        from marimo_engine.live.plan_run import run_plan_live as run_live
+        from marimo_engine.engine.live_run import run_plan_live as run_live
 
         with tool_errors():
             parsed = check_plan_argument(plan, registry)
         async with use(session) as client:
-            events = await collect_run(
-                run_live(parsed, registry, client),
-                total_steps=len(parsed.steps),
-                report=ctx.report_progress,
-            )
-        return summarize_run(ExecutionResult.from_events(events), max_output_chars=max_output_chars)
+            run = run_live(parsed, registry, client)
+            await collect_run(run, total_steps=len(parsed.steps), report=ctx.report_progress)
+        return summarize_run(run.result, max_output_chars=max_output_chars)
 
     add = server.add_tool
     add(

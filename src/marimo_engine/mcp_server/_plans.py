@@ -143,24 +143,16 @@ def register_plan_tools(server: MCPServer, registry: ToolRegistry) -> None:
         ] = None,
         max_output_chars: MaxOutputChars = DEFAULT_MAX_OUTPUT_CHARS,
     ) -> dict[str, Any]:
-        from marimo_engine.engine.compiler import plan_to_notebook
-        from marimo_engine.engine.events import ExecutionResult
         from marimo_engine.engine.executor import execute_plan
 
         with tool_errors():
             parsed = check_plan_argument(plan, registry)
-            events = await collect_run(
-                execute_plan(parsed, registry, max_workers=max_workers),
-                total_steps=len(parsed.steps),
-                report=ctx.report_progress,
-            )
-            summary = summarize_run(
-                ExecutionResult.from_events(events), max_output_chars=max_output_chars
-            )
-            if notebook_path:
-                summary["notebook_path"] = _write_notebook(
-                    notebook_path, plan_to_notebook(parsed, registry)
-                )
+            run = execute_plan(parsed, registry, max_workers=max_workers)
+            await collect_run(run, total_steps=len(parsed.steps), report=ctx.report_progress)
+            result = run.result  # the run's own result: events, verdict, its notebook
+            summary = summarize_run(result, max_output_chars=max_output_chars)
+            if notebook_path and result.notebook is not None:
+                summary["notebook_path"] = _write_notebook(notebook_path, result.notebook)
             return summary
 
     async def export_notebook(

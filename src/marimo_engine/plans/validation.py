@@ -28,13 +28,13 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
-from marimo_engine.errors import EngineError, PlanValidationError, UnknownToolError
+from marimo_engine.errors import EngineError, PlanValidationError, UnknownToolError, UsageError
 from marimo_engine.plans.dependencies import find_cycles
 from marimo_engine.plans.document import document_problems, step_fields_with_problems
 from marimo_engine.plans.expressions import parse_expression
@@ -42,12 +42,35 @@ from marimo_engine.plans.problems import Problem, ProblemCode
 from marimo_engine.plans.references import Reference, find_reference_errors, find_references
 from marimo_engine.plans.schema import STEP_ID_PATTERN, Plan, Step, load_plan
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
+__all__ = ["ToolCatalog", "check_plan", "validate_plan"]
 
-    from marimo_engine.tools.registry import ToolRegistry
 
-__all__ = ["check_plan", "validate_plan"]
+@runtime_checkable
+class ToolCatalog(Protocol):
+    """What validation needs of the tools a plan will run with.
+
+    `marimo_engine.tools.ToolRegistry` is one. `plans` never imports `tools`
+    (the layering of docs/architecture.md): a mapping of callables becomes a
+    registry one layer up, in `marimo_engine.tools.validation` (the public
+    `marimo_engine.validate_plan`).
+    """
+
+    def __contains__(self, name: object) -> bool:
+        """Whether a tool of that name exists."""
+        ...
+
+    def __iter__(self) -> Iterator[str]:
+        """The tool names."""
+        ...
+
+    def suggest(self, name: str, n: int = 3) -> list[str]:
+        """Up to `n` tool names close to `name`, best first."""
+        ...
+
+    def arg_problems(self, tool_name: str, args: Mapping[str, Any]) -> Sequence[Any]:
+        """Problems of a step's `args` for the tool: each has `.argument` and `.message`."""
+        ...
+
 
 _STEP_ID_RE = re.compile(STEP_ID_PATTERN)
 _MAX_LISTED_STEPS = 20
@@ -66,15 +89,17 @@ PlanSource = Plan | Mapping[str, Any] | str | bytes
 
 def validate_plan(
     plan: PlanSource,
-    tools: ToolRegistry | Mapping[str, Callable[..., Any]] | None = None,
+    tools: ToolCatalog | None = None,
 ) -> list[Problem]:
     """Return every problem of a plan, or an empty list when it is valid.
 
     Args:
         plan: A `Plan`, a dict, or the plan's JSON text (`str` or UTF-8 `bytes`).
-        tools: The tools the plan will run with: a `ToolRegistry` or a mapping
-            of names to callables. With `None`, tool names and `args` are not
-            checked (only the plan's own structure and references).
+        tools: The tools the plan will run with: a `ToolCatalog` such as a
+            `ToolRegistry` (to pass a mapping of names to callables, use the
+            public `marimo_engine.validate_plan`, which makes a registry of
+            it). With `None`, tool names and `args` are not checked (only the
+            plan's own structure and references).
 
     Returns:
         The problems, each with `step_id`, `field`, `code` and `message`:
@@ -82,14 +107,14 @@ def validate_plan(
         plan order, then cycles. Never raises for a bad plan.
 
     Raises:
-        UsageError: `tools` is not a registry or a mapping of callables.
+        UsageError: `tools` is not a tool catalog (a `ToolRegistry`).
     """
     return _Validator(tools).run(plan)[1]
 
 
 def check_plan(
     plan: PlanSource,
-    tools: ToolRegistry | Mapping[str, Callable[..., Any]] | None = None,
+    tools: ToolCatalog | None = None,
 ) -> Plan:
     """Return the parsed plan when it has no problem.
 
@@ -103,7 +128,7 @@ def check_plan(
     Raises:
         PlanValidationError: The plan has problems; `.problems` holds all of
             them, as `validate_plan` returns them.
-        UsageError: `tools` is not a registry or a mapping of callables.
+        UsageError: `tools` is not a tool catalog (a `ToolRegistry`).
     """
     parsed, problems = _Validator(tools).run(plan)
     if problems or parsed is None:
@@ -114,7 +139,7 @@ def check_plan(
 @dataclass
 class _Validator:
     tools: Any
-    registry: ToolRegistry | None = None
+    registry: ToolCatalog | None = None
     problems: list[Problem] = field(default_factory=list)
     suggestion_budget: int = _SUGGESTION_BUDGET
     known_ids: list[str] | None = None
@@ -123,9 +148,12 @@ class _Validator:
 
     def __post_init__(self) -> None:
         if self.tools is not None:
-            from marimo_engine.tools.registry import as_registry
-
-            self.registry = as_registry(self.tools)
+            if not isinstance(self.tools, ToolCatalog):
+                raise UsageError(
+                    f"tools must be a ToolRegistry or a mapping of names to callables, got "
+                    f"{type(self.tools).__name__}; marimo_engine.validate_plan accepts both."
+                )
+            self.registry = self.tools
 
     def run(self, source: PlanSource) -> tuple[Plan | None, list[Problem]]:
         plan: Plan | None = None

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from marimo_engine.cli import live as live_cli
+from marimo_engine.cli.exits import run_handler
 from marimo_engine.live.session import LiveSession
 from tests.processes import adopt_group, run_process, started_process
 
@@ -30,7 +31,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = live_cli.run(_parse(argv))
+    code = run_handler(live_cli.run, _parse(argv), debug=False)  # as `main` runs it
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from marimo_engine.engine.events import Event, EventType, Verdict
+from marimo_engine.engine.live_run import run_plan_live
 from marimo_engine.examples import load_example
-from marimo_engine.live import LiveClient, run_plan_live
+from marimo_engine.live import LiveClient
 from marimo_engine.live.session import LiveSession
 from marimo_engine.tools.examples import example_registry
 
@@ -57,12 +58,106 @@ async def test_a_plan_runs_live_with_the_engines_events(live_session: LiveSessio
     assert variables[s2_cell.name].type.endswith("OxygenReading")
 
 
-async def test_running_the_same_plan_twice_avoids_name_clashes(live_session: LiveSession) -> None:
+def _owned(cells: list[Any], plan_id: str) -> dict[str, Any]:
+    """The cells a run of `plan_id` owns, by name."""
+    from marimo_engine.engine.live_run import runner_name
+
+    mark = f"# marimo-engine plan run {runner_name(plan_id)} "
+    return {c.name: c for c in cells if c.code.startswith(mark)}
+
+
+async def test_running_the_same_plan_again_updates_its_cells_in_place(
+    live_session: LiveSession,
+) -> None:
+    plan = {**HULL_CHECK, "id": "hull-again"}
     async with live_session.client() as client:
-        first = await _run(client, HULL_CHECK)
-        second = await _run(client, HULL_CHECK)
+        first = await _run(client, plan)
+        after_first = _owned(await client.cells(), "hull-again")
+        second = await _run(client, plan)
+        after_second = _owned(await client.cells(), "hull-again")
+        shorter = {**plan, "steps": [s for s in plan["steps"] if s["id"] != "s3"]}
+        third = await _run(client, shorter)
+        after_third = _owned(await client.cells(), "hull-again")
     assert first[-1].verdict is Verdict.SUCCESS
     assert second[-1].verdict is Verdict.SUCCESS
+    assert third[-1].verdict is Verdict.SUCCESS
+    # One setup cell and one cell per step, the same cells, the same names: no s1_2.
+    assert len(after_first) == 1 + len(plan["steps"])
+    assert set(after_second) == set(after_first)
+    assert {c.id for c in after_second.values()} == {c.id for c in after_first.values()}
+    assert not any(name.endswith("_2") for name in after_second)
+    # A step the plan no longer has loses its cell; the others keep theirs.
+    gone = next(name for name, c in after_first.items() if ".step('s3'" in c.code)
+    assert set(after_third) == set(after_first) - {gone}
+    kept = next(name for name, c in after_first.items() if ".step('s1'" in c.code)
+    assert after_third[kept].id == after_first[kept].id
+    assert all(not c.errors for c in after_third.values())  # no name defined twice
+
+
+BROKEN_IN_KERNEL = """
+import pathlib
+
+
+class Broken(BaseException):
+    pass
+
+
+if pathlib.Path(__file__).with_suffix(".broken").exists():
+    raise Broken("this module refuses to import in the kernel")
+
+
+def steady(value: int = 1) -> int:
+    return value
+"""
+
+
+async def test_a_failing_setup_removes_the_cells_it_added(
+    live_session: LiveSession, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+    import sys
+
+    from marimo_engine.tools.registry import ToolRegistry
+
+    folder = live_server.notebook.parent  # on the kernel's sys.path
+    (folder / "breaks_in_kernel.py").write_text(BROKEN_IN_KERNEL, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.delitem(sys.modules, "breaks_in_kernel", raising=False)
+    module = importlib.import_module("breaks_in_kernel")  # here it imports
+    (folder / "breaks_in_kernel.broken").write_text("", encoding="utf-8")
+    plan = {"id": "setup-fails", "steps": [{"id": "a", "tool": "steady"}]}
+    async with live_session.client() as client:
+        before = [c.id for c in await client.cells()]
+        events = await _run_with(client, plan, ToolRegistry.from_mapping({"steady": module.steady}))
+        after = [c.id for c in await client.cells()]
+    assert [e.type.value for e in events] == ["START", "ERROR", "FINISH"]
+    assert events[1].error is not None and "setup cell failed" in events[1].error.message
+    assert "removed" in events[1].error.message
+    assert events[-1].verdict is Verdict.FAILURE
+    assert after == before
+
+
+async def test_a_tools_file_runs_in_the_kernel(live_session: LiveSession, tmp_path: Any) -> None:
+    from marimo_engine.cli.loading import load_tools
+
+    tools_file = tmp_path / "file_tools_for_live.py"  # not on the kernel's sys.path
+    tools_file.write_text("def double(x: int) -> int:\n    return 2 * x\n", encoding="utf-8")
+    loaded = load_tools([str(tools_file)], include_defaults=False)
+    plan = {
+        "id": "file-tools-live",
+        "steps": [
+            {"id": "a", "tool": "double", "args": {"x": 21}},
+            {"id": "b", "tool": "double", "args": {"x": "$a"}},
+        ],
+    }
+    async with live_session.client() as client:
+        events = await _run_with(client, plan, loaded.registry)
+    assert events[-1].verdict is Verdict.SUCCESS, [e.msg for e in events]
+    assert events[-1].outputs == {"a": 42, "b": 84}
+
+
+async def _run_with(client: LiveClient, plan: Any, tools: Any) -> list[Event]:
+    return [event async for event in run_plan_live(plan, tools, client)]
 
 
 async def test_an_intervention_stops_the_live_run(live_session: LiveSession) -> None:
@@ -185,3 +280,41 @@ async def test_retries_and_timeouts_run_live(
     assert error.error is not None and error.error.type == "TimeoutError"
     assert events[-1].verdict is Verdict.FAILURE
     assert events[-1].outputs == {"reading": {"value": 42, "tries": 2}}
+
+
+def _live_cli(argv: list[str]) -> int:
+    """`marimo-engine live ...` in process, as `main` runs it."""
+    import argparse
+
+    from marimo_engine.cli import live as live_cli
+    from marimo_engine.cli.exits import run_handler
+
+    parser = argparse.ArgumentParser(prog="marimo-engine")
+    live_cli.add_parser(parser.add_subparsers(dest="command"))
+    return run_handler(live_cli.run, parser.parse_args(argv), debug=False)
+
+
+def test_run_plan_command_with_a_tools_file_and_an_invalid_plan(
+    live_server: LiveServer,
+    live_session: LiveSession,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    where = ["--url", live_server.url, "--session", live_session.session_id]
+    tools_file = tmp_path / "cli_file_tools.py"  # not on the kernel's sys.path
+    tools_file.write_text("def triple(x: int) -> int:\n    return 3 * x\n", encoding="utf-8")
+    plan = {"id": "cli-file-tools", "steps": [{"id": "t", "tool": "triple", "args": {"x": 14}}]}
+    (tmp_path / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+    argv = ["live", "run-plan", *where, "--json", "--tools", str(tools_file)]
+    assert _live_cli([*argv, str(tmp_path / "plan.json")]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[-1]["verdict"] == "SUCCESS" and events[-1]["outputs"] == {"t": 42}
+
+    bad = {"id": "cli-bad", "steps": [{"id": "t", "tool": "triple", "args": {"y": 1}}]}
+    (tmp_path / "bad.json").write_text(json.dumps(bad), encoding="utf-8")
+    assert _live_cli([*argv[:-2], str(tmp_path / "bad.json")]) == 2  # exit 2: bad input
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["type"] for e in events] == ["START", "ERROR", "FINISH"]
+    assert [p["code"] for p in events[1]["error"]["problems"]] == ["unknown_tool"]

@@ -529,8 +529,10 @@ def test_tools_may_be_a_mapping_of_callables() -> None:
         """A stand-in scanner with no arguments."""
         return {"breach_detected": False}
 
+    from marimo_engine import validate_plan as public_validate_plan
+
     plan = _steps({"id": "s1", "tool": "scan_hull", "args": {"sections": ["bow"]}})
-    assert _tuples(validate_plan(plan, {"scan_hull": scan_hull})) == [
+    assert _tuples(public_validate_plan(plan, {"scan_hull": scan_hull})) == [
         (
             "s1",
             "args.sections",
@@ -540,7 +542,10 @@ def test_tools_may_be_a_mapping_of_callables() -> None:
         )
     ]
     with pytest.raises(UsageError, match=r"tools must be a ToolRegistry or a mapping"):
-        validate_plan(plan, [scan_hull])  # type: ignore[arg-type]
+        public_validate_plan(plan, [scan_hull])  # type: ignore[arg-type]
+    # plans.validation itself takes a catalog (a registry), never building one.
+    with pytest.raises(UsageError, match=r"marimo_engine.validate_plan accepts both"):
+        validate_plan(plan, {"scan_hull": scan_hull})  # type: ignore[arg-type]
 
 
 def test_an_empty_registry_reports_every_tool() -> None:

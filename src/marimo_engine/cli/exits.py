@@ -1,0 +1,149 @@
+"""The CLI's exit codes and error reporting, in one place for every command.
+
+Exit codes (`ExitCode`): 0 success, 1 a run that ended in `FAILURE` (or an
+error of ours that is not the input's fault), 2 bad input (an unreadable
+file, invalid JSON, an invalid plan, an unknown `--tools` module, a bad
+option or configuration), 3 a run that ended in `INTERVENTION_NEEDED`, 130
+interrupted with Ctrl-C.
+
+`main` runs every command through `run_handler`, so a command (`run`,
+`live ...`, `agent`) returns a code or raises; it never prints its own
+`error:` line for an exception.
+
+Imports nothing heavy: `marimo-engine --help` loads this module.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Any
+
+__all__ = ["ExitCode", "exit_code_for", "print_error", "report_error", "run_handler"]
+
+
+class ExitCode(IntEnum):
+    """The process exit codes of `marimo-engine`."""
+
+    OK = 0
+    FAILURE = 1
+    BAD_INPUT = 2
+    INTERVENTION_NEEDED = 3
+    INTERRUPTED = 130
+
+
+def exit_code_for(verdict: Any) -> ExitCode:
+    """The exit code of a run's verdict.
+
+    Args:
+        verdict: A `Verdict`, its string value, or `None` (no run finished).
+
+    Returns:
+        `OK` for `SUCCESS`, `INTERVENTION_NEEDED` for `INTERVENTION_NEEDED`,
+        `FAILURE` otherwise.
+    """
+    value = getattr(verdict, "value", verdict)
+    if value == "SUCCESS":
+        return ExitCode.OK
+    if value == "INTERVENTION_NEEDED":
+        return ExitCode.INTERVENTION_NEEDED
+    return ExitCode.FAILURE
+
+
+def print_error(message: str) -> None:
+    """Print `error: MESSAGE` on stderr as one line (whitespace runs become one space)."""
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def report_error(
+    exc: BaseException, *, debug: bool, reword: Callable[[str], str] | None = None
+) -> ExitCode:
+    """Present an exception as the CLI does and return its exit code.
+
+    Args:
+        exc: What a command raised.
+        debug: Whether `--debug` was given (the traceback is printed first).
+        reword: Rewrites a message written for Python callers for the
+            command line (a command group's `reword_error` default, such as
+            `cli.live.cli_wording`: `url=` becomes `--url`).
+
+    Returns:
+        `BAD_INPUT` for a `PlanValidationError` (its problems printed one per
+        line), a `UsageError`, a `ModelConfigError` or a `LiveSelectionError`;
+        `FAILURE` for any other `EngineError` (one line) and for an
+        unexpected exception (one line naming its type, with a hint to use
+        `--debug`).
+    """
+    import traceback
+
+    from marimo_engine.errors import (
+        EngineError,
+        LiveSelectionError,
+        ModelConfigError,
+        PlanValidationError,
+        UsageError,
+    )
+
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, PlanValidationError):
+        from marimo_engine.cli.output import print_problems
+
+        print_problems(exc.problems, source=None)
+        return ExitCode.BAD_INPUT
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if reword is not None:
+        message = reword(message)
+    if isinstance(exc, UsageError | LiveSelectionError | ModelConfigError):
+        print_error(message)
+        return ExitCode.BAD_INPUT
+    if isinstance(exc, EngineError):
+        print_error(message)
+        return ExitCode.FAILURE
+    hint = "" if debug else " (run again with --debug for the traceback)"
+    print_error(f"unexpected {type(exc).__name__}: {message}{hint}")
+    return ExitCode.FAILURE
+
+
+def run_handler(handler: Callable[[Any], int], args: Any, *, debug: bool) -> int:
+    """Run one command's handler and turn what it raises into an exit code.
+
+    Args:
+        handler: The command; returns an exit code.
+        args: Its parsed arguments.
+        debug: Whether `--debug` was given.
+
+    Returns:
+        The handler's code; `INTERRUPTED` after Ctrl-C; `FAILURE` when the
+        reader of stdout went away (`marimo-engine ... | head`), quietly;
+        else what `report_error` says (with the command group's
+        `args.reword_error`, if it set one).
+    """
+    try:
+        return int(handler(args))
+    except KeyboardInterrupt:
+        print_error("interrupted")
+        if _busy_threads():
+            # A second Ctrl-C while a blocking tool still runs in a worker
+            # thread that is not a daemon: leave now instead of joining it at exit.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(ExitCode.INTERRUPTED)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # Written past `main`'s guard (to a raw file descriptor, say): the same quiet end.
+        from marimo_engine.cli.output import silence_stream
+
+        silence_stream(sys.stdout)
+        return ExitCode.FAILURE
+    except Exception as exc:
+        return report_error(exc, debug=debug, reword=getattr(args, "reword_error", None))
+
+
+def _busy_threads() -> bool:
+    import threading
+
+    main_thread = threading.main_thread()
+    return any(t is not main_thread and not t.daemon for t in threading.enumerate())
