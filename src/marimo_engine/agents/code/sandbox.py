@@ -84,6 +84,28 @@ def _bwrap() -> str:
     return found
 
 
+def _interpreter_paths_under_tmp() -> list[Path]:
+    """The folders this Python runs from that lie under `/tmp`, outermost only.
+
+    The sandbox replaces `/tmp` with an empty tmpfs, so a virtual environment
+    or a source checkout under `/tmp` (a CI clone, say) would vanish inside
+    it and the interpreter could not start. These are bound back read-only:
+    `sys.prefix`, `sys.base_prefix`, the interpreter's folder and every
+    folder on `sys.path` (an editable install's source among them).
+    """
+    tmp = Path("/tmp")
+    found: set[Path] = set()
+    candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, Path(sys.executable).parent]
+    for entry in [*candidates, *sys.path]:
+        if not entry:
+            continue
+        path = Path(entry).resolve()
+        if path.is_dir() and path != tmp and path.is_relative_to(tmp):
+            found.add(path)
+    # Outermost only: binding a folder brings what is below it.
+    return sorted(p for p in found if not any(p != q and p.is_relative_to(q) for q in found))
+
+
 class SandboxedServer:
     """A `marimo edit --headless` server running under bubblewrap, reached through a relay.
 
@@ -147,7 +169,7 @@ class SandboxedServer:
         ]  # fmt: skip
         socket_dir = str(Path(socket_path).parent)
         extra: list[str] = []
-        for path in self.read_only:
+        for path in (*_interpreter_paths_under_tmp(), *self.read_only):
             extra += ["--ro-bind", str(path), str(path)]
         return [
             _bwrap(), "--die-with-parent", "--unshare-all", "--new-session",
