@@ -81,8 +81,13 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--budget-usd", type=_dollars, metavar="X", help="US dollars allowed")
     parser.add_argument(
-        "--timeout", type=float, default=300.0, metavar="S",
+        "--timeout", type=_seconds, default=300.0, metavar="S",
         help="seconds one patch's cells may run before the kernel is interrupted",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-wall", type=_seconds, default=1800.0, metavar="S",
+        help="seconds the whole run may take, model calls and approvals included "
+        "(default 1800)",
     )  # fmt: skip
     parser.add_argument(
         "--audit", metavar="PATH", help="append an audit log (JSON lines) of every action"
@@ -101,6 +106,12 @@ def _dollars(text: str) -> float:
     from marimo_engine.cli.agent import _dollars as dollars
 
     return dollars(text)
+
+
+def _seconds(text: str) -> float:
+    from marimo_engine.cli.agent import _seconds as seconds
+
+    return seconds(text)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -254,6 +265,7 @@ def _run_goal(
                 budget_usd=args.budget_usd,
             ),
             run_timeout_s=args.timeout,
+            max_wall_s=args.max_wall,
             approve=approve,
             limits_text=SandboxLimits().describe() if args.sandbox else None,
             stream=args.stream,
@@ -316,6 +328,12 @@ def _review(args: argparse.Namespace, path: Path | None) -> int:
     try:
         if path is None and not (args.url or args.session):
             raise UsageError("Give the NOTEBOOK.py whose last turn to undo or show.")
+        if path is not None and not (args.url or args.session):
+            # Read the memory before opening a session: a mistyped path must not
+            # start marimo (which creates the file) only to say there is nothing to undo.
+            memory = NotebookMemory.load(str(path))
+            if memory.last_checkpoint() is None:
+                raise UsageError(f"No turn of the code agent to undo on {str(path)!r}.")
         live = _open(args, path) if args.undo else None
         notebook = path if live is None else _notebook_of(live, path)
         if notebook is None:
@@ -352,7 +370,8 @@ def _review(args: argparse.Namespace, path: Path | None) -> int:
     print(f"undone: turn {result.turn} ({len(result.ops)} operation(s))")
     for note in result.notes:
         print(f"note: {note}")
-    return _EXIT_OK
+    # Nothing put back while the turn had changes: say so with the exit code too.
+    return _EXIT_OK if result.ops or not checkpoint.changed else _EXIT_FAILURE
 
 
 async def _ask_on_terminal(request: ApprovalRequest) -> bool:
@@ -374,7 +393,8 @@ async def _ask_on_terminal(request: ApprovalRequest) -> bool:
         except EOFError:
             return ""
 
-    answer = await anyio.to_thread.run_sync(ask)
+    # abandon_on_cancel: the run's wall-time limit ends the wait; the prompt is left behind.
+    answer = await anyio.to_thread.run_sync(ask, abandon_on_cancel=True)
     return answer.strip().lower() in ("y", "yes")
 
 

@@ -110,6 +110,15 @@ def test_bad_input_exits_2(tmp_path: Path) -> None:
     assert no_model.returncode == 2 and "--model" in no_model.stderr
     no_goal = _cli(["code", "--model", "openai:x"], env, tmp_path)
     assert no_goal.returncode == 2 and "GOAL" in no_goal.stderr
+    for flag in ("--timeout", "--max-wall"):
+        for value in ("-3", "nan", "0"):
+            bad = _cli(["code", "x", "nb.py", "--model", "openai:x", flag, value], env, tmp_path)
+            assert bad.returncode == 2 and "more than 0 seconds" in bad.stderr, (flag, value)
+    # --undo on a notebook the agent never touched: a one-line error, and no file
+    # created by starting marimo on a mistyped path.
+    typo = _cli(["code", "--undo", "analysys.py"], env, tmp_path)
+    assert typo.returncode == 2 and "No turn of the code agent to undo" in typo.stderr
+    assert not (tmp_path / "analysys.py").exists()
 
 
 def _seattle(folder: Path) -> Path:
