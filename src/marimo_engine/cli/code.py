@@ -429,7 +429,8 @@ class _Display:
         if not as_json:
             from rich.console import Console
 
-            self._console = Console(highlight=False)
+            # emoji=False: model names such as "openai:x" must not become emoji (":x:").
+            self._console = Console(highlight=False, emoji=False)
 
     def line(self, text: str) -> None:
         if self.as_json:

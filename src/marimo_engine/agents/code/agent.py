@@ -384,10 +384,14 @@ class CodeAgent(Gate, Applier):
             state.accepted = None
             usage = state.tracker.report()
             spent = "unpriced" if usage.cost_usd is None else f"${usage.cost_usd:.4f}"
+            so_far = (
+                "no model calls yet"
+                if not usage.requests
+                else f"so far {usage.input_tokens} in / {usage.output_tokens} out tokens, {spent}"
+            )
             state.emit(
                 CodeEventType.TURN,
-                f"Turn {state.turn}: asking {self.model_label} (so far {usage.input_tokens} in "
-                f"/ {usage.output_tokens} out tokens, {spent})",
+                f"Turn {state.turn}: asking {self.model_label} ({so_far})",
                 data={
                     "input_tokens": usage.input_tokens,
                     "output_tokens": usage.output_tokens,
