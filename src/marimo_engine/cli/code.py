@@ -174,14 +174,16 @@ def _open(
                 "--sandbox applies to sessions the agent opens itself; a person's running "
                 "session is never sandboxed by us (approvals govern there). Drop --sandbox."
             )
-        url = args.url
+        url, session_id = args.url, args.session
         if url is None:
             from marimo_engine.live.discovery import find_session
 
             url, _ = find_session(session_id=args.session, token=args.token,
                                   allow_remote=args.allow_remote)  # fmt: skip
+        elif session_id is None:
+            session_id = _running_session(args, url, notebook)
         return open_session(
-            notebook, url=url, session_id=args.session, token=args.token,
+            notebook, url=url, session_id=session_id, token=args.token,
             allow_remote=args.allow_remote, run_all=False,
         )  # fmt: skip
     if notebook is None:
@@ -189,6 +191,32 @@ def _open(
     if args.sandbox:
         return open_sandboxed_session(notebook, limits=SandboxLimits(), read_only=data)
     return open_session(notebook)
+
+
+def _running_session(args: argparse.Namespace, url: str, notebook: Path | None) -> str | None:
+    """The session to join on `url` when only `--url` was given: the person's open notebook.
+
+    `--url` alone means the notebook a person has open there: the only
+    session of the server (or of NOTEBOOK.py, when given). Opening a new
+    connection to a notebook a browser already edits would only watch it.
+
+    Returns:
+        Its session id, or `None` when the server has no session (of that
+        notebook): the agent then opens one.
+
+    Raises:
+        UsageError: Several sessions match; the message lists them.
+    """
+    from marimo_engine.errors import UsageError
+    from marimo_engine.live.discovery import list_sessions
+
+    sessions = list_sessions(url, token=args.token, allow_remote=args.allow_remote)
+    if notebook is not None:
+        sessions = [s for s in sessions if s.path and Path(s.path).resolve() == notebook]
+    if len(sessions) > 1:
+        listed = ", ".join(f"{s.session_id} ({s.path or 'unsaved'})" for s in sessions)
+        raise UsageError(f"{url} has several sessions: {listed}; pick one with --session ID.")
+    return sessions[0].session_id if sessions else None
 
 
 def _notebook_of(live: LiveSession, notebook: Path | None) -> Path | None:

@@ -60,10 +60,11 @@ async def test_the_agent_writes_into_a_persons_open_session_and_undo_takes_it_ba
     ):
         cli_env = {**env, "OPENAI_BASE_URL": model.base_url, "OPENAI_API_KEY": "test"}
         cli_env.pop("MARIMO_TOKEN", None)
+        # `--url` alone, no NOTEBOOK.py: the agent joins the notebook the person has open
+        # there (a new connection to it would only watch).
         done = _cli(
-            ["code", "square the base", str(notebook), "--url", server.url,
-             "--session", person.session_id, "--model", "openai:scripted", "--json",
-             "--audit", str(tmp_path / "audit.jsonl")],
+            ["code", "square the base", "--url", server.url,
+             "--model", "openai:scripted", "--json", "--audit", str(tmp_path / "audit.jsonl")],
             cli_env, tmp_path,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr + done.stdout
