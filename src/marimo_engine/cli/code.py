@@ -403,7 +403,10 @@ def _review(args: argparse.Namespace, path: Path | None) -> int:
 
 
 async def _ask_on_terminal(request: ApprovalRequest) -> bool:
-    import anyio
+    import asyncio
+    import contextlib
+    import os
+    import threading
 
     lines = ["", f"approval needed: {request.describe()}"]
     if request.patch is not None:
@@ -415,14 +418,35 @@ async def _ask_on_terminal(request: ApprovalRequest) -> bool:
                 lines.extend(f"    {line}" for line in code.splitlines())
     print("\n".join(lines), file=sys.stderr)
 
-    def ask() -> str:
-        try:
-            return input("approve? [y/N] ")
-        except EOFError:
-            return ""
+    # Reading blocks its thread until a line comes. A daemon thread of our own, not a
+    # worker of anyio's pool (which the interpreter joins at exit), reading the file
+    # descriptor itself, not `sys.stdin` (whose buffer lock a blocked reader would hold
+    # at exit): when the run's wall-time limit ends the wait, the command still exits.
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[str] = loop.create_future()
 
-    # abandon_on_cancel: the run's wall-time limit ends the wait; the prompt is left behind.
-    answer = await anyio.to_thread.run_sync(ask, abandon_on_cancel=True)
+    def settle(text: str) -> None:
+        if not answered.done():
+            answered.set_result(text)
+
+    def ask() -> None:
+        line = b""
+        try:
+            fd = sys.stdin.fileno()
+            while b"\n" not in line:
+                chunk = os.read(fd, 1024)
+                if not chunk:
+                    break
+                line += chunk
+        except (OSError, ValueError):
+            pass
+        with contextlib.suppress(RuntimeError):  # the loop is closed: no one waits
+            loop.call_soon_threadsafe(settle, line.decode(errors="replace").split("\n")[0])
+
+    # The prompt goes to stderr: with --json, stdout carries only JSON lines.
+    print("approve? [y/N] ", end="", file=sys.stderr, flush=True)
+    threading.Thread(target=ask, name="marimo-engine-approval", daemon=True).start()
+    answer = await answered
     return answer.strip().lower() in ("y", "yes")
 
 

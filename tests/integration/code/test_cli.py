@@ -264,3 +264,35 @@ def test_approve_ask_prompts_and_a_no_goes_back_to_the_model(tmp_path: Path) -> 
     assert "import requests" in done.stderr  # the code was shown to the person
     assert "A person refused the patch" in refused and "network" in refused
     assert "import requests" not in notebook.read_text()
+
+
+def test_an_unanswered_prompt_ends_at_the_wall_time_limit(tmp_path: Path) -> None:
+    # A person who never answers: the run stops at --max-wall and the command exits,
+    # with the prompt's thread left behind (it must not keep the interpreter alive).
+    notebook = tmp_path / "nb.py"
+    script = [
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "fetch", "code": "import requests"}]}},
+    ]  # fmt: skip
+    env = {**server_env(tmp_path), "OPENAI_API_KEY": "test"}
+    silent_read, silent_write = os.pipe()  # a terminal no one types into: open, never written
+    try:
+        with scripted_server(script) as model, subprocess.Popen(
+            [sys.executable, "-m", "marimo_engine.cli.main", "code", "get it", str(notebook),
+             "--approve", "ask", "--model", "openai:scripted", "--json", "--max-wall", "20"],
+            stdin=silent_read, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**env, "OPENAI_BASE_URL": model.base_url}, cwd=tmp_path,
+            start_new_session=True,
+        ) as process:  # fmt: skip
+            try:
+                out, err = process.communicate(timeout=240)
+            finally:
+                if process.poll() is None:
+                    os.killpg(process.pid, 9)
+    finally:
+        os.close(silent_read)
+        os.close(silent_write)
+    assert process.returncode == 1, err
+    assert "approval needed" in err
+    done = json.loads(out.strip().splitlines()[-1])
+    assert done["type"] == "DONE" and "wall-time limit (20 s)" in done["msg"]
