@@ -139,3 +139,29 @@ def test_names_from_other_cells_are_followed(policy: Policy) -> None:
     assert found == [("subprocess", "ask"), ("subprocess", "ask"), ("write_outside", "deny")]
     # the other cells' own imports give no findings to this cell
     assert scan_code("x = 1", "c", policy, context) == []
+
+
+def test_the_gate_resolves_names_against_the_notebook_after_the_patch(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from pydantic_ai.models.test import TestModel
+
+    from marimo_engine.agents.code import CodeAgent, CodeOptions
+    from marimo_engine.agents.code.patch import CellEdit, NewCell, Patch
+    from marimo_engine.live.protocol import CellInfo
+
+    agent = CodeAgent(TestModel(), options=CodeOptions(), memory_dir=False)
+    state = SimpleNamespace(workdir=tmp_path, agent_written={"imp": "import subprocess as sp"})
+    cells = [CellInfo(id="imp", name="imports", code="import subprocess as sp")]
+    # `sp` comes from a cell the agent wrote (and had approved) in an earlier turn
+    uses = Patch(ops=[NewCell(name="listing", code="out = sp.run(['ls'])")])
+    found = agent._scan(state, uses, cells)  # type: ignore[arg-type]
+    assert [(f.rule, f.cell) for f in found] == [("subprocess", "listing")]
+    # the patch itself rebinds `sp` to something harmless: the notebook after it counts
+    rebinds = Patch(
+        ops=[
+            CellEdit(target="imports", code="import statistics as sp"),
+            NewCell(name="listing", code="out = sp.mean([1, 2])"),
+        ]
+    )
+    assert agent._scan(state, rebinds, cells) == []  # type: ignore[arg-type]
