@@ -176,6 +176,16 @@ def adopt_group(pgid: int) -> None:
     _register(pgid)
 
 
+def keep_past_test(pgid: int) -> None:
+    """Let an adopted group outlive the test that started it.
+
+    For a fixture shared by several tests (module or session scope), which
+    stops the group itself; it is still stopped when the run ends or is killed.
+    """
+    with _lock:
+        _test_groups.discard(pgid)
+
+
 def release_group(pgid: int) -> None:
     """Forget an adopted group once its owner has stopped it (its id may be reused later)."""
     _unregister(pgid)

@@ -81,8 +81,13 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--budget-usd", type=_dollars, metavar="X", help="US dollars allowed")
     parser.add_argument(
-        "--timeout", type=float, default=300.0, metavar="S",
+        "--timeout", type=_seconds, default=300.0, metavar="S",
         help="seconds one patch's cells may run before the kernel is interrupted",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-wall", type=_seconds, default=1800.0, metavar="S",
+        help="seconds the whole run may take, model calls and approvals included "
+        "(default 1800)",
     )  # fmt: skip
     parser.add_argument(
         "--audit", metavar="PATH", help="append an audit log (JSON lines) of every action"
@@ -101,6 +106,12 @@ def _dollars(text: str) -> float:
     from marimo_engine.cli.agent import _dollars as dollars
 
     return dollars(text)
+
+
+def _seconds(text: str) -> float:
+    from marimo_engine.cli.agent import _seconds as seconds
+
+    return seconds(text)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -164,14 +175,16 @@ def _open(
                 "--sandbox applies to sessions the agent opens itself; a person's running "
                 "session is never sandboxed by us (approvals govern there). Drop --sandbox."
             )
-        url = args.url
+        url, session_id = args.url, args.session
         if url is None:
             from marimo_engine.live.discovery import find_session
 
             url, _ = find_session(session_id=args.session, token=args.token,
                                   allow_remote=args.allow_remote)  # fmt: skip
+        elif session_id is None:
+            session_id = _running_session(args, url, notebook)
         return open_session(
-            notebook, url=url, session_id=args.session, token=args.token,
+            notebook, url=url, session_id=session_id, token=args.token,
             allow_remote=args.allow_remote, run_all=False,
         )  # fmt: skip
     if notebook is None:
@@ -179,6 +192,32 @@ def _open(
     if args.sandbox:
         return open_sandboxed_session(notebook, limits=SandboxLimits(), read_only=data)
     return open_session(notebook)
+
+
+def _running_session(args: argparse.Namespace, url: str, notebook: Path | None) -> str | None:
+    """The session to join on `url` when only `--url` was given: the person's open notebook.
+
+    `--url` alone means the notebook a person has open there: the only
+    session of the server (or of NOTEBOOK.py, when given). Opening a new
+    connection to a notebook a browser already edits would only watch it.
+
+    Returns:
+        Its session id, or `None` when the server has no session (of that
+        notebook): the agent then opens one.
+
+    Raises:
+        UsageError: Several sessions match; the message lists them.
+    """
+    from marimo_engine.errors import UsageError
+    from marimo_engine.live.discovery import list_sessions
+
+    sessions = list_sessions(url, token=args.token, allow_remote=args.allow_remote)
+    if notebook is not None:
+        sessions = [s for s in sessions if s.path and Path(s.path).resolve() == notebook]
+    if len(sessions) > 1:
+        listed = ", ".join(f"{s.session_id} ({s.path or 'unsaved'})" for s in sessions)
+        raise UsageError(f"{url} has several sessions: {listed}; pick one with --session ID.")
+    return sessions[0].session_id if sessions else None
 
 
 def _notebook_of(live: LiveSession, notebook: Path | None) -> Path | None:
@@ -255,6 +294,7 @@ def _run_goal(
                 budget_usd=args.budget_usd,
             ),
             run_timeout_s=args.timeout,
+            max_wall_s=args.max_wall,
             approve=approve,
             limits_text=SandboxLimits().describe() if args.sandbox else None,
             stream=args.stream,
@@ -317,6 +357,12 @@ def _review(args: argparse.Namespace, path: Path | None) -> int:
     try:
         if path is None and not (args.url or args.session):
             raise UsageError("Give the NOTEBOOK.py whose last turn to undo or show.")
+        if path is not None and not (args.url or args.session):
+            # Read the memory before opening a session: a mistyped path must not
+            # start marimo (which creates the file) only to say there is nothing to undo.
+            memory = NotebookMemory.load(str(path))
+            if memory.last_checkpoint() is None:
+                raise UsageError(f"No turn of the code agent to undo on {str(path)!r}.")
         live = _open(args, path) if args.undo else None
         notebook = path if live is None else _notebook_of(live, path)
         if notebook is None:
@@ -353,11 +399,15 @@ def _review(args: argparse.Namespace, path: Path | None) -> int:
     print(f"undone: turn {result.turn} ({len(result.ops)} operation(s))")
     for note in result.notes:
         print(f"note: {note}")
-    return ExitCode.OK
+    # Nothing put back while the turn had changes: say so with the exit code too.
+    return ExitCode.OK if result.ops or not checkpoint.changed else ExitCode.FAILURE
 
 
 async def _ask_on_terminal(request: ApprovalRequest) -> bool:
-    import anyio
+    import asyncio
+    import contextlib
+    import os
+    import threading
 
     lines = ["", f"approval needed: {request.describe()}"]
     if request.patch is not None:
@@ -369,13 +419,35 @@ async def _ask_on_terminal(request: ApprovalRequest) -> bool:
                 lines.extend(f"    {line}" for line in code.splitlines())
     print("\n".join(lines), file=sys.stderr)
 
-    def ask() -> str:
-        try:
-            return input("approve? [y/N] ")
-        except EOFError:
-            return ""
+    # Reading blocks its thread until a line comes. A daemon thread of our own, not a
+    # worker of anyio's pool (which the interpreter joins at exit), reading the file
+    # descriptor itself, not `sys.stdin` (whose buffer lock a blocked reader would hold
+    # at exit): when the run's wall-time limit ends the wait, the command still exits.
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[str] = loop.create_future()
 
-    answer = await anyio.to_thread.run_sync(ask)
+    def settle(text: str) -> None:
+        if not answered.done():
+            answered.set_result(text)
+
+    def ask() -> None:
+        line = b""
+        try:
+            fd = sys.stdin.fileno()
+            while b"\n" not in line:
+                chunk = os.read(fd, 1024)
+                if not chunk:
+                    break
+                line += chunk
+        except (OSError, ValueError):
+            pass
+        with contextlib.suppress(RuntimeError):  # the loop is closed: no one waits
+            loop.call_soon_threadsafe(settle, line.decode(errors="replace").split("\n")[0])
+
+    # The prompt goes to stderr: with --json, stdout carries only JSON lines.
+    print("approve? [y/N] ", end="", file=sys.stderr, flush=True)
+    threading.Thread(target=ask, name="marimo-engine-approval", daemon=True).start()
+    answer = await answered
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -410,7 +482,8 @@ class _Display:
         if not as_json:
             from rich.console import Console
 
-            self._console = Console(highlight=False)
+            # emoji=False: model names such as "openai:x" must not become emoji (":x:").
+            self._console = Console(highlight=False, emoji=False)
 
     def line(self, text: str) -> None:
         if self.as_json:

@@ -24,7 +24,7 @@ from marimo_engine.live import _http
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["HeadlessServer", "free_port"]
+__all__ = ["HeadlessServer", "free_port", "log_tail", "stop_process_group"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -171,10 +171,7 @@ class HeadlessServer:
 
     def log_tail(self, max_chars: int = 800) -> str:
         """Return the last `max_chars` characters of the server log, on one line."""
-        if self.log_path is None or not self.log_path.exists():
-            return "(no log)"
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")[-max_chars:]
-        return " | ".join(line.strip() for line in text.splitlines() if line.strip()) or "(empty)"
+        return log_tail(self.log_path, max_chars)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server's process group: SIGTERM, then SIGKILL after `timeout_s` seconds.
@@ -183,18 +180,7 @@ class HeadlessServer:
         """
         process, self._process = self._process, None
         if process is not None:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=timeout_s)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=timeout_s)
-            # Kernel subprocesses share the group; make sure none outlive the server.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
+            stop_process_group(process, timeout_s)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
@@ -222,3 +208,34 @@ class HeadlessServer:
                 stacklevel=1,
             )
             self.stop()
+
+
+def stop_process_group(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:
+    """Stop a process started with `start_new_session=True`, and everything in its group.
+
+    SIGTERM to the group, SIGKILL after `timeout_s` seconds, then SIGKILL to
+    the group again so that no child (a kernel) outlives the leader.
+
+    Args:
+        process: The group's leader.
+        timeout_s: Seconds to wait after each signal.
+    """
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=timeout_s)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def log_tail(path: Path | None, max_chars: int = 800) -> str:
+    """The last `max_chars` characters of a log file on one line (`" | "` between lines)."""
+    if path is None or not path.exists():
+        return "(no log)"
+    text = path.read_text(encoding="utf-8", errors="replace")[-max_chars:]
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip()) or "(empty)"

@@ -60,10 +60,11 @@ async def test_the_agent_writes_into_a_persons_open_session_and_undo_takes_it_ba
     ):
         cli_env = {**env, "OPENAI_BASE_URL": model.base_url, "OPENAI_API_KEY": "test"}
         cli_env.pop("MARIMO_TOKEN", None)
+        # `--url` alone, no NOTEBOOK.py: the agent joins the notebook the person has open
+        # there (a new connection to it would only watch).
         done = _cli(
-            ["code", "square the base", str(notebook), "--url", server.url,
-             "--session", person.session_id, "--model", "openai:scripted", "--json",
-             "--audit", str(tmp_path / "audit.jsonl")],
+            ["code", "square the base", "--url", server.url,
+             "--model", "openai:scripted", "--json", "--audit", str(tmp_path / "audit.jsonl")],
             cli_env, tmp_path,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr + done.stdout
@@ -110,6 +111,15 @@ def test_bad_input_exits_2(tmp_path: Path) -> None:
     assert no_model.returncode == 2 and "--model" in no_model.stderr
     no_goal = _cli(["code", "--model", "openai:x"], env, tmp_path)
     assert no_goal.returncode == 2 and "GOAL" in no_goal.stderr
+    for flag in ("--timeout", "--max-wall"):
+        for value in ("-3", "nan", "0"):
+            bad = _cli(["code", "x", "nb.py", "--model", "openai:x", flag, value], env, tmp_path)
+            assert bad.returncode == 2 and "more than 0 seconds" in bad.stderr, (flag, value)
+    # --undo on a notebook the agent never touched: a one-line error, and no file
+    # created by starting marimo on a mistyped path.
+    typo = _cli(["code", "--undo", "analysys.py"], env, tmp_path)
+    assert typo.returncode == 2 and "No turn of the code agent to undo" in typo.stderr
+    assert not (tmp_path / "analysys.py").exists()
 
 
 def _seattle(folder: Path) -> Path:
@@ -254,3 +264,35 @@ def test_approve_ask_prompts_and_a_no_goes_back_to_the_model(tmp_path: Path) -> 
     assert "import requests" in done.stderr  # the code was shown to the person
     assert "A person refused the patch" in refused and "network" in refused
     assert "import requests" not in notebook.read_text()
+
+
+def test_an_unanswered_prompt_ends_at_the_wall_time_limit(tmp_path: Path) -> None:
+    # A person who never answers: the run stops at --max-wall and the command exits,
+    # with the prompt's thread left behind (it must not keep the interpreter alive).
+    notebook = tmp_path / "nb.py"
+    script = [
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "fetch", "code": "import requests"}]}},
+    ]  # fmt: skip
+    env = {**server_env(tmp_path), "OPENAI_API_KEY": "test"}
+    silent_read, silent_write = os.pipe()  # a terminal no one types into: open, never written
+    try:
+        with scripted_server(script) as model, subprocess.Popen(
+            [sys.executable, "-m", "marimo_engine.cli.main", "code", "get it", str(notebook),
+             "--approve", "ask", "--model", "openai:scripted", "--json", "--max-wall", "20"],
+            stdin=silent_read, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**env, "OPENAI_BASE_URL": model.base_url}, cwd=tmp_path,
+            start_new_session=True,
+        ) as process:  # fmt: skip
+            try:
+                out, err = process.communicate(timeout=240)
+            finally:
+                if process.poll() is None:
+                    os.killpg(process.pid, 9)
+    finally:
+        os.close(silent_read)
+        os.close(silent_write)
+    assert process.returncode == 1, err
+    assert "approval needed" in err
+    done = json.loads(out.strip().splitlines()[-1])
+    assert done["type"] == "DONE" and "wall-time limit (20 s)" in done["msg"]

@@ -232,6 +232,46 @@ async def test_undo_restores_cells_code_and_order_exactly(
     assert NotebookMemory.load(str(notebook.resolve()), tmp_path / "memory").checkpoints[0].undone
 
 
+async def test_undo_of_two_turns_in_a_later_session_restores_the_file_exactly(
+    tmp_path: Path, notebook: Path
+) -> None:
+    # The person's flow: the agent's session ends; later `code --undo nb.py` opens the
+    # file again, where marimo gives the cells ids by position, not the turn's ids.
+    coder = ScriptedCoder(
+        [
+            patch(create("extra", "extra_value = doubled + 1"), delete("note")),
+            patch(edit("extra", "extra_value = doubled + 2"), edit("double", "doubled = 0")),
+            finish("done", "extra"),
+        ]
+    )
+    agent = agent_for(coder, tmp_path, approve="auto")
+    env = server_env(tmp_path)
+    with open_session(notebook, startup_timeout_s=STARTUP_TIMEOUT_S, env=env) as first:
+        async with first.client() as client:
+            before = [(c.name, c.code) for c in await client.cells()]
+        result, _ = await run(agent, first, "rework", notebook)
+    assert result.verdict is Verdict.SUCCESS and len(result.checkpoints) == 2
+
+    memory_dir = tmp_path / "memory"
+    with open_session(notebook, startup_timeout_s=STARTUP_TIMEOUT_S, env=env) as later:
+        async with later.client() as client:
+            # marimo numbers cells by position when a file is opened: the id the first
+            # turn's deleted 'note' had now names the cell the agent created.
+            reopened = {c.id: c.name for c in await client.cells()}
+            (first_turn,) = [c for c in result.checkpoints if c.turn == 1]
+            note_id = next(c.id for c in first_turn.before if c.name == "note")
+            assert reopened.get(note_id) == "extra", reopened
+            for _ in range(2):
+                memory = NotebookMemory.load(str(notebook.resolve()), memory_dir)
+                undone = await undo_checkpoint(client, memory.last_checkpoint(), memory=memory)
+                assert undone.ops and not undone.notes, undone
+            after = [(c.name, c.code) for c in await client.cells()]
+    assert after == before
+    saved = notebook.read_text()  # the kernel saved the undone notebook
+    assert "extra_value" not in saved and "doubled = base_value * 2" in saved
+    assert 'label = "numbers"' in saved
+
+
 async def test_a_missing_module_leads_to_an_approval_and_a_package_added(
     tmp_path: Path, notebook: Path
 ) -> None:
@@ -352,6 +392,35 @@ async def test_a_cell_past_the_time_limit_is_interrupted_and_reported(
     told = coder.told(1)
     assert "[timeout]" in told and "time limit: 5 s" in told
     assert next(c for c in cells if c.name == "slow").status == "idle"
+
+
+@pytest.mark.timeout(300)
+async def test_the_wall_time_limit_ends_a_model_call_that_never_answers(
+    tmp_path: Path, live: LiveSession, notebook: Path
+) -> None:
+    import anyio
+    from pydantic_ai.models.function import FunctionModel
+
+    asked = anyio.Event()
+
+    async def silent(messages: object, info: object) -> object:
+        asked.set()
+        await anyio.Event().wait()  # a provider that never answers
+        raise AssertionError("unreachable")
+
+    agent = CodeAgent(
+        FunctionModel(silent, model_name="silent"),
+        options=CodeOptions(max_wall_s=3.0),
+        audit_path=tmp_path / "audit.jsonl",
+        memory_dir=tmp_path / "memory",
+    )
+    result, _ = await run(agent, live, "anything", notebook)
+
+    assert asked.is_set()
+    assert result.verdict is Verdict.FAILURE
+    assert "wall-time limit (3 s) reached during turn 1" in result.stop_reason
+    ends = [r for r in read_audit_log(tmp_path / "audit.jsonl") if r["kind"] == "run_end"]
+    assert ends and "wall-time limit" in ends[0]["stop_reason"]
 
 
 async def test_model_limits_stop_the_run(tmp_path: Path, live: LiveSession, notebook: Path) -> None:

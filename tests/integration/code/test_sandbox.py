@@ -36,6 +36,10 @@ async def test_the_sandbox_blocks_network_outside_writes_and_a_memory_hog(tmp_pa
             )
             system = await client.execute("open('/etc/marimo-engine-sandbox', 'w')")
             await client.execute(f"open({str(outside)!r}, 'w').write('x')")
+            # A folder outside /tmp (which the sandbox replaces by a private one): the
+            # project's own tests folder, as a person's other folders would be.
+            probe = Path(__file__).parent / f".sandbox-probe-{tmp_path.name}"
+            elsewhere = await client.execute(f"open({str(probe)!r}, 'w').write('x')")
             inside = await client.execute("open('inside.txt', 'w').write('ok')")
             hog = await client.execute("_hog = bytearray(5 * 1024**3)")
             alive = await client.execute("print(sum(range(10)))")
@@ -43,6 +47,8 @@ async def test_the_sandbox_blocks_network_outside_writes_and_a_memory_hog(tmp_pa
     assert net.stdout.strip() == "101"  # ENETUNREACH: no network in the sandbox
     assert not system.success and "Read-only file system" in (system.error or "")
     assert not outside.exists()  # the write went to the sandbox's private /tmp, not here
+    assert not elsewhere.success and "Read-only file system" in (elsewhere.error or "")
+    assert not probe.exists()
     assert inside.success and (work / "inside.txt").read_text() == "ok"
     assert not hog.success and "MemoryError" in (hog.error or "")
     assert alive.stdout.strip() == "45"  # the kernel survived the hog

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from marimo_engine.agents.code import _prompts
 from marimo_engine.agents.code._run import CodeRun, StopCode, cell_label, ops_text
-from marimo_engine.agents.code.checkpoints import Checkpoint, snapshot
+from marimo_engine.agents.code.checkpoints import Checkpoint, session_key, snapshot
 from marimo_engine.agents.code.checks import ALIASES, free_cell_name
 from marimo_engine.agents.code.events import ApprovalRequest, CodeEventType
 from marimo_engine.agents.code.monitor import (
@@ -80,7 +80,8 @@ class Applier:
         client = state.client
         timed_out = False
         try:
-            batch = await client.apply(ops, timeout_s=self.options.run_timeout_s)
+            state.run_limit_s = state.run_timeout(self.options.run_timeout_s)
+            batch = await client.apply(ops, timeout_s=state.run_limit_s)
             changed_ids = [
                 c.cell_id for c in batch.changes if c.op in ("create", "edit") and c.cell_id
             ]
@@ -123,6 +124,7 @@ class Applier:
             summary=patch.summary or ops_text(patch),
             before=snapshot(before),
             after=snapshot(after),
+            session=session_key(client),
         )
         if checkpoint.changed:
             state.checkpoints.append(checkpoint)
@@ -154,9 +156,7 @@ class Applier:
                         "cancelled",
                     )
                 ):
-                    errors.append(
-                        timeout_error(cell.id, cell.name, cell.code, self.options.run_timeout_s)
-                    )
+                    errors.append(timeout_error(cell.id, cell.name, cell.code, state.run_limit_s))
                     continue
                 error = classify(cell, names)
                 if error is not None:
@@ -201,7 +201,8 @@ class Applier:
             code = "\n".join(ALIASES[a] for a in aliases)
             name = free_cell_name(cells, "imports")
             batch = await client.apply(
-                [CreateCell(code=code, name=name)], timeout_s=self.options.run_timeout_s
+                [CreateCell(code=code, name=name)],
+                timeout_s=state.run_timeout(self.options.run_timeout_s),
             )
             state.agent_written.update({cell_id: code for cell_id in batch.cell_ids})
             detail = f"added a cell {name!r}: {code.replace(chr(10), '; ')}"
@@ -242,7 +243,8 @@ class Applier:
                 error.facts["install"] = f"failed: {log.strip()[-400:]}"
                 continue
             await client.apply(
-                [RunCell(target=error.cell_id)], timeout_s=self.options.run_timeout_s
+                [RunCell(target=error.cell_id)],
+                timeout_s=state.run_timeout(self.options.run_timeout_s),
             )
             state.repairs.append(
                 {

@@ -132,10 +132,20 @@ class Gate:
             policy = Policy(actions=policy.actions, workdir=state.workdir)
         findings: list[PolicyFinding] = []
         by_key = {c.id: c for c in cells} | {c.name: c for c in cells if c.name}
+        # Names a cell reads may be defined in any other cell (`import subprocess as sp`
+        # approved earlier): the policy resolves them against the notebook after the patch.
+        replaced = {
+            by_key[op.target].id
+            for op in patch.ops
+            if isinstance(op, (CellEdit, CellDeletion)) and op.target in by_key
+        }
+        context = [c.code for c in cells if c.id not in replaced] + [
+            op.code for op in patch.ops if isinstance(op, (NewCell, CellEdit))
+        ]
         for op in patch.ops:
             if isinstance(op, (NewCell, CellEdit)):
                 label = op.name if isinstance(op, NewCell) else op.target
-                findings.extend(scan_code(op.code, label or "", policy))
+                findings.extend(scan_code(op.code, label or "", policy, context))
             if isinstance(op, (CellEdit, CellDeletion)):
                 cell = by_key.get(op.target)
                 if cell is None or state.agent_written.get(cell.id) == cell.code:

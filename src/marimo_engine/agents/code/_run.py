@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,18 @@ class CodeRun:
     accepted: tuple[Patch, list[CellInfo], list[Any]] | None = None
     rejections: int = 0
     answer: Finish | None = None
+    deadline: float | None = None
+    """The `time.monotonic()` at which the run's wall time ends (`None`: no bound)."""
+    run_limit_s: float = 0.0
+    """Seconds the last batch was allowed to run (for its timeout report)."""
+    run: Any = None
+    """pydantic-ai's `AgentRun` of the model turn under way, or `None`."""
+
+    def run_timeout(self, per_run_s: float) -> float:
+        """Seconds a batch may run: `per_run_s`, cut to the wall time left (at least 1 s)."""
+        if self.deadline is None:
+            return per_run_s
+        return max(min(per_run_s, self.deadline - time.monotonic()), 1.0)
 
     def record(self, kind: str, **fields: Any) -> None:
         """Write an audit record (with the turn), when there is an audit log."""

@@ -268,6 +268,7 @@ class CodeAgent(Gate, Applier):
             audit=audit,
             tracker=UsageTracker(self.options.limits.budget_usd),
             started=started,
+            deadline=None if self.options.max_wall_s is None else started + self.options.max_wall_s,
             workdir=root,
             key=key,
             data_columns={
@@ -383,10 +384,14 @@ class CodeAgent(Gate, Applier):
             state.accepted = None
             usage = state.tracker.report()
             spent = "unpriced" if usage.cost_usd is None else f"${usage.cost_usd:.4f}"
+            so_far = (
+                "no model calls yet"
+                if not usage.requests
+                else f"so far {usage.input_tokens} in / {usage.output_tokens} out tokens, {spent}"
+            )
             state.emit(
                 CodeEventType.TURN,
-                f"Turn {state.turn}: asking {self.model_label} (so far {usage.input_tokens} in "
-                f"/ {usage.output_tokens} out tokens, {spent})",
+                f"Turn {state.turn}: asking {self.model_label} ({so_far})",
                 data={
                     "input_tokens": usage.input_tokens,
                     "output_tokens": usage.output_tokens,
@@ -425,14 +430,69 @@ class CodeAgent(Gate, Applier):
             raise StopCode(f"wall-time limit ({limit:g} s) reached")
 
     async def _ask(self, state: CodeRun, prompt: str) -> AsyncIterator[Any]:
-        """One model turn; yields events, then the accepted output."""
+        """One model turn; yields events, then the accepted output.
+
+        The turn (model requests, the gate, approvals) runs in its own task,
+        and this generator waits for its events with the run's wall-time limit:
+        a slow or silent provider, or a person who does not answer an
+        approval, ends the run at the limit, not only between turns. (A cancel
+        scope inside the turn cannot do it: pydantic-ai's graph opens its task
+        group lazily inside the first step, and the scope would cross a `yield`.)
+
+        Raises:
+            StopCode: The model failed, refused patches too often, or the run's
+                wall time ended while waiting for the model or an approval.
+        """
+        import asyncio
+
+        import anyio
+
+        state.rejections = 0
+        events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        task = asyncio.ensure_future(self._turn(state, prompt, events))
+        try:
+            while True:
+                left = None if state.deadline is None else state.deadline - time.monotonic()
+                try:
+                    with anyio.fail_after(None if left is None else max(left, 0.0)):
+                        kind, value = await events.get()
+                except TimeoutError:
+                    if state.run is not None:
+                        with suppress(ModelError):
+                            self._record_responses(state, state.run)
+                        state.run_usage = state.run.usage
+                    for event in state.drain():
+                        yield event
+                    raise StopCode(
+                        f"wall-time limit ({self.options.max_wall_s:g} s) reached during turn "
+                        f"{state.turn} (waiting for the model or an approval)"
+                    ) from None
+                if kind == "events":
+                    for event in value:
+                        yield event
+                elif kind == "error":
+                    for event in state.drain():
+                        yield event
+                    raise value
+                else:
+                    yield value
+                    return
+        finally:
+            if not task.done():
+                task.cancel()
+                with suppress(BaseException):
+                    await asyncio.wait({task}, timeout=30)
+            state.run = None
+
+    async def _turn(self, state: CodeRun, prompt: str, events: Any) -> None:
+        """`_ask`'s turn, in its own task: puts `("events", [...])`, then the output or error."""
+        import asyncio
+
         from pydantic_ai import Agent
         from pydantic_ai.exceptions import UnexpectedModelBehavior
 
         from marimo_engine.agents._proposing import part_summary
         from marimo_engine.llm.errors import model_errors
-
-        state.rejections = 0
 
         async def validate(output: Patch | Finish) -> Patch | Finish:
             return await self._validate(state, output)
@@ -447,6 +507,7 @@ class CodeAgent(Gate, Applier):
                     usage=state.run_usage,
                     usage_limits=self.options.limits.to_usage_limits(),
                 ) as run:
+                    state.run = run
                     async for node in run:
                         self._record_responses(state, run)
                         if Agent.is_model_request_node(node):
@@ -459,8 +520,7 @@ class CodeAgent(Gate, Applier):
                                 async with node.stream(run.ctx) as stream:
                                     async for _ in stream:
                                         pass
-                        for event in state.drain():
-                            yield event
+                        events.put_nowait(("events", state.drain()))
                     self._record_responses(state, run)
                     assert run.result is not None
                     state.history = run.result.all_messages()
@@ -471,14 +531,21 @@ class CodeAgent(Gate, Applier):
                 with suppress(ModelError):
                     self._record_responses(state, run)
                 state.run_usage = run.usage
-            for event in state.drain():
-                yield event
             if isinstance(exc.__cause__, UnexpectedModelBehavior) and state.rejections:
-                raise StopCode(
+                stop = StopCode(
                     f"no acceptable patch after {state.rejections} refusal(s)", error=str(exc)
-                ) from exc
-            raise StopCode("model error", error=str(exc)) from exc
-        yield output
+                )
+            else:
+                stop = StopCode("model error", error=str(exc))
+            stop.__cause__ = exc
+            events.put_nowait(("error", stop))
+            return
+        except BaseException as exc:  # raised in the caller's task, as if the turn ran there
+            if isinstance(exc, asyncio.CancelledError):
+                raise  # only `_ask` cancels the turn, when it no longer waits for it
+            events.put_nowait(("error", exc))
+            return
+        events.put_nowait(("output", output))
 
     def _record_responses(self, state: CodeRun, run: Any) -> None:
         from pydantic_ai.messages import ModelResponse

@@ -37,6 +37,7 @@ __all__ = [
     "NotebookMemory",
     "UndoResult",
     "memory_path",
+    "session_key",
     "snapshot",
     "state_dir",
     "undo_checkpoint",
@@ -74,6 +75,8 @@ class Checkpoint:
         after: The cells after the turn (and its repairs), in order.
         ts: Unix seconds when the turn ended.
         undone: Whether the checkpoint was undone.
+        session: `URL#SESSION_ID` of the session the turn ran in (its cell
+            ids are that session's); `""` when unknown.
     """
 
     turn: int
@@ -84,6 +87,7 @@ class Checkpoint:
     after: list[CellSnapshot]
     ts: float = field(default_factory=time.time)
     undone: bool = False
+    session: str = ""
 
     @property
     def created(self) -> list[str]:
@@ -174,27 +178,121 @@ class Checkpoint:
         return cls(**values)
 
 
-def undo_ops(checkpoint: Checkpoint, current: list[CellInfo]) -> tuple[list[Any], list[str]]:
+def _shown(cell_id: str) -> str:
+    return cell_id.removesuffix("~gone")
+
+
+def session_key(client: Any) -> str:
+    """`URL#SESSION_ID` of a live client's session: where a checkpoint's cell ids mean something."""
+    return f"{client.url}#{client.session_id}"
+
+
+def _in_session_ids(
+    checkpoint: Checkpoint, current: list[CellInfo], *, same_session: bool
+) -> Checkpoint:
+    """The checkpoint with its cell ids translated to those of the session `current` is from.
+
+    Within the session a turn ran in, a cell id names one cell. A notebook
+    opened again gets new ids, given by position (marimo's seeded id
+    generator: the first cell of every session is `Hbol`), so an id kept
+    from an earlier session may now name another cell. Cells of the
+    checkpoint's `after` are therefore matched in notebook order to the
+    current cells: in the same session by id first; then by id, name and
+    code; name and code; code; a non-empty name. Cells no longer found, and
+    in another session the cells the turn deleted, get ids no current cell
+    has (`<id>~gone`), so no operation can touch an unrelated cell.
+    """
+    free = list(current)
+    mapping: dict[str, str] = {}
+
+    def same_id(old: CellSnapshot, new: CellInfo) -> bool:
+        return old.id == new.id
+
+    def same_all(old: CellSnapshot, new: CellInfo) -> bool:
+        return (old.id, old.name, old.code) == (new.id, new.name, new.code)
+
+    def same_text(old: CellSnapshot, new: CellInfo) -> bool:
+        return (old.name, old.code) == (new.name, new.code)
+
+    def same_code(old: CellSnapshot, new: CellInfo) -> bool:
+        return old.code == new.code
+
+    def same_name(old: CellSnapshot, new: CellInfo) -> bool:
+        return bool(old.name) and old.name == new.name
+
+    rules = [same_id] if same_session else []
+    for rule in [*rules, same_all, same_text, same_code, same_name]:
+        for cell in checkpoint.after:
+            if cell.id in mapping:
+                continue
+            match = next((c for c in free if rule(cell, c)), None)
+            if match is not None:
+                mapping[cell.id] = match.id
+                free.remove(match)
+    after_ids = {c.id for c in checkpoint.after}
+    for cell in [*checkpoint.after, *checkpoint.before]:
+        if cell.id not in mapping and (cell.id in after_ids or not same_session):
+            mapping[cell.id] = f"{cell.id}~gone"
+
+    def moved(cells: list[CellSnapshot]) -> list[CellSnapshot]:
+        return [CellSnapshot(mapping.get(c.id, c.id), c.name, c.code) for c in cells]
+
+    return Checkpoint(
+        turn=checkpoint.turn,
+        run_id=checkpoint.run_id,
+        goal=checkpoint.goal,
+        summary=checkpoint.summary,
+        before=moved(checkpoint.before),
+        after=moved(checkpoint.after),
+        ts=checkpoint.ts,
+        undone=checkpoint.undone,
+        session=checkpoint.session,
+    )
+
+
+def undo_ops(
+    checkpoint: Checkpoint, current: list[CellInfo], session: str | None = None
+) -> tuple[list[Any], list[str]]:
     """Return the cell operations that undo a checkpoint on the notebook as it is now.
+
+    The checkpoint may come from an earlier session of the notebook, whose
+    cell ids name other cells now: cells are then found by name and code
+    (`_in_session_ids`).
 
     Args:
         checkpoint: The turn to undo.
         current: The notebook's cells now.
+        session: `session_key()` of the session `current` is from; its ids
+            are trusted only when it is the checkpoint's own session.
 
     Returns:
         `(ops, notes)`: live-bridge operations for one atomic batch, and notes
-        on what cannot be restored (a cell the turn created that is gone already).
+        on what cannot be restored (a cell the turn created that is gone
+        already) or what else the undo takes back (a later change to a cell
+        the turn wrote).
     """
     from marimo_engine.live.protocol import CreateCell, DeleteCell, EditCell
 
+    same = bool(checkpoint.session) and session == checkpoint.session
+    checkpoint = _in_session_ids(checkpoint, current, same_session=same)
     now = {c.id: c for c in current}
     ops: list[Any] = []
     notes: list[str] = []
+    later = {c.id: c for c in checkpoint.after}
+    for cell_id in [*checkpoint.created, *checkpoint.edited]:
+        if cell_id in now and later[cell_id].code != now[cell_id].code:
+            label = now[cell_id].name or cell_id
+            notes.append(
+                f"cell {label!r} was changed after turn {checkpoint.turn}; "
+                "that later change is undone too"
+            )
     for cell_id in checkpoint.created:
         if cell_id in now:
             ops.append(DeleteCell(target=cell_id))
         else:
-            notes.append(f"cell {cell_id} that turn {checkpoint.turn} added is already gone")
+            notes.append(
+                f"cell {_shown(cell_id)} that turn {checkpoint.turn} added is already gone"
+            )
     old = {c.id: c for c in checkpoint.before}
     for cell_id in checkpoint.edited:
         if cell_id in now:
@@ -202,7 +300,9 @@ def undo_ops(checkpoint: Checkpoint, current: list[CellInfo]) -> tuple[list[Any]
                 EditCell(target=cell_id, code=old[cell_id].code, name=old[cell_id].name or None)
             )
         else:
-            notes.append(f"cell {cell_id} that turn {checkpoint.turn} edited was deleted since")
+            notes.append(
+                f"cell {_shown(cell_id)} that turn {checkpoint.turn} edited was deleted since"
+            )
     created = set(checkpoint.created)
     survivors = [c.id for c in checkpoint.before if c.id in now and c.id not in created]
     deleted = set(checkpoint.deleted)
@@ -385,7 +485,7 @@ async def undo_checkpoint(
     if checkpoint.undone:
         raise UsageError(f"Turn {checkpoint.turn} of run {checkpoint.run_id} is already undone.")
     current = await client.cells()
-    ops, notes = undo_ops(checkpoint, current)
+    ops, notes = undo_ops(checkpoint, current, session_key(client))
     if ops:
         await client.apply(ops, force=True)
     after = snapshot(await client.cells())

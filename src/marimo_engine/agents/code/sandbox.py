@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -231,23 +230,17 @@ class SandboxedServer:
             time.sleep(0.2)
 
     def _tail(self, max_chars: int = 800) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return "(no log)"
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")[-max_chars:]
-        return " | ".join(line.strip() for line in text.splitlines() if line.strip()) or "(empty)"
+        from marimo_engine.live.server import log_tail
+
+        return log_tail(self.log_path, max_chars)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the sandbox's process group, the relay and remove temporary files. Idempotent."""
+        from marimo_engine.live.server import stop_process_group
+
         process, self._process = self._process, None
         if process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=timeout_s)
+            stop_process_group(process, timeout_s)
         if self._relay is not None:
             self._relay.stop()
             self._relay = None

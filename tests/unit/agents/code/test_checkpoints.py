@@ -86,3 +86,55 @@ def test_a_broken_memory_file_is_a_clear_error(tmp_path: Path) -> None:
     memory.path.write_text(json.dumps({"checkpoints": [{"turn": 1}]}))
     with pytest.raises(UsageError, match="move it away"):
         NotebookMemory.load("/work/nb.py", tmp_path)
+
+
+def test_undo_finds_the_cells_of_a_reopened_notebook_by_name_and_code() -> None:
+    # marimo gives cells new ids each time the file is opened: a checkpoint kept from the
+    # agent's session must still undo on the next session of the same notebook.
+    fresh = {"b": "K1", "d": "K2", "n": "K3"}
+    reopened = [CellInfo(id=fresh[s.id], name=s.name, code=s.code) for s in AFTER]
+    ops, notes = undo_ops(checkpoint(), reopened)
+    assert notes == []
+    assert ops == [
+        DeleteCell(target="K3"),
+        EditCell(target="K1", code="y = x + 1", name="second"),
+        CreateCell(code="x = 1", name="first", before="K1"),
+        CreateCell(code="z = 3", name=None, after="K1"),
+    ]
+
+
+def test_undo_says_when_it_also_takes_back_a_later_change() -> None:
+    changed = [*AFTER[:2], CellSnapshot("n", "new", "v = y * 3  # the person's tweak")]
+    ops, notes = undo_ops(checkpoint(), as_cells(changed))
+    assert DeleteCell(target="n") in ops
+    assert notes == ["cell 'new' was changed after turn 2; that later change is undone too"]
+
+
+def test_undo_in_a_later_session_does_not_trust_ids_marimo_gave_again() -> None:
+    # marimo's ids are given by position when a file is opened: the id of the cell the
+    # turn deleted ('vblA', third) now names the cell the turn created.
+    cp = Checkpoint(
+        turn=1, run_id="r", goal="g", summary="s", session="http://a#s1",
+        before=[CellSnapshot("Hbol", "base", "b = 1"), CellSnapshot("vblA", "note", "n = 1")],
+        after=[CellSnapshot("Hbol", "base", "b = 1"), CellSnapshot("kEoh", "extra", "e = 1")],
+    )  # fmt: skip
+    reopened = [CellInfo(id="Hbol", name="base", code="b = 1"),
+                CellInfo(id="vblA", name="extra", code="e = 1")]  # fmt: skip
+    ops, notes = undo_ops(cp, reopened, "http://a#s2")
+    assert notes == []
+    assert ops == [DeleteCell(target="vblA"), CreateCell(code="n = 1", name="note", after="Hbol")]
+
+
+def test_undo_in_the_turns_own_session_follows_ids_through_a_persons_edit() -> None:
+    cp = Checkpoint(
+        turn=1, run_id="r", goal="g", summary="s", session="http://a#s1",
+        before=[CellSnapshot("a", "", "x = 1")],
+        after=[CellSnapshot("a", "", "x = 1"), CellSnapshot("q", "", "y = 2")],
+    )  # fmt: skip
+    now = [CellInfo(id="a", name="", code="x = 1"), CellInfo(id="q", name="", code="y = 3")]
+    ops, notes = undo_ops(cp, now, "http://a#s1")
+    assert ops == [DeleteCell(target="q")]
+    assert notes == ["cell 'q' was changed after turn 1; that later change is undone too"]
+    # in another session the changed, unnamed cell cannot be told from a person's: left alone
+    ops, notes = undo_ops(cp, now, "http://a#s2")
+    assert ops == [] and notes == ["cell q that turn 1 added is already gone"]
