@@ -445,7 +445,8 @@ def _jsonable(value: Any) -> Any:
 # -- resume, rerun, list ---------------------------------------------------------------------
 
 
-def _plan_with_id(record: RunRecord) -> Any:
+def journaled_plan(record: RunRecord) -> Any:
+    """The plan data of a journaled run, with the id the run gave it."""
     import json
 
     try:
@@ -554,7 +555,7 @@ def resume_run(
         pending=pending,
     )
     recorder.owns_journal = store is not journal
-    return _plan_run(_plan_with_id(record), tools, recorder, run_id, max_workers, on_event)
+    return _plan_run(journaled_plan(record), tools, recorder, run_id, max_workers, on_event)
 
 
 def _plan_run(
@@ -625,7 +626,7 @@ def rerun(
     record = store.get_run(run_id, steps=False)
     if record is None:
         raise UsageError(f"No run {run_id!r} in the journal {store.location}.")
-    source: Any = _plan_with_id(record) if plan is None else plan
+    source: Any = journaled_plan(record) if plan is None else plan
     if changes:
         if isinstance(source, str):
             source = json.loads(source)
