@@ -191,6 +191,7 @@ def run_command(args: argparse.Namespace) -> int:
             max_workers=args.max_workers,
             on_event=on_event,
             journal=journal,
+            run_id=args.run_id,
             on_intervention=on_intervention,
         )
 

@@ -48,6 +48,9 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--no-journal", action="store_true", help="do not record the run (it cannot be resumed)"
     )
+    run.add_argument(
+        "--run-id", metavar="ID", help="the run's id (default: a new one, printed at the end)"
+    )
     _add_ask(run)
 
 

@@ -2,8 +2,8 @@
 
 The count of lines per name is how often a side effect happened; the
 kill -9 tests run these in a subprocess (`--tools tests/unit/engine/durable_tools.py`).
-`slow` waits until the file named by `$GATE` exists, so a test can kill the
-process while a step is running.
+`slow` waits until a file in `$GATE_DIR` exists, so a test can kill the
+process while that step is running.
 """
 
 from __future__ import annotations
@@ -38,14 +38,14 @@ def last(z: int) -> int:
     return z
 
 
-def slow(z: int) -> int:
-    """Log the start, wait for `$GATE` to exist (at most 120 s), log the end, return `z`."""
-    _log("slow-start")
-    gate = Path(os.environ.get("GATE", "/nonexistent"))
+def slow(z: int, name: str) -> int:
+    """Log `NAME-start`, wait until `$GATE_DIR/NAME` exists (at most 120 s), log `NAME-end`."""
+    _log(f"{name}-start")
+    gate = Path(os.environ.get("GATE_DIR", "/nonexistent")) / name
     deadline = time.monotonic() + 120
     while not gate.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
-    _log("slow-end")
+    _log(f"{name}-end")
     return z
 
 
