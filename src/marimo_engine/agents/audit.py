@@ -52,11 +52,23 @@ AUDIT_KINDS = (
     "decision",
     "notice",
     "run_end",
+    # the code agent (agents/code)
+    "patch_proposed",
+    "patch_checked",
+    "patch_applied",
+    "repair",
+    "approval",
+    "install",
+    "cell_error",
+    "undo",
 )
 """Record kinds: the run's start, each model request and response summary,
 each proposed plan, its validation result, each accepted plan, each engine
 event, each decision (repair, replan, stop, intervention hand-off), each
-notice given to the person (a limit that cannot be enforced), the end."""
+notice given to the person (a limit that cannot be enforced), the end.
+The code agent adds: each patch proposed, its checks, its application, each
+repair made without the model, each approval, package install, classified
+cell error, and each undo."""
 
 
 class AuditLog:

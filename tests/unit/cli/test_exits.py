@@ -93,6 +93,8 @@ def test_no_command_module_has_its_own_exit_codes_or_error_reporting() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ClassDef) and node.name == "ExitCode":
                 offenders.append(f"{path.name}: class ExitCode")
+            if isinstance(node, ast.Name) and node.id.startswith("_EXIT"):
+                offenders.append(f"{path.name}:{node.lineno}: {node.id}")
             if isinstance(node, ast.Constant) and node.value == 130:
                 offenders.append(f"{path.name}:{node.lineno}: 130")
             text = node.value if isinstance(node, ast.Constant) else None

@@ -1,0 +1,256 @@
+"""`marimo-engine code` as a subprocess, over the real wire, on a person's running session.
+
+The model is the loopback OpenAI-compatible server answering from a script;
+the person's session is a real `marimo edit` started here, whose websocket
+is held as a browser would hold it. The agent joins it with --url/--session;
+`--undo` then takes the turn back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from marimo_engine.agents.audit import read_audit_log
+from marimo_engine.live.client import LiveClient
+from marimo_engine.live.server import HeadlessServer
+from marimo_engine.live.session import SessionHolder
+from tests.integration.code.conftest import NOTEBOOK, STARTUP_TIMEOUT_S, server_env
+from tests.unit.llm.openai_server import scripted_server
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(360)]
+
+
+def _cli(
+    args: list[str], env: dict[str, str], cwd: Path, *, answers: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "marimo_engine.cli.main", *args],
+        capture_output=True, text=True, timeout=600, env=env, cwd=cwd,
+        input=answers, stdin=None if answers is not None else subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def test_the_agent_writes_into_a_persons_open_session_and_undo_takes_it_back(
+    tmp_path: Path,
+) -> None:
+    notebook = tmp_path / "analysis.py"
+    notebook.write_text(NOTEBOOK, encoding="utf-8")
+    env = server_env(tmp_path)
+    script = [
+        {
+            "tool": "apply_patch",
+            "tool_args": {
+                "ops": [{"op": "create", "name": "squared", "code": "squared = base_value ** 2"}],
+                "summary": "square the base",
+            },
+        },
+        {"tool": "finish", "tool_args": {"answer": "100", "cells": ["squared"]}},
+    ]
+    with (
+        HeadlessServer(notebook, startup_timeout_s=STARTUP_TIMEOUT_S, env=env) as server,
+        SessionHolder(server.url, open_timeout_s=STARTUP_TIMEOUT_S) as person,
+        scripted_server(script) as model,
+    ):
+        cli_env = {**env, "OPENAI_BASE_URL": model.base_url, "OPENAI_API_KEY": "test"}
+        cli_env.pop("MARIMO_TOKEN", None)
+        done = _cli(
+            ["code", "square the base", str(notebook), "--url", server.url,
+             "--session", person.session_id, "--model", "openai:scripted", "--json",
+             "--audit", str(tmp_path / "audit.jsonl")],
+            cli_env, tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr + done.stdout
+        events = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        assert events[-1]["type"] == "DONE" and events[-1]["verdict"] == "SUCCESS"
+        assert {"PATCH_PROPOSED", "APPLIED", "FINISHED"} <= {e["type"] for e in events}
+        # The wire: the model was offered both output tools.
+        assert set(model.requests[0].tool_names) == {"apply_patch", "finish"}
+        assert "base_value = 10" in model.requests[0].text()
+
+        async with LiveClient(server.url, person.session_id) as client:
+            cells = await client.cells()
+            variables = {v.name: v.repr for v in await client.variables()}
+        assert [c.name for c in cells][-1] == "squared"  # in the person's own session
+        assert variables["squared"] == "100"
+
+        diff = _cli(["code", "--diff", str(notebook)], cli_env, tmp_path)
+        assert diff.returncode == 0, diff.stderr
+        assert diff.stdout.splitlines()[:2] == [
+            "turn 1: square the base",
+            "+ added cell 'squared'",
+        ]
+        undo = _cli(
+            ["code", "--undo", str(notebook), "--url", server.url,
+             "--session", person.session_id, "--audit", str(tmp_path / "audit.jsonl")],
+            cli_env, tmp_path,
+        )  # fmt: skip
+        assert undo.returncode == 0, undo.stderr
+        assert "+ added cell 'squared'" in undo.stdout and "undone: turn 1" in undo.stdout
+        async with LiveClient(server.url, person.session_id) as client:
+            names = [c.name for c in await client.cells()]
+        assert names == ["base", "double", "note"]
+        records = read_audit_log(tmp_path / "audit.jsonl")
+        assert records[-1]["kind"] == "undo" and records[-1]["turn"] == 1
+
+        again = _cli(["code", "--undo", str(notebook), "--url", server.url,
+                      "--session", person.session_id], cli_env, tmp_path)  # fmt: skip
+        assert again.returncode == 2 and "No turn of the code agent to undo" in again.stderr
+
+
+def test_bad_input_exits_2(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path)}
+    no_model = _cli(["code", "do something", str(tmp_path / "x.py")], env, tmp_path)
+    assert no_model.returncode == 2 and "--model" in no_model.stderr
+    no_goal = _cli(["code", "--model", "openai:x"], env, tmp_path)
+    assert no_goal.returncode == 2 and "GOAL" in no_goal.stderr
+
+
+def _seattle(folder: Path) -> Path:
+    from vega_datasets import local_data
+
+    path = folder / "seattle-weather.csv"
+    local_data.seattle_weather().to_csv(path, index=False)
+    return path
+
+
+def test_eda_on_a_file_over_the_wire_writes_a_notebook_and_its_html(tmp_path: Path) -> None:
+    import pandas as pd
+
+    data = _seattle(tmp_path)
+    summary = (
+        "import marimo as mo\nwettest = df.groupby('weather')['precipitation'].mean().idxmax()\n"
+        "print(f'WETTEST {wettest}')\nmo.md(f'The wettest kind of day: **{wettest}**')"
+    )
+    script = [
+        {
+            "tool": "apply_patch",
+            "tool_args": {
+                "ops": [
+                    {"op": "create", "name": "load",
+                     "code": f"import pandas as pd\ndf = pd.read_csv({str(data)!r})"},
+                    {"op": "create", "name": "missing", "code": "missing = df.isna().sum()"},
+                    {"op": "create", "name": "summary", "code": summary},
+                ],
+            },
+        },
+        {"tool": "finish", "tool_args": {"answer": "see summary", "cells": ["summary"]}},
+    ]  # fmt: skip
+    env = server_env(tmp_path)
+    with scripted_server(script) as model:
+        done = _cli(
+            ["eda", str(data), "--notebook", str(tmp_path / "eda.py"), "--model",
+             "openai:scripted", "--json", "--html", str(tmp_path / "eda.html")],
+            {**env, "OPENAI_BASE_URL": model.base_url, "OPENAI_API_KEY": "test"}, tmp_path,
+        )  # fmt: skip
+        told = model.requests[0].text()
+    assert done.returncode == 0, done.stderr + done.stdout
+    # The model was given the EDA brief and this file's own schema.
+    assert "Exploratory analysis brief" in told and '"name": "precipitation"' in told
+    assert '"rows": 1461' in told
+    assert (tmp_path / "eda.html").stat().st_size > 10_000
+    run = subprocess.run(
+        [sys.executable, str(tmp_path / "eda.py")], capture_output=True, text=True,
+        timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    frame = pd.read_csv(data)
+    expected = frame.groupby("weather")["precipitation"].mean().idxmax()
+    assert f"WETTEST {expected}" in run.stdout, run.stderr[-2000:]
+
+
+async def test_eda_on_a_dataframe_variable_of_a_running_session(tmp_path: Path) -> None:
+    data = _seattle(tmp_path)
+    notebook = tmp_path / "person.py"
+    notebook.write_text(
+        NOTEBOOK.replace("base_value = 10", f"import pandas as pd\n    weather = "
+                         f"pd.read_csv({str(data)!r})\n    base_value = 10")
+        .replace("return (base_value,)", "return (base_value, weather)"),
+        encoding="utf-8",
+    )  # fmt: skip
+    script = [
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "windiest",
+             "code": "windiest = weather['wind'].max()\nwindiest"}]}},
+        {"tool": "finish", "tool_args": {"answer": "max wind", "cells": ["windiest"]}},
+    ]  # fmt: skip
+    env = server_env(tmp_path)
+    with (
+        HeadlessServer(notebook, startup_timeout_s=STARTUP_TIMEOUT_S, env=env) as server,
+        SessionHolder(server.url, open_timeout_s=STARTUP_TIMEOUT_S) as person,
+        scripted_server(script) as model,
+    ):
+        async with LiveClient(server.url, person.session_id) as client:
+            await client.run_all()
+        done = _cli(
+            ["eda", "weather", "--url", server.url, "--session", person.session_id,
+             "--model", "openai:scripted", "--json"],
+            {**env, "OPENAI_BASE_URL": model.base_url, "OPENAI_API_KEY": "test"}, tmp_path,
+        )  # fmt: skip
+        told = model.requests[0].text()
+        async with LiveClient(server.url, person.session_id) as client:
+            variables = {v.name: v.repr for v in await client.variables()}
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert '"variable": "weather"' in told and "temp_max" in told and '"rows": 1461' in told
+    assert "already in the notebook as `weather`" in told
+    assert "9.5" in variables["windiest"]
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (apt bubblewrap)")
+def test_code_with_sandbox_over_the_wire(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    # The data lives outside the working directory, under /tmp: bound read-only.
+    sales = tmp_path / "sales.csv"
+    sales.write_text("region,amount\nnorth,10\nsouth,30\nnorth,20\n")
+    script = [
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "north",
+             "code": f"import pandas as pd\nnorth = int(pd.read_csv({str(sales)!r})"
+                     ".query(\"region == 'north'\").amount.sum())\nprint('NORTH', north)"}]}},
+        {"tool": "finish", "tool_args": {"answer": "30", "cells": ["north"]}},
+    ]  # fmt: skip
+    with scripted_server(script) as model:
+        done = _cli(
+            ["code", "north total", str(work / "nb.py"), "--sandbox", "--data",
+             str(sales), "--model", "openai:scripted", "--json"],
+            {**server_env(tmp_path), "OPENAI_BASE_URL": model.base_url,
+             "OPENAI_API_KEY": "test"}, tmp_path,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "north = int(" in (work / "nb.py").read_text()  # saved by the sandboxed kernel
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert events[-1]["verdict"] == "SUCCESS"
+
+
+def test_approve_ask_prompts_and_a_no_goes_back_to_the_model(tmp_path: Path) -> None:
+    notebook = tmp_path / "analysis.py"
+    notebook.write_text(NOTEBOOK, encoding="utf-8")
+    script = [
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "fetch", "code": "import requests\npage = requests.get('x')"}
+        ]}},
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "local", "code": "local = base_value + 5"}]}},
+        {"tool": "finish", "tool_args": {"answer": "15", "cells": ["local"]}},
+    ]  # fmt: skip
+    with scripted_server(script) as model:
+        done = _cli(
+            ["code", "get it", str(notebook), "--approve", "ask", "--model", "openai:scripted",
+             "--json"],
+            {**server_env(tmp_path), "OPENAI_BASE_URL": model.base_url,
+             "OPENAI_API_KEY": "test"}, tmp_path, answers="n\n",
+        )  # fmt: skip
+        refused = model.requests[1].text()
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert (
+        "approval needed: Apply this patch?" in done.stderr and "imports 'requests'" in done.stderr
+    )
+    assert "import requests" in done.stderr  # the code was shown to the person
+    assert "A person refused the patch" in refused and "network" in refused
+    assert "import requests" not in notebook.read_text()
