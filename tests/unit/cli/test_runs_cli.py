@@ -121,14 +121,19 @@ def test_rerun_with_set_runs_only_what_changed(
 
 
 def test_no_journal_records_nothing(
-    setup: dict[str, str], capsys: pytest.CaptureFixture[str]
+    setup: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     j = ["--journal", setup["journal"]]
+    monkeypatch.setenv("MARIMO_ENGINE_JOURNAL", setup["journal"])
     code = main(["run", setup["plan"], "--tools", TOOLS, "--no-journal", "--run-id", "x"])
     assert code == ExitCode.INTERVENTION_NEEDED
     capsys.readouterr()
-    assert main(["runs", *j, "--json"]) == ExitCode.OK
+    assert main(["runs", "--json"]) == ExitCode.OK
     assert json.loads(capsys.readouterr().out) == []
+    main(["run", setup["plan"], "--tools", TOOLS, "--run-id", "y"])  # the default: journaled
+    capsys.readouterr()
+    assert main(["runs", "--json"]) == ExitCode.OK
+    assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == ["y"]
     assert main(["run", setup["plan"], *j, "--no-journal"]) == ExitCode.BAD_INPUT
 
 
