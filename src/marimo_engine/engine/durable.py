@@ -151,6 +151,7 @@ class RunRecorder:
         self.owns_journal = False  # closed after FINISH (resume_run/rerun opened it)
         self._pending: dict[str, Any] | None = None
         self._approved: set[str] = set()
+        self._fingerprints: dict[str, str] = {}  # kept on reused outputs: a rerun of a rerun
 
     def bind(self, run_id: str, plan_id: str, plan_source: Any) -> None:
         """Attach to a run (called by `_Run`)."""
@@ -229,6 +230,7 @@ class RunRecorder:
                 output=data,
                 error=None,
                 reused_from=event.reused_from,
+                fingerprint=self._fingerprints.get(sid),
             )
         elif kind is EventType.STEP_SKIPPED and sid is not None:
             self._write_step(sid, tool=event.tool, status="skipped", reason=event.reason)
@@ -289,6 +291,8 @@ class RunRecorder:
             from marimo_engine.engine._journal_codec import fingerprint
 
             fp = fingerprint(step.tool, kwargs)
+        if fp is not None:
+            self._fingerprints[sid] = fp
         reused = self.reuse.get(sid)
         if reused is not None and (not self.match_fingerprints or reused[2] == fp):
             return await self._reused(prepared, reused, host)

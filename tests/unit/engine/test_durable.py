@@ -218,6 +218,10 @@ def test_rerun_runs_only_changed_steps_and_descendants(journal: str, side_log: P
     assert counts(side_log) == {}  # nothing changed, nothing ran
     runs = {r.run_id: r for r in list_runs(journal)}
     assert runs[again.run_id].parent_run_id == first.run_id
+    # a rerun of a rerun: outputs the middle run reused keep their fingerprints
+    third = _finish(rerun(same.run_id, TOOLS, journal=journal, changes={"side.args.z": 8}))
+    assert third.outputs == {"a": 2, "side": 8, "b": {"v": 4}}
+    assert counts(side_log) == {"last": 1}
     with pytest.raises(UsageError, match=r"STEP\.args\.NAME"):
         rerun(first.run_id, TOOLS, journal=journal, changes={"a.x": 1})
 
