@@ -544,6 +544,10 @@ def resume_run(
                 f"Step {pending.get('step_id')!r} waits for an approval: "
                 "pass --approve or --reject."
             )
+        if decision.action == "answer":
+            decision = Decision.answer(
+                check_answer(record, str(pending.get("step_id")), decision.value, tools)
+            )
     token = store.acquire(run_id)
     try:
         reuse = _load_outputs(store, run_id)
@@ -560,6 +564,53 @@ def resume_run(
     )
     recorder.owns_journal = store is not journal
     return _plan_run(journaled_plan(record), tools, recorder, run_id, max_workers, on_event)
+
+
+def check_answer(record: RunRecord, step_id: str, value: Any, tools: Any) -> Any:
+    """Validate a person's answer against the output type the step's tool declares.
+
+    The tool's return annotation is the schema the step declares (the same
+    one `tools --json` shows as its `returns`); without one, any JSON is
+    taken.
+
+    Returns:
+        The value as pydantic validated it (a model's fields coerced as in a
+        tool call).
+
+    Raises:
+        UsageError: The answer does not fit; the message says how.
+    """
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from marimo_engine.tools.registry import as_registry
+
+    plan = journaled_plan(record)
+    steps = plan.get("steps", []) if isinstance(plan, dict) else []
+    tool = next(
+        (s.get("tool") for s in steps if isinstance(s, dict) and s.get("id") == step_id), None
+    )
+    spec = as_registry(tools).get(tool) if tool else None
+    if spec is None:
+        return value
+    try:
+        annotation = typing.get_type_hints(spec.function).get("return")
+    except Exception:  # an annotation that does not resolve: nothing to check against
+        return value
+    if annotation is None or annotation is typing.Any:
+        return value
+    try:
+        return TypeAdapter(annotation).validate_python(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "the value"
+        raise UsageError(
+            f"--answer does not fit the output of step {step_id!r} (tool {tool!r}): "
+            f"{where}: {first.get('msg')}."
+        ) from exc
+    except Exception:  # a type pydantic cannot check
+        return value
 
 
 def _plan_run(

@@ -108,6 +108,8 @@ def test_reject_ends_the_run_with_the_reason(journal: str, side_log: Path) -> No
 
 def test_answer_becomes_the_output(journal: str, side_log: Path) -> None:
     first = execute_plan_sync(PLAN, TOOLS, journal=journal)
+    with pytest.raises(UsageError, match="does not fit the output of step 'b'"):
+        resume_run(first.run_id, TOOLS, journal=journal, decision=Decision.answer([1, 2]))
     resumed = _finish(
         resume_run(first.run_id, TOOLS, journal=journal, decision=Decision.answer({"v": 10}))
     )
