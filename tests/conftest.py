@@ -17,7 +17,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -34,6 +36,13 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("suite")
+
+# `marimo-engine run` keeps a run journal by default: never in the user's
+# own state directory during tests (subprocesses inherit this too).
+if "MARIMO_ENGINE_JOURNAL" not in os.environ:
+    os.environ["MARIMO_ENGINE_JOURNAL"] = os.path.join(
+        tempfile.mkdtemp(prefix="marimo-engine-tests-"), "journal.sqlite3"
+    )
 
 _AUDITED = {
     "subprocess.Popen": "starts a subprocess",

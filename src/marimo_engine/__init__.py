@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from marimo_engine.engine.compiler import plan_to_notebook
+    from marimo_engine.engine.durable import Decision, list_runs, rerun, resume_run
     from marimo_engine.engine.events import Event, EventType, ExecutionResult, Verdict
     from marimo_engine.engine.executor import execute_plan, execute_plan_sync
     from marimo_engine.errors import PlanValidationError
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from marimo_engine.tools.validation import validate_plan
 
 __all__ = [
+    "Decision",
     "Event",
     "EventType",
     "ExecutionResult",
@@ -30,13 +32,20 @@ __all__ = [
     "Verdict",
     "execute_plan",
     "execute_plan_sync",
+    "list_runs",
     "plan_to_notebook",
+    "rerun",
+    "resume_run",
     "validate_plan",
 ]
 
 __version__ = "0.1.0"
 
 _LOCATIONS = {
+    "Decision": "marimo_engine.engine.durable",
+    "list_runs": "marimo_engine.engine.durable",
+    "rerun": "marimo_engine.engine.durable",
+    "resume_run": "marimo_engine.engine.durable",
     "Event": "marimo_engine.engine.events",
     "EventType": "marimo_engine.engine.events",
     "ExecutionResult": "marimo_engine.engine.events",

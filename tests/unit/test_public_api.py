@@ -24,6 +24,10 @@ SPEC_PYTHON_API = [
     "ExecutionResult",
     "ToolRegistry",
     "PlanValidationError",
+    "resume_run",
+    "rerun",
+    "list_runs",
+    "Decision",
 ]
 """The names of the plan language spec's "Python API" section, in its order."""
 

@@ -14,6 +14,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -158,7 +159,7 @@ def run_command(args: argparse.Namespace) -> int:
         0 for `SUCCESS`, 1 for `FAILURE`, 3 for `INTERVENTION_NEEDED`, 2 for
         bad input; 1 when the report could not be written.
     """
-    from marimo_engine.cli.progress import JsonLinesProgress, ProgressModel
+    from marimo_engine.cli.progress import JsonLinesProgress
     from marimo_engine.engine.executor import execute_plan_sync
     from marimo_engine.plans.schema import load_plan
     from marimo_engine.plans.validation import validate_plan
@@ -179,6 +180,36 @@ def run_command(args: argparse.Namespace) -> int:
                 stream.handle(event)
         return ExitCode.BAD_INPUT
     plan = load_plan(loaded.data)
+    from marimo_engine.cli.runs import journal_options
+
+    journal, on_intervention = journal_options(args)
+
+    def start(on_event: Callable[[Event], None]) -> ExecutionResult:
+        return execute_plan_sync(
+            plan,
+            tools.registry,
+            max_workers=args.max_workers,
+            on_event=on_event,
+            journal=journal,
+            run_id=args.run_id,
+            on_intervention=on_intervention,
+        )
+
+    return present_run(args, plan, tools, start)
+
+
+def present_run(
+    args: argparse.Namespace,
+    plan: Plan,
+    tools: LoadedTools,
+    start: Callable[[Callable[[Event], None]], ExecutionResult],
+) -> int:
+    """Run `start(on_event)` showing its progress; write the artifacts; return the exit code.
+
+    Used by `run`, `resume` and `rerun` (`cli/runs.py`). `args` needs `json`,
+    and may have `notebook` and `html`.
+    """
+    from marimo_engine.cli.progress import JsonLinesProgress, ProgressModel
 
     model = ProgressModel.from_plan(plan)
     renderer = _renderer(model, as_json=args.json)
@@ -195,12 +226,13 @@ def run_command(args: argparse.Namespace) -> int:
         renderer.handle(event)
 
     try:
-        result = execute_plan_sync(
-            plan, tools.registry, max_workers=args.max_workers, on_event=on_event
-        )
+        result = start(on_event)
     finally:
         notice.restore()
         renderer.close()
+    from marimo_engine.cli.runs import run_note
+
+    run_note(args, result)
     _write_artifacts(args, model, result, tools)
     return exit_code_for(result.verdict)
 
@@ -249,11 +281,11 @@ class _InterruptNotice:
 def _write_artifacts(
     args: argparse.Namespace, model: ProgressModel, result: ExecutionResult, tools: LoadedTools
 ) -> None:
-    if args.notebook and result.notebook is not None:
+    if getattr(args, "notebook", None) and result.notebook is not None:
         path = write_text_atomic(args.notebook, result.notebook)
         _note(f"wrote the notebook of the run to {path}")
         _import_hint(tools)
-    if args.html:
+    if getattr(args, "html", None):
         from marimo_engine.cli.report import write_html_report
 
         with _status("Writing the HTML report with marimo export html …", quiet=args.json):

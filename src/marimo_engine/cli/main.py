@@ -45,6 +45,8 @@ examples:
   marimo-engine validate plan.json --tools mypkg.tools
   marimo-engine export plan.json -o plan_notebook.py
   marimo-engine tools --tools ./my_tools.py
+  marimo-engine runs
+  marimo-engine resume RUN_ID --approve
 """
 
 _TOOLS_HELP = (
@@ -130,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="threads for plain-function tools running at the same time (default: engine's)",
     )
+    from marimo_engine.cli import runs as runs_cli
+
+    runs_cli.add_run_options(run)
     run.set_defaults(handler=_lazy("run_command"))
 
     validate = subparsers.add_parser(
@@ -167,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_argument("--json", action="store_true", help="print the tool schemas as JSON")
     tools.set_defaults(handler=_lazy("tools_command"))
 
+    runs_cli.add_parsers(subparsers, common)
     for group in ("live", "agent", "code", "mcp"):
         _add_group(subparsers, group, common)
     return parser

@@ -219,6 +219,8 @@ def render_summary(model: ProgressModel) -> RenderableType:
     counts = model.counts()
     head.append(", ".join(f"{n} {state.value}" for state, n in counts.items()))
     parts: list[Any] = [head]
+    if model.run_id:
+        parts.append(Text(f"run {model.run_id}", style="dim"))
     # What a person must read first: why the run stopped, and the findings' values.
     stopped = model.intervention_text()
     if stopped is not None:

@@ -161,6 +161,7 @@ class ProgressModel:
         intervention_values: The values of the references in that
             expression when it was true, keyed by reference text
             (`{"$o2.level": 14.2}`); empty when they cannot be resolved.
+        run_id: The run's id, from `START` (docs/runs.md).
     """
 
     plan_id: str
@@ -172,6 +173,7 @@ class ProgressModel:
     key_findings: dict[str, Any] = field(default_factory=dict)
     intervention: tuple[str, str] | None = None
     intervention_values: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
     _started_at: float = field(default_factory=time.monotonic)
     _finished: int = 0
 
@@ -213,6 +215,7 @@ class ProgressModel:
         kind = event.type
         if kind is EventType.START:
             self._started_at = now
+            self.run_id = event.run_id
         elif kind is EventType.STEP_START and line is not None:
             line.state, line.started_at = StepState.RUNNING, now
         elif kind is EventType.STEP_RETRY and line is not None:

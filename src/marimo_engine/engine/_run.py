@@ -36,6 +36,7 @@ from marimo_engine.errors import EngineError, PlanValidationError, UsageError
 if TYPE_CHECKING:
     from marimo_engine.engine._threads import WorkerPool
     from marimo_engine.engine.compiler import NotebookIR
+    from marimo_engine.engine.durable import RunRecorder
     from marimo_engine.engine.events import ExecutionResult
     from marimo_engine.engine.graph import StepGraph
     from marimo_engine.engine.step import PreparedStep
@@ -83,7 +84,10 @@ class _Run:
         emit: Callable[[Event], Any] | None,
         on_event: EventCallback | None = None,
         target: _Target | None = None,
+        recorder: RunRecorder | None = None,
+        run_id: str | None = None,
     ) -> None:
+        from marimo_engine.engine.durable import RunRecorder, new_run_id
         from marimo_engine.tools.registry import as_registry
 
         if max_workers is not None and (
@@ -99,6 +103,11 @@ class _Run:
         self._emit_to = emit  # the stream to the consumer (trusted)
         self._on_event = on_event  # the caller's callback (may fail)
         self.plan_id = _plan_id_of(plan)
+        self.run_id = run_id or new_run_id()
+        # The journal and intervention hook (engine/durable.py); always one,
+        # so approvals and `on_intervention` work without a journal too.
+        self.recorder = recorder if recorder is not None else RunRecorder()
+        self.recorder.bind(self.run_id, self.plan_id, plan)
         self.fold = EventFold()
         self.cancel_reason: str | None = None
         self.ir: NotebookIR | None = None
@@ -120,7 +129,15 @@ class _Run:
 
         A callback that raises fails the run (not a step): it is called no
         more, and an `ERROR` saying so goes to the stream and the event log.
+        The journal records the event first (write-ahead); a journal that
+        fails adds one `ERROR` and the run stops.
         """
+        event.run_id = self.run_id
+        journal_failure = self.recorder.record(event)
+        if journal_failure is not None:
+            self.fold.add(journal_failure)
+            await self._deliver(event)
+            event = journal_failure
         if self._on_event is not None and not self._callback_failed:
             try:
                 result = self._on_event(event)
@@ -347,6 +364,16 @@ class _InProcess:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    async def before_tool(self, prepared: PreparedStep, kwargs: Mapping[str, Any]) -> Any:
+        """`run_step`'s durable hook (journal, reuse, approvals): `durable.RunRecorder`'s."""
+        assert self.run is not None
+        return await self.run.recorder.before_tool(prepared, kwargs, self)
+
+    async def intervene(self, prepared: PreparedStep, needed: Event, output: Any) -> Any:
+        """`run_step`'s hook for a true `intervention_if`: `durable.RunRecorder`'s."""
+        assert self.run is not None
+        return await self.run.recorder.intervene(prepared, needed, output, self)
 
     async def step(self, step_id: str, *inputs: Any) -> Any:
         """What a step cell's `plan_run.step(...)` calls: run the step, return its output."""

@@ -104,6 +104,11 @@ class InterventionInfo(BaseModel):
         step_id: The step whose `intervention_if` was true.
         expression: The expression text.
         output: The step's output the expression was evaluated on.
+        intervention_id: Names this intervention; an answer naming another
+            one is refused as stale (`durable.resume_run`).
+        kind: `condition` (an `intervention_if` was true after the step) or
+            `approval` (the step needs a person's yes before it starts).
+        args: `approval`: the step's resolved arguments.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -111,6 +116,9 @@ class InterventionInfo(BaseModel):
     step_id: str
     expression: str
     output: Any = None
+    intervention_id: str | None = None
+    kind: str = "condition"
+    args: dict[str, Any] | None = None
 
     @field_serializer("output", when_used="json")
     def _serialize_output(self, value: Any) -> Any:
@@ -120,9 +128,10 @@ class InterventionInfo(BaseModel):
 class Event(BaseModel):
     """One thing that happened during a run.
 
-    Every event has `type`, `plan_id`, `step_id` (`None` on `START` and
-    `FINISH`), `tool`, `msg` (one human-readable line) and `timestamp` (Unix
-    seconds); the other fields are set where they apply.
+    Every event has `type`, `plan_id`, `run_id` (the run's id, the journal's
+    key: docs/runs.md), `step_id` (`None` on `START` and `FINISH`), `tool`,
+    `msg` (one human-readable line) and `timestamp` (Unix seconds); the other
+    fields are set where they apply.
 
     Attributes:
         output: `STEP_COMPLETE`, `INTERVENTION_NEEDED`: the step's output.
@@ -140,12 +149,18 @@ class Event(BaseModel):
             an abandoned worker thread when the run ended (a plain function
             that a timeout or a cancellation could not stop; see
             docs/engine.md, "Timeouts").
+        intervention_id: `INTERVENTION_NEEDED`: names it, for `resume`.
+        kind: `INTERVENTION_NEEDED`: `condition` or `approval`.
+        args: `INTERVENTION_NEEDED` of kind `approval`: the resolved arguments.
+        reused_from: `STEP_COMPLETE` of a step not run again: the run whose
+            journal gave its output.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     type: EventType
     plan_id: str
+    run_id: str | None = None
     step_id: str | None = None
     tool: str | None = None
     msg: str = ""
@@ -160,10 +175,18 @@ class Event(BaseModel):
     verdict: Verdict | None = None
     outputs: dict[str, Any] | None = None
     abandoned: list[str] | None = None
+    intervention_id: str | None = None
+    kind: str | None = None
+    args: dict[str, Any] | None = None
+    reused_from: str | None = None
 
     @field_serializer("output", when_used="json")
     def _serialize_output(self, value: Any) -> Any:
         return to_jsonable(value)
+
+    @field_serializer("args", when_used="json")
+    def _serialize_args(self, value: dict[str, Any] | None) -> Any:
+        return None if value is None else {k: to_jsonable(v) for k, v in value.items()}
 
     @field_serializer("outputs", when_used="json")
     def _serialize_outputs(self, value: dict[str, Any] | None) -> Any:
@@ -197,6 +220,7 @@ class ExecutionResult(BaseModel):
 
     Attributes:
         plan_id: The plan's id (generated when the plan had none).
+        run_id: The run's id (`START`'s), the journal's key.
         verdict: How the run ended.
         outputs: Step id to output, for completed steps only; skipped and
             unrun steps are absent.
@@ -215,6 +239,7 @@ class ExecutionResult(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     plan_id: str
+    run_id: str | None = None
     verdict: Verdict
     outputs: dict[str, Any] = Field(default_factory=dict)
     key_findings: dict[str, Any] = Field(default_factory=dict)
@@ -294,7 +319,12 @@ class EventFold:
             self.error = event.error or ErrorInfo(type="Error", message=event.msg)
         elif kind is EventType.INTERVENTION_NEEDED and self.intervention is None:
             self.intervention = InterventionInfo(
-                step_id=event.step_id or "", expression=event.expression or "", output=event.output
+                step_id=event.step_id or "",
+                expression=event.expression or "",
+                output=event.output,
+                intervention_id=event.intervention_id,
+                kind=event.kind or "condition",
+                args=event.args,
             )
         elif kind is EventType.FINISH:
             self.finish = event
@@ -331,6 +361,7 @@ class EventFold:
         finish = self.finish
         return ExecutionResult(
             plan_id=self.events[0].plan_id if self.events else "",
+            run_id=self.events[0].run_id if self.events else None,
             verdict=finish.verdict if finish and finish.verdict else Verdict.FAILURE,
             outputs=dict(self.outputs) if finish else {},
             key_findings=dict(self.key_findings),

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,8 @@ from marimo_engine.engine.events import Event, ExecutionResult
 from marimo_engine.errors import UsageError
 
 if TYPE_CHECKING:
+    from marimo_engine.engine.durable import InterventionCallback, RunRecorder
+    from marimo_engine.engine.journal import Journal
     from marimo_engine.plans.schema import Plan
     from marimo_engine.tools.registry import ToolRegistry
 
@@ -151,6 +154,9 @@ def execute_plan(
     max_workers: int | None = None,
     buffer_size: int = DEFAULT_EVENT_BUFFER,
     on_event: EventCallback | None = None,
+    journal: Journal | str | os.PathLike[str] | bool | None = None,
+    run_id: str | None = None,
+    on_intervention: InterventionCallback | None = None,
 ) -> PlanRun:
     """Run a plan; iterate the returned run for its events as they happen.
 
@@ -166,6 +172,15 @@ def execute_plan(
             consumer stops iterating early (then `FINISH` reaches only this
             callback). May be a coroutine function. If it raises, it is
             not called again and the run fails with an `ERROR` saying so.
+        journal: Where to record the run so it can be resumed
+            (docs/runs.md): a `Journal`, a file path, a `postgresql://` URL,
+            `True` for `$MARIMO_ENGINE_JOURNAL` or the default file; `None`
+            (default) or `False` records nothing.
+        run_id: The run's id (default: a fresh one); every event carries it.
+        on_intervention: Called with an `InterventionInfo` when a step needs a
+            person (an approval, a true `intervention_if`); returning a
+            `durable.Decision` answers it and the run goes on, `None` stops
+            the run with `INTERVENTION_NEEDED`. May be a coroutine function.
 
     Returns:
         A `PlanRun`: an async iterator of `Event`s, `START` first and
@@ -182,8 +197,31 @@ def execute_plan(
     short grace (a tool blocked in C) is abandoned and named in `FINISH`
     (`abandoned`), never waited for.
     """
-    run = _Run(plan, tools, max_workers=max_workers, emit=None, on_event=on_event)
+    run = _Run(
+        plan,
+        tools,
+        max_workers=max_workers,
+        emit=None,
+        on_event=on_event,
+        recorder=_recorder(journal, on_intervention),
+        run_id=run_id,
+    )
     return PlanRun(run, buffer_size)
+
+
+def _recorder(journal: Any, on_intervention: InterventionCallback | None) -> RunRecorder | None:
+    """The durable hook of a new run (`durable.RunRecorder`), or `None` for the plain one."""
+    if (journal is None or journal is False) and on_intervention is None:
+        return None
+    from marimo_engine.engine.durable import RunRecorder
+    from marimo_engine.engine.journal import Journal, open_journal
+
+    store = None
+    if journal is not None and journal is not False:
+        store = open_journal(None if journal is True else journal)
+    recorder = RunRecorder(store, on_intervention=on_intervention)
+    recorder.owns_journal = store is not None and not isinstance(journal, Journal)
+    return recorder
 
 
 def execute_plan_sync(
@@ -192,6 +230,9 @@ def execute_plan_sync(
     *,
     max_workers: int | None = None,
     on_event: EventCallback | None = None,
+    journal: Journal | str | os.PathLike[str] | bool | None = None,
+    run_id: str | None = None,
+    on_intervention: InterventionCallback | None = None,
 ) -> ExecutionResult:
     """Run a plan to the end and return its result (blocks).
 
@@ -203,6 +244,9 @@ def execute_plan_sync(
         on_event: Called with every event as it happens (a plain function).
             If it raises, it is not called again and the run fails with an
             `ERROR` saying so (the steps themselves are not blamed).
+        journal: As for `execute_plan`.
+        run_id: As for `execute_plan`.
+        on_intervention: As for `execute_plan`.
 
     Returns:
         The `ExecutionResult`, including every event and the notebook source.
@@ -215,8 +259,20 @@ def execute_plan_sync(
     Called from a thread with a running event loop (a notebook, an async
     app), the run happens on a fresh loop in a helper thread.
     """
-    run = _Run(plan, tools, max_workers=max_workers, emit=None, on_event=on_event)
+    run = _Run(
+        plan,
+        tools,
+        max_workers=max_workers,
+        emit=None,
+        on_event=on_event,
+        recorder=_recorder(journal, on_intervention),
+        run_id=run_id,
+    )
+    return run_sync(run)
 
+
+def run_sync(run: _Run) -> ExecutionResult:
+    """Run `run` to its end, on a fresh loop in a helper thread when one is running here."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:

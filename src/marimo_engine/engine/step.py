@@ -68,6 +68,9 @@ __all__ = [
     "StepHost",
     "StepOutcome",
     "StepResult",
+    "approval_event",
+    "needs_approval",
+    "new_intervention_id",
     "prepare_steps",
     "retry_delay_s",
     "run_step",
@@ -190,6 +193,42 @@ def blocked_events(plan_id: str, step: Step, dependency: str) -> list[Event]:
             reason=reason,
         ),
     ]
+
+
+def new_intervention_id() -> str:
+    """A fresh `intervention_id` (12 hex characters)."""
+    import uuid
+
+    return uuid.uuid4().hex[:12]
+
+
+def needs_approval(prepared: PreparedStep) -> bool:
+    """Whether a person must approve the step before its tool is called.
+
+    True when the step says `"requires_approval": true` or its tool was
+    registered with `requires_approval=True`.
+    """
+    return bool(
+        getattr(prepared.step, "requires_approval", False)
+        or getattr(prepared.tool, "requires_approval", False)
+    )
+
+
+def approval_event(plan_id: str, prepared: PreparedStep, kwargs: Mapping[str, Any]) -> Event:
+    """The `INTERVENTION_NEEDED` (kind `approval`) before a step that needs a person's yes."""
+    from marimo_engine.engine.events import Event, EventType
+
+    step = prepared.step
+    return Event(
+        type=EventType.INTERVENTION_NEEDED,
+        plan_id=plan_id,
+        step_id=step.id,
+        tool=step.tool,
+        msg=f"Step {step.id!r} needs approval before it calls {step.tool!r}.",
+        kind="approval",
+        args=dict(kwargs),
+        intervention_id=new_intervention_id(),
+    )
 
 
 # -- the prepared step ---------------------------------------------------------------------
@@ -484,6 +523,18 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
     except Exception as exc:
         return await fail(exc, None)
 
+    # The durable-run hook (`durable.RunRecorder.before_tool`): journal the
+    # receipt, reuse a journaled output, ask for an approval. Without it, a
+    # step needing approval stops the run before it starts.
+    gate = getattr(host, "before_tool", None)
+    if gate is not None:
+        decided = await gate(prepared, kwargs)
+        if decided is not None:
+            return decided
+    elif needs_approval(prepared):
+        await host.emit(approval_event(host.plan_id, prepared, kwargs))
+        return StepResult(StepOutcome.INTERVENTION)
+
     attempt = 1
     while True:
         try:
@@ -535,13 +586,17 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
         except Exception as exc:
             return await fail(exc, None)
         if needed:
-            await host.emit(
-                event(
-                    EventType.INTERVENTION_NEEDED,
-                    intervention_message(step_id, step.intervention_if),
-                    expression=step.intervention_if,
-                    output=output,
-                )
+            needed_event = event(
+                EventType.INTERVENTION_NEEDED,
+                intervention_message(step_id, step.intervention_if),
+                expression=step.intervention_if,
+                output=output,
+                kind="condition",
+                intervention_id=new_intervention_id(),
             )
+            intervene = getattr(host, "intervene", None)  # durable: a callback may answer
+            if intervene is not None:
+                return await intervene(prepared, needed_event, output)
+            await host.emit(needed_event)
             return StepResult(StepOutcome.INTERVENTION, output=output)
     return StepResult(StepOutcome.COMPLETED, output=output)

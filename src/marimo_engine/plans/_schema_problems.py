@@ -41,6 +41,7 @@ _EXPECTED = {
     "run_if": "an expression in a string",
     "intervention_if": "an expression in a string",
     "key_finding": "true or false",
+    "requires_approval": "true or false",
     "depends_on": "a list of step ids",
     "timeout_s": "a number of seconds greater than 0",
     "retries": "an integer from 0 to 10",

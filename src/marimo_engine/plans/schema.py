@@ -142,6 +142,14 @@ class Step(BaseModel):
     """How many more times the tool is called after an exception or a
     timeout, 0 to 10; the waits between tries are 0.1 s, 0.2 s, 0.4 s, ..."""
 
+    requires_approval: bool = Field(
+        default=False,
+        strict=True,
+    )
+    """Whether a person must approve the step (seeing its resolved
+    arguments) before its tool is called: the run stops with
+    `INTERVENTION_NEEDED` of kind `approval` (docs/runs.md)."""
+
     @field_validator("args", "depends_on", mode="before")
     @classmethod
     def _null_is_empty(cls, value: object, info: ValidationInfo) -> object:

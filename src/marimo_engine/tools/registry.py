@@ -90,6 +90,8 @@ class ToolSpec:
         returns_schema: JSON schema of the return annotation, or `None` when
             there is none or it has no JSON form. Tells a planner which fields
             `$step.path` references can name.
+        requires_approval: Whether every step calling it needs a person's
+            approval before it runs (docs/runs.md, "Approvals").
     """
 
     name: str
@@ -98,6 +100,7 @@ class ToolSpec:
     description: str
     parameters_schema: dict[str, Any]
     returns_schema: dict[str, Any] | None = None
+    requires_approval: bool = False
     accepts_kwargs: bool = dataclasses.field(default=False, repr=False)
     _parameters: tuple[_Parameter, ...] = dataclasses.field(default=(), repr=False, compare=False)
     _args_model: type[BaseModel] | None = dataclasses.field(default=None, repr=False, compare=False)
@@ -297,6 +300,7 @@ class ToolRegistry:
         name: str | None = None,
         description: str | None = None,
         replace: bool = False,
+        requires_approval: bool = False,
     ) -> Any:
         """Register a tool; usable as a bare decorator, a decorator factory or a call.
 
@@ -309,6 +313,8 @@ class ToolRegistry:
                 docstring's summary.
             replace: Whether a different callable may take over a name that is
                 already registered.
+            requires_approval: Whether each step calling the tool stops for a
+                person's approval before it runs.
 
         Returns:
             The function itself (so the decorator leaves it unchanged), or the
@@ -321,11 +327,20 @@ class ToolRegistry:
         if function is None:
 
             def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
-                self.register(func, name=name, description=description, replace=replace)
+                self.register(
+                    func,
+                    name=name,
+                    description=description,
+                    replace=replace,
+                    requires_approval=requires_approval,
+                )
                 return func
 
             return decorator
-        self._add(build_tool_spec(function, name=name, description=description), replace=replace)
+        spec = build_tool_spec(function, name=name, description=description)
+        if requires_approval:
+            spec = dataclasses.replace(spec, requires_approval=True)
+        self._add(spec, replace=replace)
         return function
 
     def _add(self, spec: ToolSpec, *, replace: bool) -> None:

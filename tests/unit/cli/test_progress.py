@@ -348,3 +348,14 @@ def test_progress_line_counts_finished_running_and_failed_steps() -> None:
     text = _text(render_progress(model, now=13.5))
     assert "2/10 steps · 1 running · 1 failed · 3.5 s" in text
     assert "━" in text
+
+
+def test_final_panel_names_the_run() -> None:
+    from marimo_engine import execute_plan_sync
+
+    plan = load_plan({"steps": [{"id": "a", "tool": "one"}]})
+    model = ProgressModel.from_plan(plan)
+    result = execute_plan_sync(plan, {"one": lambda: 1}, run_id="run-for-panel")
+    for event in result.events:
+        model.apply(event)
+    assert "run run-for-panel" in _text(render_summary(model))

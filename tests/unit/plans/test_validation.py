@@ -96,7 +96,7 @@ CASES = [
                 "invalid_plan",
                 "Step 's1' has an unknown field 'tiemout_s'. Did you mean 'timeout_s'? Allowed "
                 "fields: 'id', 'tool', 'description', 'args', 'run_if', 'intervention_if', "
-                "'key_finding', 'depends_on', 'timeout_s', 'retries'.",
+                "'key_finding', 'depends_on', 'timeout_s', 'retries', 'requires_approval'.",
             ),
             (
                 "s2",

@@ -1,0 +1,737 @@
+"""Durable runs: the journal hook of the one step runtime, resume, re-run, approvals.
+
+A `RunRecorder` rides on every in-process run (`_run._Run.recorder`). It
+sees each event before the consumer does and writes it to the journal
+(`journal.Journal`, write-ahead), and it is the step runtime's
+`before_tool`/`intervene` hook (`step.run_step`):
+
+- **reuse**: a step whose output the journal holds (resume: the same run;
+  rerun: the parent run, when the input fingerprint is unchanged) is not
+  run again: `STEP_COMPLETE` carries the journaled output and
+  `reused_from`.
+- **approval**: a step with `requires_approval` (the step's or its tool's)
+  stops the run with `INTERVENTION_NEEDED` of kind `approval` before its
+  tool is called, unless `on_intervention` answers at once or the run
+  was resumed with `approve`.
+- **intervention**: an `intervention_if` that is true asks `on_intervention`
+  first; only an unanswered one stops the run.
+
+Guarantees (docs/runs.md): a step that completed is never run again in the
+same run (exactly once); a step that was running when the process died runs
+again on resume (at least once).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from marimo_engine.engine.events import ErrorInfo, Event, EventType, InterventionInfo
+from marimo_engine.engine.step import (
+    StepOutcome,
+    StepResult,
+    approval_event,
+    complete_message,
+    needs_approval,
+    skipped_message,
+)
+from marimo_engine.errors import EngineError, UsageError
+
+if TYPE_CHECKING:
+    from marimo_engine.engine.executor import PlanRun
+    from marimo_engine.engine.journal import Journal, RunRecord
+    from marimo_engine.engine.step import PreparedStep, StepHost
+    from marimo_engine.tools.registry import ToolRegistry
+
+__all__ = [
+    "Decision",
+    "InterventionRejectedError",
+    "RunRecorder",
+    "list_runs",
+    "new_run_id",
+    "rerun",
+    "resume_run",
+]
+
+_log = logging.getLogger(__name__)
+
+
+class InterventionRejectedError(EngineError):
+    """A person rejected the run at an intervention (its `ERROR`'s type)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A person's answer to an intervention.
+
+    Build one with `Decision.approve()`, `Decision.reject(reason)` or
+    `Decision.answer(value)`.
+
+    Attributes:
+        action: `approve`, `reject` or `answer`.
+        reason: `reject`: why (shown in the error or the skip).
+        value: `answer`: the value; it becomes the step's output.
+    """
+
+    action: str
+    reason: str | None = None
+    value: Any = None
+
+    @classmethod
+    def approve(cls) -> Decision:
+        """Go on: run the step (approval) or keep its output (condition)."""
+        return cls("approve")
+
+    @classmethod
+    def reject(cls, reason: str | None = None) -> Decision:
+        """Stop: skip the step and its dependents (approval) or fail the run (condition)."""
+        return cls("reject", reason=reason)
+
+    @classmethod
+    def answer(cls, value: Any) -> Decision:
+        """Hand `value` to the run as the step's output (condition only)."""
+        return cls("answer", value=value)
+
+
+InterventionCallback = Callable[[InterventionInfo], Any]
+"""`on_intervention(info)` returns a `Decision` (or an awaitable of one); `None` stops the run."""
+
+
+def new_run_id() -> str:
+    """A new run id: UTC time then 8 random hex characters (`20261202T115700-1a2b3c4d`)."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+class RunRecorder:
+    """The journal and intervention hook of one run (module docstring).
+
+    Args:
+        journal: Where to record, or `None` for no journal.
+        on_intervention: A callback that may answer interventions without
+            ending the run.
+        resume_token: The lease token when resuming (the run exists).
+        reuse: Step id to `(output, source run id, fingerprint)` of outputs
+            that are not computed again.
+        match_fingerprints: Reuse only when the fingerprint is unchanged (rerun).
+        decision: The person's answer to `pending` (resume).
+        pending: The intervention the resumed run stopped at.
+        parent_run_id: The run a rerun started from.
+    """
+
+    def __init__(
+        self,
+        journal: Journal | None = None,
+        *,
+        on_intervention: InterventionCallback | None = None,
+        resume_token: str | None = None,
+        reuse: Mapping[str, tuple[Any, str, str | None]] | None = None,
+        match_fingerprints: bool = False,
+        decision: Decision | None = None,
+        pending: Mapping[str, Any] | None = None,
+        parent_run_id: str | None = None,
+    ) -> None:
+        self.journal = journal
+        self.on_intervention = on_intervention
+        self.token = resume_token
+        self.resuming = resume_token is not None
+        self.reuse = dict(reuse or {})
+        self.match_fingerprints = match_fingerprints
+        self.decision = decision
+        self.pending_in = dict(pending) if pending else None
+        self.parent_run_id = parent_run_id
+        self.run_id = ""
+        self.plan_id = ""
+        self.plan_source: Any = None
+        self.failed: BaseException | None = None
+        self.owns_journal = False  # closed after FINISH (resume_run/rerun opened it)
+        self._pending: dict[str, Any] | None = None
+        self._approved: set[str] = set()
+        self._fingerprints: dict[str, str] = {}  # kept on reused outputs: a rerun of a rerun
+
+    def bind(self, run_id: str, plan_id: str, plan_source: Any) -> None:
+        """Attach to a run (called by `_Run`)."""
+        self.run_id, self.plan_id, self.plan_source = run_id, plan_id, plan_source
+        pending = self.pending_in
+        decision = self.decision
+        approved = decision is not None and decision.action == "approve"
+        if pending is not None and approved and pending.get("kind") == "approval":
+            self._approved.add(pending["step_id"])
+
+    # -- the journal ----------------------------------------------------------------
+
+    def _write_step(self, step_id: str, **fields: Any) -> None:
+        if self.journal is not None and self.token is not None and self.failed is None:
+            self.journal.write_step(self.run_id, self.token, step_id, **fields)
+
+    def _write_run(self, **fields: Any) -> None:
+        if self.journal is not None and self.token is not None and self.failed is None:
+            self.journal.write_run(self.run_id, self.token, **fields)
+
+    def record(self, event: Event) -> Event | None:
+        """Write what `event` says to the journal, before anyone else sees it.
+
+        Returns:
+            `None`, or once, when the journal failed, an `ERROR` event to add
+            (the run then ends in `FAILURE`; journaling stops). Never raises.
+        """
+        if self.journal is None or self.failed is not None:
+            return None
+        try:
+            self._record(event)
+        except Exception as exc:
+            self.failed = exc
+            if event.type is EventType.FINISH:  # nothing may follow FINISH
+                _log.warning("The run journal failed on FINISH: %s", exc)
+                return None
+            message = f"The run journal failed, the run stops: {exc}"
+            return Event(
+                type=EventType.ERROR,
+                plan_id=event.plan_id,
+                run_id=event.run_id,
+                msg=message,
+                error=ErrorInfo(type=type(exc).__name__, message=message),
+            )
+        return None
+
+    def _record(self, event: Event) -> None:
+        from marimo_engine.engine._journal_codec import encode_output
+        from marimo_engine.engine.journal import plan_text
+
+        kind = event.type
+        sid = event.step_id
+        journal = self.journal
+        assert journal is not None
+        if kind is EventType.START:
+            if self.token is None:
+                self.token = journal.create_run(
+                    self.run_id,
+                    self.plan_id,
+                    plan_text(self.plan_source),
+                    parent_run_id=self.parent_run_id,
+                )
+            else:
+                self._write_run(pending=None, error=None)
+        elif kind is EventType.STEP_COMPLETE and sid is not None:
+            if event.reused_from == self.run_id and sid not in self._replaced:
+                return  # the journal holds it already
+            fmt, data = encode_output(event.output)
+            self._write_step(
+                sid,
+                tool=event.tool,
+                status="completed",
+                attempt=event.attempt or 0,
+                duration_s=event.duration_s,
+                output_format=fmt,
+                output=data,
+                error=None,
+                reused_from=event.reused_from,
+                fingerprint=self._fingerprints.get(sid),
+            )
+        elif kind is EventType.STEP_SKIPPED and sid is not None:
+            self._write_step(sid, tool=event.tool, status="skipped", reason=event.reason)
+        elif kind is EventType.STEP_RETRY and sid is not None:
+            self._write_step(sid, attempt=event.attempt or 0)
+        elif kind is EventType.ERROR:
+            error = {"type": event.error.type if event.error else "Error", "message": event.msg}
+            if event.error is not None:
+                error["message"] = event.error.message
+            if sid is not None:
+                self._write_step(
+                    sid,
+                    tool=event.tool,
+                    status="failed",
+                    error=error,
+                    attempt=event.attempt or 0,
+                    duration_s=event.duration_s,
+                )
+            else:
+                self._write_run(error=error)
+        elif kind is EventType.INTERVENTION_NEEDED and sid is not None:
+            self._pending = {
+                "intervention_id": event.intervention_id,
+                "kind": event.kind or "condition",
+                "step_id": sid,
+                "expression": event.expression,
+                "args": _jsonable(event.args),
+                "output": _jsonable(event.output),
+            }
+            if event.kind == "approval":
+                self._write_step(sid, tool=event.tool, status="intervention")
+            self._write_run(pending=self._pending)
+        elif kind is EventType.FINISH:
+            verdict = event.verdict.value if event.verdict else "FAILURE"
+            pending = self._pending if verdict == "INTERVENTION_NEEDED" else None
+            self._write_run(status=verdict, duration_s=event.duration_s, pending=pending)
+            if self.token is not None:
+                journal.release(self.run_id, self.token)
+            if self.owns_journal:
+                journal.close()
+
+    _replaced: frozenset[str] | set[str] = frozenset()
+
+    # -- the step runtime's hooks ----------------------------------------------------
+
+    async def before_tool(
+        self, prepared: PreparedStep, kwargs: Mapping[str, Any], host: StepHost
+    ) -> StepResult | None:
+        """`run_step`'s hook before the tool is called (module docstring).
+
+        Returns:
+            `None` to call the tool, or how the step ended without calling it.
+        """
+        step = prepared.step
+        sid = step.id
+        fp: str | None = None
+        if self.journal is not None or self.match_fingerprints:
+            from marimo_engine.engine._journal_codec import fingerprint
+
+            fp = fingerprint(step.tool, kwargs)
+        if fp is not None:
+            self._fingerprints[sid] = fp
+        reused = self.reuse.get(sid)
+        if reused is not None and (not self.match_fingerprints or reused[2] == fp):
+            return await self._reused(prepared, reused, host)
+        if needs_approval(prepared) and sid not in self._approved:
+            pending = self.pending_in
+            if (
+                pending is not None
+                and pending.get("step_id") == sid
+                and self.decision is not None
+                and self.decision.action == "reject"
+            ):
+                return await self._skip_rejected(prepared, self.decision.reason, host)
+            needed = approval_event(host.plan_id, prepared, kwargs)
+            decision = await self._ask(needed)
+            if decision is None:
+                await host.emit(needed)
+                return StepResult(StepOutcome.INTERVENTION)
+            if decision.action == "reject":
+                return await self._skip_rejected(prepared, decision.reason, host)
+            if decision.action != "approve":
+                raise UsageError("An approval is answered with approve or reject, not an answer.")
+        self._write_step(
+            sid,
+            tool=step.tool,
+            status="running",
+            fingerprint=fp,
+            started_at=time.time(),
+            attempt=1,
+            error=None,
+            start=True,
+        )
+        return None
+
+    async def intervene(
+        self, prepared: PreparedStep, needed: Event, output: Any, host: StepHost
+    ) -> StepResult:
+        """`run_step`'s hook when an `intervention_if` is true: ask, else stop the run."""
+        decision = await self._ask(needed)
+        if decision is None:
+            await host.emit(needed)
+            return StepResult(StepOutcome.INTERVENTION, output=output)
+        return await self._apply(prepared, decision, output, host)
+
+    async def _ask(self, needed: Event) -> Decision | None:
+        if self.on_intervention is None:
+            return None
+        info = InterventionInfo(
+            step_id=needed.step_id or "",
+            expression=needed.expression or "",
+            output=needed.output,
+            intervention_id=needed.intervention_id,
+            kind=needed.kind or "condition",
+            args=needed.args,
+        )
+        decision = self.on_intervention(info)
+        if inspect.isawaitable(decision):
+            decision = await decision
+        if decision is not None and not isinstance(decision, Decision):
+            raise UsageError(
+                f"on_intervention returned {type(decision).__name__}; return a Decision or None."
+            )
+        return decision
+
+    async def _apply(
+        self, prepared: PreparedStep, decision: Decision, output: Any, host: StepHost
+    ) -> StepResult:
+        """A condition intervention answered: go on, fail, or take the answer as output."""
+        step = prepared.step
+        if decision.action == "approve":
+            return StepResult(StepOutcome.COMPLETED, output=output)
+        if decision.action == "reject":
+            error = InterventionRejectedError(
+                f"A person rejected the run at step {step.id!r}"
+                + (f": {decision.reason}" if decision.reason else ".")
+            )
+            from marimo_engine.engine.step import error_event
+
+            await host.emit(error_event(host.plan_id, step, error))
+            return StepResult(StepOutcome.FAILED, error=error)
+        self._replaced = {*self._replaced, step.id}
+        await host.emit(
+            Event(
+                type=EventType.STEP_COMPLETE,
+                plan_id=host.plan_id,
+                step_id=step.id,
+                tool=step.tool,
+                msg=f"Step {step.id!r}: its output is a person's answer.",
+                output=decision.value,
+                key_finding=step.key_finding,
+            )
+        )
+        return StepResult(StepOutcome.COMPLETED, output=decision.value)
+
+    async def _reused(
+        self, prepared: PreparedStep, reused: tuple[Any, str, str | None], host: StepHost
+    ) -> StepResult:
+        step = prepared.step
+        output, source, _ = reused
+        pending = self.pending_in
+        decision = self.decision
+        if (
+            pending is not None
+            and pending.get("step_id") == step.id
+            and pending.get("kind") == "condition"
+            and decision is not None
+            and decision.action != "approve"
+        ):
+            await host.emit(_reused_event(host.plan_id, step, output, source))
+            return await self._apply(prepared, decision, output, host)
+        await host.emit(_reused_event(host.plan_id, step, output, source))
+        return StepResult(StepOutcome.COMPLETED, output=output)
+
+    async def _skip_rejected(
+        self, prepared: PreparedStep, reason: str | None, host: StepHost
+    ) -> StepResult:
+        step = prepared.step
+        why = "a person rejected it" + (f": {reason}" if reason else "")
+        await host.emit(
+            Event(
+                type=EventType.STEP_SKIPPED,
+                plan_id=host.plan_id,
+                step_id=step.id,
+                tool=step.tool,
+                msg=skipped_message(step.id, why),
+                reason=why,
+            )
+        )
+        return StepResult(StepOutcome.SKIPPED)
+
+
+def _reused_event(plan_id: str, step: Any, output: Any, source: str) -> Event:
+    return Event(
+        type=EventType.STEP_COMPLETE,
+        plan_id=plan_id,
+        step_id=step.id,
+        tool=step.tool,
+        msg=complete_message(step.id, 0.0, step.key_finding).replace(
+            " completed in 0.000 s", f" completed earlier (run {source}); output from the journal"
+        ),
+        output=output,
+        key_finding=step.key_finding,
+        attempt=0,
+        duration_s=0.0,
+        reused_from=source,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    from marimo_engine._json import to_jsonable
+
+    return to_jsonable(value)
+
+
+# -- resume, rerun, list ---------------------------------------------------------------------
+
+
+def journaled_plan(record: RunRecord) -> Any:
+    """The plan data of a journaled run, with the id the run gave it."""
+    import json
+
+    try:
+        data = json.loads(record.plan)
+    except ValueError:
+        return record.plan
+    if isinstance(data, dict) and not data.get("id"):
+        data["id"] = record.plan_id
+    return data
+
+
+def _load_outputs(journal: Journal, run_id: str) -> dict[str, tuple[Any, str, str | None]]:
+    from marimo_engine.engine._journal_codec import decode_output
+
+    found: dict[str, tuple[Any, str, str | None]] = {}
+    for sid, (fp, fmt, data) in journal.outputs(run_id).items():
+        if fmt is None or data is None:
+            continue
+        found[sid] = (decode_output(fmt, data), run_id, fp)
+    return found
+
+
+def resume_run(
+    run_id: str,
+    tools: ToolRegistry | Mapping[str, Callable[..., Any]] | None = None,
+    *,
+    journal: Journal | str | None = None,
+    decision: Decision | None = None,
+    intervention_id: str | None = None,
+    max_workers: int | None = None,
+    on_event: Callable[[Event], Any] | None = None,
+    on_intervention: InterventionCallback | None = None,
+) -> PlanRun:
+    """Go on with a run that stopped for a person, failed, or died (docs/runs.md).
+
+    Completed steps are not run again (their outputs come from the journal);
+    every other step runs (a step that was running when the process died
+    runs again).
+
+    Args:
+        run_id: The run.
+        tools: The tools, as for `execute_plan`.
+        journal: The journal (`journal.open_journal`'s argument; `None`:
+            `$MARIMO_ENGINE_JOURNAL` or the default file).
+        decision: The answer to the pending intervention; required when one
+            is pending.
+        intervention_id: When given, must name the pending intervention
+            (else the answer is stale and refused).
+        max_workers: As for `execute_plan`.
+        on_event: As for `execute_plan`.
+        on_intervention: As for `execute_plan`.
+
+    Returns:
+        A `PlanRun` with the same `run_id`.
+
+    Raises:
+        UsageError: No such run, it succeeded already, a decision is missing
+            or stale, or given while nothing is pending.
+        RunBusyError: Another live process is running or resuming it.
+        JournalError: The journal cannot be read.
+    """
+    from marimo_engine.engine.journal import open_journal
+
+    store = open_journal(journal if journal is not None else None)
+    record = store.get_run(run_id, steps=False)
+    if record is None:
+        raise UsageError(f"No run {run_id!r} in the journal {store.location}.")
+    if record.status == "SUCCESS":
+        raise UsageError(
+            f"Run {run_id!r} finished with SUCCESS; nothing to resume (use rerun to run it again)."
+        )
+    pending = record.pending
+    if pending is None and (decision is not None or intervention_id is not None):
+        raise UsageError(
+            f"Run {run_id!r} is not waiting for a person; resume it without an answer."
+        )
+    if pending is not None:
+        if intervention_id is not None and intervention_id != pending.get("intervention_id"):
+            raise UsageError(
+                f"Intervention {intervention_id!r} is stale: run {run_id!r} waits for "
+                f"{pending.get('intervention_id')!r} (step {pending.get('step_id')!r})."
+            )
+        if decision is None:
+            raise UsageError(
+                f"Run {run_id!r} waits for a person at step {pending.get('step_id')!r} "
+                f"(intervention {pending.get('intervention_id')}): pass --approve, --reject "
+                "or --answer JSON."
+            )
+        if pending.get("kind") == "approval" and decision.action == "answer":
+            raise UsageError(
+                f"Step {pending.get('step_id')!r} waits for an approval: "
+                "pass --approve or --reject."
+            )
+        if decision.action == "answer":
+            decision = Decision.answer(
+                check_answer(record, str(pending.get("step_id")), decision.value, tools)
+            )
+    token = store.acquire(run_id)
+    try:
+        reuse = _load_outputs(store, run_id)
+    except BaseException:
+        store.release(run_id, token)
+        raise
+    recorder = RunRecorder(
+        store,
+        on_intervention=on_intervention,
+        resume_token=token,
+        reuse=reuse,
+        decision=decision,
+        pending=pending,
+    )
+    recorder.owns_journal = store is not journal
+    return _plan_run(journaled_plan(record), tools, recorder, run_id, max_workers, on_event)
+
+
+def check_answer(record: RunRecord, step_id: str, value: Any, tools: Any) -> Any:
+    """Validate a person's answer against the output type the step's tool declares.
+
+    The tool's return annotation is the schema the step declares (the same
+    one `tools --json` shows as its `returns`); without one, any JSON is
+    taken.
+
+    Returns:
+        The value as pydantic validated it (a model's fields coerced as in a
+        tool call).
+
+    Raises:
+        UsageError: The answer does not fit; the message says how.
+    """
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from marimo_engine.tools.registry import as_registry
+
+    plan = journaled_plan(record)
+    steps = plan.get("steps", []) if isinstance(plan, dict) else []
+    tool = next(
+        (s.get("tool") for s in steps if isinstance(s, dict) and s.get("id") == step_id), None
+    )
+    spec = as_registry(tools).get(tool) if tool else None
+    if spec is None:
+        return value
+    try:
+        annotation = typing.get_type_hints(spec.function).get("return")
+    except Exception:  # an annotation that does not resolve: nothing to check against
+        return value
+    if annotation is None or annotation is typing.Any:
+        return value
+    try:
+        return TypeAdapter(annotation).validate_python(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "the value"
+        raise UsageError(
+            f"--answer does not fit the output of step {step_id!r} (tool {tool!r}): "
+            f"{where}: {first.get('msg')}."
+        ) from exc
+    except Exception:  # a type pydantic cannot check
+        return value
+
+
+def _plan_run(
+    plan: Any,
+    tools: Any,
+    recorder: RunRecorder,
+    run_id: str,
+    max_workers: int | None,
+    on_event: Callable[[Event], Any] | None,
+) -> PlanRun:
+    from marimo_engine.engine._run import _Run
+    from marimo_engine.engine.executor import DEFAULT_EVENT_BUFFER, PlanRun
+
+    run = _Run(
+        plan,
+        tools,
+        max_workers=max_workers,
+        emit=None,
+        on_event=on_event,
+        recorder=recorder,
+        run_id=run_id,
+    )
+    return PlanRun(run, DEFAULT_EVENT_BUFFER)
+
+
+def rerun(
+    run_id: str,
+    tools: ToolRegistry | Mapping[str, Callable[..., Any]] | None = None,
+    *,
+    plan: Any = None,
+    changes: Mapping[str, Any] | None = None,
+    journal: Journal | str | None = None,
+    new_run_id_: str | None = None,
+    max_workers: int | None = None,
+    on_event: Callable[[Event], Any] | None = None,
+    on_intervention: InterventionCallback | None = None,
+) -> PlanRun:
+    """Start a new run linked to `run_id` that runs only what changed (marimo's reactive rule).
+
+    A step runs again when its input fingerprint (tool name and resolved
+    arguments) differs from the old run's, or the old run has no output for
+    it; its dependents then see new inputs and run again too. Every other
+    step's output is taken from the old run.
+
+    Args:
+        run_id: The old run.
+        tools: The tools.
+        plan: A changed plan (any form `execute_plan` takes), or `None` for
+            the old run's plan.
+        changes: `"STEP.args.NAME"` to a new value, applied to the plan.
+        journal: The journal, as for `resume_run`.
+        new_run_id_: The new run's id (default: a fresh one).
+        max_workers: As for `execute_plan`.
+        on_event: As for `execute_plan`.
+        on_intervention: As for `execute_plan`.
+
+    Returns:
+        A `PlanRun` of the new run (its journal record names `run_id` as parent).
+
+    Raises:
+        UsageError: No such run, or a change names no step or argument.
+    """
+    import json
+
+    from marimo_engine.engine.journal import open_journal
+
+    store = open_journal(journal)
+    record = store.get_run(run_id, steps=False)
+    if record is None:
+        raise UsageError(f"No run {run_id!r} in the journal {store.location}.")
+    source: Any = journaled_plan(record) if plan is None else plan
+    if changes:
+        if isinstance(source, str):
+            source = json.loads(source)
+        elif not isinstance(source, Mapping):
+            source = json.loads(source.model_dump_json())
+        source = apply_changes(dict(source), changes)
+    recorder = RunRecorder(
+        store,
+        on_intervention=on_intervention,
+        reuse=_load_outputs(store, run_id),
+        match_fingerprints=True,
+        parent_run_id=run_id,
+    )
+    recorder.owns_journal = store is not journal
+    return _plan_run(source, tools, recorder, new_run_id_ or new_run_id(), max_workers, on_event)
+
+
+def apply_changes(plan: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of plan data with `STEP.args.NAME` set to each new value.
+
+    Raises:
+        UsageError: A key is not of the form `STEP.args.NAME` or names no step.
+    """
+    import copy
+
+    plan = copy.deepcopy(plan)
+    steps = {s.get("id"): s for s in plan.get("steps", []) if isinstance(s, dict)}
+    for key, value in changes.items():
+        parts = key.split(".", 2)
+        if len(parts) != 3 or parts[1] != "args" or not parts[2]:
+            raise UsageError(
+                f"--set {key!r}: write STEP.args.NAME=VALUE, e.g. fetch.args.city=Oslo."
+            )
+        step = steps.get(parts[0])
+        if step is None:
+            raise UsageError(f"--set {key!r}: the plan has no step {parts[0]!r}.")
+        step.setdefault("args", {})[parts[2]] = value
+    return plan
+
+
+def list_runs(journal: Journal | str | None = None, *, limit: int = 50) -> list[RunRecord]:
+    """The newest runs in the journal, newest first.
+
+    Args:
+        journal: As for `resume_run`.
+        limit: Most runs returned.
+
+    Returns:
+        `journal.RunRecord`s without their steps (`Journal.get_run` has them).
+    """
+    from marimo_engine.engine.journal import open_journal
+
+    return open_journal(journal).list_runs(limit)

@@ -1,0 +1,260 @@
+"""Durable runs in process: resume after an intervention or an approval, on_intervention, rerun.
+
+Side effects are counted by tools that append to a file (`durable_tools`):
+every test shows that a completed step ran exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from marimo_engine import execute_plan_sync
+from marimo_engine.engine.durable import Decision, list_runs, rerun, resume_run
+from marimo_engine.engine.events import EventType, Verdict
+from marimo_engine.engine.executor import run_sync
+from marimo_engine.engine.journal import open_journal
+from marimo_engine.errors import UsageError
+from marimo_engine.tools.registry import ToolRegistry
+from tests.unit.engine import durable_tools
+from tests.unit.engine.durable_tools import counts
+
+PLAN: dict[str, Any] = {
+    "id": "durable",
+    "steps": [
+        {"id": "a", "tool": "first", "args": {"x": 1}},
+        {"id": "b", "tool": "double", "args": {"y": "$a"}, "intervention_if": "$b.v > 3"},
+        {"id": "c", "tool": "last", "args": {"z": "$b.v"}},
+    ],
+}
+
+
+@pytest.fixture
+def side_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "side.log"
+    monkeypatch.setenv("SIDE_LOG", str(path))
+    return path
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> str:
+    return str(tmp_path / "journal.sqlite3")
+
+
+TOOLS = {"first": durable_tools.first, "double": durable_tools.double, "last": durable_tools.last}
+
+
+def _finish(plan_run: Any) -> Any:
+    return run_sync(plan_run._run)
+
+
+def test_every_event_carries_the_run_id(journal: str, side_log: Path) -> None:
+    result = execute_plan_sync(PLAN, TOOLS, journal=journal, run_id="r-1")
+    assert result.run_id == "r-1"
+    assert {e.run_id for e in result.events} == {"r-1"}
+    assert result.events[0].type is EventType.START
+
+
+def test_resume_after_intervention_runs_completed_steps_once(journal: str, side_log: Path) -> None:
+    first = execute_plan_sync(PLAN, TOOLS, journal=journal)
+    assert first.verdict is Verdict.INTERVENTION_NEEDED
+    info = first.intervention
+    assert info is not None and info.intervention_id and info.kind == "condition"
+    assert counts(side_log) == {"first": 1, "double": 1}
+
+    with pytest.raises(UsageError, match="stale"):
+        resume_run(
+            first.run_id,
+            TOOLS,
+            journal=journal,
+            decision=Decision.approve(),
+            intervention_id="not-it",
+        )
+    with pytest.raises(UsageError, match="waits for a person"):
+        resume_run(first.run_id, TOOLS, journal=journal)
+
+    resumed = _finish(
+        resume_run(
+            first.run_id,
+            TOOLS,
+            journal=journal,
+            decision=Decision.approve(),
+            intervention_id=info.intervention_id,
+        )
+    )
+    assert resumed.verdict is Verdict.SUCCESS
+    assert resumed.run_id == first.run_id
+    assert resumed.outputs == {"a": 2, "b": {"v": 4}, "c": 4}
+    assert counts(side_log) == {"first": 1, "double": 1, "last": 1}
+    reused = {e.step_id for e in resumed.events if e.reused_from == first.run_id}
+    assert reused == {"a", "b"}
+    with pytest.raises(UsageError, match="SUCCESS"):
+        resume_run(first.run_id, TOOLS, journal=journal)
+
+
+def test_reject_ends_the_run_with_the_reason(journal: str, side_log: Path) -> None:
+    first = execute_plan_sync(PLAN, TOOLS, journal=journal)
+    resumed = _finish(
+        resume_run(first.run_id, TOOLS, journal=journal, decision=Decision.reject("too big"))
+    )
+    assert resumed.verdict is Verdict.FAILURE
+    assert resumed.error is not None and resumed.error.type == "InterventionRejectedError"
+    assert "too big" in resumed.error.message
+    assert counts(side_log) == {"first": 1, "double": 1}
+
+
+def test_answer_becomes_the_output(journal: str, side_log: Path) -> None:
+    first = execute_plan_sync(PLAN, TOOLS, journal=journal)
+    with pytest.raises(UsageError, match="does not fit the output of step 'b'"):
+        resume_run(first.run_id, TOOLS, journal=journal, decision=Decision.answer([1, 2]))
+    resumed = _finish(
+        resume_run(first.run_id, TOOLS, journal=journal, decision=Decision.answer({"v": 10}))
+    )
+    assert resumed.verdict is Verdict.SUCCESS
+    assert resumed.outputs["b"] == {"v": 10}
+    assert resumed.outputs["c"] == 10
+    assert counts(side_log) == {"first": 1, "double": 1, "last": 1}
+    with open_journal(journal) as store:
+        record = store.get_run(first.run_id)
+    assert record is not None and record.status == "SUCCESS"
+
+
+APPROVAL_PLAN: dict[str, Any] = {
+    "id": "approval",
+    "steps": [
+        {"id": "a", "tool": "first", "args": {"x": 1}},
+        {"id": "pay", "tool": "last", "args": {"z": "$a"}, "requires_approval": True},
+        {"id": "after", "tool": "double", "args": {"y": "$pay"}},
+    ],
+}
+
+
+def test_approval_stops_before_the_step_with_resolved_args(journal: str, side_log: Path) -> None:
+    first = execute_plan_sync(APPROVAL_PLAN, TOOLS, journal=journal)
+    assert first.verdict is Verdict.INTERVENTION_NEEDED
+    info = first.intervention
+    assert info is not None and info.kind == "approval" and info.args == {"z": 2}
+    assert counts(side_log) == {"first": 1}
+    resumed = _finish(resume_run(first.run_id, TOOLS, journal=journal, decision=Decision.approve()))
+    assert resumed.verdict is Verdict.SUCCESS
+    assert counts(side_log) == {"first": 1, "last": 1, "double": 1}
+
+
+def test_rejected_approval_skips_the_step_and_its_dependents(journal: str, side_log: Path) -> None:
+    first = execute_plan_sync(APPROVAL_PLAN, TOOLS, journal=journal)
+    with pytest.raises(UsageError, match="approval"):
+        resume_run(first.run_id, TOOLS, journal=journal, decision=Decision.answer(1))
+    resumed = _finish(
+        resume_run(first.run_id, TOOLS, journal=journal, decision=Decision.reject("no"))
+    )
+    assert resumed.verdict is Verdict.SUCCESS
+    assert resumed.skipped == ["pay", "after"]
+    assert counts(side_log) == {"first": 1}
+
+
+def test_tool_registered_with_requires_approval(side_log: Path) -> None:
+    registry = ToolRegistry()
+    registry.register(durable_tools.first)
+    registry.register(durable_tools.last, requires_approval=True)
+    plan = {
+        "steps": [
+            {"id": "a", "tool": "first", "args": {"x": 1}},
+            {"id": "b", "tool": "last", "args": {"z": "$a"}},
+        ]
+    }
+    result = execute_plan_sync(plan, registry)  # no journal: still stops
+    assert result.verdict is Verdict.INTERVENTION_NEEDED
+    assert result.intervention is not None and result.intervention.kind == "approval"
+    assert counts(side_log) == {"first": 1}
+
+
+def test_on_intervention_answers_without_ending_the_run(side_log: Path) -> None:
+    asked: list[tuple[str, str]] = []
+
+    async def person(info: Any) -> Decision:
+        asked.append((info.step_id, info.kind))
+        await asyncio.sleep(0)
+        return Decision.approve()
+
+    plan = {
+        **APPROVAL_PLAN,
+        "steps": [
+            *APPROVAL_PLAN["steps"][:2],
+            {"id": "b", "tool": "double", "args": {"y": "$pay"}, "intervention_if": "$b.v > 3"},
+        ],
+    }
+    result = execute_plan_sync(plan, TOOLS, on_intervention=person)
+    assert result.verdict is Verdict.SUCCESS
+    assert asked == [("pay", "approval"), ("b", "condition")]
+    assert not [e for e in result.events if e.type is EventType.INTERVENTION_NEEDED]
+
+
+def test_on_intervention_none_stops_the_run(side_log: Path) -> None:
+    result = execute_plan_sync(PLAN, TOOLS, on_intervention=lambda info: None)
+    assert result.verdict is Verdict.INTERVENTION_NEEDED
+
+
+def test_rerun_runs_only_changed_steps_and_descendants(journal: str, side_log: Path) -> None:
+    plan = {
+        "id": "chain",
+        "steps": [
+            {"id": "a", "tool": "first", "args": {"x": 1}},
+            {"id": "side", "tool": "last", "args": {"z": 7}},
+            {"id": "b", "tool": "double", "args": {"y": "$a"}},
+        ],
+    }
+    first = execute_plan_sync(plan, TOOLS, journal=journal)
+    assert first.verdict is Verdict.SUCCESS
+    side_log.unlink()
+    again = _finish(rerun(first.run_id, TOOLS, journal=journal, changes={"a.args.x": 5}))
+    assert again.verdict is Verdict.SUCCESS
+    assert again.outputs == {"a": 6, "side": 7, "b": {"v": 12}}
+    assert counts(side_log) == {"first": 1, "double": 1}  # `side` reused
+    assert again.run_id != first.run_id
+    side_log.unlink()
+    same = _finish(rerun(first.run_id, TOOLS, journal=journal, changes={"a.args.x": 1}))
+    assert same.outputs == first.outputs
+    assert counts(side_log) == {}  # nothing changed, nothing ran
+    runs = {r.run_id: r for r in list_runs(journal)}
+    assert runs[again.run_id].parent_run_id == first.run_id
+    # a rerun of a rerun: outputs the middle run reused keep their fingerprints
+    third = _finish(rerun(same.run_id, TOOLS, journal=journal, changes={"side.args.z": 8}))
+    assert third.outputs == {"a": 2, "side": 8, "b": {"v": 4}}
+    assert counts(side_log) == {"last": 1}
+    with pytest.raises(UsageError, match=r"STEP\.args\.NAME"):
+        rerun(first.run_id, TOOLS, journal=journal, changes={"a.x": 1})
+
+
+def test_journal_stores_dataframes_as_arrow(journal: str) -> None:
+    import pandas as pd
+
+    def frame() -> Any:
+        return pd.DataFrame({"n": [1, 2, 3], "s": ["x", "y", "z"]})
+
+    def size(df: Any) -> int:
+        return len(df)
+
+    plan = {
+        "steps": [
+            {"id": "f", "tool": "frame"},
+            {"id": "n", "tool": "size", "args": {"df": "$f"}},
+            {"id": "stop", "tool": "size", "args": {"df": "$f"}, "requires_approval": True},
+        ]
+    }
+    first = execute_plan_sync(plan, {"frame": frame, "size": size}, journal=journal)
+    with open_journal(journal) as store:
+        formats = {sid: fmt for sid, (_, fmt, _) in store.outputs(first.run_id).items()}
+    assert formats == {"f": "arrow", "n": "json"}
+    resumed = _finish(
+        resume_run(
+            first.run_id,
+            {"frame": frame, "size": size},
+            journal=journal,
+            decision=Decision.approve(),
+        )
+    )
+    assert resumed.verdict is Verdict.SUCCESS
+    pd.testing.assert_frame_equal(resumed.outputs["f"], frame())
