@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import anyio
 from mcp.server.mcpserver import Context  # resolved at run time: the SDK reads the hints
 from pydantic import Field
 
@@ -83,17 +84,19 @@ def register_run_tools(server: MCPServer, registry: ToolRegistry) -> None:
         from marimo_engine.cli.runs import run_row
         from marimo_engine.engine.journal import open_journal
 
-        with tool_errors():
+        def read() -> dict[str, Any]:
             with open_journal(journal) as store:
                 records = store.list_runs(limit)
-                location = store.location
-            return {"journal": location, "runs": to_jsonable([run_row(r) for r in records])}
+                return {"journal": store.location, "runs": [run_row(r) for r in records]}
+
+        with tool_errors():
+            return to_jsonable(await anyio.to_thread.run_sync(read))
 
     async def show_run(run_id: RunId, journal: JournalArgument = None) -> dict[str, Any]:
         from marimo_engine.cli.runs import read_run, run_json
 
         with tool_errors():
-            record, summaries = read_run(journal, run_id)
+            record, summaries = await anyio.to_thread.run_sync(read_run, journal, run_id)
             return to_jsonable(run_json(record, summaries))
 
     async def resume_run(
@@ -150,26 +153,37 @@ def register_run_tools(server: MCPServer, registry: ToolRegistry) -> None:
 
         with tool_errors():
             chosen = _decision(decision, reason, answer)
-            with open_journal(journal) as store:
-                record = store.get_run(run_id, steps=False)
-                if record is None:
-                    raise UsageError(
-                        f"No run {run_id!r} in the journal {store.location}; call list_runs "
-                        "to see the runs."
+
+            def start() -> tuple[Any, int]:
+                # Journal reads and the lease are blocking I/O (SQLite may wait on a lock).
+                with open_journal(journal) as store:
+                    record = store.get_run(run_id, steps=False)
+                    if record is None:
+                        raise UsageError(
+                            f"No run {run_id!r} in the journal {store.location}; call "
+                            "list_runs to see the runs."
+                        )
+                plan = durable.journaled_plan(record)
+                total = len(plan.get("steps", [])) if isinstance(plan, dict) else 0
+                try:
+                    run = durable.resume_run(
+                        run_id,
+                        registry,
+                        journal=journal,
+                        decision=chosen,
+                        intervention_id=intervention_id,
+                        max_workers=max_workers,
                     )
-            plan = durable.journaled_plan(record)
-            total = len(plan.get("steps", [])) if isinstance(plan, dict) else 0
-            try:
-                run = durable.resume_run(
-                    run_id,
-                    registry,
-                    journal=journal,
-                    decision=chosen,
-                    intervention_id=intervention_id,
-                    max_workers=max_workers,
-                )
-            except UsageError as exc:
-                raise ToolError(_cli_words(str(exc)) + " Call show_run to see the run.") from exc
+                except UsageError as exc:
+                    raise ToolError(
+                        _cli_words(str(exc)) + " Call show_run to see the run."
+                    ) from exc
+                return run, total
+
+            # Shielded: once the lease is taken the run must start, so that a cancelled
+            # call stops it inside the run (which releases the lease), not before it.
+            with anyio.CancelScope(shield=True):
+                run, total = await anyio.to_thread.run_sync(start)
             await collect_run(run, total_steps=total, report=ctx.report_progress)
             return summarize_run(run.result, max_output_chars=max_output_chars)
 
