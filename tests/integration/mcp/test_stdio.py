@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -175,8 +176,6 @@ async def test_servers_opened_over_stdio_stop_when_the_client_leaves(
 
 
 async def test_durable_run_tools_over_stdio(tmp_path: Path) -> None:
-    import os
-
     journal = str(tmp_path / "journal.sqlite3")
     plan = load_example("hull-check-7")
     plan["steps"][1]["requires_approval"] = True  # check_oxygen waits for a person
