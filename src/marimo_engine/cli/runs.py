@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     from marimo_engine.engine.durable import Decision
     from marimo_engine.engine.events import ExecutionResult, InterventionInfo
 
-__all__ = ["add_parsers", "add_run_options", "journal_options", "run_note"]
+__all__ = [
+    "add_parsers",
+    "add_run_options",
+    "journal_options",
+    "read_run",
+    "run_json",
+    "run_note",
+    "run_row",
+]
 
 
 def _add_journal(parser: argparse.ArgumentParser) -> None:
@@ -258,23 +266,72 @@ def _when(seconds: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
 
 
+def run_row(record: Any) -> dict[str, Any]:
+    """One line of `runs --json` (and MCP `list_runs`) for a `journal.RunRecord`.
+
+    Returns:
+        `{"run_id", "plan_id", "status", "started_at" (Unix seconds),
+        "duration_s", "parent_run_id", "pending"}`.
+    """
+    return {
+        "run_id": record.run_id,
+        "plan_id": record.plan_id,
+        "status": record.status,
+        "started_at": record.started_at,
+        "duration_s": record.duration_s,
+        "parent_run_id": record.parent_run_id,
+        "pending": record.pending,
+    }
+
+
+def read_run(journal: Any, run_id: str) -> tuple[Any, dict[str, str]]:
+    """A run with its steps, and a one-line summary of each stored output.
+
+    Args:
+        journal: `journal.open_journal`'s argument (`None`: the default journal).
+        run_id: The run.
+
+    Returns:
+        `(record, summaries)`: the `journal.RunRecord` and step id to summary.
+
+    Raises:
+        UsageError: No such run in the journal.
+        JournalError: The journal cannot be read.
+    """
+    from marimo_engine.cli.run_state import summarize_output
+    from marimo_engine.engine._journal_codec import decode_output
+    from marimo_engine.engine.journal import open_journal
+
+    with open_journal(journal) as store:
+        record = store.get_run(run_id)
+        if record is None:
+            raise UsageError(f"No run {run_id!r} in the journal {store.location}.")
+        stored = store.outputs(run_id)
+    summaries: dict[str, str] = {}
+    for sid, (_, fmt, data) in stored.items():
+        if fmt is None or data is None:
+            continue
+        try:
+            summaries[sid] = summarize_output(decode_output(fmt, data))
+        except Exception as exc:  # an output this process cannot load (a missing class)
+            summaries[sid] = f"<{fmt} output, not loadable here: {type(exc).__name__}>"
+    return record, summaries
+
+
+def run_json(record: Any, summaries: dict[str, str]) -> dict[str, Any]:
+    """`runs show --json` and MCP `show_run`: the record's JSON, each step with `output_summary`."""
+    data = record.to_json()
+    for step in data["steps"]:
+        step["output_summary"] = summaries.get(step["step_id"])
+    return data
+
+
 def runs_command(args: argparse.Namespace) -> int:
     """`marimo-engine runs [--json]`: id, plan, status, start, duration of each run."""
     with _open(args) as journal:
         records = journal.list_runs(args.limit)
     if args.json:
-        rows = [
-            {
-                "run_id": r.run_id,
-                "plan_id": r.plan_id,
-                "status": r.status,
-                "started_at": r.started_at,
-                "duration_s": r.duration_s,
-                "parent_run_id": r.parent_run_id,
-                "pending": r.pending,
-            }
-            for r in records
-        ]
+        rows = [run_row(r) for r in records]
         print(json.dumps(rows, ensure_ascii=False))
         return ExitCode.OK
     if not records:
@@ -290,27 +347,9 @@ def runs_command(args: argparse.Namespace) -> int:
 
 def show_command(args: argparse.Namespace) -> int:
     """`marimo-engine runs show RUN_ID [--json]`: each step's state, attempts, output summary."""
-    from marimo_engine.cli.run_state import summarize_output
-    from marimo_engine.engine._journal_codec import decode_output
-
-    with _open(args) as journal:
-        record = journal.get_run(args.run_id)
-        if record is None:
-            raise UsageError(f"No run {args.run_id!r} in the journal {journal.location}.")
-        stored = journal.outputs(args.run_id)
-    summaries: dict[str, str] = {}
-    for sid, (_, fmt, data) in stored.items():
-        if fmt is None or data is None:
-            continue
-        try:
-            summaries[sid] = summarize_output(decode_output(fmt, data))
-        except Exception as exc:  # an output this process cannot load (a missing class)
-            summaries[sid] = f"<{fmt} output, not loadable here: {type(exc).__name__}>"
+    record, summaries = read_run(getattr(args, "journal", None) or None, args.run_id)
     if args.json:
-        data = record.to_json()
-        for step in data["steps"]:
-            step["output_summary"] = summaries.get(step["step_id"])
-        print(json.dumps(data, ensure_ascii=False, default=str))
+        print(json.dumps(run_json(record, summaries), ensure_ascii=False, default=str))
         return ExitCode.OK
     print(f"run {record.run_id}  plan {record.plan_id}  status {record.status}")
     print(

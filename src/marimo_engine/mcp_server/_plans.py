@@ -142,12 +142,23 @@ def register_plan_tools(server: MCPServer, registry: ToolRegistry) -> None:
             ),
         ] = None,
         max_output_chars: MaxOutputChars = DEFAULT_MAX_OUTPUT_CHARS,
+        journal: Annotated[
+            str | bool | None,
+            Field(
+                description=(
+                    "Record the run in a run journal so that resume_run can go on with it "
+                    "after an intervention, a failure or a crash: an SQLite file path, a "
+                    "postgresql:// URL, or true for the default journal ($MARIMO_ENGINE_JOURNAL, "
+                    "else the one 'marimo-engine run' uses). Default: not recorded."
+                )
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         from marimo_engine.engine.executor import execute_plan
 
         with tool_errors():
             parsed = check_plan_argument(plan, registry)
-            run = execute_plan(parsed, registry, max_workers=max_workers)
+            run = execute_plan(parsed, registry, max_workers=max_workers, journal=journal or None)
             await collect_run(run, total_steps=len(parsed.steps), report=ctx.report_progress)
             result = run.result  # the run's own result: events, verdict, its notebook
             summary = summarize_run(result, max_output_chars=max_output_chars)
@@ -194,8 +205,10 @@ def register_plan_tools(server: MCPServer, registry: ToolRegistry) -> None:
         run_plan,
         description=(
             "Run a plan with marimo-engine (compiled to a marimo notebook, independent steps "
-            "at the same time). Each step event arrives as a progress notification. Returns "
-            "the verdict (SUCCESS, FAILURE or INTERVENTION_NEEDED), the key findings, "
+            "at the same time). Each step event arrives as a progress notification. With "
+            "'journal' the run is recorded and its run_id can be passed to show_run and "
+            "resume_run (a step that needs a person stops the run until then). Returns "
+            "the run_id, the verdict (SUCCESS, FAILURE or INTERVENTION_NEEDED), the key findings, "
             "skipped steps, the first error, each step's state, and the outputs (cut to "
             "max_output_chars each). An invalid plan runs nothing and returns its problems "
             "as an error."

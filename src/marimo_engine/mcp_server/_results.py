@@ -86,11 +86,13 @@ def summarize_run(result: ExecutionResult, *, max_output_chars: int) -> dict[str
         max_output_chars: Budget per output, in characters of JSON (see `clip_json`).
 
     Returns:
-        `{"plan_id", "verdict", "duration_s", "key_findings", "skipped",
+        `{"run_id", "plan_id", "verdict", "duration_s", "key_findings", "skipped",
         "error", "intervention", "steps", "outputs"}`: `steps` lists each
         step that did something with its last state (`STEP_COMPLETE`,
         `STEP_SKIPPED`, `ERROR`, `INTERVENTION_NEEDED`) and message;
-        `outputs` holds every completed step's output, each cut to the budget.
+        `outputs` holds every completed step's output, each cut to the budget;
+        `intervention` (or null) has the `intervention_id` and `kind` that
+        `resume_run` answers.
     """
     steps: dict[str, dict[str, Any]] = {}
     for event in result.events:
@@ -99,12 +101,17 @@ def summarize_run(result: ExecutionResult, *, max_output_chars: int) -> dict[str
                                     "msg": event.msg}  # fmt: skip
     intervention = None
     if result.intervention is not None:
+        info = result.intervention
         intervention = {
-            "step_id": result.intervention.step_id,
-            "expression": result.intervention.expression,
-            "output": clip_json(result.intervention.output, max_output_chars),
+            "intervention_id": info.intervention_id,
+            "kind": info.kind,
+            "step_id": info.step_id,
+            "expression": info.expression,
+            "output": clip_json(info.output, max_output_chars),
+            "args": clip_json(info.args, max_output_chars),
         }
     return {
+        "run_id": result.run_id,
         "plan_id": result.plan_id,
         "verdict": result.verdict.value,
         "duration_s": round(result.duration_s, 3),

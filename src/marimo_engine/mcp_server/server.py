@@ -9,13 +9,15 @@ MCP Python SDK) with:
   `open_notebook`, `close_notebook`, `execute`, `list_cells`,
   `create_cell`, `edit_cell`, `run_cells`, `delete_cell`, `describe`,
   `variables`, `run_plan_live`;
+- the durable-run tools (`_runs.register_run_tools`): `list_runs`,
+  `show_run`, `resume_run` on the run journal (docs/runs.md); `run_plan`
+  with `journal` records a run they can resume;
 - resources: the plan-language reference, the JSON schemas of the tools a
   plan may call, and the example plans.
 
 Extension point: each group of tools is a `ToolGroup`, a function
-`(server, state) -> None` listed in `TOOL_GROUPS`. Durable runs
-(`list_runs`, `show_run`, `resume_run`) and the code agent's loop
-(`code_goal`) do not exist yet; each will be one more group here, using
+`(server, state) -> None` listed in `TOOL_GROUPS`. The code agent's loop
+(`code_goal`) does not exist yet; it will be one more group here, using
 `state` for what it shares (the tool registry, the session table).
 """
 
@@ -31,6 +33,7 @@ from mcp.server.mcpserver import MCPServer
 from marimo_engine.mcp_server._docs import plan_language_reference
 from marimo_engine.mcp_server._live import register_live_tools
 from marimo_engine.mcp_server._plans import register_plan_tools
+from marimo_engine.mcp_server._runs import register_run_tools
 from marimo_engine.mcp_server._sessions import SessionTable
 from marimo_engine.tools.registry import ToolRegistry
 
@@ -52,10 +55,12 @@ INSTRUCTIONS = """\
 marimo-engine runs JSON tool plans as real marimo notebooks and drives live marimo
 notebooks. Plans: read the resource marimo-engine://docs/plan-language, call
 list_tools, write a plan, check it with validate_plan, run it with run_plan (or
-export_notebook). Live notebooks: list_sessions or open_notebook, then pass the
-session id to execute, list_cells, create_cell, edit_cell, run_cells, delete_cell,
-describe, variables and run_plan_live. An error says what to change; a session that
-is gone says to call list_sessions again."""
+export_notebook). run_plan with 'journal' records the run; list_runs, show_run and
+resume_run go on with one that stopped for a person or failed. Live notebooks:
+list_sessions or open_notebook, then pass the session id to execute, list_cells,
+create_cell, edit_cell, run_cells, delete_cell, describe, variables and run_plan_live.
+An error says what to change; a session that is gone says to call list_sessions
+again."""
 
 
 @dataclass
@@ -83,7 +88,11 @@ def _live_group(server: MCPServer, state: ServerState) -> None:
     register_live_tools(server, state.sessions, state.registry)
 
 
-TOOL_GROUPS: tuple[ToolGroup, ...] = (_plan_group, _live_group)
+def _runs_group(server: MCPServer, state: ServerState) -> None:
+    register_run_tools(server, state.registry)
+
+
+TOOL_GROUPS: tuple[ToolGroup, ...] = (_plan_group, _runs_group, _live_group)
 """The tool groups every server has, in order."""
 
 

@@ -21,6 +21,7 @@ from marimo_engine.mcp_server.server import PLAN_LANGUAGE_URI, TOOLS_URI, build_
 pytestmark = pytest.mark.anyio
 
 PLAN_TOOLS = ["list_tools", "validate_plan", "run_plan", "export_notebook"]
+RUN_TOOLS = ["list_runs", "show_run", "resume_run"]
 LIVE_TOOLS = [
     "list_sessions", "open_notebook", "close_notebook", "execute", "list_cells",
     "create_cell", "edit_cell", "run_cells", "delete_cell", "describe", "variables",
@@ -41,7 +42,7 @@ def server(tmp_path: Path) -> Any:
 async def test_every_tool_has_a_description_and_a_schema(server: Any) -> None:
     async with Client(server) as client:
         tools = (await client.list_tools()).tools
-    assert [t.name for t in tools] == PLAN_TOOLS + LIVE_TOOLS
+    assert [t.name for t in tools] == PLAN_TOOLS + RUN_TOOLS + LIVE_TOOLS
     for tool in tools:
         assert tool.description and len(tool.description) > 30, tool.name
         assert tool.input_schema["type"] == "object"
