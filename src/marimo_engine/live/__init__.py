@@ -3,8 +3,9 @@
 Find servers and sessions (`list_servers`, `list_sessions`, `find_session`),
 open a headless session with no browser (`open_session`), and drive it with
 `LiveClient` (async) or `LiveClientSync`: run code, read and change cells,
-read variables and dataframes. Running a plan in a live notebook is the
-engine's (`marimo_engine.engine.live_run.run_plan_live`): this package imports nothing of it.
+read variables and dataframes. Running a plan in a live notebook belongs to
+the engine (`run_plan_live` in the engine's `live_run` module), which uses
+this package; this package is a client and imports nothing of the engine.
 
 Names load on first use: importing this package imports neither httpx nor
 websockets nor marimo.
