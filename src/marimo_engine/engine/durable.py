@@ -732,6 +732,9 @@ def list_runs(journal: Journal | str | None = None, *, limit: int = 50) -> list[
     Returns:
         `journal.RunRecord`s without their steps (`Journal.get_run` has them).
     """
-    from marimo_engine.engine.journal import open_journal
+    from marimo_engine.engine.journal import Journal, open_journal
 
-    return open_journal(journal).list_runs(limit)
+    if isinstance(journal, Journal):  # the caller's: it stays open
+        return journal.list_runs(limit)
+    with open_journal(journal) as opened:  # ours: closed once read
+        return opened.list_runs(limit)
