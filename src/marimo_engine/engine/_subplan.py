@@ -170,13 +170,16 @@ async def run_nested(
         values: The sub-plan's input values.
         emit: Delivers each of the sub-plan's events to the parent's stream;
             `parent_step_id` is set on those that do not have one yet (a
-            deeper sub-plan's keep their own).
+            deeper sub-plan's keep their own). Its `START` and `FINISH` are
+            not delivered (every run has one `FINISH`, the parent's); the
+            step's own events bracket the sub-plan's.
 
     Raises:
         asyncio.CancelledError: The parent was cancelled (the nested run
             emits its `FINISH` first).
     """
     from marimo_engine.engine._run import _Run
+    from marimo_engine.engine.events import EventType
     from marimo_engine.plans.subplans import PlanLibrary
 
     resolved = prepared.subplan
@@ -184,6 +187,8 @@ async def run_nested(
     nested_library = PlanLibrary(library.given, base_dir=resolved.base_dir)
 
     async def forward(event: Event) -> None:
+        if event.type in (EventType.START, EventType.FINISH):
+            return  # the step's own events bracket the sub-plan; its result has these
         if event.parent_step_id is None:
             event.parent_step_id = prepared.id
         await emit(event)

@@ -181,6 +181,12 @@ class RunRecorder:
         """
         if self.journal is None or self.failed is not None:
             return None
+        if event.parent_step_id is not None or (
+            event.item is not None and event.type in (EventType.STEP_SKIPPED, EventType.STEP_RETRY)
+        ):
+            # plan language 2: a sub-plan's events and one item's skip or retry are not
+            # the step's; the journal holds the step (resuming runs a sub-plan step again).
+            return None
         try:
             self._record(event)
         except Exception as exc:

@@ -320,7 +320,7 @@ class _Validator:
         self._check_reference(step, reference, "map", known, edges, self_ok=False)
 
     def _check_subplan(self, step: Step) -> None:
-        if step.plan is None:
+        if step.plan is None or step.tool is not None:  # both: reported by step_kind_problems
             return
         library = self.plans if self.plans is not None else PlanLibrary()
         try:
