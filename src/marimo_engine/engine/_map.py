@@ -38,6 +38,7 @@ from marimo_engine.engine.step import (
     StepOutcome,
     StepResult,
     TriesFailed,
+    _as_failure,
     call_tool,
     complete_step,
     skipped_message,
@@ -79,6 +80,39 @@ def _preview(value: object) -> str:
     return text if len(text) <= 60 else text[:59] + "…"
 
 
+_ITEM_NAMES = frozenset({"item", "index"})
+
+
+def _split_args(
+    args: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """Split a map step's args: `(names no item, names $item or $index, some of those
+    also name a step)`."""
+    from marimo_engine.plans.references import find_references
+
+    static: dict[str, Any] = {}
+    per_item: dict[str, Any] = {}
+    mixed = False
+    for key, value in args.items():
+        named = {ref.step_id for ref in find_references(value)}
+        if named & _ITEM_NAMES:
+            per_item[key] = value
+            mixed = mixed or bool(named - _ITEM_NAMES)
+        else:
+            static[key] = value
+    return static, per_item, mixed
+
+
+def _whole_reference(value: Any) -> Any:
+    """The `Reference` a value is exactly (a string of one reference), else `None`."""
+    from marimo_engine.plans.references import parse_template
+
+    if not isinstance(value, str):
+        return None
+    template = parse_template(value)
+    return template.parts[0] if template.is_whole and not template.errors else None
+
+
 class _ItemFailed(Exception):
     def __init__(self, index: int, failed: TriesFailed | BaseException) -> None:
         super().__init__(index)
@@ -111,7 +145,8 @@ async def run_map(
             cancelled and awaited first.
     """
     from marimo_engine.engine.events import ErrorInfo, Event, EventType
-    from marimo_engine.plans.references import resolve_value
+    from marimo_engine.engine.step import error_event
+    from marimo_engine.plans.references import resolve_reference, resolve_value
 
     step = prepared.step
     step_id = step.id
@@ -122,11 +157,34 @@ async def run_map(
     slots = asyncio.Semaphore(limit) if limit < len(items) else None
     results: list[Any] = [None] * len(items)
     failures = 0
+    try:
+        # Arguments that name no item are resolved once; per item only the rest.
+        static, per_item, mixed = _split_args(step.args)
+        static_kwargs = resolve_value(static, inputs) if static else {}
+        static_kwargs.update(prepared.converted_args)
+        # `"name": "$item.path"` (the usual form) is looked up directly, not walked.
+        whole = {k: _whole_reference(v) for k, v in per_item.items()}
+        lookups = [(k, ref) for k, ref in whole.items() if ref is not None]
+        per_item = {k: v for k, v in per_item.items() if whole[k] is None}
+    except Exception as exc:
+        event = error_event(host.plan_id, step, exc, duration_s=time.monotonic() - started)
+        await host.emit(event)
+        return StepResult(StepOutcome.FAILED, error=exc)
+    tool = prepared.tool
+    assert tool is not None
+    # The common case (a coroutine tool, no timeout, no retries) awaits the tool
+    # directly; every other case goes through `call_tool` (retries, timeouts, threads).
+    direct = (
+        tool.function if tool.is_async and step.timeout_s is None and not step.retries else None
+    )
 
     async def one(index: int, item: Any) -> None:
         nonlocal failures
-        scope = ChainMap({"item": item, "index": index}, inputs)  # type: ignore[arg-type]
+        own = {"item": item, "index": index}
+        scope: Mapping[str, Any] = own
         try:
+            if prepared.item_run_if or mixed:
+                scope = ChainMap(own, inputs)  # type: ignore[arg-type]
             if prepared.item_run_if and not prepared.run_if.is_true(scope):  # type: ignore[union-attr]
                 reason = f"run_if is false for item {index}: {step.run_if}"
                 await host.emit(
@@ -143,9 +201,21 @@ async def run_map(
                 )
                 results[index] = None
                 return
-            kwargs = resolve_value(step.args, scope) if step.args else {}
-            kwargs.update(prepared.converted_args)  # type: ignore[union-attr]
-            output, _ = await call_tool(prepared, kwargs, host, item=index)
+            kwargs = dict(static_kwargs)
+            for key, ref in lookups:
+                kwargs[key] = resolve_reference(ref, scope)
+            if per_item:
+                kwargs.update(resolve_value(per_item, scope))  # type: ignore[arg-type]
+            if direct is not None:
+                try:
+                    output = await direct(**kwargs)
+                except asyncio.CancelledError as exc:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise
+                    raise _as_failure(exc) from None
+            else:
+                output, _ = await call_tool(prepared, kwargs, host, item=index)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # TriesFailed, or a reference / expression error
