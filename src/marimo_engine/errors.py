@@ -13,6 +13,7 @@ them (one line, a hint, exit code 2 for bad input).
         UnknownToolError    a tool name that is not registered, or a step's tool that
                             cannot be called where the step runs
       ToolCancelledError    a tool raised CancelledError while the run was not cancelled
+      SubPlanError          a sub-plan run as a step failed (names its failing step)
       LiveError             the marimo server
         LiveConnectionError
           LiveSessionEndedError  the kernel died or was restarted: the session is gone
