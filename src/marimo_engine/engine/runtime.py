@@ -176,23 +176,34 @@ class StepRunner:
         from marimo_engine.engine.compiler import INPUTS_NAME
         from marimo_engine.engine.events import ExecutionResult
 
+        from marimo_engine.engine.events import ErrorInfo, Verdict
+
         notebook: _SubNotebook = prepared.subplan
         child = notebook.runner
         child.reset()
         defs = {INPUTS_NAME: dict(values)} if notebook.plan.inputs else None
-        embedded = await notebook.app.embed(defs=defs)
-        child = embedded.defs.get("plan_run", child)
+        raised: Exception | None = None
+        try:
+            embedded = await notebook.app.embed(defs=defs)
+        except Exception as exc:  # as a script, marimo re-raises a cell's error
+            raised = exc
+        else:
+            child = embedded.defs.get("plan_run", child)
         fold = child.fold
+        error = fold.error
+        if error is None and raised is not None:
+            cause = raised.__cause__ or raised
+            error = ErrorInfo.from_exception(cause)
         for event in fold.events:
             if event.parent_step_id is None:
                 event.parent_step_id = prepared.id
             self.record(event)
         return ExecutionResult(
             plan_id=child.plan_id,
-            verdict=fold.verdict(),
+            verdict=Verdict.FAILURE if error is not None else fold.verdict(),
             outputs=dict(fold.outputs),
             skipped=list(fold.skipped),
-            error=fold.error,
+            error=error,
             intervention=fold.intervention,
             events=list(fold.events),
         )

@@ -120,3 +120,36 @@ def test_marimo_edit_runs_the_map_and_the_embedded_sub_plan(
         result = client.execute("print(json.dumps([sizes[2]['size'], sub, last]))")
         assert result.success, result
         assert json.loads(result.stdout.strip()) == [6, {"c1": 12}, 112]
+
+
+def test_python_nb_py_reports_a_failing_sub_plan_and_a_failing_item(tmp_path: Path) -> None:
+    failing_child = {
+        "id": "failing-child",
+        "steps": [{"id": "f1", "tool": "measure", "args": {"name": "bad.csv"}}],
+    }
+    (tmp_path / "failing.json").write_text(json.dumps(failing_child), encoding="utf-8")
+    library = PlanLibrary(base_dir=tmp_path)
+    for plan, line in (
+        (
+            {"id": "p", "steps": [{"id": "sub", "plan": "failing.json"}]},
+            "Step 'sub' failed: SubPlanError: the sub-plan 'failing.json' failed at step 'f1': "
+            "ValueError: cannot read bad.csv",
+        ),
+        (
+            {
+                "id": "p",
+                "steps": [
+                    {"id": "names", "tool": "listing", "args": {"count": 2}},
+                    {"id": "each", "tool": "measure", "map": "$names", "args": {"name": "bad"}},
+                ],
+            },
+            "Step 'each' failed: ValueError: item 0: cannot read bad",
+        ),
+    ):
+        assert execute_plan_sync(plan, TOOLS, plans=library).verdict is Verdict.FAILURE
+        notebook = tmp_path / "failing_nb.py"
+        notebook.write_text(plan_to_notebook(plan, TOOLS, plans=library), encoding="utf-8")
+        env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+        proc = run_process([sys.executable, str(notebook)], timeout_s=180, env=env, cwd=tmp_path)
+        assert line in proc.stdout.splitlines(), (proc.stdout, proc.stderr)
+        assert "Plan 'p' finished: FAILURE" in proc.stdout
