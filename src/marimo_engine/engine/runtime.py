@@ -174,9 +174,7 @@ class StepRunner:
             The sub-plan's `ExecutionResult` (its verdict from its events).
         """
         from marimo_engine.engine.compiler import INPUTS_NAME
-        from marimo_engine.engine.events import ExecutionResult
-
-        from marimo_engine.engine.events import ErrorInfo, Verdict
+        from marimo_engine.engine.events import ErrorInfo, ExecutionResult, Verdict
 
         notebook: _SubNotebook = prepared.subplan
         child = notebook.runner
