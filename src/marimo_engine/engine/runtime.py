@@ -168,17 +168,20 @@ class StepRunner:
     async def run_subplan(self, prepared: Any, values: Mapping[str, Any]) -> Any:
         """`run_step`'s hook for a sub-plan step: its notebook, run with marimo's `app.embed()`.
 
-        The sub-plan's events are recorded here with `parent_step_id`.
+        The sub-plan's events of this run are recorded here with
+        `parent_step_id`. When marimo answers from its cache (the same
+        inputs again in `marimo edit`), no cell runs and the last result is
+        the answer again.
 
         Returns:
             The sub-plan's `ExecutionResult` (its verdict from its events).
         """
         from marimo_engine.engine.compiler import INPUTS_NAME
-        from marimo_engine.engine.events import ErrorInfo, ExecutionResult, Verdict
+        from marimo_engine.engine.events import ErrorInfo, EventFold, ExecutionResult, Verdict
 
         notebook: _SubNotebook = prepared.subplan
-        child = notebook.runner
-        child.reset()
+        child = notebook.last_runner or notebook.runner
+        child._stopped_by = child._report.held_back_by = None  # a new run of the sub-plan
         defs = {INPUTS_NAME: dict(values)} if notebook.plan.inputs else None
         raised: Exception | None = None
         try:
@@ -186,33 +189,37 @@ class StepRunner:
         except Exception as exc:  # as a script, marimo re-raises a cell's error
             raised = exc
         else:
+            # In a kernel, the embedded app has its own globals (its own runner).
             child = embedded.defs.get("plan_run", child)
-        fold = child.fold
+        notebook.last_runner = child
+        start = notebook.marks.get(id(child), 0)
+        new = child.fold.events[start:]
+        notebook.marks[id(child)] = len(child.fold.events)
+        if not new and raised is None and notebook.last_result is not None:
+            return notebook.last_result
+        fold = EventFold()
+        for event in new:
+            fold.add(event)
         error = fold.error
         if error is None and raised is not None:
             cause = raised.__cause__ or raised
             error = ErrorInfo.from_exception(cause)
-        for event in fold.events:
-            if event.parent_step_id is None:
-                event.parent_step_id = prepared.id
-            self.record(event)
-        return ExecutionResult(
+        for event in new:
+            nested = event.model_copy()
+            if nested.parent_step_id is None:
+                nested.parent_step_id = prepared.id
+            self.record(nested)
+        result = ExecutionResult(
             plan_id=child.plan_id,
             verdict=Verdict.FAILURE if error is not None else fold.verdict(),
             outputs=dict(fold.outputs),
             skipped=list(fold.skipped),
             error=error,
             intervention=fold.intervention,
-            events=list(fold.events),
+            events=list(new),
         )
-
-    def reset(self) -> None:
-        """Forget the events of an earlier run (a sub-plan's notebook, run again)."""
-        from marimo_engine.engine.events import EventFold
-
-        self.fold = EventFold()
-        self._report.fold = self.fold
-        self._stopped_by = None
+        notebook.last_result = result
+        return result
 
     async def step(self, step_id: str, *inputs: Any, plan_inputs: Any = None) -> Any:
         """Run one step in a marimo cell and return its output.
@@ -300,6 +307,9 @@ class _SubNotebook:
         self.app = namespace["app"]
         self.runner: StepRunner = namespace["plan_run"]
         self.plan = self.runner.plan
+        self.last_runner: StepRunner | None = None
+        self.last_result: Any = None
+        self.marks: dict[int, int] = {}  # id of a runner -> its events already reported
 
 
 def _import_tool(module: str, qualname: str, source: str = "") -> Any:

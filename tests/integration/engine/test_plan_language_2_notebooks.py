@@ -120,6 +120,11 @@ def test_marimo_edit_runs_the_map_and_the_embedded_sub_plan(
         result = client.execute("print(json.dumps([sizes[2]['size'], sub, last]))")
         assert result.success, result
         assert json.loads(result.stdout.strip()) == [6, {"c1": 12}, 112]
+        # Run the sub-plan's cell again: the same inputs, the same answer (marimo's cache).
+        change = client.run_cell(by_name["sub"].id)
+        assert change.status != "exception" and not change.errors, change
+        result = client.execute("print(json.dumps([sub, last]))")
+        assert json.loads(result.stdout.strip()) == [{"c1": 12}, 112]
 
 
 def test_python_nb_py_reports_a_failing_sub_plan_and_a_failing_item(tmp_path: Path) -> None:
