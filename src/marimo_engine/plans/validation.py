@@ -322,6 +322,15 @@ class _Validator:
     def _check_subplan(self, step: Step) -> None:
         if step.plan is None or step.tool is not None:  # both: reported by step_kind_problems
             return
+        for name, unset in (("timeout_s", None), ("retries", 0), ("requires_approval", False)):
+            if getattr(step, name) != unset:
+                self._add(
+                    step.id,
+                    name,
+                    ProblemCode.INVALID_PLAN,
+                    f"Step {step.id!r} runs a sub-plan, which takes no {name!r}; set it on "
+                    "the sub-plan's steps instead, or remove it.",
+                )
         library = self.plans if self.plans is not None else PlanLibrary()
         try:
             resolved = library.resolve(step.plan, self.base_dir)

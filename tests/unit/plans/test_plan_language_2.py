@@ -325,6 +325,26 @@ CASES = [
         ],
     ),
     Case(
+        "subplan-step-takes-no-tool-call-options",
+        _plan({"id": "s2", "plan": "child", "args": {"path": "x"}, "retries": 2, "timeout_s": 5.0}),
+        [
+            (
+                "s2",
+                "timeout_s",
+                "invalid_plan",
+                "Step 's2' runs a sub-plan, which takes no 'timeout_s'; set it on the sub-plan's "
+                "steps instead, or remove it.",
+            ),
+            (
+                "s2",
+                "retries",
+                "invalid_plan",
+                "Step 's2' runs a sub-plan, which takes no 'retries'; set it on the sub-plan's "
+                "steps instead, or remove it.",
+            ),
+        ],
+    ),
+    Case(
         "neither-tool-nor-plan",
         _plan({"id": "s1"}),
         [
