@@ -14,9 +14,10 @@ Either returns the sub-plan's `ExecutionResult`, whose verdict maps to the step'
 - `SUCCESS`: the step completes; its output is the sub-plan's output.
 - `FAILURE`: the step fails with `SubPlanError`, naming the sub-plan's
   failing step and its error.
-- `INTERVENTION_NEEDED`: the step needs a person (`INTERVENTION_NEEDED`, kind
-  `condition`, its expression naming the sub-plan's step and expression);
-  the parent run stops.
+- `INTERVENTION_NEEDED`: as after a true `intervention_if`, the step
+  completes with the sub-plan's output so far, then needs a person
+  (`INTERVENTION_NEEDED`, kind `condition`, its expression naming the
+  sub-plan's step and expression); a `Decision` answers it as for any step.
 
 The sub-plan's output is a dict of step id to output: of the steps marked
 `"output": true` when any is, else of every completed step.
@@ -94,15 +95,24 @@ def subplan_output(plan: Plan, outputs: Mapping[str, Any]) -> dict[str, Any]:
 
 async def run_subplan_step(
     prepared: PreparedStep,
+    given: Mapping[str, Any],
     inputs: Mapping[str, Any],
     host: StepHost,
     started: float,
     fail: Callable[[BaseException, int | None], Awaitable[StepResult]],
 ) -> StepResult:
-    """Run a sub-plan step (module docstring) on its host; never raises but `CancelledError`."""
+    """Run a sub-plan step (module docstring) on its host; never raises but `CancelledError`.
+
+    Args:
+        prepared: The step.
+        given: Its resolved `args`: the sub-plan's input values.
+        inputs: What the step's own references read (for its `intervention_if`).
+        host: The step's host (`run_subplan` runs the sub-plan there).
+        started: `time.monotonic()` when the step started.
+        fail: `run_step`'s failure: emits the step's `ERROR`.
+    """
     from marimo_engine.engine.events import Event, EventType, Verdict
     from marimo_engine.engine.step import new_intervention_id
-    from marimo_engine.plans.references import resolve_value
 
     step = prepared.step
     runner = getattr(host, "run_subplan", None)
@@ -113,8 +123,7 @@ async def run_subplan_step(
                 "the plan was not found where the step runs. Run the plan with the engine "
                 "(execute_plan) or from its compiled notebook."
             )
-        values = resolve_value(step.args, inputs) if step.args else {}
-        values = input_values(prepared.subplan.plan, values) or {}
+        values = input_values(prepared.subplan.plan, given) or {}
     except Exception as exc:
         return await fail(exc, None)
     result: ExecutionResult = await runner(prepared, values)
@@ -133,22 +142,42 @@ async def run_subplan_step(
         )
     output = subplan_output(prepared.subplan.plan, result.outputs)
     if result.verdict is Verdict.INTERVENTION_NEEDED:
+        # As after any step whose intervention_if is true: the step completes with
+        # what the sub-plan returned so far, then a person decides (a durable run's
+        # `intervene` hook may ask `on_intervention`; its journal keeps the output).
         inner = result.intervention
         inner_step = inner.step_id if inner else "?"
-        expression = f"sub-plan {step.plan}, step {inner_step}: {inner.expression if inner else ''}"
-        event = Event(
+        duration_s = time.monotonic() - started
+        await host.emit(
+            Event(
+                type=EventType.STEP_COMPLETE,
+                plan_id=host.plan_id,
+                step_id=step.id,
+                tool=step.tool,
+                msg=f"Step {step.id!r} completed in {duration_s:.3f} s (sub-plan stopped for "
+                "a person).",
+                output=output,
+                key_finding=step.key_finding,
+                duration_s=duration_s,
+            )
+        )
+        needed = Event(
             type=EventType.INTERVENTION_NEEDED,
             plan_id=host.plan_id,
             step_id=step.id,
             tool=step.tool,
             msg=f"Step {step.id!r} needs a person: in its sub-plan {step.plan!r}, step "
             f"{inner_step!r} needs a person ({inner.kind if inner else 'condition'}).",
-            expression=expression,
+            expression=f"sub-plan {step.plan}, step {inner_step}: "
+            f"{inner.expression if inner else ''}",
             output=output,
             kind="condition",
             intervention_id=new_intervention_id(),
         )
-        await host.emit(event)
+        intervene = getattr(host, "intervene", None)
+        if intervene is not None:
+            return await intervene(prepared, needed, output)
+        await host.emit(needed)
         return StepResult(StepOutcome.INTERVENTION, output=output)
     return await complete_step(
         prepared, inputs, host, output, attempt=None, started=started, note="sub-plan"

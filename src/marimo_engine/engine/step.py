@@ -550,17 +550,17 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
             from marimo_engine.engine._map import map_items
 
             items = map_items(step, inputs)
-        if step.plan is not None:
-            from marimo_engine.engine._subplan import run_subplan_step
+        if step.plan is not None:  # a sub-plan step: its args are the sub-plan's inputs
+            from marimo_engine.plans.references import resolve_value
 
-            return await run_subplan_step(prepared, inputs, host, started, fail)
-        if prepared.tool is None:
+            kwargs = resolve_value(step.args, inputs) if step.args else {}
+        elif prepared.tool is None:
             raise UnknownToolError(
                 step.tool or "",
                 message=f"Tool {step.tool!r} of step {step_id!r} cannot be called here: "
                 f"{prepared.missing}.",
             )
-        if items is not None:
+        elif items is not None:
             kwargs = {"map": items, "args": dict(step.args)}
         elif step.args:
             from marimo_engine.plans.references import resolve_value
@@ -585,6 +585,10 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
         await host.emit(approval_event(host.plan_id, prepared, kwargs))
         return StepResult(StepOutcome.INTERVENTION)
 
+    if step.plan is not None:
+        from marimo_engine.engine._subplan import run_subplan_step
+
+        return await run_subplan_step(prepared, kwargs, inputs, host, started, fail)
     if items is not None:
         from marimo_engine.engine._map import run_map
 

@@ -122,6 +122,7 @@ async def test_a_sub_plan_needing_a_person_stops_the_parent() -> None:
     assert result.intervention.step_id == "p2"
     assert result.intervention.expression == "sub-plan asking, step a1: $a1 > 5"
     assert result.intervention.output == {"a1": 8}
+    assert result.outputs["p2"] == {"a1": 8}
     assert "p3" not in result.outputs
 
 
@@ -168,3 +169,25 @@ async def test_a_journaled_run_with_a_sub_plan_records_the_step(tmp_path: Path) 
     assert result.verdict is Verdict.SUCCESS
     [run] = list_runs(journal)
     assert (run.run_id, run.status) == ("with-sub", "SUCCESS")
+
+
+async def test_a_run_stopped_in_its_sub_plan_resumes_with_a_persons_decision(
+    tmp_path: Path,
+) -> None:
+    from marimo_engine import Decision, resume_run
+
+    journal = str(tmp_path / "runs.sqlite")
+    plan = _parent(
+        {"id": "p2", "plan": "asking"},
+        {"id": "p3", "tool": "double", "args": {"x": "$p2.a1"}},
+    )
+    first = execute_plan_sync(plan, TOOLS, plans=LIBRARY, journal=journal, run_id="asks")
+    assert first.verdict is Verdict.INTERVENTION_NEEDED
+    assert first.intervention is not None
+    assert first.outputs["p2"] == {"a1": 8}  # completed with what the sub-plan returned
+    run = resume_run("asks", TOOLS, journal=journal, decision=Decision.approve(), plans=LIBRARY)
+    events = [event async for event in run]
+    # The person approved: the sub-plan's output stands, and the run goes on after it.
+    assert run.result.verdict is Verdict.SUCCESS
+    assert run.result.outputs["p3"] == 16
+    assert not [e for e in events if e.parent_step_id is not None]  # not run again
