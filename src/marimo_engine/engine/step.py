@@ -35,6 +35,13 @@ everywhere, in this order:
    `INTERVENTION_NEEDED`.
 8. A failure at any point gives one `ERROR` (the step's last one).
 
+Plan language 2 keeps this order: a `map` step (`engine._map`) resolves its
+list after `run_if` and calls the tool once per item in 5-7 (per-item
+retries, timeouts, `run_if`/`intervention_if` naming `$item`); a sub-plan
+step (`engine._subplan`) resolves its `args` as the sub-plan's inputs, goes
+through the durable hook, and has its host run the sub-plan in 5
+(`run_subplan`). A host with `plan_inputs` gives `$input.NAME`.
+
 This module imports nothing heavy at module level: compiled notebooks and live
 kernels import it.
 """
