@@ -15,7 +15,7 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -28,13 +28,15 @@ from pydantic import (
 )
 
 from marimo_engine.errors import PlanValidationError, UsageError
-from marimo_engine.plans.problems import Problem
+from marimo_engine.plans.problems import Problem, ProblemCode
 
 __all__ = [
+    "RESERVED_NAMES",
     "SCHEMA_KEY",
     "STEP_ID_PATTERN",
     "TOOL_NAME_PATTERN",
     "Plan",
+    "PlanInput",
     "Step",
     "load_plan",
     "problems_from_validation_error",
@@ -51,6 +53,10 @@ The same rule as `ToolRegistry` applies when a tool is registered, so every
 registered tool can be named in a plan; a plan's tool name is checked even
 when no registry is given, so that no text other than a name reaches the
 places where tool names are written (notebook source, events, terminals)."""
+
+RESERVED_NAMES = frozenset({"item", "index", "input"})
+"""Names that references give a meaning of their own (`$item`, `$index` in a `map` step,
+`$input.NAME` in a plan with `inputs`), so no step may take them as its id."""
 
 SCHEMA_KEY = "$schema"
 """A top-level key that editors add to point at a JSON schema; accepted and ignored."""
@@ -93,8 +99,9 @@ class Step(BaseModel):
     id: StepId
     """The step's name: 1-64 characters of `A-Z a-z 0-9 _ -`, unique in the plan."""
 
-    tool: ToolName
-    """A name in the tool registry given to the run: 1-64 characters of `A-Z a-z 0-9 _ -`."""
+    tool: ToolName | None = None
+    """A name in the tool registry given to the run: 1-64 characters of `A-Z a-z 0-9 _ -`.
+    Required unless the step runs a sub-plan (`plan`)."""
 
     description: StrictStr | None = None
     """Human text, shown in events and in the notebook; `None` for none."""
@@ -150,6 +157,29 @@ class Step(BaseModel):
     arguments) before its tool is called: the run stops with
     `INTERVENTION_NEEDED` of kind `approval` (docs/runs.md)."""
 
+    # plan language 2: map and sub-plans
+    map: StrictStr | None = None
+    """A whole reference to a list (`"$s1.files"`): the tool runs once per item,
+    with `$item` and `$index` in `args`, `run_if` and `intervention_if`; the
+    output is the list of results in item order. `None`: one call."""
+
+    map_concurrency: int | None = Field(default=None, ge=1, strict=True)
+    """`map` only: most items in flight at once (also bounded by the run's
+    `max_workers`); `None` takes `max_workers`."""
+
+    map_errors: Literal["fail", "collect"] | None = None
+    """`map` only: `"fail"` (the default) fails the step at the first failing
+    item; `"collect"` puts each failing item's error in its place of the output."""
+
+    plan: StrictStr | None = Field(default=None, min_length=1)
+    """A sub-plan to run as this step instead of a tool: the name of a plan given to
+    the run, the name of an example plan, or a `.json` file next to the parent
+    plan. `args` are its inputs; its output is its outputs."""
+
+    output: bool = Field(default=False, strict=True)
+    """In a plan run as a sub-plan: this step's output is part of the sub-plan's
+    output. When no step says so, every completed step's output is."""
+
     @field_validator("args", "depends_on", mode="before")
     @classmethod
     def _null_is_empty(cls, value: object, info: ValidationInfo) -> object:
@@ -157,6 +187,21 @@ class Step(BaseModel):
         if value is None:
             return {} if info.field_name == "args" else []
         return value
+
+
+class PlanInput(BaseModel):
+    """One input of a plan (`Plan.inputs`), read by its steps as `$input.NAME`."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    description: StrictStr | None = None
+    """Human text, shown to a model that writes a sub-plan step."""
+
+    default: Any = None
+    """The value when none is given; only used when `required` is false."""
+
+    required: bool = Field(default=True, strict=True)
+    """Whether a value must be given (a sub-plan step's `args`, or `inputs=` of the run)."""
 
 
 class Plan(BaseModel):
@@ -184,6 +229,10 @@ class Plan(BaseModel):
     steps: list[Step] = Field(min_length=1)
     """The steps, at least one. List order breaks ties between ready steps;
     it is not the schedule (dependencies are)."""
+
+    inputs: dict[str, PlanInput] = Field(default_factory=dict)
+    """Inputs of the plan, by name (1-64 characters of `A-Z a-z 0-9 _ -`): steps
+    read them as `$input.NAME`; a parent plan's sub-plan step gives them as `args`."""
 
     @field_validator("id", mode="before")
     @classmethod
@@ -272,6 +321,7 @@ def load_plan(source: Plan | Mapping[str, Any] | str | bytes) -> Plan:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
         problems += problems_from_validation_error(exc, data)
+    problems += step_kind_problems(data)
     if problems:
         raise PlanValidationError(problems)
     return plan
@@ -327,6 +377,59 @@ def too_deep_to_read_problem() -> Problem:
         "The plan's JSON is nested too deeply to read (a value may nest lists and objects "
         "at most 100 levels deep); flatten it."
     )
+
+
+def step_kind_problems(data: object) -> list[Problem]:
+    """`invalid_plan` for each step that has neither or both of `tool` and `plan`.
+
+    A step calls a tool (`tool`) or runs a sub-plan (`plan`), exactly one
+    (plan language 2: map and sub-plans). Checked on the raw document (or a
+    `Plan`), so it is reported beside the document's other problems.
+
+    Args:
+        data: A plan as a mapping (its `steps` a list of mappings) or a `Plan`.
+
+    Returns:
+        The problems, in step order; steps that are not objects are skipped
+        (pydantic reports them).
+    """
+    steps = data.steps if isinstance(data, Plan) else None
+    if steps is None:
+        raw = data.get("steps") if isinstance(data, Mapping) else None
+        steps = raw if isinstance(raw, list | tuple) else []
+    problems = []
+    for index, step in enumerate(steps):
+        if isinstance(step, Mapping):
+            has_tool = step.get("tool") is not None
+            has_plan = step.get("plan") is not None
+        elif isinstance(step, Step):
+            has_tool, has_plan = step.tool is not None, step.plan is not None
+        else:
+            continue
+        if has_tool != has_plan:
+            continue
+        step_id = readable_step_id(step)
+        where = f"Step {step_id!r}" if step_id is not None else f"The step at index {index}"
+        if has_tool:
+            field, message = (
+                "plan",
+                f"{where} has both 'tool' and 'plan'; a step calls a tool or runs a sub-plan: "
+                "remove one.",
+            )
+        else:
+            field, message = (
+                "tool",
+                f"{where} has no 'tool'; add it: a tool name (or 'plan': a sub-plan to run).",
+            )
+        problems.append(
+            Problem(
+                step_id=step_id,
+                field=field if step_id is not None else f"steps.{index}.{field}",
+                code=ProblemCode.INVALID_PLAN,
+                message=message,
+            )
+        )
+    return problems
 
 
 def readable_step_id(step: object) -> str | None:

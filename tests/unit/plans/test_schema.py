@@ -56,7 +56,7 @@ INVALID = [
         plan_of(step(tiemout_s=3)),
         [("s1", "tiemout_s", "invalid_plan")],
         r"Step 's1' has an unknown field 'tiemout_s'\. Did you mean 'timeout_s'\? "
-        r"Allowed fields: 'id', 'tool', .*'retries', 'requires_approval'\.",
+        r"Allowed fields: 'id', 'tool', .*'retries', 'requires_approval', 'map', .*'output'\.",
     ),
     Case(
         "unknown-field-no-close-name",

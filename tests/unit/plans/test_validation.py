@@ -96,7 +96,8 @@ CASES = [
                 "invalid_plan",
                 "Step 's1' has an unknown field 'tiemout_s'. Did you mean 'timeout_s'? Allowed "
                 "fields: 'id', 'tool', 'description', 'args', 'run_if', 'intervention_if', "
-                "'key_finding', 'depends_on', 'timeout_s', 'retries', 'requires_approval'.",
+                "'key_finding', 'depends_on', 'timeout_s', 'retries', 'requires_approval', "
+                "'map', 'map_concurrency', 'map_errors', 'plan', 'output'.",
             ),
             (
                 "s2",
@@ -421,7 +422,7 @@ CASES = [
                 "nmae",
                 "invalid_plan",
                 "The plan has an unknown field 'nmae'. Did you mean 'name'? Allowed fields: "
-                "'id', 'name', 'steps'.",
+                "'id', 'name', 'steps', 'inputs'.",
             ),
             (
                 "s1",
@@ -458,7 +459,9 @@ def test_validate_plan(case: Case) -> None:
 
 
 def test_every_problem_code_is_covered_by_a_case() -> None:
-    covered = {code for case in CASES for _, _, code, _ in case.expected}
+    from tests.unit.plans.test_plan_language_2 import COVERED
+
+    covered = {code for case in CASES for _, _, code, _ in case.expected} | COVERED
     assert covered == {code.value for code in ProblemCode}
 
 
