@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from marimo_engine.engine._run import EventCallback, _Run
@@ -157,6 +157,8 @@ def execute_plan(
     journal: Journal | str | os.PathLike[str] | bool | None = None,
     run_id: str | None = None,
     on_intervention: InterventionCallback | None = None,
+    executor: str | Any | None = None,
+    gather: bool | Collection[str] = (),
 ) -> PlanRun:
     """Run a plan; iterate the returned run for its events as they happen.
 
@@ -181,6 +183,14 @@ def execute_plan(
             person (an approval, a true `intervention_if`); returning a
             `durable.Decision` answers it and the run goes on, `None` stops
             the run with `INTERVENTION_NEEDED`. May be a coroutine function.
+        executor: Where tool steps run: `None` or `"inprocess"` (here);
+            `"dask"` (a `distributed.LocalCluster` started for the run);
+            `"dask://HOST:PORT"` (a running Dask scheduler); or a
+            `distributed.Client` (docs/dask.md, `engine.dask_host`).
+        gather: On Dask, ids of the steps whose outputs come back to this
+            process whole (key findings always do), or `True` for all; the
+            others stay on the workers and events carry their summaries
+            (`dask_host.RemoteOutput`). Ignored in process.
 
     Returns:
         A `PlanRun`: an async iterator of `Event`s, `START` first and
@@ -188,8 +198,11 @@ def execute_plan(
         `ExecutionResult` once it finished.
 
     Raises:
-        UsageError: `max_workers` is less than 1. An invalid plan does not
-            raise: it yields `START`, an `ERROR` with the problems, `FINISH`.
+        UsageError: `max_workers` is less than 1; `executor` is not one of
+            the forms above, or names Dask without `distributed` installed;
+            `journal` with a Dask executor (outputs stay on the workers). An
+            invalid plan does not raise: it yields `START`, an `ERROR` with
+            the problems, `FINISH`.
 
     Stopping early (`break` then `aclose()`, leaving `async with`, cancelling
     the consumer) cancels the running steps and interrupts their worker
@@ -205,8 +218,24 @@ def execute_plan(
         on_event=on_event,
         recorder=_recorder(journal, on_intervention),
         run_id=run_id,
+        target=_target(executor, gather, journal),
     )
     return PlanRun(run, buffer_size)
+
+
+def _target(executor: Any, gather: Any, journal: Any) -> Any:
+    """The run's target for `executor` (`None`: in process); see `dask_host.dask_target`."""
+    if executor is None or executor == "inprocess":
+        return None
+    from marimo_engine.engine.dask_host import dask_target
+
+    target = dask_target(executor, gather=gather)
+    if target is not None and journal is not None and journal is not False:
+        raise UsageError(
+            "A run on Dask keeps step outputs on the workers, so it cannot be journaled here: "
+            "drop journal= or run in process."
+        )
+    return target
 
 
 def _recorder(journal: Any, on_intervention: InterventionCallback | None) -> RunRecorder | None:
@@ -233,6 +262,8 @@ def execute_plan_sync(
     journal: Journal | str | os.PathLike[str] | bool | None = None,
     run_id: str | None = None,
     on_intervention: InterventionCallback | None = None,
+    executor: str | Any | None = None,
+    gather: bool | Collection[str] = (),
 ) -> ExecutionResult:
     """Run a plan to the end and return its result (blocks).
 
@@ -247,12 +278,14 @@ def execute_plan_sync(
         journal: As for `execute_plan`.
         run_id: As for `execute_plan`.
         on_intervention: As for `execute_plan`.
+        executor: As for `execute_plan`.
+        gather: As for `execute_plan`.
 
     Returns:
         The `ExecutionResult`, including every event and the notebook source.
 
     Raises:
-        UsageError: `max_workers` is less than 1. An invalid plan does not
+        UsageError: As for `execute_plan`. An invalid plan does not
             raise: the result's verdict is `FAILURE` with the problems in
             `result.error.problems`.
 
@@ -267,6 +300,7 @@ def execute_plan_sync(
         on_event=on_event,
         recorder=_recorder(journal, on_intervention),
         run_id=run_id,
+        target=_target(executor, gather, journal),
     )
     return run_sync(run)
 

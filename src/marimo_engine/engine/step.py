@@ -35,6 +35,14 @@ everywhere, in this order:
    `INTERVENTION_NEEDED`.
 8. A failure at any point gives one `ERROR` (the step's last one).
 
+A host whose step outputs live elsewhere (a Dask cluster: `engine.dask_host`)
+gives `run_step` three optional hooks, so that what touches the data runs
+where the data is while the semantics above stay here:
+`async evaluate(prepared, expression, values) -> bool` (steps 2 and 7),
+`async resolve_args(prepared, inputs) -> dict` (step 4) and
+`async call_tool(prepared, kwargs) -> output` (one try of step 5, which
+`timeout_s` bounds and cancellation interrupts as any other try).
+
 This module imports nothing heavy at module level: compiled notebooks and live
 kernels import it.
 """
@@ -322,7 +330,16 @@ class StepHost(Protocol):
     Attributes:
         plan_id: The plan's id, put on every event.
         pool: Runs plain-function tools in worker threads and interrupts them
-            (`WorkerPool.run` with the step id as label).
+            (`WorkerPool.run` with the step id as label); `run_step` also asks
+            it `is_running(step_id)` and hands it `abandon_task(step_id, task)`.
+
+    Optional hooks, looked up with `getattr` (absent: the step runs here):
+    `before_tool` and `intervene` (`durable.RunRecorder`'s, see
+    docs/architecture.md); for outputs kept elsewhere (`dask_host.DaskTarget`)
+    `evaluate(prepared, expression, values) -> bool` evaluates a `run_if` or
+    `intervention_if` where the outputs are, `resolve_args(prepared, inputs)
+    -> dict` builds the tool's keyword arguments (references resolved, literals
+    converted) and `call_tool(prepared, kwargs) -> output` makes one try.
     """
 
     plan_id: str
@@ -380,6 +397,9 @@ async def _invoke(prepared: PreparedStep, kwargs: dict[str, Any], host: StepHost
     tool = prepared.tool
     assert tool is not None
     try:
+        call_tool = getattr(host, "call_tool", None)
+        if call_tool is not None:  # the host runs the tool elsewhere (a Dask worker)
+            return await call_tool(prepared, kwargs)
         if tool.is_async:
             return await tool.function(**kwargs)
         output = await host.pool.run(tool.function, kwargs, label=prepared.id)
@@ -494,9 +514,14 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
         )
         return StepResult(StepOutcome.FAILED, error=exc)
 
+    evaluate = getattr(host, "evaluate", None)  # outputs kept elsewhere: evaluate there
     await host.emit(event(EventType.STEP_START, started_message(step)))
     try:
-        if prepared.run_if is not None and not prepared.run_if.is_true(inputs):
+        if prepared.run_if is not None and not (
+            prepared.run_if.is_true(inputs)
+            if evaluate is None
+            else await evaluate(prepared, prepared.run_if, inputs)
+        ):
             reason = f"run_if is false: {step.run_if}"
             await host.emit(
                 event(
@@ -513,7 +538,10 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
                 message=f"Tool {step.tool!r} of step {step_id!r} cannot be called here: "
                 f"{prepared.missing}.",
             )
-        if step.args:
+        resolve_args = getattr(host, "resolve_args", None)
+        if resolve_args is not None:
+            kwargs = await resolve_args(prepared, inputs)
+        elif step.args:
             from marimo_engine.plans.references import resolve_value
 
             kwargs = resolve_value(step.args, inputs)
@@ -582,7 +610,12 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
     )
     if prepared.intervention_if is not None:
         try:
-            needed = prepared.intervention_if.is_true({**inputs, step_id: output})
+            values = {**inputs, step_id: output}
+            needed = (
+                prepared.intervention_if.is_true(values)
+                if evaluate is None
+                else await evaluate(prepared, prepared.intervention_if, values)
+            )
         except Exception as exc:
             return await fail(exc, None)
         if needed:
