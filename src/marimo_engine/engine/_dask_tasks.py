@@ -9,10 +9,11 @@ part of a step that touches data, never a step's semantics (those stay in
 - `call` loads the tool (by import path, or from its pickled bytes), calls
   it once on the worker's thread, interruptibly (`interrupt`), and returns
   its output, which stays in the worker's memory as the try's Dask future;
-- `describe` runs beside that output and returns only what the driver
-  needs: the output's JSON summary (`_json.to_jsonable`, as events carry
-  outputs today) or, for a step whose output the caller asked for, the
-  output itself; its size; and the truth of the step's `intervention_if`;
+  beside it, it reports only what the driver needs (`Report`, `describe`):
+  the output's JSON summary (`_json.to_jsonable`, as events carry outputs
+  today) or, for a step whose output the caller asked for, the output
+  itself; its size; and the truth of the step's `intervention_if`; or the
+  try's error;
 - `evaluate` and `resolve` evaluate a `run_if` and resolve `$step.path`
   references where the outputs are;
 - `check_tools` tells, per worker, which tools cannot be loaded there.
@@ -40,6 +41,7 @@ from marimo_engine.engine._threads import StepInterrupted, ThreadCall
 __all__ = [
     "CarriedError",
     "Description",
+    "Report",
     "ToolRef",
     "call",
     "check_tools",
@@ -219,23 +221,48 @@ def _call_tool(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     return output
 
 
-def call(ref: ToolRef, kwargs: dict[str, Any], token: str) -> Any:
+def call(
+    ref: ToolRef,
+    kwargs: dict[str, Any],
+    token: str,
+    report: Report | None = None,
+    reads: Mapping[str, Any] | None = None,
+) -> Any:
     """Dask task: one try of a step's tool, on this worker's thread.
 
     Args:
         ref: The tool.
         kwargs: Its keyword arguments, with Dask futures already replaced by
             their values (Dask does that before the task starts).
-        token: Names this try for `interrupt`.
+        token: Names this try for `interrupt` and in its report.
+        report: Where and what to report to the driver, or `None` to raise
+            failures instead (a direct call, in tests).
+        reads: The outputs of the other steps the `intervention_if` reads
+            (an argument of its own, so that Dask passes their values).
 
     Returns:
-        The tool's output (it stays on the worker as the try's future).
+        The tool's output (it stays on the worker as the try's future), or
+        `None` when the try failed and was reported.
 
     Raises:
-        CarriedError: The tool raised (also a `BaseException` such as
-            `KeyboardInterrupt`: a tool's is the step's error, never the
-            worker's), it was interrupted, or it cannot be loaded here.
+        CarriedError: Without `report`: the tool raised (also a
+            `BaseException` such as `KeyboardInterrupt`: a tool's is the
+            step's error, never the worker's), it was interrupted, or it
+            cannot be loaded here.
     """
+    try:
+        output = _try(ref, kwargs, token)
+    except CarriedError as failure:
+        if report is None:
+            raise
+        report.send(token, "error", failure)
+        return None
+    if report is not None:
+        report.send(token, "ok", describe(output, report, reads or {}))
+    return output
+
+
+def _try(ref: ToolRef, kwargs: dict[str, Any], token: str) -> Any:
     try:
         function = load_tool(ref)
     except ToolLoadError as exc:
@@ -300,28 +327,49 @@ class Description:
     intervention: bool | CarriedError | None
 
 
-def describe(
-    output: Any,
-    step_id: str,
-    gather: bool,
-    intervention_if: str | None,
-    inputs: Mapping[str, Any],
-) -> Description:
-    """Dask task: the summary of a try's output and its `intervention_if`, beside the output.
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What a try reports to the driver, and where (a Dask event topic).
 
-    Args:
-        output: The try's output (Dask passes the value of the try's future).
+    A try's report travels as a Dask event (`Worker.log_event`), which the
+    scheduler forwards to the driver's client at once: no second task and
+    no fetch of a result, so only this report comes back, never the output
+    (unless `gather`).
+
+    Attributes:
+        topic: The run's event topic (`Client.subscribe_topic`).
         step_id: The step's id (its output's name in `intervention_if`).
         gather: Send the output itself back (a key finding, or asked for).
-        intervention_if: The expression text, or `None`.
-        inputs: The outputs of the steps the expression reads.
+        intervention_if: The step's expression text, or `None`.
     """
+
+    topic: str
+    step_id: str
+    gather: bool = False
+    intervention_if: str | None = None
+
+    def send(self, token: str, kind: str, payload: Any) -> None:
+        """Send `(token, kind, payload)`, pickled, to the topic."""
+        import pickle
+
+        from distributed import get_worker
+
+        try:
+            data = pickle.dumps((token, kind, payload))
+        except Exception as exc:  # a gathered output that does not pickle
+            data = pickle.dumps((token, "error", CarriedError(exc)))
+        get_worker().log_event(self.topic, data)
+
+
+def describe(output: Any, report: Report, reads: Mapping[str, Any]) -> Description:
+    """The summary of a try's output and its `intervention_if` (over `reads` and it)."""
     from marimo_engine._json import to_jsonable
 
     truth: bool | CarriedError | None = None
-    if intervention_if is not None:
+    if report.intervention_if is not None:
         try:
-            truth = _expression(intervention_if).is_true({**inputs, step_id: output})
+            values = {**reads, report.step_id: output}
+            truth = _expression(report.intervention_if).is_true(values)
         except Exception as exc:
             truth = CarriedError(exc)
     try:
@@ -332,8 +380,8 @@ def describe(
         nbytes = -1
     cls = type(output)
     return Description(
-        summary=output if gather else to_jsonable(output),
-        gathered=gather,
+        summary=output if report.gather else to_jsonable(output),
+        gathered=report.gather,
         type_name=f"{cls.__module__}.{cls.__qualname__}",
         nbytes=nbytes,
         intervention=truth,

@@ -19,10 +19,11 @@ cluster is what touches data (`engine._dask_tasks`):
   on the worker that made it, as a Dask future, and dependents get that
   future as their argument, so a dataframe passed from step to step never
   travels through this process;
-- beside the output, a second small task (`_dask_tasks.describe`) computes
-  what the driver needs: the output's JSON summary (the form events take in
-  JSON today, `_json.to_jsonable`), its size, and the truth of the step's
-  `intervention_if`; a key finding's output, and the outputs named in
+- beside the output, the same task computes what the driver needs and
+  reports it as a Dask event (`_dask_tasks.Report`, forwarded by the
+  scheduler to this client): the output's JSON summary (the form events
+  take in JSON today, `_json.to_jsonable`), its size, and the truth of the
+  step's `intervention_if`; a key finding's output, and the outputs named in
   `gather`, come back whole;
 - a `run_if`, and a reference with a path (`$s1.rows`) or inside text, into
   an output that stayed on the cluster are evaluated there
@@ -92,6 +93,9 @@ WORKER_WAIT_S = 60.0
 
 CLOSE_TIMEOUT_S = 30.0
 """Seconds closing a client or a local cluster may take; never more."""
+
+REPORT_GRACE_S = 10.0
+"""Seconds a try that ended may take to deliver its report before it fails."""
 
 _POLL_S = 0.02
 """Seconds between looks at an interrupted try's state."""
@@ -257,6 +261,9 @@ class DaskTarget:
         self._remote: dict[str, RemoteOutput] = {}  # the last successful try of each step
         self._described: dict[str, Description] = {}
         self._futures: set[Any] = set()  # every future of this run not yet released
+        self._topic = f"marimo-engine-{uuid.uuid4().hex}"  # the tries report here
+        self._waiting: dict[str, asyncio.Future[tuple[str, Any]]] = {}  # token -> its report
+        self._watchers: set[asyncio.Future[None]] = set()
 
     # -- the target interface ---------------------------------------------------------
 
@@ -279,6 +286,7 @@ class DaskTarget:
                     f"{', '.join(repr(s) for s in unknown)}."
                 )
         await self._connect()
+        self.client.subscribe_topic(self._topic, self._on_report)
         registry = run.tools
         specs = {s.tool: registry.get(s.tool) for s in plan.steps}
         missing = await self._load_tools(specs)
@@ -410,6 +418,11 @@ class DaskTarget:
                 run.abandoned = [
                     sid for sid, tokens in self.pool.stuck.items() if still.intersection(tokens)
                 ]
+            with contextlib.suppress(Exception):
+                client.unsubscribe_topic(self._topic)
+                await asyncio.wait_for(
+                    client.run_on_scheduler(_forget_topic, self._topic), CLOSE_TIMEOUT_S
+                )
             futures = list(self._futures)
             self._futures.clear()
             for remote in self._remote.values():
@@ -536,6 +549,10 @@ class DaskTarget:
     async def call_tool(self, prepared: PreparedStep, kwargs: Mapping[str, Any]) -> Any:
         """One try: the tool runs on a worker; its output stays there.
 
+        The try's task reports its outcome as a Dask event (`_dask_tasks.Report`);
+        a try that ends without one (its worker died, Dask cancelled it) fails
+        with what Dask says (`KilledWorker`, ...).
+
         Returns:
             The output itself when it comes back (a key finding, `gather`),
             else its `RemoteOutput`.
@@ -547,16 +564,13 @@ class DaskTarget:
             asyncio.CancelledError: The try was cancelled (timeout, cancelled
                 run); it was interrupted on its worker first.
         """
-        from marimo_engine.engine._dask_tasks import CarriedError, call, describe
+        from marimo_engine.engine._dask_tasks import CarriedError, Report, call
 
         client = self.client
         sid = prepared.id
         step = prepared.step
         token = uuid.uuid4().hex
         payload: Any = kwargs.future if isinstance(kwargs, _RemoteArgs) else _to_futures(kwargs)
-        out = client.submit(
-            call, self._refs[step.tool], payload, token, pure=False, key=self._key(sid, token)
-        )
         condition = prepared.intervention_if
         reads: dict[str, Any] = {}
         if condition is not None:
@@ -569,43 +583,77 @@ class DaskTarget:
             or self.gather is True
             or (self.gather is not False and sid in self.gather)
         )
-        meta = client.submit(
-            describe,
-            out,
-            sid,
-            gather,
-            condition.text if condition else None,
-            reads,
-            pure=False,
-            key=self._key(sid, token + "-describe"),
-        )
-        self._futures.update((out, meta))
+        report = Report(self._topic, sid, gather, condition.text if condition else None)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[tuple[str, Any]] = loop.create_future()
+        self._waiting[token] = waiter
+        out = client.submit(
+            call, self._refs[step.tool], payload, token, report, reads, pure=False,
+            key=self._key(sid, token),
+        )  # fmt: skip
+        self._futures.add(out)
+        out.add_done_callback(lambda future: loop.call_soon_threadsafe(self._ended, token, future))
         try:
-            description = await meta
-        except asyncio.CancelledError as exc:
-            from distributed.client import FutureCancelledError
-
-            if isinstance(exc, FutureCancelledError) and not _cancelling():
-                self._release(out, meta)
-                raise EngineError(
-                    f"Dask cancelled the try of step {sid!r} ({exc.reason or 'no reason given'})."
-                ) from None
-            await self._stop_try(sid, token, out, meta)
+            kind, answer = await waiter
+        except asyncio.CancelledError:
+            self._waiting.pop(token, None)
+            await self._stop_try(sid, token, out)
             raise
-        except CarriedError as exc:
-            self._release(out, meta)
-            raise _as_tool_error(exc.unpack(), step.tool, sid) from None
         except BaseException:
-            self._release(out, meta)
+            self._waiting.pop(token, None)
+            self._release(out)
             raise
-        self._release(meta)
-        remote = RemoteOutput(sid, description, out)
+        if kind == "error":
+            self._release(out)
+            assert isinstance(answer, CarriedError)
+            raise _as_tool_error(answer.unpack(), step.tool, sid)
+        remote = RemoteOutput(sid, answer, out)
         old = self._remote.get(sid)
         if old is not None and old.future is not None:
             self._release(old.future)
         self._remote[sid] = remote
-        self._described[sid] = description
+        self._described[sid] = answer
         return remote.value if remote.has_value else remote
+
+    def _on_report(self, event: tuple[float, Any]) -> None:
+        """A try's report arrived (the client's handler of the run's topic)."""
+        import pickle
+
+        try:
+            token, kind, payload = pickle.loads(event[1])
+        except Exception:  # not ours: the topic is the run's alone
+            return
+        waiter = self._waiting.pop(token, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result((kind, payload))
+
+    def _ended(self, token: str, future: Any) -> None:
+        """A try's task ended; if it never reported, say why (`KilledWorker`, a cancel)."""
+        if token not in self._waiting:
+            return  # reported already (a report comes before the task's end)
+        task = asyncio.ensure_future(self._unreported(token, future))
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _unreported(self, token: str, future: Any) -> None:
+        from distributed.client import FutureCancelledError
+
+        try:
+            if future.status == "finished":  # its report comes first: give it time
+                await asyncio.sleep(REPORT_GRACE_S)
+                raise EngineError("The try ended on its Dask worker without reporting its outcome.")
+            if future.status == "cancelled":
+                raise FutureCancelledError(future.key, "cancelled")
+            error: BaseException = await future.exception()
+        except FutureCancelledError as exc:
+            error = EngineError(
+                f"Dask cancelled the try ({getattr(exc, 'reason', None) or 'no reason given'})."
+            )
+        except Exception as exc:
+            error = exc
+        waiter = self._waiting.pop(token, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -634,6 +682,7 @@ class DaskTarget:
         client = self.client
         deadline = time.monotonic() + INTERRUPT_GRACE_S * 0.8
         out = futures[0]
+        self._waiting.pop(token, None)
         try:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
@@ -647,6 +696,11 @@ class DaskTarget:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.cancel(list(futures), force=True), 1.0)
             self._release(*futures)
+
+
+def _forget_topic(topic: str, dask_scheduler: Any = None) -> None:
+    """On the scheduler: drop the run's events (a long-lived scheduler keeps each topic)."""
+    dask_scheduler._broker.truncate(topic)
 
 
 def _interrupt_target() -> Any:
