@@ -94,6 +94,9 @@ WORKER_WAIT_S = 60.0
 CLOSE_TIMEOUT_S = 30.0
 """Seconds closing a client or a local cluster may take; never more."""
 
+WATCH_S = 0.5
+"""Seconds between looks at the states of the tries waiting for their report."""
+
 REPORT_GRACE_S = 10.0
 """Seconds a try that ended may take to deliver its report before it fails."""
 
@@ -263,7 +266,9 @@ class DaskTarget:
         self._futures: set[Any] = set()  # every future of this run not yet released
         self._topic = f"marimo-engine-{uuid.uuid4().hex}"  # the tries report here
         self._waiting: dict[str, asyncio.Future[tuple[str, Any]]] = {}  # token -> its report
-        self._watchers: set[asyncio.Future[None]] = set()
+        self._batch: list[tuple[Any, ...]] = []  # tries to submit at the end of this turn
+        self._tries: dict[str, Any] = {}  # token -> the try's Dask future
+        self._watcher: asyncio.Future[None] | None = None
 
     # -- the target interface ---------------------------------------------------------
 
@@ -405,6 +410,8 @@ class DaskTarget:
         if client is None:
             return
         run = self.run
+        if self._watcher is not None:
+            self._watcher.cancel()
         try:
             stuck = [t for tokens in self.pool.stuck.values() for t in tokens]
             still: set[str] = set()
@@ -564,9 +571,8 @@ class DaskTarget:
             asyncio.CancelledError: The try was cancelled (timeout, cancelled
                 run); it was interrupted on its worker first.
         """
-        from marimo_engine.engine._dask_tasks import CarriedError, Report, call
+        from marimo_engine.engine._dask_tasks import CarriedError, Report
 
-        client = self.client
         sid = prepared.id
         step = prepared.step
         token = uuid.uuid4().hex
@@ -584,25 +590,19 @@ class DaskTarget:
             or (self.gather is not False and sid in self.gather)
         )
         report = Report(self._topic, sid, gather, condition.text if condition else None)
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[tuple[str, Any]] = loop.create_future()
+        waiter: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[token] = waiter
-        out = client.submit(
-            call, self._refs[step.tool], payload, token, report, reads, pure=False,
-            key=self._key(sid, token),
-        )  # fmt: skip
-        self._futures.add(out)
-        out.add_done_callback(lambda future: loop.call_soon_threadsafe(self._ended, token, future))
+        self._enqueue((self._refs[step.tool], payload, token, report, reads, self._key(sid, token)))
         try:
             kind, answer = await waiter
         except asyncio.CancelledError:
-            self._waiting.pop(token, None)
-            await self._stop_try(sid, token, out)
+            await self._stop_try(sid, token)
             raise
         except BaseException:
             self._waiting.pop(token, None)
-            self._release(out)
+            self._release(self._tries.pop(token, None))
             raise
+        out = self._tries.pop(token)
         if kind == "error":
             self._release(out)
             assert isinstance(answer, CarriedError)
@@ -627,33 +627,70 @@ class DaskTarget:
         if waiter is not None and not waiter.done():
             waiter.set_result((kind, payload))
 
-    def _ended(self, token: str, future: Any) -> None:
-        """A try's task ended; if it never reported, say why (`KilledWorker`, a cancel)."""
-        if token not in self._waiting:
-            return  # reported already (a report comes before the task's end)
-        task = asyncio.ensure_future(self._unreported(token, future))
-        self._watchers.add(task)
-        task.add_done_callback(self._watchers.discard)
+    def _enqueue(self, item: tuple[Any, ...]) -> None:
+        """Queue a try; the tries queued in one turn of the loop go to Dask as one graph.
 
-    async def _unreported(self, token: str, future: Any) -> None:
-        from distributed.client import FutureCancelledError
+        Many steps start at once (a fan-out): one `client.map` costs the
+        scheduler one graph update where one `submit` each would cost many.
+        """
+        self._batch.append(item)
+        if len(self._batch) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
 
+    def _flush(self) -> None:
+        from marimo_engine.engine._dask_tasks import call
+
+        batch, self._batch = self._batch, []
+        batch = [item for item in batch if item[2] in self._waiting]  # not cancelled meanwhile
+        if not batch:
+            return
         try:
-            if future.status == "finished":  # its report comes first: give it time
-                await asyncio.sleep(REPORT_GRACE_S)
-                raise EngineError("The try ended on its Dask worker without reporting its outcome.")
-            if future.status == "cancelled":
-                raise FutureCancelledError(future.key, "cancelled")
-            error: BaseException = await future.exception()
-        except FutureCancelledError as exc:
-            error = EngineError(
-                f"Dask cancelled the try ({getattr(exc, 'reason', None) or 'no reason given'})."
+            refs, payloads, tokens, reports, reads, keys = zip(*batch, strict=True)
+            futures = self.client.map(
+                call, refs, payloads, tokens, reports, reads, key=list(keys), pure=False
             )
-        except Exception as exc:
-            error = exc
-        waiter = self._waiting.pop(token, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(error)
+        except Exception as exc:  # the arguments do not serialise, the client closed
+            for token in (item[2] for item in batch):
+                waiter = self._waiting.pop(token, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        for token, future in zip(tokens, futures, strict=True):
+            self._tries[token] = future
+            self._futures.add(future)
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        """Fail the tries whose task ended without a report (`KilledWorker`, a cancel).
+
+        Looks at the tries' states every `WATCH_S` (a dead worker shows within
+        that); a try that finished gets `REPORT_GRACE_S` for its report.
+        """
+        finished_at: dict[str, float] = {}
+        while self._waiting:
+            await asyncio.sleep(WATCH_S)
+            now = time.monotonic()
+            for token in list(self._waiting):
+                future = self._tries.get(token)
+                if future is None or future.status == "pending":
+                    continue
+                if future.status == "finished":
+                    if now - finished_at.setdefault(token, now) < REPORT_GRACE_S:
+                        continue
+                    error: BaseException = EngineError(
+                        "The try ended on its Dask worker without reporting its outcome."
+                    )
+                elif future.status == "cancelled":
+                    error = EngineError("Dask cancelled the try.")
+                else:
+                    try:
+                        error = await future.exception()
+                    except Exception as exc:
+                        error = exc
+                waiter = self._waiting.pop(token, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(error)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -671,18 +708,23 @@ class DaskTarget:
 
     def _release(self, *futures: Any) -> None:
         for future in futures:
+            if future is None:
+                continue
             self._futures.discard(future)
             with contextlib.suppress(Exception):
                 future.release()
 
-    async def _stop_try(self, sid: str, token: str, *futures: Any) -> None:
+    async def _stop_try(self, sid: str, token: str) -> None:
         """Interrupt a cancelled try on its worker and give it most of the grace to end."""
         from marimo_engine.engine._threads import INTERRUPT_GRACE_S
 
         client = self.client
         deadline = time.monotonic() + INTERRUPT_GRACE_S * 0.8
-        out = futures[0]
-        self._waiting.pop(token, None)
+        self._waiting.pop(token, None)  # a try still queued is never submitted
+        out = self._tries.pop(token, None)
+        if out is None:
+            return
+        futures = (out,)
         try:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
