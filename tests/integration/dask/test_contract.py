@@ -232,3 +232,53 @@ async def test_a_tool_the_workers_cannot_import_fails_its_step_saying_so(
 async def test_a_journal_with_dask_is_refused_in_one_line(dask_address: str) -> None:
     with pytest.raises(UsageError, match="cannot be journaled here"):
         execute_plan({"steps": [{"id": "a", "tool": "echo"}]}, TOOLS, executor="dask", journal=True)
+
+
+async def test_approvals_and_a_persons_answer_work_on_dask(dask_address: str) -> None:
+    from marimo_engine.engine.durable import Decision, InterventionInfo
+
+    asked: list[InterventionInfo] = []
+
+    def answer(info: InterventionInfo) -> Decision:
+        asked.append(info)
+        if info.kind == "approval":
+            return Decision.approve()
+        return Decision.answer({"level": 21.0})
+
+    plan = {
+        "id": "dask-approvals",
+        "steps": [
+            {
+                "id": "a",
+                "tool": "reading",
+                "args": {"level": 12},
+                "intervention_if": "$a.level < 15",
+            },
+            {"id": "b", "tool": "echo", "args": {"value": "$a.level"}, "requires_approval": True},
+        ],
+    }
+    events = await _run(plan, executor=dask_address, on_intervention=answer)
+    assert [i.kind for i in asked] == ["condition", "approval"]
+    assert asked[0].output is not None
+    assert json.loads(asked[1].model_dump_json())["args"] == {"value": 21.0}
+    assert events[-1].verdict is Verdict.SUCCESS
+    assert (events[-1].outputs or {})["a"] == {"level": 21.0}  # the person's answer
+    assert events[-1].to_json()["outputs"]["b"] == 21.0
+
+
+def test_a_synchronous_client_is_used_through_its_scheduler(dask_address: str) -> None:
+    from distributed import Client
+
+    from marimo_engine import execute_plan_sync
+
+    with Client(dask_address, set_as_default=False) as client:
+        result = execute_plan_sync(
+            {"steps": [{"id": "a", "tool": "reading"}, {"id": "b", "tool": "echo",
+                        "args": {"value": "$a.items"}}]},
+            TOOLS,
+            executor=client,
+            gather=["b"],
+        )  # fmt: skip
+        assert result.verdict is Verdict.SUCCESS, result.error
+        assert result.outputs["b"] == ("a", "b")
+        assert client.status == "running"  # the caller's client stays open
