@@ -49,6 +49,7 @@ __all__ = [
     "evaluate",
     "interrupt",
     "resolve",
+    "running",
 ]
 
 
@@ -301,6 +302,12 @@ def interrupt(tokens: list[str]) -> list[str]:
         if not running.interrupt():
             still.append(token)
     return still
+
+
+def running(tokens: list[str]) -> list[str]:
+    """`Client.run` target: the tokens of tries still running on this worker."""
+    with _running_lock:
+        return [t for t in tokens if t in _running]
 
 
 # -- what the driver needs ----------------------------------------------------------------

@@ -415,12 +415,8 @@ class DaskTarget:
         try:
             stuck = [t for tokens in self.pool.stuck.values() for t in tokens]
             still: set[str] = set()
-            if stuck:
-                with contextlib.suppress(Exception):
-                    answers = await asyncio.wait_for(
-                        client.run(_interrupt_target(), stuck), CLOSE_TIMEOUT_S
-                    )
-                    still = {t for tokens in answers.values() for t in tokens}
+            if stuck:  # interrupted once more; give them the grace to end
+                still = await self._still_running(stuck)
             if run is not None:
                 run.abandoned = [
                     sid for sid, tokens in self.pool.stuck.items() if still.intersection(tokens)
@@ -691,6 +687,23 @@ class DaskTarget:
                 waiter = self._waiting.pop(token, None)
                 if waiter is not None and not waiter.done():
                     waiter.set_exception(error)
+
+    async def _still_running(self, tokens: list[str]) -> set[str]:
+        """Interrupt these tries again; the ones still running after the grace."""
+        from marimo_engine.engine._dask_tasks import interrupt, running
+        from marimo_engine.engine._threads import INTERRUPT_GRACE_S
+
+        client = self.client
+        still = set(tokens)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.run(interrupt, tokens), CLOSE_TIMEOUT_S)
+            deadline = time.monotonic() + INTERRUPT_GRACE_S
+            while still and time.monotonic() < deadline:
+                answers = await asyncio.wait_for(client.run(running, tokens), CLOSE_TIMEOUT_S)
+                still = {t for found in answers.values() for t in found}
+                if still:
+                    await asyncio.sleep(_POLL_S * 5)
+        return still
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -82,7 +82,7 @@ def _plans(markers: Path) -> dict[str, dict[str, Any]]:
             {"id": "s", "tool": "asleep", "args": {"seconds": 60}, "timeout_s": 0.5},
         ]},
         "timeout-retried": {"steps": [
-            {"id": "s", "tool": "sometimes_slow", "timeout_s": 1.0, "retries": 1,
+            {"id": "s", "tool": "sometimes_slow", "timeout_s": 4.0, "retries": 1,
              "args": {"marker": str(markers / "slow")}},
         ]},
         "base-exceptions": {"steps": [
