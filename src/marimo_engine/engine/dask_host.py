@@ -679,11 +679,15 @@ class DaskTarget:
                     )
                 elif future.status == "cancelled":
                     error = EngineError("Dask cancelled the try.")
-                else:
+                else:  # "error", or "lost" with its worker (Dask may recompute it)
                     try:
-                        error = await future.exception()
+                        error = await asyncio.wait_for(future.exception(), REPORT_GRACE_S)
+                    except TimeoutError:
+                        error = EngineError(f"The try's task is {future.status} on Dask.")
                     except Exception as exc:
                         error = exc
+                    if not isinstance(error, BaseException):  # it finished meanwhile
+                        continue
                 waiter = self._waiting.pop(token, None)
                 if waiter is not None and not waiter.done():
                     waiter.set_exception(error)
