@@ -184,6 +184,17 @@ def run_command(args: argparse.Namespace) -> int:
     from marimo_engine.cli.runs import journal_options
 
     journal, on_intervention = journal_options(args)
+    executor = getattr(args, "executor", None)
+    gather: Any = ()
+    if executor not in (None, "inprocess"):
+        # Outputs stay on the Dask workers: nothing to journal here, unless asked.
+        if getattr(args, "journal", None):
+            raise UsageError(
+                "--journal cannot record a run on Dask (outputs stay on the workers): "
+                "drop --journal or --executor."
+            )
+        journal = None
+        gather = True if args.html else list(getattr(args, "gather", []) or [])
 
     def start(on_event: Callable[[Event], None]) -> ExecutionResult:
         return execute_plan_sync(
@@ -195,6 +206,8 @@ def run_command(args: argparse.Namespace) -> int:
             run_id=args.run_id,
             on_intervention=on_intervention,
             plans=plans,
+            executor=executor,
+            gather=gather,
         )
 
     return present_run(args, plan, tools, start)

@@ -132,6 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="threads for plain-function tools running at the same time (default: engine's)",
     )
+    run.add_argument(
+        "--executor",
+        metavar="WHERE",
+        default=None,
+        help="where tool steps run: 'inprocess' (default), 'dask' (a local Dask cluster for "
+        "the run) or 'dask://HOST:PORT' (a running Dask scheduler); see docs/dask.md",
+    )
+    run.add_argument(
+        "--gather",
+        metavar="STEP_ID",
+        action="append",
+        default=[],
+        help="on Dask, bring this step's output back whole (repeatable; key findings always "
+        "come back, and every output with --html)",
+    )
     from marimo_engine.cli import runs as runs_cli
 
     runs_cli.add_run_options(run)

@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from marimo_engine.engine._run import EventCallback, _Run
@@ -160,6 +160,8 @@ def execute_plan(
     on_intervention: InterventionCallback | None = None,
     plans: PlanLibrary | Mapping[str, Any] | None = None,
     inputs: Mapping[str, Any] | None = None,
+    executor: str | Any | None = None,
+    gather: bool | Collection[str] = (),
 ) -> PlanRun:
     """Run a plan; iterate the returned run for its events as they happen.
 
@@ -189,6 +191,14 @@ def execute_plan(
             files relative to the current directory.
         inputs: Values of the plan's `inputs` (input name to value); inputs
             not given take their defaults. A required one missing is an `ERROR`.
+        executor: Where tool steps run: `None` or `"inprocess"` (here);
+            `"dask"` (a `distributed.LocalCluster` started for the run);
+            `"dask://HOST:PORT"` (a running Dask scheduler); or a
+            `distributed.Client` (docs/dask.md, `engine.dask_host`).
+        gather: On Dask, ids of the steps whose outputs come back to this
+            process whole (key findings always do), or `True` for all; the
+            others stay on the workers and events carry their summaries
+            (`dask_host.RemoteOutput`). Ignored in process.
 
     Returns:
         A `PlanRun`: an async iterator of `Event`s, `START` first and
@@ -196,8 +206,11 @@ def execute_plan(
         `ExecutionResult` once it finished.
 
     Raises:
-        UsageError: `max_workers` is less than 1. An invalid plan does not
-            raise: it yields `START`, an `ERROR` with the problems, `FINISH`.
+        UsageError: `max_workers` is less than 1; `executor` is not one of
+            the forms above, or names Dask without `distributed` installed;
+            `journal` with a Dask executor (outputs stay on the workers). An
+            invalid plan does not raise: it yields `START`, an `ERROR` with
+            the problems, `FINISH`.
 
     Stopping early (`break` then `aclose()`, leaving `async with`, cancelling
     the consumer) cancels the running steps and interrupts their worker
@@ -215,8 +228,24 @@ def execute_plan(
         run_id=run_id,
         plans=plans,
         inputs=inputs,
+        target=_target(executor, gather, journal),
     )
     return PlanRun(run, buffer_size)
+
+
+def _target(executor: Any, gather: Any, journal: Any) -> Any:
+    """The run's target for `executor` (`None`: in process); see `dask_host.dask_target`."""
+    if executor is None or executor == "inprocess":
+        return None
+    from marimo_engine.engine.dask_host import dask_target
+
+    target = dask_target(executor, gather=gather)
+    if target is not None and journal is not None and journal is not False:
+        raise UsageError(
+            "A run on Dask keeps step outputs on the workers, so it cannot be journaled here: "
+            "drop journal= or run in process."
+        )
+    return target
 
 
 def _recorder(journal: Any, on_intervention: InterventionCallback | None) -> RunRecorder | None:
@@ -245,6 +274,8 @@ def execute_plan_sync(
     on_intervention: InterventionCallback | None = None,
     plans: PlanLibrary | Mapping[str, Any] | None = None,
     inputs: Mapping[str, Any] | None = None,
+    executor: str | Any | None = None,
+    gather: bool | Collection[str] = (),
 ) -> ExecutionResult:
     """Run a plan to the end and return its result (blocks).
 
@@ -261,12 +292,14 @@ def execute_plan_sync(
         on_intervention: As for `execute_plan`.
         plans: As for `execute_plan`.
         inputs: As for `execute_plan`.
+        executor: As for `execute_plan`.
+        gather: As for `execute_plan`.
 
     Returns:
         The `ExecutionResult`, including every event and the notebook source.
 
     Raises:
-        UsageError: `max_workers` is less than 1. An invalid plan does not
+        UsageError: As for `execute_plan`. An invalid plan does not
             raise: the result's verdict is `FAILURE` with the problems in
             `result.error.problems`.
 
@@ -283,6 +316,7 @@ def execute_plan_sync(
         run_id=run_id,
         plans=plans,
         inputs=inputs,
+        target=_target(executor, gather, journal),
     )
     return run_sync(run)
 

@@ -42,6 +42,14 @@ step (`engine._subplan`) resolves its `args` as the sub-plan's inputs, goes
 through the durable hook, and has its host run the sub-plan in 5
 (`run_subplan`). A host with `plan_inputs` gives `$input.NAME`.
 
+A host whose step outputs live elsewhere (a Dask cluster: `engine.dask_host`)
+gives `run_step` three optional hooks, so that what touches the data runs
+where the data is while the semantics above stay here:
+`async evaluate(prepared, expression, values) -> bool` (steps 2 and 7),
+`async resolve_args(prepared, inputs) -> dict` (step 4) and
+`async call_tool(prepared, kwargs) -> output` (one try of step 5, which
+`timeout_s` bounds and cancellation interrupts as any other try).
+
 This module imports nothing heavy at module level: compiled notebooks and live
 kernels import it.
 """
@@ -348,7 +356,16 @@ class StepHost(Protocol):
     Attributes:
         plan_id: The plan's id, put on every event.
         pool: Runs plain-function tools in worker threads and interrupts them
-            (`WorkerPool.run` with the step id as label).
+            (`WorkerPool.run` with the step id as label); `run_step` also asks
+            it `is_running(step_id)` and hands it `abandon_task(step_id, task)`.
+
+    Optional hooks, looked up with `getattr` (absent: the step runs here):
+    `before_tool` and `intervene` (`durable.RunRecorder`'s, see
+    docs/architecture.md); for outputs kept elsewhere (`dask_host.DaskTarget`)
+    `evaluate(prepared, expression, values) -> bool` evaluates a `run_if` or
+    `intervention_if` where the outputs are, `resolve_args(prepared, inputs)
+    -> dict` builds the tool's keyword arguments (references resolved, literals
+    converted) and `call_tool(prepared, kwargs) -> output` makes one try.
     """
 
     plan_id: str
@@ -408,6 +425,9 @@ async def _invoke(
     tool = prepared.tool
     assert tool is not None
     try:
+        remote_call = getattr(host, "call_tool", None)
+        if remote_call is not None:  # the host runs the tool elsewhere (a Dask worker)
+            return await remote_call(prepared, kwargs)
         if tool.is_async:
             return await tool.function(**kwargs)
         output = await host.pool.run(tool.function, kwargs, label=label)
@@ -530,6 +550,7 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
         )
         return StepResult(StepOutcome.FAILED, error=exc)
 
+    evaluate = getattr(host, "evaluate", None)  # outputs kept elsewhere: evaluate there
     await host.emit(event(EventType.STEP_START, started_message(step)))
     items: list[Any] | None = None
     plan_inputs = getattr(host, "plan_inputs", None)
@@ -541,7 +562,11 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
         if (
             prepared.run_if is not None
             and not prepared.item_run_if
-            and not prepared.run_if.is_true(inputs)
+            and not (
+                prepared.run_if.is_true(inputs)
+                if evaluate is None
+                else await evaluate(prepared, prepared.run_if, inputs)
+            )
         ):
             reason = f"run_if is false: {step.run_if}"
             await host.emit(
@@ -569,6 +594,8 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
             )
         elif items is not None:
             kwargs = {"map": items, "args": dict(step.args)}
+        elif (resolve_args := getattr(host, "resolve_args", None)) is not None:
+            kwargs = await resolve_args(prepared, inputs)
         elif step.args:
             from marimo_engine.plans.references import resolve_value
 
@@ -731,6 +758,7 @@ async def complete_step(
     expression = prepared.intervention_if
     if expression is None:
         return StepResult(StepOutcome.COMPLETED, output=output)
+    evaluate = getattr(host, "evaluate", None)  # outputs kept elsewhere: evaluate there
     needed_item: int | None = None
     try:
         if items is not None and prepared.item_intervention_if:
@@ -740,6 +768,8 @@ async def complete_step(
                     needed_item = index
                     break
             needed = needed_item is not None
+        elif evaluate is not None:
+            needed = await evaluate(prepared, expression, {**inputs, step_id: output})
         else:
             needed = expression.is_true({**inputs, step_id: output})
     except Exception as exc:
