@@ -125,3 +125,31 @@ def test_a_try_is_interrupted_on_its_thread() -> None:
     assert isinstance(failure[0], CarriedError)
     assert isinstance(failure[0].unpack(), ToolCancelledError)
     assert _dask_tasks.interrupt(["token-1"]) == []
+
+
+def listing(count: int = 2) -> list[int]:
+    return list(range(count))
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        {"id": "b", "tool": "echo", "map": "$a", "args": {"value": "$item"}},
+        {"id": "b", "plan": "inner"},
+    ],
+    ids=["map", "sub-plan"],
+)
+def test_map_and_sub_plan_steps_are_refused_on_dask_before_a_cluster_starts(
+    step: dict[str, Any],
+) -> None:
+    inner = {"id": "inner", "steps": [{"id": "x", "tool": "echo"}]}
+    plan = {"id": "outer", "steps": [{"id": "a", "tool": "listing"}, step]}
+    result = execute_plan_sync(
+        plan, {"echo": echo, "listing": listing}, executor="dask", plans={"inner": inner}
+    )
+    errors = [e for e in result.events if e.type == "ERROR"]
+    assert result.verdict == "FAILURE"
+    assert len(errors) == 1
+    assert "do not run on Dask yet ('b')" in errors[0].msg
+    assert "run this plan in process" in errors[0].msg
+    assert result.events[-1].type == "FINISH"
