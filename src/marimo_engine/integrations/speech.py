@@ -159,7 +159,7 @@ def _clip(text: str, limit: int = _MAX_TEXT_CHARS) -> str:
 
 def _first_sentence(text: str) -> str:
     text = " ".join(str(text).split())
-    match = re.search(r"[.;:!?](\s|$)", text)
+    match = re.search(r"[.;!?](\s|$)", text)
     return _clip((text[: match.start()] if match else text).strip())
 
 

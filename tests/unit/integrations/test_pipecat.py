@@ -1,0 +1,570 @@
+"""The plan functions in a real Pipecat pipeline, driven by a scripted LLM (`run_test`).
+
+The pipeline is what a bot has around its LLM: the user and assistant
+context aggregators, the scripted LLM service, and between the LLM and the
+assistant aggregator a `Person` that records every frame the LLM pushes
+downstream and plays the person: it answers a question when one is spoken,
+interrupts the bot or hangs up when a given step starts. Everything it does
+follows a frame, never a sleep, so the frames are the same on a loaded
+machine; every run is bounded by a generous deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+pytest.importorskip("pipecat", reason="pip install 'marimo-engine[pipecat]'")
+
+from pipecat.frames.frames import (
+    CancelWorkerFrame,
+    EndWorkerFrame,
+    Frame,
+    FunctionCallCancelFrame,
+    FunctionCallResultFrame,
+    InterruptionWorkerFrame,
+    LLMMessagesAppendFrame,
+    LLMTextFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.tests.utils import run_test
+
+from marimo_engine.engine.events import Event, EventType
+from marimo_engine.examples import load_example
+from marimo_engine.integrations.pipecat import (
+    PlanEventFrame,
+    PlanEventLogger,
+    PlanFunctions,
+    PlanProgressFrame,
+    PlanQuestionFrame,
+)
+from marimo_engine.integrations.pipecat.testing import (
+    Call,
+    Say,
+    ScriptedLLMService,
+    tool_result,
+)
+from marimo_engine.tools.examples import analyze_atmosphere, check_oxygen, scan_hull
+
+pytestmark = pytest.mark.anyio
+
+DEADLINE_S = 90.0
+"""Seconds one conversation may take on a loaded machine before the test fails."""
+
+
+def hull_check() -> dict[str, Any]:
+    """hull-check-7 with its steps in a chain, so that events come in one order."""
+    plan = load_example("hull-check-7")
+    plan["steps"][1]["depends_on"] = ["s1"]
+    return plan
+
+
+class Holder:
+    """A tool that holds until cancelled, and says whether it was."""
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    async def hold_line(self, seconds: float = 600.0) -> str:
+        """Wait `seconds` (a long call), unless cancelled first."""
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return "held"
+
+
+class Person(FrameProcessor):
+    """Records what the LLM pushes downstream and plays the person (module docstring).
+
+    Args:
+        answers: What the person says to each question, in order.
+        interrupt_at: Interrupt the bot when this step starts.
+        hang_up_at: End the call when this step starts (`EndWorkerFrame`).
+        cancel_at: Cancel the pipeline when this step starts (`CancelWorkerFrame`).
+    """
+
+    def __init__(
+        self,
+        answers: Sequence[str] = (),
+        *,
+        interrupt_at: str | None = None,
+        hang_up_at: str | None = None,
+        cancel_at: str | None = None,
+        end_on_timeout: bool = False,
+    ) -> None:
+        super().__init__()
+        self.answers = list(answers)
+        self.interrupt_at = interrupt_at
+        self.hang_up_at = hang_up_at
+        self.cancel_at = cancel_at
+        self.end_on_timeout = end_on_timeout
+        self.frames: list[Frame] = []
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if direction is FrameDirection.DOWNSTREAM:
+            self.frames.append(frame)
+        await self.push_frame(frame, direction)
+        if direction is not FrameDirection.DOWNSTREAM:
+            return
+        if isinstance(frame, PlanQuestionFrame) and self.answers:
+            said = {"role": "user", "content": self.answers.pop(0)}
+            await self.push_frame(
+                LLMMessagesAppendFrame([said], run_llm=True), FrameDirection.UPSTREAM
+            )
+        elif isinstance(frame, PlanProgressFrame) and frame.text.startswith("No answer came"):
+            if self.end_on_timeout:
+                await self.push_frame(EndWorkerFrame())
+        elif isinstance(frame, PlanEventFrame):
+            event = frame.event
+            if event.type is EventType.STEP_START and event.step_id == self.interrupt_at:
+                await self.push_frame(InterruptionWorkerFrame(), FrameDirection.UPSTREAM)
+            elif event.type is EventType.STEP_START and event.step_id == self.hang_up_at:
+                await self.push_frame(EndWorkerFrame())
+            elif event.type is EventType.STEP_START and event.step_id == self.cancel_at:
+                await self.push_frame(CancelWorkerFrame(), FrameDirection.UPSTREAM)
+            elif event.type is EventType.FINISH and self.interrupt_at:
+                await self.push_frame(EndWorkerFrame())
+
+
+class Conversation:
+    """One bot conversation: the pipeline, what was said and done, and the engine's events."""
+
+    def __init__(
+        self,
+        turns: Sequence[Any],
+        person: Person | None = None,
+        *,
+        tools: dict[str, Callable[..., Any]] | None = None,
+        **options: Any,
+    ) -> None:
+        self.events: list[Event] = []
+        self.logged: list[Event] = []
+        options.setdefault("speech_interval_s", 0)
+        self.functions = PlanFunctions(
+            tools
+            or {
+                "scan_hull": scan_hull,
+                "check_oxygen": check_oxygen,
+                "analyze_atmosphere": analyze_atmosphere,
+            },
+            plans={"hull-check": hull_check()},
+            on_event=self.events.append,
+            **options,
+        )
+        self.llm = ScriptedLLMService(turns)
+        self.person = person or Person()
+
+    async def run(self, user_says: str = "Please check the hull.") -> None:
+        context = LLMContext(tools=self.functions.tools_schema())
+        pair = LLMContextAggregatorPair(context)
+        pipeline = Pipeline([pair.user(), self.llm, self.person, pair.assistant()])
+        said = LLMMessagesAppendFrame([{"role": "user", "content": user_says}], run_llm=True)
+        await asyncio.wait_for(
+            run_test(
+                pipeline,
+                frames_to_send=[said],
+                send_end_frame=False,
+                start_timeout=DEADLINE_S,
+                observers=[PlanEventLogger(self.logged.append)],
+            ),
+            DEADLINE_S,
+        )
+        assert self.llm.errors == []
+        assert self.llm.turns_left == 0
+
+    def heard(self) -> list[tuple[str, Any]]:
+        """The frames that matter to the person and the LLM, in order, as (kind, content)."""
+        out: list[tuple[str, Any]] = []
+        for frame in self.person.frames:
+            if isinstance(frame, PlanQuestionFrame):
+                out.append(("question", frame.text))
+            elif isinstance(frame, PlanProgressFrame):
+                out.append(("progress", frame.text))
+            elif isinstance(frame, FunctionCallResultFrame):
+                result = frame.result
+                out.append(("result", (result["status"], result.get("verdict"))))
+            elif isinstance(frame, FunctionCallCancelFrame):
+                out.append(("cancelled", frame.function_name))
+            elif isinstance(frame, LLMTextFrame):
+                out.append(("bot", frame.text))
+        return out
+
+    def event_types(self) -> list[tuple[EventType, str | None]]:
+        return [(e.type, e.step_id) for e in self.events]
+
+    def results(self) -> list[dict[str, Any]]:
+        return [f.result for f in self.person.frames if isinstance(f, FunctionCallResultFrame)]
+
+
+def _say_summary(messages: list[dict[str, Any]]) -> Say:
+    return Say(tool_result(messages)["summary"], end=True)
+
+
+START = ("progress", "Starting Hull and air diagnostics: 3 steps.")
+HULL_DONE = ("progress", "Scan the hull: done.")
+
+
+async def test_a_successful_run_speaks_its_progress_and_returns_verdict_and_findings() -> None:
+    talk = Conversation(
+        [
+            Call(
+                "run_plan", {"plan_name": "hull-check", "changes": {"s2.args.simulated_level": 18}}
+            ),
+            _say_summary,
+        ]
+    )
+    await talk.run()
+    summary = (
+        "Hull and air diagnostics finished successfully. 3 steps done. Check oxygen: level 18, "
+        "pressure kpa 18.24, status low."
+    )
+    assert talk.heard() == [
+        START,
+        HULL_DONE,
+        ("progress", "Check oxygen: level 18, pressure kpa 18.24, status low."),
+        ("progress", "Analyze atmosphere: done."),
+        ("result", ("finished", "SUCCESS")),
+        ("bot", summary),
+    ]
+    (result,) = talk.results()
+    assert result["summary"] == summary
+    assert result["key_findings"] == [
+        {
+            "step": "Check oxygen",
+            "step_id": "s2",
+            "value": "level 18, pressure kpa 18.24, status low",
+            "output": {
+                "level": 18.0,
+                "pressure_kpa": 18.24,
+                "sensor_id": "O2-BRIDGE-1",
+                "status": "low",
+            },
+        }
+    ]
+    assert (result["skipped"], result["error"]) == ([], None)
+    assert talk.event_types() == [
+        (EventType.START, None),
+        (EventType.STEP_START, "s1"),
+        (EventType.STEP_COMPLETE, "s1"),
+        (EventType.STEP_START, "s2"),
+        (EventType.STEP_COMPLETE, "s2"),
+        (EventType.STEP_START, "s3"),
+        (EventType.STEP_COMPLETE, "s3"),
+        (EventType.FINISH, None),
+    ]
+    # The observer saw every event once, as PlanEventFrames.
+    assert [e.type for e in talk.logged] == [e.type for e in talk.events]
+    # The LLM saw the result as the function's result in its context.
+    assert tool_result(talk.llm.seen[-1])["verdict"] == "SUCCESS"
+
+
+async def test_a_failing_step_is_spoken_and_the_failure_returned() -> None:
+    talk = Conversation(
+        [
+            Call("run_plan", {"plan_name": "hull-check", "changes": {"s1.args.sections": []}}),
+            _say_summary,
+        ]
+    )
+    await talk.run()
+    assert talk.heard() == [
+        START,
+        ("progress", "Scan the hull failed: sections is empty."),
+        ("result", ("finished", "FAILURE")),
+        ("bot", "Hull and air diagnostics failed at Scan the hull: sections is empty."),
+    ]
+    (result,) = talk.results()
+    assert result["error"]["type"] == "ValueError"
+    assert result["error"]["step"] == "Scan the hull"
+    assert talk.event_types() == [
+        (EventType.START, None),
+        (EventType.STEP_START, "s1"),
+        (EventType.ERROR, "s1"),
+        (EventType.FINISH, None),
+    ]
+
+
+async def test_an_invalid_plan_returns_its_problems_and_the_llm_fixes_it() -> None:
+    bad = {"name": "Quick hull scan", "steps": [{"id": "s1", "tool": "scan_hul"}]}
+
+    def fix(messages: list[dict[str, Any]]) -> Call:
+        (problem,) = tool_result(messages)["problems"]
+        assert problem["code"] == "unknown_tool"
+        assert "Did you mean 'scan_hull'?" in problem["message"]
+        return Call("run_plan", {"plan": {**bad, "steps": [{"id": "s1", "tool": "scan_hull"}]}})
+
+    talk = Conversation([Call("run_plan", {"plan": bad}), fix, _say_summary])
+    await talk.run()
+    assert talk.heard() == [
+        ("result", ("invalid_plan", None)),
+        ("progress", "Starting Quick hull scan: 1 step."),
+        ("progress", "Scan hull: done."),  # no description: the tool's name in words
+        ("result", ("finished", "SUCCESS")),
+        ("bot", "Quick hull scan finished successfully. 1 step done."),
+    ]
+    invalid = talk.results()[0]
+    assert invalid["message"] == "The plan has 1 problem; nothing ran. Fix each one and call again."
+    assert invalid["problems"][0]["step_id"] == "s1"
+    # Nothing ran for the invalid plan: one run only.
+    assert [e.type for e in talk.events].count(EventType.START) == 1
+
+
+def _answer(decision: str, **extra: Any) -> Callable[[list[dict[str, Any]]], Call]:
+    def turn(messages: list[dict[str, Any]]) -> Call:
+        waiting = tool_result(messages)
+        assert waiting["status"] == "waiting_for_person"
+        assert messages[-1] == {"role": "user", "content": ANSWERS[decision]}
+        args = {"decision": decision, "intervention_id": waiting["intervention_id"], **extra}
+        return Call("answer_intervention", args)
+
+    return turn
+
+
+ANSWERS = {"approve": "Yes, carry on.", "reject": "No, stop there."}
+LOW_O2 = {"plan_name": "hull-check", "changes": {"s2.args.simulated_level": 12}}
+O2_LOW = ("progress", "Check oxygen: level 12, pressure kpa 12.16, status critical.")
+QUESTION = (
+    "Check oxygen found level 12, pressure kpa 12.16, status critical. Level is below 15, so I "
+    "need your decision. Shall I carry on?"
+)
+
+
+async def test_an_intervention_answered_yes_resumes_the_run() -> None:
+    talk = Conversation(
+        [Call("run_plan", LOW_O2), _answer("approve"), _say_summary],
+        Person([ANSWERS["approve"]]),
+    )
+    await talk.run()
+    assert talk.heard() == [
+        START,
+        HULL_DONE,
+        O2_LOW,
+        ("result", ("waiting_for_person", None)),
+        ("question", QUESTION),
+        ("progress", "Analyze atmosphere: done."),
+        ("result", ("finished", "SUCCESS")),
+        (
+            "bot",
+            "Hull and air diagnostics finished successfully. 3 steps done. Check oxygen: "
+            "level 12, pressure kpa 12.16, status critical.",
+        ),
+    ]
+    waiting = talk.results()[0]
+    assert waiting["decisions"] == ["approve", "reject", "answer", "cancel"]
+    assert waiting["question"] == QUESTION
+    assert waiting["kind"] == "condition"
+    # One run, resumed in place: the engine's on_intervention had the answer.
+    assert [t for t, _ in talk.event_types()].count(EventType.START) == 1
+    assert (EventType.INTERVENTION_NEEDED, "s2") not in talk.event_types()
+    assert talk.event_types()[-3:] == [
+        (EventType.STEP_START, "s3"),
+        (EventType.STEP_COMPLETE, "s3"),
+        (EventType.FINISH, None),
+    ]
+
+
+async def test_an_intervention_answered_no_ends_the_run_as_rejected() -> None:
+    talk = Conversation(
+        [Call("run_plan", LOW_O2), _answer("reject", reason="too risky"), _say_summary],
+        Person([ANSWERS["reject"]]),
+    )
+    await talk.run()
+    assert talk.heard() == [
+        START,
+        HULL_DONE,
+        O2_LOW,
+        ("result", ("waiting_for_person", None)),
+        ("question", QUESTION),
+        ("progress", "Check oxygen failed: A person rejected the run at step 's2': too risky."),
+        ("result", ("finished", "FAILURE")),
+        (
+            "bot",
+            "Hull and air diagnostics failed at Check oxygen: A person rejected the run at "
+            "step 's2': too risky. 2 steps done. Check oxygen: level 12, pressure kpa "
+            "12.16, status critical.",
+        ),
+    ]
+    assert talk.results()[-1]["error"]["type"] == "InterventionRejectedError"
+    assert talk.event_types()[-2:] == [(EventType.ERROR, "s2"), (EventType.FINISH, None)]
+
+
+async def test_an_approval_answered_no_skips_the_step_and_the_run_succeeds() -> None:
+    plan = {
+        "name": "Air check",
+        "steps": [
+            {"id": "s1", "tool": "check_oxygen", "description": "Read the oxygen sensor"},
+            {
+                "id": "s2",
+                "tool": "analyze_atmosphere",
+                "description": "Vent the cabin",
+                "args": {"o2_level": "$s1.level", "context": "venting"},
+                "requires_approval": True,
+            },
+        ],
+    }
+    talk = Conversation(
+        [Call("run_plan", {"plan": plan}), _answer("reject"), _say_summary],
+        Person([ANSWERS["reject"]]),
+    )
+    await talk.run()
+    assert talk.heard() == [
+        ("progress", "Starting Air check: 2 steps."),
+        ("progress", "Read the oxygen sensor: done."),
+        ("result", ("waiting_for_person", None)),
+        (
+            "question",
+            "Vent the cabin needs your approval before it runs, with o2 level 20.9, "
+            "context venting. Shall I go ahead?",
+        ),
+        ("progress", "Vent the cabin: skipped as you asked."),
+        ("result", ("finished", "SUCCESS")),
+        ("bot", "Air check finished successfully. 1 step done; skipped: Vent the cabin."),
+    ]
+    waiting = talk.results()[0]
+    assert (waiting["kind"], waiting["decisions"]) == ("approval", ["approve", "reject", "cancel"])
+    assert waiting["args"] == {"o2_level": 20.9, "context": "venting"}
+    assert talk.event_types()[-2:] == [(EventType.STEP_SKIPPED, "s2"), (EventType.FINISH, None)]
+
+
+async def test_interrupting_the_bot_cancels_the_run_with_one_finish() -> None:
+    holder = Holder()
+    plan = {
+        "name": "Long watch",
+        "steps": [
+            {"id": "s1", "tool": "scan_hull", "description": "Scan the hull"},
+            {
+                "id": "s2",
+                "tool": "hold_line",
+                "description": "Watch the line",
+                "depends_on": ["s1"],
+            },
+        ],
+    }
+    talk = Conversation(
+        [Call("run_plan", {"plan": plan})],
+        Person(interrupt_at="s2"),
+        tools={"scan_hull": scan_hull, "hold_line": holder.hold_line},
+    )
+    await talk.run()
+    assert talk.heard() == [
+        ("progress", "Starting Long watch: 2 steps."),
+        HULL_DONE,
+        ("cancelled", "run_plan"),
+    ]
+    assert holder.cancelled
+    assert talk.event_types() == [
+        (EventType.START, None),
+        (EventType.STEP_START, "s1"),
+        (EventType.STEP_COMPLETE, "s1"),
+        (EventType.STEP_START, "s2"),
+        (EventType.FINISH, None),
+    ]
+    finish = talk.events[-1]
+    assert finish.verdict is not None and finish.verdict.value == "FAILURE"
+    assert "cancelled" in (finish.reason or "")
+
+
+@pytest.mark.parametrize("how", ["hang_up_at", "cancel_at"])
+async def test_the_call_ending_mid_run_cancels_it_with_one_finish(how: str) -> None:
+    holder = Holder()
+    plan = {"steps": [{"id": "s1", "tool": "hold_line"}]}
+    talk = Conversation(
+        [Call("run_plan", {"plan": plan})],
+        Person(**{how: "s1"}),
+        tools={"hold_line": holder.hold_line},
+    )
+    await talk.run()
+    assert holder.cancelled
+    assert talk.event_types() == [
+        (EventType.START, None),
+        (EventType.STEP_START, "s1"),
+        (EventType.FINISH, None),
+    ]
+    assert talk.events[-1].verdict is not None
+    assert talk.events[-1].verdict.value == "FAILURE"
+    assert not talk.results()  # the LLM got no result: the call is over
+
+
+async def test_a_question_nobody_answers_ends_the_run_as_needing_intervention() -> None:
+    talk = Conversation(
+        [Call("run_plan", LOW_O2)], Person(end_on_timeout=True), answer_timeout_s=0.5
+    )
+    await talk.run()
+    assert talk.heard() == [
+        START,
+        HULL_DONE,
+        O2_LOW,
+        ("result", ("waiting_for_person", None)),
+        ("question", QUESTION),
+        ("progress", "No answer came, so Hull and air diagnostics stopped at Check oxygen."),
+    ]
+    assert talk.event_types()[-2:] == [
+        (EventType.INTERVENTION_NEEDED, "s2"),
+        (EventType.FINISH, None),
+    ]
+    assert talk.events[-1].verdict is not None
+    assert talk.events[-1].verdict.value == "INTERVENTION_NEEDED"
+
+
+async def test_progress_faster_than_speech_is_said_together_before_the_question() -> None:
+    talk = Conversation(
+        [Call("run_plan", LOW_O2), _answer("approve"), _say_summary],
+        Person([ANSWERS["approve"]]),
+        speech_interval_s=3600,
+    )
+    await talk.run()
+    assert talk.heard()[:4] == [
+        START,
+        # Kept while the first sentence was said, then said together before the question.
+        ("progress", "Scan the hull and Check oxygen: done."),
+        ("result", ("waiting_for_person", None)),
+        ("question", QUESTION),
+    ]
+    # After the answer, what finished within the interval is not spoken: the
+    # LLM says the result.
+    assert [k for k, _ in talk.heard()[4:]] == ["result", "bot"]
+
+
+async def test_answers_that_do_not_fit_are_returned_to_the_llm() -> None:
+    def wrong_id(messages: list[dict[str, Any]]) -> Call:
+        return Call("answer_intervention", {"decision": "approve", "intervention_id": "nope"})
+
+    def bad_decision(messages: list[dict[str, Any]]) -> Call:
+        assert "is not the open question" in tool_result(messages)["message"]
+        return Call("answer_intervention", {"decision": "maybe"})
+
+    def cancel(messages: list[dict[str, Any]]) -> Call:
+        assert tool_result(messages)["message"] == (
+            "decision 'maybe' is not one of 'approve', 'reject', 'answer', 'cancel'."
+        )
+        return Call("answer_intervention", {"decision": "cancel"})
+
+    talk = Conversation(
+        [
+            Call("answer_intervention", {"decision": "approve"}),
+            lambda m: Call("run_plan", LOW_O2),
+            wrong_id,
+            bad_decision,
+            cancel,
+            _say_summary,
+        ],
+        Person(["Hm, wait."]),
+    )
+    await talk.run()
+    first = talk.results()[0]
+    assert first == {
+        "status": "error",
+        "message": "No plan is waiting for an answer; nothing to answer.",
+    }
+    assert talk.results()[-1]["verdict"] == "FAILURE"
+    assert [t for t, _ in talk.event_types()].count(EventType.FINISH) == 1
