@@ -49,6 +49,16 @@ DEFAULT_SPEECH_INTERVAL_S = 4.0
 read by a text-to-speech voice at 150 words a minute, with a pause."""
 
 _MAX_FIELDS = 3
+_UNITS = (
+    ("_percent", "percent"),
+    ("_kpa", "kilopascals"),
+    ("_ppm", "parts per million"),
+    ("_ms", "milliseconds"),
+    ("_s", "seconds"),
+    ("_bytes", "bytes"),
+)
+"""Field-name suffixes read as a unit after the value: `pressure_kpa` is "pressure 12.2
+kilopascals"."""
 _MAX_TEXT_CHARS = 80
 _OPERATORS = (
     ("<=", "is at most"),
@@ -97,7 +107,9 @@ def describe_value(value: Any, *, max_fields: int = _MAX_FIELDS) -> str:
 
     Returns:
         `"20.9"`, `"yes"`, `"bow and stern"`, `"4 items"`, or for a record
-        `"level 12.0, status critical"` (field names with `_` as spaces).
+        `"level 12, pressure 12.16 kilopascals, status critical"` (field
+        names with `_` as spaces, a unit suffix such as `_kpa`, `_percent`
+        or `_s` read after the value).
         An empty string when nothing plain can be said.
     """
     fields = _fields(value)
@@ -109,10 +121,17 @@ def describe_value(value: Any, *, max_fields: int = _MAX_FIELDS) -> str:
             continue  # ids are not for listeners
         words = _scalar_words(item)
         if words:
-            spoken.append(f"{str(name).replace('_', ' ')} {words}")
+            spoken.append(_field_words(str(name), words))
         if len(spoken) >= max_fields:
             break
     return ", ".join(spoken)
+
+
+def _field_words(name: str, words: str) -> str:
+    for suffix, unit in _UNITS:
+        if name.endswith(suffix) and len(name) > len(suffix) and words[:1].isdigit():
+            return f"{name[: -len(suffix)].replace('_', ' ')} {words} {unit}"
+    return f"{name.replace('_', ' ')} {words}"
 
 
 def _fields(value: Any) -> Mapping[str, Any] | None:
@@ -195,6 +214,15 @@ class PlanWords:
         """The spoken name of step `step_id` (the id itself for an unknown step)."""
         return self.labels.get(step_id or "", step_id or "the plan")
 
+    def message_words(self, message: str) -> str:
+        """The first sentence of an engine message, with `step 's2'` read as the step's name."""
+
+        def name(match: re.Match[str]) -> str:
+            sid = match.group(1)
+            return self.labels[sid] if sid in self.labels else match.group(0)
+
+        return _first_sentence(re.sub(r"\bstep '([^']+)'", name, message))
+
     def utterance(self, event: Event) -> Utterance | None:
         """The sentence for `event`, or `None` for events not spoken (module docstring).
 
@@ -224,8 +252,8 @@ class PlanWords:
         if kind is EventType.ERROR:
             message = event.error.message if event.error else event.msg
             if event.step_id is None:
-                return Utterance(f"The plan failed: {_first_sentence(message)}.", "failed")
-            return Utterance(f"{label} failed: {_first_sentence(message)}.", "failed", label)
+                return Utterance(f"The plan failed: {self.message_words(message)}.", "failed")
+            return Utterance(f"{label} failed: {self.message_words(message)}.", "failed", label)
         return None
 
     def question(self, info: InterventionInfo) -> str:
@@ -293,7 +321,7 @@ class PlanWords:
         else:
             error = result.error
             where = f" at {self.label(error.step_id)}" if error and error.step_id else ""
-            why = f": {_first_sentence(error.message)}" if error else ""
+            why = f": {self.message_words(error.message)}" if error else ""
             parts.append(f"{self.title[:1].upper()}{self.title[1:]} failed{where}{why}.")
         counts = []
         if done:

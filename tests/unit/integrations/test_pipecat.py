@@ -2,9 +2,10 @@
 
 The pipeline is what a bot has around its LLM: the user and assistant
 context aggregators, the scripted LLM service, and between the LLM and the
-assistant aggregator a `Person` that records every frame the LLM pushes
-downstream and plays the person: it answers a question when one is spoken,
-interrupts the bot or hangs up when a given step starts. Everything it does
+assistant aggregator a `Person` (the package's `ScriptedCaller`) that
+records every frame the LLM pushes downstream and plays the person: it
+answers a question when one is spoken, interrupts the bot or hangs up when
+a given step starts. Everything it does
 follows a frame, never a sleep, so the frames are the same on a loaded
 machine; every run is bounded by a generous deadline.
 """
@@ -34,7 +35,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
 )
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.tests.utils import run_test
 
 from marimo_engine.engine.events import Event, EventType
@@ -49,6 +50,7 @@ from marimo_engine.integrations.pipecat import (
 from marimo_engine.integrations.pipecat.testing import (
     Call,
     Say,
+    ScriptedCaller,
     ScriptedLLMService,
     tool_result,
 )
@@ -83,14 +85,16 @@ class Holder:
         return "held"
 
 
-class Person(FrameProcessor):
-    """Records what the LLM pushes downstream and plays the person (module docstring).
+class Person(ScriptedCaller):
+    """The scripted caller, who may also interrupt, hang up or cut the call at a step.
 
     Args:
         answers: What the person says to each question, in order.
-        interrupt_at: Interrupt the bot when this step starts.
+        interrupt_at: Interrupt the bot when this step starts (then, at
+            `FINISH`, end the call).
         hang_up_at: End the call when this step starts (`EndWorkerFrame`).
         cancel_at: Cancel the pipeline when this step starts (`CancelWorkerFrame`).
+        end_on_timeout: End the call once the bot says a question went unanswered.
     """
 
     def __init__(
@@ -102,27 +106,14 @@ class Person(FrameProcessor):
         cancel_at: str | None = None,
         end_on_timeout: bool = False,
     ) -> None:
-        super().__init__()
-        self.answers = list(answers)
+        super().__init__(answers)
         self.interrupt_at = interrupt_at
         self.hang_up_at = hang_up_at
         self.cancel_at = cancel_at
         self.end_on_timeout = end_on_timeout
-        self.frames: list[Frame] = []
 
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if direction is FrameDirection.DOWNSTREAM:
-            self.frames.append(frame)
-        await self.push_frame(frame, direction)
-        if direction is not FrameDirection.DOWNSTREAM:
-            return
-        if isinstance(frame, PlanQuestionFrame) and self.answers:
-            said = {"role": "user", "content": self.answers.pop(0)}
-            await self.push_frame(
-                LLMMessagesAppendFrame([said], run_llm=True), FrameDirection.UPSTREAM
-            )
-        elif isinstance(frame, PlanProgressFrame) and frame.text.startswith("No answer came"):
+    async def heard(self, frame: Frame) -> None:
+        if isinstance(frame, PlanProgressFrame) and frame.text.startswith("No answer came"):
             if self.end_on_timeout:
                 await self.push_frame(EndWorkerFrame())
         elif isinstance(frame, PlanEventFrame):
@@ -227,12 +218,12 @@ async def test_a_successful_run_speaks_its_progress_and_returns_verdict_and_find
     await talk.run()
     summary = (
         "Hull and air diagnostics finished successfully. 3 steps done. Check oxygen: level 18, "
-        "pressure kpa 18.24, status low."
+        "pressure 18.24 kilopascals, status low."
     )
     assert talk.heard() == [
         START,
         HULL_DONE,
-        ("progress", "Check oxygen: level 18, pressure kpa 18.24, status low."),
+        ("progress", "Check oxygen: level 18, pressure 18.24 kilopascals, status low."),
         ("progress", "Analyze atmosphere: done."),
         ("result", ("finished", "SUCCESS")),
         ("bot", summary),
@@ -243,7 +234,7 @@ async def test_a_successful_run_speaks_its_progress_and_returns_verdict_and_find
         {
             "step": "Check oxygen",
             "step_id": "s2",
-            "value": "level 18, pressure kpa 18.24, status low",
+            "value": "level 18, pressure 18.24 kilopascals, status low",
             "output": {
                 "level": 18.0,
                 "pressure_kpa": 18.24,
@@ -332,10 +323,10 @@ def _answer(decision: str, **extra: Any) -> Callable[[list[dict[str, Any]]], Cal
 
 ANSWERS = {"approve": "Yes, carry on.", "reject": "No, stop there."}
 LOW_O2 = {"plan_name": "hull-check", "changes": {"s2.args.simulated_level": 12}}
-O2_LOW = ("progress", "Check oxygen: level 12, pressure kpa 12.16, status critical.")
+O2_LOW = ("progress", "Check oxygen: level 12, pressure 12.16 kilopascals, status critical.")
 QUESTION = (
-    "Check oxygen found level 12, pressure kpa 12.16, status critical. Level is below 15, so I "
-    "need your decision. Shall I carry on?"
+    "Check oxygen found level 12, pressure 12.16 kilopascals, status critical. Level is below "
+    "15, so I need your decision. Shall I carry on?"
 )
 
 
@@ -356,7 +347,7 @@ async def test_an_intervention_answered_yes_resumes_the_run() -> None:
         (
             "bot",
             "Hull and air diagnostics finished successfully. 3 steps done. Check oxygen: "
-            "level 12, pressure kpa 12.16, status critical.",
+            "level 12, pressure 12.16 kilopascals, status critical.",
         ),
     ]
     waiting = talk.results()[0]
@@ -385,13 +376,13 @@ async def test_an_intervention_answered_no_ends_the_run_as_rejected() -> None:
         O2_LOW,
         ("result", ("waiting_for_person", None)),
         ("question", QUESTION),
-        ("progress", "Check oxygen failed: A person rejected the run at step 's2': too risky."),
+        ("progress", "Check oxygen failed: A person rejected the run at Check oxygen: too risky."),
         ("result", ("finished", "FAILURE")),
         (
             "bot",
             "Hull and air diagnostics failed at Check oxygen: A person rejected the run at "
-            "step 's2': too risky. 2 steps done. Check oxygen: level 12, pressure kpa "
-            "12.16, status critical.",
+            "Check oxygen: too risky. 2 steps done. Check oxygen: level 12, pressure 12.16 "
+            "kilopascals, status critical.",
         ),
     ]
     assert talk.results()[-1]["error"]["type"] == "InterventionRejectedError"

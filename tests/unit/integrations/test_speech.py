@@ -40,7 +40,7 @@ def test_steps_are_named_by_description_else_by_tool_in_words() -> None:
 
 def test_values_are_read_as_plain_words_never_json() -> None:
     reading = OxygenReading(level=12.0, pressure_kpa=12.16, sensor_id="O2-1", status="critical")
-    assert describe_value(reading) == "level 12, pressure kpa 12.16, status critical"
+    assert describe_value(reading) == "level 12, pressure 12.16 kilopascals, status critical"
     assert describe_value({"breach_sections": ["bow", "stern"], "ok": False}) == (
         "breach sections bow and stern, ok no"
     )
@@ -57,7 +57,7 @@ def test_each_event_worth_hearing_has_one_sentence() -> None:
     assert said == [
         "Starting Hull and air diagnostics: 3 steps.",
         "Scan the hull: done.",
-        "Check oxygen: level 20.9, pressure kpa 21.18, status nominal.",
+        "Check oxygen: level 20.9, pressure 21.18 kilopascals, status nominal.",
         "Analyze atmosphere: skipped.",
     ]
 
@@ -82,8 +82,8 @@ def test_questions_name_the_step_its_finding_and_the_condition_in_words() -> Non
     reading = OxygenReading(level=12.0, pressure_kpa=12.16, sensor_id="O2-1", status="critical")
     condition = InterventionInfo(step_id="s2", expression="$s2.level < 15", output=reading)
     assert words.question(condition) == (
-        "Check oxygen found level 12, pressure kpa 12.16, status critical. Level is below 15, "
-        "so I need your decision. Shall I carry on?"
+        "Check oxygen found level 12, pressure 12.16 kilopascals, status critical. Level is "
+        "below 15, so I need your decision. Shall I carry on?"
     )
     approval = InterventionInfo(
         step_id="s1", expression="", kind="approval", args={"breach_sections": ["bow"]}
@@ -101,7 +101,7 @@ def test_the_summary_says_verdict_counts_skips_and_key_findings() -> None:
     result = execute_plan_sync(load_example("hull-check-7"), example_registry())
     assert _words().summary(result) == (
         "Hull and air diagnostics finished successfully. 2 steps done; skipped: Analyze "
-        "atmosphere. Check oxygen: level 20.9, pressure kpa 21.18, status nominal."
+        "atmosphere. Check oxygen: level 20.9, pressure 21.18 kilopascals, status nominal."
     )
 
 

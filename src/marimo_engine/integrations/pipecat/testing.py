@@ -12,6 +12,10 @@ behind a real model; `End` ends the pipeline (`EndWorkerFrame`).
         lambda messages: Say(tool_result(messages)["summary"], end=True),
     ])
 
+`ScriptedCaller` plays the person on the call: placed right after the LLM,
+it answers each question a plan asks with the next of its answers, as if
+they had been transcribed.
+
 Used by the example bot (examples/pipecat_bot.py) with `pipecat.tests.utils.run_test`,
 and by this package's tests.
 """
@@ -33,13 +37,23 @@ from pipecat.frames.frames import (
     LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
+    LLMMessagesAppendFrame,
     LLMTextFrame,
 )
-from pipecat.processors.frame_processor import FrameDirection
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import LLMService
 from pipecat.services.settings import LLMSettings
 
-__all__ = ["SCRIPT_ENDED", "Call", "End", "Say", "ScriptedLLMService", "Turn", "tool_result"]
+__all__ = [
+    "SCRIPT_ENDED",
+    "Call",
+    "End",
+    "Say",
+    "ScriptedCaller",
+    "ScriptedLLMService",
+    "Turn",
+    "tool_result",
+]
 
 SCRIPT_ENDED = "The scripted LLM has no turn left for this inference."
 
@@ -167,3 +181,46 @@ class ScriptedLLMService(LLMService):
     async def _fail(self, message: str) -> None:
         self.errors.append(message)
         await self.push_frame(ErrorFrame(message))
+
+
+class ScriptedCaller(FrameProcessor):
+    """The person on the call, scripted: answers each spoken plan question in turn.
+
+    Place it right after the LLM service (before the assistant context
+    aggregator). It records every frame going downstream and, after a
+    `PlanQuestionFrame` passed, sends the next answer upstream as the
+    user's words (`LLMMessagesAppendFrame(..., run_llm=True)`), which the
+    user context aggregator adds to the context before the LLM runs, as a
+    transcription would be.
+
+    Args:
+        answers: What the person says to each question, in order; a question
+            after the last answer goes unanswered.
+
+    Attributes:
+        frames: Every frame that went downstream through it, in order.
+    """
+
+    def __init__(self, answers: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.answers = list(answers)
+        self.frames: list[Frame] = []
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Record and pass the frame on; answer a question that went by."""
+        from marimo_engine.integrations.pipecat.frames import PlanQuestionFrame
+
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if direction is not FrameDirection.DOWNSTREAM:
+            return
+        self.frames.append(frame)
+        if isinstance(frame, PlanQuestionFrame) and self.answers:
+            said = {"role": "user", "content": self.answers.pop(0)}
+            await self.push_frame(
+                LLMMessagesAppendFrame([said], run_llm=True), FrameDirection.UPSTREAM
+            )
+        await self.heard(frame)
+
+    async def heard(self, frame: Frame) -> None:
+        """Called after each downstream frame went by; override to act on it."""
