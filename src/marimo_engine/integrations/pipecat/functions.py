@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from marimo_engine.engine.events import EventType, ExecutionResult, Verdict
 from marimo_engine.errors import EngineError, UsageError
-from marimo_engine.integrations.pipecat import _results
+from marimo_engine.integrations.pipecat import _results, _schemas
 from marimo_engine.integrations.pipecat._results import DECISIONS
 from marimo_engine.integrations.pipecat.frames import (
     PlanEventFrame,
@@ -195,73 +195,10 @@ class PlanFunctions:
         """The two `FunctionSchema`s, each carrying its handler (Pipecat registers it itself).
 
         Returns:
-            `[run_plan, answer_intervention]` (named as configured).
+            `[run_plan, answer_intervention]` (named as configured); their
+            descriptions list the known plans and the tools a plan may call.
         """
-        from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
-
-        tools = "; ".join(f"{s['name']}: {s['description']}" for s in self.registry.schemas())
-        names = sorted(self.plans)
-        plan_name: dict[str, Any] = {
-            "type": "string",
-            "description": "The name of a known plan to run.",
-        }
-        if names:
-            plan_name["enum"] = names
-        run = FunctionSchema(
-            name=self.run_function_name,
-            description=(
-                "Run a diagnostic plan and get its verdict (SUCCESS, FAILURE or "
-                "INTERVENTION_NEEDED), a short summary and its key findings. Give plan_name "
-                "(a known plan) or plan (a plan you write). Progress is spoken to the person "
-                "while it runs. If status is invalid_plan, fix every problem listed and call "
-                "again. If status is waiting_for_person, the person has been asked the "
-                f"question: wait for their reply, then call {self.answer_function_name}. "
-                f"Tools a plan can use: {tools}"
-            ),
-            properties={
-                "plan_name": plan_name,
-                "plan": {
-                    "type": "object",
-                    "description": (
-                        'A plan: {"name": "...", "steps": [{"id": "s1", "tool": "...", '
-                        '"description": "...", "args": {...}, "run_if": "...", '
-                        '"intervention_if": "...", "key_finding": true}]}. "$s1.field" in '
-                        "args or conditions refers to step s1's output."
-                    ),
-                },
-                "changes": {
-                    "type": "object",
-                    "description": (
-                        'Argument values to set, as {"STEP.args.NAME": value}, e.g. '
-                        '{"s2.args.sensor_id": "O2-AFT-2"}.'
-                    ),
-                },
-            },
-            required=[],
-            handler=self.run_handler,
-        )
-        answer = FunctionSchema(
-            name=self.answer_function_name,
-            description=(
-                "Give the person's answer to the question a running plan asked. approve: go "
-                "on (run the step, or keep its result); reject: refuse (skip the step, or stop "
-                "the plan), with the person's reason; answer: use value as the step's result "
-                "(conditions only); cancel: stop the whole plan now. Returns what "
-                f"{self.run_function_name} returns."
-            ),
-            properties={
-                "decision": {"type": "string", "enum": list(DECISIONS)},
-                "intervention_id": {
-                    "type": "string",
-                    "description": "The intervention_id of the question being answered.",
-                },
-                "reason": {"type": "string", "description": "Why, in the person's words."},
-                "value": {"description": "decision 'answer': the value the person gave."},
-            },
-            required=["decision"],
-            handler=self.answer_handler,
-        )
-        return [run, answer]
+        return _schemas.function_schemas(self)
 
     def tools_schema(self) -> ToolsSchema:
         """A `ToolsSchema` of `function_schemas()`, for `LLMContext(tools=...)`."""
