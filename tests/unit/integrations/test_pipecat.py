@@ -13,13 +13,19 @@ machine; every run is bounded by a generous deadline.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import importlib.util
+import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest.importorskip("pipecat", reason="pip install 'marimo-engine[pipecat]'")
 
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import (
     CancelWorkerFrame,
     EndWorkerFrame,
@@ -39,6 +45,7 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.tests.utils import run_test
 
 from marimo_engine.engine.events import Event, EventType
+from marimo_engine.errors import UsageError
 from marimo_engine.examples import load_example
 from marimo_engine.integrations.pipecat import (
     PlanEventFrame,
@@ -95,6 +102,7 @@ class Person(ScriptedCaller):
         hang_up_at: End the call when this step starts (`EndWorkerFrame`).
         cancel_at: Cancel the pipeline when this step starts (`CancelWorkerFrame`).
         end_on_timeout: End the call once the bot says a question went unanswered.
+        late_answer: What the person says once the bot said a question went unanswered.
     """
 
     def __init__(
@@ -105,8 +113,10 @@ class Person(ScriptedCaller):
         hang_up_at: str | None = None,
         cancel_at: str | None = None,
         end_on_timeout: bool = False,
+        late_answer: str | None = None,
     ) -> None:
         super().__init__(answers)
+        self.late_answer = late_answer
         self.interrupt_at = interrupt_at
         self.hang_up_at = hang_up_at
         self.cancel_at = cancel_at
@@ -116,6 +126,11 @@ class Person(ScriptedCaller):
         if isinstance(frame, PlanProgressFrame) and frame.text.startswith("No answer came"):
             if self.end_on_timeout:
                 await self.push_frame(EndWorkerFrame())
+            elif self.late_answer:
+                said = {"role": "user", "content": self.late_answer}
+                await self.push_frame(
+                    LLMMessagesAppendFrame([said], run_llm=True), FrameDirection.UPSTREAM
+                )
         elif isinstance(frame, PlanEventFrame):
             event = frame.event
             if event.type is EventType.STEP_START and event.step_id == self.interrupt_at:
@@ -156,11 +171,22 @@ class Conversation:
         self.llm = ScriptedLLMService(turns)
         self.person = person or Person()
 
-    async def run(self, user_says: str = "Please check the hull.") -> None:
-        context = LLMContext(tools=self.functions.tools_schema())
+    async def run(self, says: str = "Please check the hull.", *, register: bool = False) -> None:
+        if register:  # the classic way: llm.register_function, tools advertised apart
+            self.functions.register(self.llm)
+            context = LLMContext(
+                tools=ToolsSchema(
+                    standard_tools=[
+                        FunctionSchema(s.name, s.description, s.properties, s.required)
+                        for s in self.functions.function_schemas()
+                    ]
+                )
+            )
+        else:  # the schemas carry their handlers
+            context = LLMContext(tools=self.functions.tools_schema())
         pair = LLMContextAggregatorPair(context)
         pipeline = Pipeline([pair.user(), self.llm, self.person, pair.assistant()])
-        said = LLMMessagesAppendFrame([{"role": "user", "content": user_says}], run_llm=True)
+        said = LLMMessagesAppendFrame([{"role": "user", "content": says}], run_llm=True)
         await asyncio.wait_for(
             run_test(
                 pipeline,
@@ -507,6 +533,48 @@ async def test_a_question_nobody_answers_ends_the_run_as_needing_intervention() 
     assert talk.events[-1].verdict.value == "INTERVENTION_NEEDED"
 
 
+async def test_a_late_answer_resumes_the_journaled_run_where_it_stopped(tmp_path: Any) -> None:
+    def late(messages: list[dict[str, Any]]) -> Call:
+        assert messages[-1] == {"role": "user", "content": "Sorry, yes, carry on."}
+        waiting = tool_result(messages)
+        return Call(
+            "answer_intervention",
+            {"decision": "approve", "intervention_id": waiting["intervention_id"]},
+        )
+
+    talk = Conversation(
+        [Call("run_plan", LOW_O2), late, _say_summary],
+        Person(late_answer="Sorry, yes, carry on."),
+        answer_timeout_s=0.5,
+        journal=str(tmp_path / "runs.sqlite3"),
+    )
+    await talk.run()
+    assert talk.heard() == [
+        START,
+        HULL_DONE,
+        O2_LOW,
+        ("result", ("waiting_for_person", None)),
+        ("question", QUESTION),
+        ("progress", "No answer came, so Hull and air diagnostics stopped at Check oxygen."),
+        # The resumed run: the steps done before the pause are not run again.
+        START,
+        HULL_DONE,
+        O2_LOW,
+        ("progress", "Analyze atmosphere: done."),
+        ("result", ("finished", "SUCCESS")),
+        (
+            "bot",
+            "Hull and air diagnostics finished successfully. 3 steps done. Check oxygen: "
+            "level 12, pressure 12.16 kilopascals, status critical.",
+        ),
+    ]
+    finishes = [e for e in talk.events if e.type is EventType.FINISH]
+    assert [f.verdict.value for f in finishes if f.verdict] == ["INTERVENTION_NEEDED", "SUCCESS"]
+    assert len({e.run_id for e in talk.events}) == 1  # one run, resumed
+    reused = [e.step_id for e in talk.events if e.reused_from]
+    assert reused == ["s1", "s2"]
+
+
 async def test_progress_faster_than_speech_is_said_together_before_the_question() -> None:
     talk = Conversation(
         [Call("run_plan", LOW_O2), _answer("approve"), _say_summary],
@@ -559,3 +627,68 @@ async def test_answers_that_do_not_fit_are_returned_to_the_llm() -> None:
     }
     assert talk.results()[-1]["verdict"] == "FAILURE"
     assert [t for t, _ in talk.event_types()].count(EventType.FINISH) == 1
+
+
+async def test_handlers_registered_with_register_function_work_the_same() -> None:
+    talk = Conversation([Call("run_plan", {"plan_name": "hull-check"}), _say_summary])
+    await talk.run(register=True)
+    assert [kind for kind, _ in talk.heard()] == ["progress"] * 4 + ["result", "bot"]
+    assert talk.results()[0]["verdict"] == "SUCCESS"
+
+
+def test_the_schemas_say_what_to_call_and_carry_their_handlers() -> None:
+    functions = PlanFunctions(
+        {"scan_hull": scan_hull},
+        plans={"b": hull_check(), "a": hull_check()},
+        run_function_name="run_check",
+    )
+    run, answer = functions.function_schemas()
+    assert (run.name, answer.name) == ("run_check", "answer_intervention")
+    assert run.properties["plan_name"]["enum"] == ["a", "b"]
+    assert "scan_hull: Scan the ship's hull" in run.description
+    assert "call answer_intervention" in run.description
+    assert answer.properties["decision"]["enum"] == ["approve", "reject", "answer", "cancel"]
+    assert (run.required, answer.required) == ([], ["decision"])
+    assert run.handler is functions.run_handler
+    assert answer.handler is functions.answer_handler
+    # Both carry the teardown hook Pipecat awaits when the pipeline ends.
+    assert run.handler._pipecat_cleanup == functions.aclose
+    assert [t.name for t in functions.tools_schema().standard_tools] == [run.name, answer.name]
+
+
+def test_bad_settings_are_refused_with_what_to_change() -> None:
+    with pytest.raises(UsageError, match="answer_timeout_s 0 must be more than 0 seconds"):
+        PlanFunctions({}, answer_timeout_s=0)
+    with pytest.raises(UsageError, match="speech_interval_s -1 must be 0 or more seconds"):
+        PlanFunctions({}, speech_interval_s=-1)
+
+
+def test_a_missing_extra_fails_with_its_install_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m.startswith("marimo_engine.integrations.pipecat")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "pipecat", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'marimo-engine\[pipecat\]'"):
+        importlib.import_module("marimo_engine.integrations.pipecat")
+
+
+async def test_the_example_bot_runs_the_hull_check_without_keys(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = Path(__file__).parents[3] / "examples" / "pipecat_bot.py"
+    spec = importlib.util.spec_from_file_location("pipecat_bot_example", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    lines = await asyncio.wait_for(example.converse(oxygen=12), DEADLINE_S)
+    assert lines == [
+        "person: Please check the hull and the air.",
+        "bot (progress): Starting Hull and air diagnostics: 3 steps.",
+        "bot (progress): Scan the hull: done.",
+        "bot (progress): " + O2_LOW[1],
+        "bot (asks): " + QUESTION,
+        "person: Yes, carry on.",
+        "bot (progress): Analyze atmosphere: done.",
+        "bot: Hull and air diagnostics finished successfully. 3 steps done. Check oxygen: level "
+        "12, pressure 12.16 kilopascals, status critical.",
+    ]
+    assert capsys.readouterr().out.splitlines() == lines
