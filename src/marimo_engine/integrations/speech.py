@@ -203,10 +203,14 @@ class PlanWords:
 
     Args:
         plan: The validated plan (its steps' descriptions name them).
+        resumed: The run goes on from an earlier one (`durable.resume_run`):
+            its start is said as carrying on, and steps whose output was
+            taken from the journal (`reused_from`) are not said again.
     """
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, *, resumed: bool = False) -> None:
         self.plan = plan
+        self.resumed = resumed
         self.labels = {step.id: step_label(step) for step in plan.steps}
         self.title = (plan.name or "").strip().rstrip(".") or "the plan"
 
@@ -231,14 +235,19 @@ class PlanWords:
 
         Returns:
             An `Utterance`, or `None` for `STEP_START`, `INTERVENTION_NEEDED`
-            (a question is asked instead: `question`) and `FINISH`.
+            (a question is asked instead: `question`), `FINISH`, and a
+            `STEP_COMPLETE` whose output was reused from the journal.
         """
         kind = event.type
         label = self.label(event.step_id)
+        if kind is EventType.START and self.resumed:
+            return Utterance(f"Carrying on with {self.title}.", "start")
         if kind is EventType.START:
             count = len(self.plan.steps)
             noun = "step" if count == 1 else "steps"
             return Utterance(f"Starting {self.title}: {count} {noun}.", "start")
+        if kind is EventType.STEP_COMPLETE and event.reused_from:
+            return None  # done before, and said then
         if kind is EventType.STEP_COMPLETE:
             step = self.plan.step(event.step_id) if event.step_id in self.labels else None
             details = describe_value(event.output) if step is not None and step.key_finding else ""

@@ -308,7 +308,7 @@ class PlanFunctions:
         except EngineError as exc:
             await params.result_callback(_results.failure(str(exc)))
             return
-        self._start(plan, lambda run: _drain(resumed, run))
+        self._start(plan, lambda run: _drain(resumed, run), resumed=True)
         await self._deliver(params)
 
     # -- one run --------------------------------------------------------------------------
@@ -347,8 +347,9 @@ class PlanFunctions:
             raise _Invalid(problems)
         return load_plan(data)
 
-    def _start(self, plan: Plan, drive: Callable[[_Run], Any]) -> None:
-        run = _Run(plan=plan, words=PlanWords(plan), pacer=SpeechPacer(self.speech_interval_s))
+    def _start(self, plan: Plan, drive: Callable[[_Run], Any], *, resumed: bool = False) -> None:
+        words = PlanWords(plan, resumed=resumed)
+        run = _Run(plan=plan, words=words, pacer=SpeechPacer(self.speech_interval_s))
         self._run = run
 
         async def main() -> None:
