@@ -592,6 +592,66 @@ async def test_progress_faster_than_speech_is_said_together_before_the_question(
     assert [k for k, _ in talk.heard()[4:]] == ["result", "bot"]
 
 
+class Gate:
+    """A tool that waits until the test opens it, and a clock that moves when told."""
+
+    def __init__(self) -> None:
+        self.opened = asyncio.Event()
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def wait_for_crew(self) -> str:
+        """Wait until the crew reports (the test opens the gate)."""
+        await self.opened.wait()
+        return "ready"
+
+
+class Listener(Person):
+    """Once the sentence kept for later is said, lets time pass and opens the gate."""
+
+    def __init__(self, gate: Gate) -> None:
+        super().__init__()
+        self.gate = gate
+
+    async def heard(self, frame: Frame) -> None:
+        if isinstance(frame, PlanProgressFrame) and frame.text == "Scan the hull: done.":
+            self.gate.now += 1000.0
+            self.gate.opened.set()
+
+
+async def test_a_sentence_kept_for_later_is_said_when_its_time_comes() -> None:
+    gate = Gate()
+    plan = {
+        "name": "Crew check",
+        "steps": [
+            {"id": "s1", "tool": "scan_hull", "description": "Scan the hull"},
+            {
+                "id": "s2",
+                "tool": "wait_for_crew",
+                "description": "Wait for the crew",
+                "depends_on": ["s1"],
+            },
+        ],
+    }
+    talk = Conversation(
+        [Call("run_plan", {"plan": plan}), _say_summary],
+        Listener(gate),
+        tools={"scan_hull": scan_hull, "wait_for_crew": gate.wait_for_crew},
+        speech_interval_s=0.2,
+        clock=gate.clock,
+    )
+    await talk.run()
+    assert talk.heard() == [
+        ("progress", "Starting Crew check: 2 steps."),  # said at once
+        HULL_DONE,  # within the interval on the clock: kept, then said by the timer
+        ("progress", "Wait for the crew: done."),  # the clock moved on: said at once
+        ("result", ("finished", "SUCCESS")),
+        ("bot", "Crew check finished successfully. 2 steps done."),
+    ]
+
+
 async def test_answers_that_do_not_fit_are_returned_to_the_llm() -> None:
     def wrong_id(messages: list[dict[str, Any]]) -> Call:
         return Call("answer_intervention", {"decision": "approve", "intervention_id": "nope"})

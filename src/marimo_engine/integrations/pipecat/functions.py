@@ -148,6 +148,9 @@ class PlanFunctions:
         on_event: Called with every engine event (plain or coroutine
             function); also pushed as `PlanEventFrame`s. Errors it raises are
             logged, never raised into the run.
+        clock: Seconds on a monotonic clock, for pacing speech; a test may
+            pass its own (the timer still waits real seconds until the
+            sentence is due on it).
         run_function_name: The name the LLM calls to run a plan.
         answer_function_name: The name the LLM calls to answer a question.
 
@@ -166,6 +169,7 @@ class PlanFunctions:
         journal: Journal | str | bool | None = None,
         max_workers: int | None = None,
         on_event: Callable[[Event], Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
         run_function_name: str = "run_plan",
         answer_function_name: str = "answer_intervention",
     ) -> None:
@@ -182,6 +186,7 @@ class PlanFunctions:
         self.journal = journal
         self.max_workers = max_workers
         self.on_event = on_event
+        self.clock = clock
         self.run_function_name = run_function_name
         self.answer_function_name = answer_function_name
         self._llm: LLMService | None = None
@@ -470,7 +475,7 @@ class PlanFunctions:
         utterance = run.words.utterance(event)
         if utterance is None:
             return
-        sentence = run.pacer.offer(utterance, time.monotonic())
+        sentence = run.pacer.offer(utterance, self.clock())
         if sentence is not None:
             await self._push(PlanProgressFrame(text=sentence, run_id=run.run_id))
         elif run.flush_task is None or run.flush_task.done():
@@ -479,11 +484,11 @@ class PlanFunctions:
     async def _flush_later(self, run: _Run) -> None:
         due = run.pacer.due_at
         if due is not None:
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            await asyncio.sleep(max(0.0, due - self.clock()))
         await self._flush(run)
 
     async def _flush(self, run: _Run) -> None:
-        sentence = run.pacer.flush(time.monotonic())
+        sentence = run.pacer.flush(self.clock())
         if sentence is not None:
             await self._push(PlanProgressFrame(text=sentence, run_id=run.run_id))
 
