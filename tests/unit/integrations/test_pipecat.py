@@ -1,13 +1,6 @@
 """The plan functions in a real Pipecat pipeline, driven by a scripted LLM (`run_test`).
 
-The pipeline is what a bot has around its LLM: the user and assistant
-context aggregators, the scripted LLM service, and between the LLM and the
-assistant aggregator a `Person` (the package's `ScriptedCaller`) that
-records every frame the LLM pushes downstream and plays the person: it
-answers a question when one is spoken, interrupts the bot or hangs up when
-a given step starts. Everything it does
-follows a frame, never a sleep, so the frames are the same on a loaded
-machine; every run is bounded by a generous deadline.
+The conversation harness is `conversation.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +9,7 @@ import asyncio
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,212 +17,37 @@ import pytest
 
 pytest.importorskip("pipecat", reason="pip install 'marimo-engine[pipecat]'")
 
-from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
-from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import (
-    CancelWorkerFrame,
-    EndWorkerFrame,
     Frame,
-    FunctionCallCancelFrame,
-    FunctionCallResultFrame,
-    InterruptionWorkerFrame,
-    LLMMessagesAppendFrame,
-    LLMTextFrame,
 )
-from pipecat.pipeline.pipeline import Pipeline
-from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.processors.aggregators.llm_response_universal import (
-    LLMContextAggregatorPair,
-)
-from pipecat.processors.frame_processor import FrameDirection
-from pipecat.tests.utils import run_test
 
-from marimo_engine.engine.events import Event, EventType
+from marimo_engine.engine.events import EventType
 from marimo_engine.errors import UsageError
-from marimo_engine.examples import load_example
 from marimo_engine.integrations.pipecat import (
-    PlanEventFrame,
-    PlanEventLogger,
     PlanFunctions,
     PlanProgressFrame,
-    PlanQuestionFrame,
 )
 from marimo_engine.integrations.pipecat.testing import (
     Call,
-    Say,
-    ScriptedCaller,
-    ScriptedLLMService,
     tool_result,
 )
-from marimo_engine.tools.examples import analyze_atmosphere, check_oxygen, scan_hull
+from marimo_engine.tools.examples import scan_hull
+from tests.unit.integrations.conversation import (
+    ANSWERS,
+    DEADLINE_S,
+    HULL_DONE,
+    LOW_O2,
+    O2_LOW,
+    QUESTION,
+    START,
+    Conversation,
+    Holder,
+    Person,
+    hull_check,
+    say_summary,
+)
 
 pytestmark = pytest.mark.anyio
-
-DEADLINE_S = 90.0
-"""Seconds one conversation may take on a loaded machine before the test fails."""
-
-
-def hull_check() -> dict[str, Any]:
-    """hull-check-7 with its steps in a chain, so that events come in one order."""
-    plan = load_example("hull-check-7")
-    plan["steps"][1]["depends_on"] = ["s1"]
-    return plan
-
-
-class Holder:
-    """A tool that holds until cancelled, and says whether it was."""
-
-    def __init__(self) -> None:
-        self.cancelled = False
-
-    async def hold_line(self, seconds: float = 600.0) -> str:
-        """Wait `seconds` (a long call), unless cancelled first."""
-        try:
-            await asyncio.sleep(seconds)
-        except asyncio.CancelledError:
-            self.cancelled = True
-            raise
-        return "held"
-
-
-class Person(ScriptedCaller):
-    """The scripted caller, who may also interrupt, hang up or cut the call at a step.
-
-    Args:
-        answers: What the person says to each question, in order.
-        interrupt_at: Interrupt the bot when this step starts (then, at
-            `FINISH`, end the call).
-        hang_up_at: End the call when this step starts (`EndWorkerFrame`).
-        cancel_at: Cancel the pipeline when this step starts (`CancelWorkerFrame`).
-        end_on_timeout: End the call once the bot says a question went unanswered.
-        late_answer: What the person says once the bot said a question went unanswered.
-    """
-
-    def __init__(
-        self,
-        answers: Sequence[str] = (),
-        *,
-        interrupt_at: str | None = None,
-        hang_up_at: str | None = None,
-        cancel_at: str | None = None,
-        end_on_timeout: bool = False,
-        late_answer: str | None = None,
-    ) -> None:
-        super().__init__(answers)
-        self.late_answer = late_answer
-        self.interrupt_at = interrupt_at
-        self.hang_up_at = hang_up_at
-        self.cancel_at = cancel_at
-        self.end_on_timeout = end_on_timeout
-
-    async def heard(self, frame: Frame) -> None:
-        if isinstance(frame, PlanProgressFrame) and frame.text.startswith("No answer came"):
-            if self.end_on_timeout:
-                await self.push_frame(EndWorkerFrame())
-            elif self.late_answer:
-                said = {"role": "user", "content": self.late_answer}
-                await self.push_frame(
-                    LLMMessagesAppendFrame([said], run_llm=True), FrameDirection.UPSTREAM
-                )
-        elif isinstance(frame, PlanEventFrame):
-            event = frame.event
-            if event.type is EventType.STEP_START and event.step_id == self.interrupt_at:
-                await self.push_frame(InterruptionWorkerFrame(), FrameDirection.UPSTREAM)
-            elif event.type is EventType.STEP_START and event.step_id == self.hang_up_at:
-                await self.push_frame(EndWorkerFrame())
-            elif event.type is EventType.STEP_START and event.step_id == self.cancel_at:
-                await self.push_frame(CancelWorkerFrame(), FrameDirection.UPSTREAM)
-            elif event.type is EventType.FINISH and self.interrupt_at:
-                await self.push_frame(EndWorkerFrame())
-
-
-class Conversation:
-    """One bot conversation: the pipeline, what was said and done, and the engine's events."""
-
-    def __init__(
-        self,
-        turns: Sequence[Any],
-        person: Person | None = None,
-        *,
-        tools: dict[str, Callable[..., Any]] | None = None,
-        **options: Any,
-    ) -> None:
-        self.events: list[Event] = []
-        self.logged: list[Event] = []
-        options.setdefault("speech_interval_s", 0)
-        self.functions = PlanFunctions(
-            tools
-            or {
-                "scan_hull": scan_hull,
-                "check_oxygen": check_oxygen,
-                "analyze_atmosphere": analyze_atmosphere,
-            },
-            plans={"hull-check": hull_check()},
-            on_event=self.events.append,
-            **options,
-        )
-        self.llm = ScriptedLLMService(turns)
-        self.person = person or Person()
-
-    async def run(self, says: str = "Please check the hull.", *, register: bool = False) -> None:
-        if register:  # the classic way: llm.register_function, tools advertised apart
-            self.functions.register(self.llm)
-            context = LLMContext(
-                tools=ToolsSchema(
-                    standard_tools=[
-                        FunctionSchema(s.name, s.description, s.properties, s.required)
-                        for s in self.functions.function_schemas()
-                    ]
-                )
-            )
-        else:  # the schemas carry their handlers
-            context = LLMContext(tools=self.functions.tools_schema())
-        pair = LLMContextAggregatorPair(context)
-        pipeline = Pipeline([pair.user(), self.llm, self.person, pair.assistant()])
-        said = LLMMessagesAppendFrame([{"role": "user", "content": says}], run_llm=True)
-        await asyncio.wait_for(
-            run_test(
-                pipeline,
-                frames_to_send=[said],
-                send_end_frame=False,
-                start_timeout=DEADLINE_S,
-                observers=[PlanEventLogger(self.logged.append)],
-            ),
-            DEADLINE_S,
-        )
-        assert self.llm.errors == []
-        assert self.llm.turns_left == 0
-
-    def heard(self) -> list[tuple[str, Any]]:
-        """The frames that matter to the person and the LLM, in order, as (kind, content)."""
-        out: list[tuple[str, Any]] = []
-        for frame in self.person.frames:
-            if isinstance(frame, PlanQuestionFrame):
-                out.append(("question", frame.text))
-            elif isinstance(frame, PlanProgressFrame):
-                out.append(("progress", frame.text))
-            elif isinstance(frame, FunctionCallResultFrame):
-                result = frame.result
-                out.append(("result", (result["status"], result.get("verdict"))))
-            elif isinstance(frame, FunctionCallCancelFrame):
-                out.append(("cancelled", frame.function_name))
-            elif isinstance(frame, LLMTextFrame):
-                out.append(("bot", frame.text))
-        return out
-
-    def event_types(self) -> list[tuple[EventType, str | None]]:
-        return [(e.type, e.step_id) for e in self.events]
-
-    def results(self) -> list[dict[str, Any]]:
-        return [f.result for f in self.person.frames if isinstance(f, FunctionCallResultFrame)]
-
-
-def _say_summary(messages: list[dict[str, Any]]) -> Say:
-    return Say(tool_result(messages)["summary"], end=True)
-
-
-START = ("progress", "Starting Hull and air diagnostics: 3 steps.")
-HULL_DONE = ("progress", "Scan the hull: done.")
 
 
 async def test_a_successful_run_speaks_its_progress_and_returns_verdict_and_findings() -> None:
@@ -238,7 +56,7 @@ async def test_a_successful_run_speaks_its_progress_and_returns_verdict_and_find
             Call(
                 "run_plan", {"plan_name": "hull-check", "changes": {"s2.args.simulated_level": 18}}
             ),
-            _say_summary,
+            say_summary,
         ]
     )
     await talk.run()
@@ -290,7 +108,7 @@ async def test_a_failing_step_is_spoken_and_the_failure_returned() -> None:
     talk = Conversation(
         [
             Call("run_plan", {"plan_name": "hull-check", "changes": {"s1.args.sections": []}}),
-            _say_summary,
+            say_summary,
         ]
     )
     await talk.run()
@@ -320,7 +138,7 @@ async def test_an_invalid_plan_returns_its_problems_and_the_llm_fixes_it() -> No
         assert "Did you mean 'scan_hull'?" in problem["message"]
         return Call("run_plan", {"plan": {**bad, "steps": [{"id": "s1", "tool": "scan_hull"}]}})
 
-    talk = Conversation([Call("run_plan", {"plan": bad}), fix, _say_summary])
+    talk = Conversation([Call("run_plan", {"plan": bad}), fix, say_summary])
     await talk.run()
     assert talk.heard() == [
         ("result", ("invalid_plan", None)),
@@ -347,18 +165,9 @@ def _answer(decision: str, **extra: Any) -> Callable[[list[dict[str, Any]]], Cal
     return turn
 
 
-ANSWERS = {"approve": "Yes, carry on.", "reject": "No, stop there."}
-LOW_O2 = {"plan_name": "hull-check", "changes": {"s2.args.simulated_level": 12}}
-O2_LOW = ("progress", "Check oxygen: level 12, pressure 12.16 kilopascals, status critical.")
-QUESTION = (
-    "Check oxygen found level 12, pressure 12.16 kilopascals, status critical. Level is below "
-    "15, so I need your decision. Shall I carry on?"
-)
-
-
 async def test_an_intervention_answered_yes_resumes_the_run() -> None:
     talk = Conversation(
-        [Call("run_plan", LOW_O2), _answer("approve"), _say_summary],
+        [Call("run_plan", LOW_O2), _answer("approve"), say_summary],
         Person([ANSWERS["approve"]]),
     )
     await talk.run()
@@ -392,7 +201,7 @@ async def test_an_intervention_answered_yes_resumes_the_run() -> None:
 
 async def test_an_intervention_answered_no_ends_the_run_as_rejected() -> None:
     talk = Conversation(
-        [Call("run_plan", LOW_O2), _answer("reject", reason="too risky"), _say_summary],
+        [Call("run_plan", LOW_O2), _answer("reject", reason="too risky"), say_summary],
         Person([ANSWERS["reject"]]),
     )
     await talk.run()
@@ -430,7 +239,7 @@ async def test_an_approval_answered_no_skips_the_step_and_the_run_succeeds() -> 
         ],
     }
     talk = Conversation(
-        [Call("run_plan", {"plan": plan}), _answer("reject"), _say_summary],
+        [Call("run_plan", {"plan": plan}), _answer("reject"), say_summary],
         Person([ANSWERS["reject"]]),
     )
     await talk.run()
@@ -543,7 +352,7 @@ async def test_a_late_answer_resumes_the_journaled_run_where_it_stopped(tmp_path
         )
 
     talk = Conversation(
-        [Call("run_plan", LOW_O2), late, _say_summary],
+        [Call("run_plan", LOW_O2), late, say_summary],
         Person(late_answer="Sorry, yes, carry on."),
         answer_timeout_s=0.5,
         journal=str(tmp_path / "runs.sqlite3"),
@@ -575,7 +384,7 @@ async def test_a_late_answer_resumes_the_journaled_run_where_it_stopped(tmp_path
 
 async def test_progress_faster_than_speech_is_said_together_before_the_question() -> None:
     talk = Conversation(
-        [Call("run_plan", LOW_O2), _answer("approve"), _say_summary],
+        [Call("run_plan", LOW_O2), _answer("approve"), say_summary],
         Person([ANSWERS["approve"]]),
         speech_interval_s=3600,
     )
@@ -636,7 +445,7 @@ async def test_a_sentence_kept_for_later_is_said_when_its_time_comes() -> None:
         ],
     }
     talk = Conversation(
-        [Call("run_plan", {"plan": plan}), _say_summary],
+        [Call("run_plan", {"plan": plan}), say_summary],
         Listener(gate),
         tools={"scan_hull": scan_hull, "wait_for_crew": gate.wait_for_crew},
         speech_interval_s=0.2,
@@ -673,7 +482,7 @@ async def test_answers_that_do_not_fit_are_returned_to_the_llm() -> None:
             wrong_id,
             bad_decision,
             cancel,
-            _say_summary,
+            say_summary,
         ],
         Person(["Hm, wait."]),
     )
@@ -688,7 +497,7 @@ async def test_answers_that_do_not_fit_are_returned_to_the_llm() -> None:
 
 
 async def test_handlers_registered_with_register_function_work_the_same() -> None:
-    talk = Conversation([Call("run_plan", {"plan_name": "hull-check"}), _say_summary])
+    talk = Conversation([Call("run_plan", {"plan_name": "hull-check"}), say_summary])
     await talk.run(register=True)
     assert [kind for kind, _ in talk.heard()] == ["progress"] * 4 + ["result", "bot"]
     assert talk.results()[0]["verdict"] == "SUCCESS"
