@@ -159,7 +159,13 @@ class Conversation:
         self.llm: LLMService = llm or ScriptedLLMService(turns)
         self.person = person or Person()
 
-    async def run(self, says: str = "Please check the hull.", *, register: bool = False) -> None:
+    async def run(
+        self,
+        says: str = "Please check the hull.",
+        *,
+        register: bool = False,
+        observers: Sequence[Any] = (),
+    ) -> None:
         if register:  # the classic way: llm.register_function, tools advertised apart
             self.functions.register(self.llm)
             context = LLMContext(
@@ -181,7 +187,7 @@ class Conversation:
                 frames_to_send=[said],
                 send_end_frame=False,
                 start_timeout=DEADLINE_S,
-                observers=[PlanEventLogger(self.logged.append)],
+                observers=[PlanEventLogger(self.logged.append), *observers],
             ),
             DEADLINE_S,
         )
@@ -221,7 +227,11 @@ START = ("progress", "Starting Hull and air diagnostics: 3 steps.")
 HULL_DONE = ("progress", "Scan the hull: done.")
 
 
-ANSWERS = {"approve": "Yes, carry on.", "reject": "No, stop there."}
+ANSWERS = {
+    "approve": "Yes, carry on.",
+    "reject": "No, stop there.",
+    "answer": "The aft sensor reads 20.4 percent, use that.",
+}
 LOW_O2 = {"plan_name": "hull-check", "changes": {"s2.args.simulated_level": 12}}
 O2_LOW = ("progress", "Check oxygen: level 12, pressure 12.16 kilopascals, status critical.")
 QUESTION = (

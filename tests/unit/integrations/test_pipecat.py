@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +26,7 @@ from pipecat.frames.frames import (
 from marimo_engine.engine.events import EventType
 from marimo_engine.errors import UsageError
 from marimo_engine.integrations.pipecat import (
+    PlanEventLogger,
     PlanFunctions,
     PlanProgressFrame,
 )
@@ -559,3 +562,62 @@ async def test_the_example_bot_runs_the_hull_check_without_keys(
         "12, pressure 12.16 kilopascals, status critical.",
     ]
     assert capsys.readouterr().out.splitlines() == lines
+
+
+async def test_a_person_can_answer_with_the_value_the_step_should_have_had() -> None:
+    corrected = {"level": 20.4, "pressure_kpa": 20.67, "sensor_id": "O2-AFT-2", "status": "nominal"}
+    talk = Conversation(
+        [Call("run_plan", LOW_O2), _answer("answer", value=corrected), say_summary],
+        Person([ANSWERS["answer"]]),
+    )
+    await talk.run()
+    assert talk.heard()[3:] == [
+        ("result", ("waiting_for_person", None)),
+        ("question", QUESTION),
+        ("progress", "Check oxygen: level 20.4, pressure 20.67 kilopascals, status nominal."),
+        ("progress", "Analyze atmosphere: skipped."),  # run_if saw the corrected level
+        ("result", ("finished", "SUCCESS")),
+        (
+            "bot",
+            "Hull and air diagnostics finished successfully. 2 steps done; skipped: Analyze "
+            "atmosphere. Check oxygen: level 20.4, pressure 20.67 kilopascals, status "
+            "nominal.",
+        ),
+    ]
+    assert talk.results()[-1]["key_findings"][0]["output"] == corrected
+
+
+async def test_an_approval_cannot_be_answered_with_a_value() -> None:
+    plan = {"steps": [{"id": "s1", "tool": "scan_hull", "requires_approval": True}]}
+
+    def with_value(messages: list[dict[str, Any]]) -> Call:
+        return Call("answer_intervention", {"decision": "answer", "value": 3})
+
+    def approve(messages: list[dict[str, Any]]) -> Call:
+        assert tool_result(messages)["message"] == (
+            "This question asks for approval: decide approve or reject."
+        )
+        return Call("answer_intervention", {"decision": "approve"})
+
+    talk = Conversation(
+        [Call("run_plan", {"plan": plan}), with_value, approve, say_summary],
+        Person(["Use three."]),
+    )
+    await talk.run()
+    assert [r["status"] for r in talk.results()] == ["waiting_for_person", "error", "finished"]
+    assert talk.results()[-1]["verdict"] == "SUCCESS"
+
+
+async def test_the_event_logger_logs_each_event_once_by_default(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = PlanEventLogger()
+    talk = Conversation([Call("run_plan", {"plan_name": "hull-check"}), say_summary])
+    caplog.set_level(logging.INFO, logger="marimo_engine.integrations.pipecat")
+    await talk.run(observers=[logger])
+    logged = [
+        json.loads(r.getMessage())
+        for r in caplog.records
+        if r.name == "marimo_engine.integrations.pipecat"
+    ]
+    assert [e["type"] for e in logged] == [e.type.value for e in talk.events]
