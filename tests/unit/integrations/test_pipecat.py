@@ -21,20 +21,26 @@ pytest.importorskip("pipecat", reason="pip install 'marimo-engine[pipecat]'")
 
 from pipecat.frames.frames import (
     Frame,
+    LLMContextFrame,
 )
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.tests.utils import run_test
 
-from marimo_engine.engine.events import EventType
+from marimo_engine.engine.events import Event, EventType
 from marimo_engine.errors import UsageError
 from marimo_engine.integrations.pipecat import (
     PlanEventLogger,
     PlanFunctions,
     PlanProgressFrame,
+    PlanQuestionFrame,
 )
 from marimo_engine.integrations.pipecat.testing import (
     Call,
+    ScriptedLLMService,
     tool_result,
 )
-from marimo_engine.tools.examples import scan_hull
+from marimo_engine.tools.examples import check_oxygen, scan_hull
 from tests.unit.integrations.conversation import (
     ANSWERS,
     DEADLINE_S,
@@ -621,3 +627,43 @@ async def test_the_event_logger_logs_each_event_once_by_default(
         if r.name == "marimo_engine.integrations.pipecat"
     ]
     assert [e["type"] for e in logged] == [e.type.value for e in talk.events]
+
+
+async def test_a_question_that_cannot_be_spoken_still_times_out() -> None:
+    # Without an assistant context aggregator nothing puts the result into a
+    # context, so the question is never spoken: the run must not wait forever.
+    events: list[Event] = []
+    functions = PlanFunctions(
+        {"check_oxygen": check_oxygen}, answer_timeout_s=0.3, on_event=events.append
+    )
+    plan = {
+        "steps": [
+            {
+                "id": "s1",
+                "tool": "check_oxygen",
+                "args": {"simulated_level": 12},
+                "intervention_if": "$s1.level < 15",
+            }
+        ]
+    }
+    llm = ScriptedLLMService([Call("run_plan", {"plan": plan})])
+    person = Person(end_on_timeout=True)
+    context = LLMContext(
+        messages=[{"role": "user", "content": "Check the air."}], tools=functions.tools_schema()
+    )
+    await asyncio.wait_for(
+        run_test(
+            Pipeline([llm, person]),
+            frames_to_send=[LLMContextFrame(context)],
+            send_end_frame=False,
+            start_timeout=DEADLINE_S,
+        ),
+        DEADLINE_S,
+    )
+    said = [f.text for f in person.frames if isinstance(f, PlanProgressFrame | PlanQuestionFrame)]
+    assert said == [
+        "Starting the plan: 1 step.",
+        "Check oxygen: done.",
+        "No answer came, so the plan stopped at Check oxygen.",
+    ]
+    assert [e.type for e in events][-2:] == [EventType.INTERVENTION_NEEDED, EventType.FINISH]

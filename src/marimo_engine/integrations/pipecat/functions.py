@@ -80,6 +80,7 @@ class _Question:
     info: InterventionInfo
     text: str
     answer: asyncio.Future[Decision | None]
+    spoken: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -139,8 +140,9 @@ class PlanFunctions:
             dict, JSON text or `Plan`). With none, the LLM writes the plan.
         speech_interval_s: Least seconds between two spoken progress
             sentences (`speech.SpeechPacer`); `0` speaks every sentence.
-        answer_timeout_s: Seconds a question waits for the person's answer
-            before the run ends as `INTERVENTION_NEEDED`.
+        answer_timeout_s: Seconds a question waits for the person's answer,
+            from when it was spoken, before the run ends as
+            `INTERVENTION_NEEDED`.
         journal: Record runs (`execute_plan`'s `journal`: a path, a URL,
             `True`): a run whose question timed out can then be answered
             later, and resumed (`marimo-engine resume` works too).
@@ -405,6 +407,7 @@ class PlanFunctions:
                     kind=info.kind,
                 )
             )
+            question.spoken.set()
 
         # The question is spoken once the LLM's context holds this result, so
         # the person's answer never reaches the LLM before the question does.
@@ -426,7 +429,7 @@ class PlanFunctions:
             run.question = question
             run.segments.put_nowait(_Segment(question=question))
             try:
-                return await asyncio.wait_for(question.answer, self.answer_timeout_s)
+                return await self._answer_of(question)
             except TimeoutError:
                 run.unanswered = question
                 label = run.words.label(info.step_id)
@@ -439,6 +442,30 @@ class PlanFunctions:
                 return None
             finally:
                 run.question = None
+
+    async def _answer_of(self, question: _Question) -> Decision | None:
+        """The person's answer; `answer_timeout_s` counts from when the question was spoken.
+
+        Raises:
+            TimeoutError: No answer within `answer_timeout_s` of the question
+                being spoken, or the question was not spoken within that time
+                either (a pipeline without an assistant context aggregator).
+        """
+        answer = question.answer
+        spoken = asyncio.ensure_future(question.spoken.wait())
+        try:
+            await asyncio.wait(
+                {spoken, answer},
+                timeout=self.answer_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            spoken.cancel()
+        if answer.done():
+            return answer.result()
+        if not question.spoken.is_set():
+            raise TimeoutError
+        return await asyncio.wait_for(answer, self.answer_timeout_s)
 
     async def _cancel(self, run: _Run) -> None:
         """Cancel the run (its `FINISH` is emitted) and wait until it ended."""
