@@ -333,7 +333,7 @@ class _InProcess:
         self.run = run
         self.plan_id = run.plan_id
         registry = run.tools
-        self._prepared = prepare_steps(plan, {s.tool: registry.get(s.tool) for s in plan.steps})
+        self._prepared = prepare_steps(plan, {name: registry.get(name) for name in plan.tool_names})
         self._cells = {
             sid: _compile_cell(cell.code, cell.name) for sid, cell in ir.step_cells.items()
         }

@@ -30,10 +30,15 @@ everywhere, in this order:
 6. A failed try is retried `retries` times, after 0.1, 0.2, 0.4 s …
    (`STEP_RETRY` before each), unless the failed try is still running: a
    retry never runs beside an earlier try of the same step.
-7. `STEP_COMPLETE` with the output, then `intervention_if` (on the
-   dependencies' outputs and the step's own): true gives
+7. The output contract (`expect`, `schema`; `plans.contracts`): a broken
+   one fails the step with `ContractError`, not retried.
+8. `STEP_COMPLETE` with the output, then `intervention_if` (on the
+   dependencies' outputs and the step's own, also as `$self`): true gives
    `INTERVENTION_NEEDED`.
-8. A failure at any point gives one `ERROR` (the step's last one).
+9. A failure at any point gives one `ERROR` (the step's last one).
+
+A markdown step (plan language 2) calls no tool: steps 3 to 6 are replaced
+by filling the references into its text, which is its output.
 
 This module imports nothing heavy at module level: compiled notebooks and live
 kernels import it.
@@ -53,11 +58,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from marimo_engine.engine._threads import INTERRUPT_GRACE_S, WorkerPool
 from marimo_engine.errors import ToolCancelledError, UnknownToolError
+from marimo_engine.plans.contracts import SELF
 
 _log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from marimo_engine.engine.events import Event
+    from marimo_engine.plans.contracts import Contract
     from marimo_engine.plans.expressions import Expression
     from marimo_engine.plans.schema import Plan, Step
     from marimo_engine.tools.registry import ToolSpec
@@ -69,6 +76,7 @@ __all__ = [
     "StepOutcome",
     "StepResult",
     "approval_event",
+    "markdown_output",
     "needs_approval",
     "new_intervention_id",
     "prepare_steps",
@@ -98,7 +106,7 @@ def retry_delay_s(attempt: int) -> float:
 
 def started_message(step: Step) -> str:
     """`msg` of a step's `STEP_START`."""
-    what = (step.description or step.tool).strip().rstrip(".")
+    what = (step.description or step.tool or f"{step.kind} step").strip().rstrip(".")
     return f"Step {step.id!r} started: {what}."
 
 
@@ -231,6 +239,26 @@ def approval_event(plan_id: str, prepared: PreparedStep, kwargs: Mapping[str, An
     )
 
 
+def markdown_output(text: str, inputs: Mapping[str, Any]) -> str:
+    """Return a markdown step's output: its text with references filled in.
+
+    Args:
+        text: The step's `markdown`.
+        inputs: Outputs of the steps it names, by step id.
+
+    Returns:
+        The text; each `$id.path` replaced by `str()` of its value (a text
+        that is one whole reference gives `str()` of that value).
+
+    Raises:
+        UnknownReferenceError: A reference names nothing.
+    """
+    from marimo_engine.plans.references import resolve_value
+
+    value = resolve_value(text, inputs)
+    return value if isinstance(value, str) else str(value)
+
+
 # -- the prepared step ---------------------------------------------------------------------
 
 
@@ -248,6 +276,7 @@ class PreparedStep:
         intervention_if: The parsed `intervention_if`, or `None`.
         dependencies: Ids of the steps it depends on, in the order a compiled
             cell passes their outputs (`plans.dependencies.step_dependencies`).
+        contract: The parsed `expect` and `schema`, or `None` when it has neither.
     """
 
     step: Step
@@ -257,6 +286,7 @@ class PreparedStep:
     run_if: Expression | None
     intervention_if: Expression | None
     dependencies: tuple[str, ...]
+    contract: Contract | None = None
 
     @property
     def id(self) -> str:
@@ -285,6 +315,7 @@ def prepare_steps(
         InvalidExpressionError: A `run_if`/`intervention_if` does not parse
             (validation rejects those plans first).
     """
+    from marimo_engine.plans.contracts import Contract
     from marimo_engine.plans.dependencies import step_dependencies
     from marimo_engine.plans.expressions import parse_expression
 
@@ -292,10 +323,10 @@ def prepare_steps(
     why = missing or {}
     prepared: dict[str, PreparedStep] = {}
     for step in plan.steps:
-        spec = tools.get(step.tool)
+        spec = None if step.tool is None else tools.get(step.tool)
         reason = None
         converted: Mapping[str, Any] = {}
-        if spec is None:
+        if spec is None and step.tool is not None:
             reason = why.get(step.tool, "it is not among the tools given")
         elif step.args:
             converted = spec.convert_literals(step.args)
@@ -309,6 +340,7 @@ def prepare_steps(
             if step.intervention_if
             else None,
             dependencies=deps[step.id],
+            contract=Contract.of(step),
         )
     return prepared
 
@@ -507,7 +539,9 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
                 )
             )
             return StepResult(StepOutcome.SKIPPED)
-        if prepared.tool is None:
+        if step.markdown is not None:
+            output = markdown_output(step.markdown, inputs)
+        elif prepared.tool is None:
             raise UnknownToolError(
                 step.tool,
                 message=f"Tool {step.tool!r} of step {step_id!r} cannot be called here: "
@@ -523,51 +557,60 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
     except Exception as exc:
         return await fail(exc, None)
 
-    # The durable-run hook (`durable.RunRecorder.before_tool`): journal the
-    # receipt, reuse a journaled output, ask for an approval. Without it, a
-    # step needing approval stops the run before it starts.
-    gate = getattr(host, "before_tool", None)
-    if gate is not None:
-        decided = await gate(prepared, kwargs)
-        if decided is not None:
-            return decided
-    elif needs_approval(prepared):
-        await host.emit(approval_event(host.plan_id, prepared, kwargs))
-        return StepResult(StepOutcome.INTERVENTION)
+    if step.markdown is not None:  # plan language 2: no tool to call, approve or retry
+        attempt = 1
+    else:
+        # The durable-run hook (`durable.RunRecorder.before_tool`): journal the
+        # receipt, reuse a journaled output, ask for an approval. Without it, a
+        # step needing approval stops the run before it starts.
+        gate = getattr(host, "before_tool", None)
+        if gate is not None:
+            decided = await gate(prepared, kwargs)
+            if decided is not None:
+                return decided
+        elif needs_approval(prepared):
+            await host.emit(approval_event(host.plan_id, prepared, kwargs))
+            return StepResult(StepOutcome.INTERVENTION)
 
-    attempt = 1
-    while True:
-        try:
-            output = await _one_try(prepared, kwargs, host, step.timeout_s)
-            break
-        except BaseException as exc:  # a failing tool is data, whatever it raised
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                # The run is being cancelled (the tool may have turned the
-                # cancellation into another error): stop, never retry.
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                raise asyncio.CancelledError() from exc
-            error = _as_failure(exc)
-        still_running = getattr(error, _STILL_RUNNING, False)
-        if attempt > step.retries or still_running:
-            if still_running and attempt <= step.retries:
-                error = TimeoutError(
-                    f"{error}; not retried: the timed-out try is still running "
-                    "(a blocking call the interruption cannot stop)"
+        attempt = 1
+        while True:
+            try:
+                output = await _one_try(prepared, kwargs, host, step.timeout_s)
+                break
+            except BaseException as exc:  # a failing tool is data, whatever it raised
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # The run is being cancelled (the tool may have turned the
+                    # cancellation into another error): stop, never retry.
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    raise asyncio.CancelledError() from exc
+                error = _as_failure(exc)
+            still_running = getattr(error, _STILL_RUNNING, False)
+            if attempt > step.retries or still_running:
+                if still_running and attempt <= step.retries:
+                    error = TimeoutError(
+                        f"{error}; not retried: the timed-out try is still running "
+                        "(a blocking call the interruption cannot stop)"
+                    )
+                return await fail(error, attempt)
+            attempt += 1
+            _log.debug("Step %r will retry after: %r", step_id, error, exc_info=error)
+            await host.emit(
+                event(
+                    EventType.STEP_RETRY,
+                    retry_message(step_id, error, attempt, step.retries),
+                    attempt=attempt,
+                    error=ErrorInfo.from_exception(error, step_id=step_id),
                 )
-            return await fail(error, attempt)
-        attempt += 1
-        _log.debug("Step %r will retry after: %r", step_id, error, exc_info=error)
-        await host.emit(
-            event(
-                EventType.STEP_RETRY,
-                retry_message(step_id, error, attempt, step.retries),
-                attempt=attempt,
-                error=ErrorInfo.from_exception(error, step_id=step_id),
             )
-        )
-        await host.sleep(retry_delay_s(attempt))
+            await host.sleep(retry_delay_s(attempt))
+
+    if prepared.contract is not None:
+        try:
+            prepared.contract.check(output, inputs)
+        except Exception as exc:  # ContractError; never retried: the tool has answered
+            return await fail(exc, attempt)
 
     duration_s = time.monotonic() - started
     await host.emit(
@@ -582,7 +625,7 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
     )
     if prepared.intervention_if is not None:
         try:
-            needed = prepared.intervention_if.is_true({**inputs, step_id: output})
+            needed = prepared.intervention_if.is_true({**inputs, step_id: output, SELF: output})
         except Exception as exc:
             return await fail(exc, None)
         if needed:

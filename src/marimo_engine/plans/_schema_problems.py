@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from marimo_engine.plans.problems import Problem, ProblemCode
-from marimo_engine.plans.schema import Plan, Step, readable_step_id
+from marimo_engine.plans.schema import STEP_KIND_ERROR, Plan, Step, readable_step_id
 
 __all__ = ["plan_problem", "problems_from_validation_error", "show"]
 
@@ -28,7 +28,8 @@ def plan_problem(message: str, field: str | None = None) -> Problem:
 
 
 _PLAN_FIELDS = tuple(Plan.model_fields)
-_STEP_FIELDS = tuple(Step.model_fields)
+_STEP_FIELDS = tuple(info.alias or name for name, info in Step.model_fields.items())
+"""The step's fields as a plan spells them (`"schema"`, not the attribute `output_schema`)."""
 
 _EXPECTED = {
     "plan.id": "a non-empty string (or absent, to generate one)",
@@ -45,6 +46,9 @@ _EXPECTED = {
     "depends_on": "a list of step ids",
     "timeout_s": "a number of seconds greater than 0",
     "retries": "an integer from 0 to 10",
+    "expect": "a list of expressions, each in a string",
+    "schema": "a JSON schema (an object)",
+    "markdown": "a string of markdown text",
 }
 
 
@@ -118,6 +122,17 @@ def _problem_from_error(error: Any, data: object) -> Problem:
     if loc[0] != "steps" or len(loc) == 1:
         return _plan_level_problem(loc, kind, value)
     index = loc[1]
+    if len(loc) == 2 and kind == STEP_KIND_ERROR:
+        step_id = _readable_step_id(data, index)
+        where = f"Step {step_id!r}" if step_id is not None else f"The step at index {index}"
+        return Problem(
+            step_id=step_id,
+            field=error["ctx"]["field"]
+            if step_id is not None
+            else f"steps.{index}.{error['ctx']['field']}",
+            code=ProblemCode.INVALID_PLAN,
+            message=f"{where} {error['ctx']['message']}",
+        )
     if len(loc) == 2:
         return plan_problem(
             f"The step at index {index} must be an object with at least 'id' and 'tool'; "

@@ -25,6 +25,8 @@ class ProblemCode(StrEnum):
     CYCLE = "cycle"
     INVALID_EXPRESSION = "invalid_expression"
     INVALID_ARGS = "invalid_args"
+    # plan language 2: contracts and markdown steps
+    INVALID_SCHEMA = "invalid_schema"
 
 
 class Problem(BaseModel):

@@ -25,7 +25,9 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from marimo_engine.errors import PlanValidationError, UsageError
 from marimo_engine.plans.problems import Problem
@@ -33,12 +35,14 @@ from marimo_engine.plans.problems import Problem
 __all__ = [
     "SCHEMA_KEY",
     "STEP_ID_PATTERN",
+    "STEP_KINDS",
     "TOOL_NAME_PATTERN",
     "Plan",
     "Step",
     "load_plan",
     "problems_from_validation_error",
     "readable_step_id",
+    "step_kind_problem",
 ]
 
 STEP_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -75,6 +79,59 @@ ToolName = Annotated[
 ]
 
 
+STEP_KINDS: tuple[str, ...] = ("tool", "markdown")
+"""The fields that say what a step does; a step names exactly one of them
+(`docs/plan-language.md`, "Kinds of steps"). A kind other than `tool` needs no tool."""
+
+STEP_KIND_ERROR = "step_kind"
+"""pydantic's error type for a step that names none or several of `STEP_KINDS`."""
+
+_KIND_FIELDS_NOT_FOR_MARKDOWN = ("args", "timeout_s", "retries", "requires_approval")
+
+
+def step_kind_problem(step: Any) -> tuple[str, str] | None:
+    """Return what is wrong with a step's kind, or `None` when it names exactly one of `STEP_KINDS`.
+
+    The one place of the rule "`tool` is required unless the step is of another
+    kind". A `markdown` step calls no tool, so it also takes none of `args`,
+    `timeout_s`, `retries` and `requires_approval`.
+
+    Args:
+        step: A `Step` (or anything with the `STEP_KINDS` attributes).
+
+    Returns:
+        `(field, sentence)`: the field to report (`"tool"`, `"args"`) and one
+        sentence to follow "Step 'ID' ", such as `"has no 'tool'; ..."`. `None`
+        when the step is well-formed.
+    """
+    named = [name for name in STEP_KINDS if getattr(step, name, None) is not None]
+    kinds = " or ".join(repr(name) for name in STEP_KINDS)
+    if not named:
+        return "tool", f"has no 'tool'; add a tool name (or make it another kind of step: {kinds})."
+    if len(named) > 1:
+        listed = " and ".join(repr(name) for name in named)
+        return named[1], f"has both {listed}; a step is exactly one of {kinds}: keep one."
+    if named[0] == "markdown":
+        extra = [
+            name
+            for name in _KIND_FIELDS_NOT_FOR_MARKDOWN
+            if getattr(step, name, None)
+            != Step.model_fields[name].get_default(call_default_factory=True)
+        ]
+        if extra:
+            listed = ", ".join(repr(name) for name in extra)
+            return extra[0], (
+                f"is a markdown step, which calls no tool, so it takes no {listed}; "
+                "remove them (references go in the text itself)."
+            )
+    return None
+
+
+def _step_kind_json_schema(schema: dict[str, Any]) -> None:
+    """Say `STEP_KINDS`'s rule in the step's JSON schema: exactly one of them is present."""
+    schema["oneOf"] = [{"required": [name]} for name in STEP_KINDS]
+
+
 def _new_plan_id() -> str:
     return f"plan-{secrets.token_hex(4)}"
 
@@ -87,14 +144,21 @@ class Step(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, use_attribute_docstrings=True
+        extra="forbid",
+        validate_assignment=True,
+        use_attribute_docstrings=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        json_schema_extra=lambda schema: _step_kind_json_schema(schema),
     )
 
     id: StepId
     """The step's name: 1-64 characters of `A-Z a-z 0-9 _ -`, unique in the plan."""
 
-    tool: ToolName
-    """A name in the tool registry given to the run: 1-64 characters of `A-Z a-z 0-9 _ -`."""
+    tool: ToolName | None = None
+    """A name in the tool registry given to the run: 1-64 characters of `A-Z a-z 0-9 _ -`.
+    Required unless the step is of another kind (`STEP_KINDS`: a `markdown` step has none)."""
 
     description: StrictStr | None = None
     """Human text, shown in events and in the notebook; `None` for none."""
@@ -150,13 +214,50 @@ class Step(BaseModel):
     arguments) before its tool is called: the run stops with
     `INTERVENTION_NEEDED` of kind `approval` (docs/runs.md)."""
 
-    @field_validator("args", "depends_on", mode="before")
+    # plan language 2: contracts and markdown steps
+    expect: list[StrictStr] = Field(default_factory=list)
+    """Expressions over the step's own output (`$self`, such as `"$self.rows > 0"`) that
+    must all be true once the step has its output; a false one fails the step with
+    `ContractError` (not retried). Empty when absent."""
+
+    output_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    """A JSON schema (draft 2020-12) the step's output must match, written `"schema"` in
+    the plan; a mismatch fails the step with `ContractError` (not retried). `None`
+    checks nothing."""
+
+    markdown: StrictStr | None = None
+    """Markdown text a person reads, with `$id.path` references filled in (`str()` of
+    each value): a step with no tool whose output is the text, shown as a markdown cell
+    in the notebook. `None` for a tool step."""
+
+    @field_validator("args", "depends_on", "expect", mode="before")
     @classmethod
     def _null_is_empty(cls, value: object, info: ValidationInfo) -> object:
-        """`null` for `args` or `depends_on` means none (models often write it)."""
+        """`null` for `args`, `depends_on` or `expect` means none (models often write it).
+
+        A single expression written as a string for `expect` is a list of one.
+        """
         if value is None:
             return {} if info.field_name == "args" else []
+        if info.field_name == "expect" and isinstance(value, str):
+            return [value]
         return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Step:
+        """A step names exactly one of `STEP_KINDS` (`step_kind_problem`)."""
+        problem = step_kind_problem(self)
+        if problem is not None:
+            where, message = problem
+            raise PydanticCustomError(
+                STEP_KIND_ERROR, "{message}", {"field": where, "message": message}
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        """What the step does: the first of `STEP_KINDS` it names (`"tool"`, `"markdown"`)."""
+        return next((name for name in STEP_KINDS if getattr(self, name) is not None), "tool")
 
 
 class Plan(BaseModel):
@@ -189,6 +290,11 @@ class Plan(BaseModel):
     @classmethod
     def _generate_missing_id(cls, value: object) -> object:
         return _new_plan_id() if value is None else value
+
+    @property
+    def tool_names(self) -> list[str]:
+        """The tools the steps call, each once, in step order (a markdown step calls none)."""
+        return list(dict.fromkeys(step.tool for step in self.steps if step.tool is not None))
 
     @property
     def step_ids(self) -> list[str]:

@@ -17,6 +17,13 @@ The rules and codes are the plan language spec's ("Validation"):
 - `invalid_expression`: a `run_if` / `intervention_if` outside the language.
 - `invalid_args`: an argument the tool does not take, a missing required
   argument, or a literal of the wrong type (`ToolRegistry.check_args`).
+- `invalid_schema`: a step's `schema` that is not a valid JSON schema.
+
+Plan language 2 (contracts and markdown steps): `expect` expressions are
+checked like `intervention_if` (`$self` and the step's own id allowed; a
+`$self` anywhere else is a `self_reference`), and the references in a
+`markdown` text like those in `args`. The id `self` is reserved
+(`invalid_id`).
 
 Each problem's `message` says what to change; the list is JSON
 (`Problem.model_dump(mode="json")`), ready to hand back to the model that
@@ -35,6 +42,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import ValidationError
 
 from marimo_engine.errors import EngineError, PlanValidationError, UnknownToolError, UsageError
+from marimo_engine.plans.contracts import SELF, schema_problem
 from marimo_engine.plans.dependencies import find_cycles
 from marimo_engine.plans.document import document_problems, step_fields_with_problems
 from marimo_engine.plans.expressions import parse_expression
@@ -182,6 +190,15 @@ class _Validator:
         known: dict[str, None] = dict.fromkeys(step_id for _, step_id in ids)  # ordered set
         first_index: dict[str, int] = {}
         for index, step_id in ids:
+            if step_id == SELF:
+                self._add(
+                    step_id,
+                    "id",
+                    ProblemCode.INVALID_ID,
+                    f"The step at index {index} has the id {SELF!r}, which is reserved: "
+                    f"'${SELF}' names a step's own output in expect. Rename it, such as to "
+                    f"{SELF + '_step'!r}.",
+                )
             if step_id in first_index:
                 self._duplicate(step_id, first_index[step_id], index, known)
             else:
@@ -196,6 +213,8 @@ class _Validator:
             self._check_expression(step, "run_if", known, step_edges, self_ok=False)
             self._check_expression(step, "intervention_if", known, step_edges, self_ok=True)
             self._check_depends_on(step, known, step_edges)
+            self._check_contract(step, known, step_edges)
+            self._check_markdown(step, known, step_edges)
         deps = {step_id: tuple(named) for step_id, named in edges.items()}
         for cycle in find_cycles(deps):
             self._cycle(cycle, edges)
@@ -211,7 +230,7 @@ class _Validator:
         )
 
     def _check_tool(self, step: Step) -> None:
-        if self.registry is None or step.tool in self.registry:
+        if step.tool is None or self.registry is None or step.tool in self.registry:
             return
         error = UnknownToolError(
             step.tool, self.registry.suggest(step.tool), known=list(self.registry)
@@ -230,7 +249,7 @@ class _Validator:
                 )
             for ref in find_references(value):
                 self._check_reference(step, ref, where, known, edges, self_ok=False)
-        if self.registry is not None and step.tool in self.registry:
+        if step.tool is not None and self.registry is not None and step.tool in self.registry:
             for problem in self.registry.arg_problems(step.tool, step.args):
                 where = "args" if problem.argument is None else f"args.{problem.argument}"
                 self._add(
@@ -249,7 +268,18 @@ class _Validator:
         *,
         self_ok: bool,
     ) -> None:
-        text = getattr(step, name)
+        self._check_expression_text(step, getattr(step, name), name, known, edges, self_ok=self_ok)
+
+    def _check_expression_text(
+        self,
+        step: Step,
+        text: str | None,
+        name: str,
+        known: Mapping[str, None],
+        edges: dict[str, str] | None,
+        *,
+        self_ok: bool,
+    ) -> None:
         if text is None:
             return
         try:
@@ -262,6 +292,36 @@ class _Validator:
         for ref in expression.references:
             self._check_reference(step, ref, name, known, edges, self_ok=self_ok)
 
+    def _check_contract(
+        self, step: Step, known: Mapping[str, None], edges: dict[str, str] | None
+    ) -> None:
+        for position, text in enumerate(step.expect):
+            where = f"expect.{position}"
+            self._check_expression_text(step, text, where, known, edges, self_ok=True)
+        if step.output_schema is not None:
+            problem = schema_problem(step.output_schema)
+            if problem is not None:
+                self._add(
+                    step.id,
+                    "schema",
+                    ProblemCode.INVALID_SCHEMA,
+                    f"Step {step.id!r}: 'schema' is not a valid JSON schema: {problem}. Write "
+                    "a JSON schema (draft 2020-12), such as "
+                    '{"type": "object", "required": ["rows"]}.',
+                )
+
+    def _check_markdown(
+        self, step: Step, known: Mapping[str, None], edges: dict[str, str] | None
+    ) -> None:
+        if step.markdown is None:
+            return
+        for message in find_reference_errors(step.markdown):
+            self._add(
+                step.id, "markdown", ProblemCode.UNKNOWN_REFERENCE, f"Step {step.id!r}: {message}"
+            )
+        for ref in find_references(step.markdown):
+            self._check_reference(step, ref, "markdown", known, edges, self_ok=False)
+
     def _check_reference(
         self,
         step: Step,
@@ -272,7 +332,7 @@ class _Validator:
         *,
         self_ok: bool,
     ) -> None:
-        if ref.step_id == step.id:
+        if ref.step_id == step.id or ref.step_id == SELF:
             if not self_ok:
                 self._add(
                     step.id,
@@ -280,7 +340,7 @@ class _Validator:
                     ProblemCode.SELF_REFERENCE,
                     f"Step {step.id!r} refers to its own output ({ref.text!r}) in {where}, "
                     "which does not exist before the step runs. Refer to another step, or "
-                    "move the test to intervention_if, which runs after the step.",
+                    "move the test to expect or intervention_if, which run after the step.",
                 )
             return
         if ref.step_id not in known:

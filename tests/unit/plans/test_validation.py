@@ -96,7 +96,8 @@ CASES = [
                 "invalid_plan",
                 "Step 's1' has an unknown field 'tiemout_s'. Did you mean 'timeout_s'? Allowed "
                 "fields: 'id', 'tool', 'description', 'args', 'run_if', 'intervention_if', "
-                "'key_finding', 'depends_on', 'timeout_s', 'retries', 'requires_approval'.",
+                "'key_finding', 'depends_on', 'timeout_s', 'retries', 'requires_approval', "
+                "'expect', 'schema', 'markdown'.",
             ),
             (
                 "s2",
@@ -251,7 +252,7 @@ CASES = [
                 "self_reference",
                 "Step 's3' refers to its own output ('$s3.o2_level') in args.o2_level, which "
                 "does not exist before the step runs. Refer to another step, or move the test "
-                "to intervention_if, which runs after the step.",
+                "to expect or intervention_if, which run after the step.",
             )
         ],
     ),
@@ -265,7 +266,7 @@ CASES = [
                 "self_reference",
                 "Step 's2' refers to its own output ('$s2.level') in run_if, which does not "
                 "exist before the step runs. Refer to another step, or move the test to "
-                "intervention_if, which runs after the step.",
+                "expect or intervention_if, which run after the step.",
             )
         ],
     ),
