@@ -139,7 +139,7 @@ def _new_plan_id() -> str:
 class Step(BaseModel):
     """One step of a plan: a tool call with its arguments and conditions, or a markdown text.
 
-    A step names exactly one kind: `tool` or `markdown` (`STEP_KINDS`). Fields
+    A step is exactly one kind: it has a `tool` or a `markdown` text. Fields
     follow the plan language spec's table ("A plan"). Numbers and booleans are
     strict: `"5"` is not a number and `1` is not `true`.
     """

@@ -459,7 +459,9 @@ def test_validate_plan(case: Case) -> None:
 
 
 def test_every_problem_code_is_covered_by_a_case() -> None:
-    covered = {code for case in CASES for _, _, code, _ in case.expected}
+    from .test_contracts_markdown import CONTRACT_CASES
+
+    covered = {code for case in [*CASES, *CONTRACT_CASES] for _, _, code, _ in case.expected}
     assert covered == {code.value for code in ProblemCode}
 
 

@@ -1,0 +1,297 @@
+"""Plan language 2, part A: `expect`, `schema` and `markdown`, field by field, good and bad."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from marimo_engine.plans.dependencies import step_dependencies
+from marimo_engine.plans.schema import Step, load_plan
+from marimo_engine.plans.validation import validate_plan
+from marimo_engine.tools.examples import example_registry
+
+from .test_validation import Case, _o2, _parse_error, _steps, _tuples
+
+CONTRACT_CASES = [
+    # expect
+    Case("expect-good", _steps(_o2("s2", expect=["$self.level > 0", "$s2.level < 100"])), []),
+    Case("expect-one-string-is-a-list-of-one", _steps(_o2("s2", expect="$self.level > 0")), []),
+    Case("expect-null-is-none", _steps(_o2("s2", expect=None)), []),
+    Case(
+        "expect-other-step-good",
+        _steps(
+            {"id": "s1", "tool": "scan_hull"},
+            _o2("s2", expect=["$self.level > $s1.integrity_percent"]),
+        ),
+        [],
+    ),
+    Case(
+        "expect-not-a-list",
+        _steps(_o2("s2", expect=3)),
+        [
+            (
+                "s2",
+                "expect",
+                "invalid_plan",
+                "Step 's2': 'expect' must be a list of expressions, each in a string; got 3 "
+                "(an integer).",
+            )
+        ],
+    ),
+    Case(
+        "expect-invalid-expression",
+        _steps(_o2("s2", expect=["$self.level > 0", "len($self) > 0"])),
+        [
+            (
+                "s2",
+                "expect.1",
+                "invalid_expression",
+                f"Step 's2', expect.1: {_parse_error('len($self) > 0')}",
+            )
+        ],
+    ),
+    Case(
+        "expect-unknown-step",
+        _steps(_o2("s2", expect=["$s9.level > 0"])),
+        [
+            (
+                "s2",
+                "expect.0",
+                "unknown_reference",
+                "Step 's2' refers to '$s9.level', but there is no step 's9'. Known steps: 's2'.",
+            )
+        ],
+    ),
+    Case(
+        "self-outside-expect-is-a-self-reference",
+        _steps(_o2("s2", run_if="$self.level > 0")),
+        [
+            (
+                "s2",
+                "run_if",
+                "self_reference",
+                "Step 's2' refers to its own output ('$self.level') in run_if, which does not "
+                "exist before the step runs. Refer to another step, or move the test to expect "
+                "or intervention_if, which run after the step.",
+            )
+        ],
+    ),
+    Case("self-in-intervention-if-good", _steps(_o2("s2", intervention_if="$self.level < 15")), []),
+    Case(
+        "self-is-a-reserved-id",
+        _steps(_o2("self")),
+        [
+            (
+                "self",
+                "id",
+                "invalid_id",
+                "The step at index 0 has the id 'self', which is reserved: '$self' names a "
+                "step's own output in expect. Rename it, such as to 'self_step'.",
+            )
+        ],
+    ),
+    # schema
+    Case(
+        "schema-good",
+        _steps(_o2("s2", schema={"type": "object", "required": ["level"]})),
+        [],
+    ),
+    Case(
+        "schema-not-an-object",
+        _steps(_o2("s2", schema="object")),
+        [
+            (
+                "s2",
+                "schema",
+                "invalid_plan",
+                "Step 's2': 'schema' must be a JSON schema (an object); got 'object' (a string).",
+            )
+        ],
+    ),
+    Case(
+        "schema-invalid",
+        _steps(_o2("s2", schema={"type": "objekt"})),
+        [
+            (
+                "s2",
+                "schema",
+                "invalid_schema",
+                "Step 's2': 'schema' is not a valid JSON schema: 'objekt' is not valid under "
+                "any of the given schemas (at type). Write a JSON schema (draft 2020-12), such "
+                'as {"type": "object", "required": ["rows"]}.',
+            )
+        ],
+    ),
+    Case(
+        "schema-invalid-nested",
+        _steps(_o2("s2", schema={"properties": {"level": {"minimum": "zero"}}})),
+        [
+            (
+                "s2",
+                "schema",
+                "invalid_schema",
+                "Step 's2': 'schema' is not a valid JSON schema: 'zero' is not of type 'number' "
+                "(at properties/level/minimum). Write a JSON schema (draft 2020-12), such as "
+                '{"type": "object", "required": ["rows"]}.',
+            )
+        ],
+    ),
+    # markdown
+    Case(
+        "markdown-good",
+        _steps(
+            _o2("s2"),
+            {"id": "md", "markdown": "O2 is $s2.level %; costs $$5.", "run_if": "$s2.level > 0"},
+        ),
+        [],
+    ),
+    Case(
+        "markdown-and-tool",
+        _steps({"id": "md", "tool": "check_oxygen", "markdown": "text"}),
+        [
+            (
+                "md",
+                "markdown",
+                "invalid_plan",
+                "Step 'md' has both 'tool' and 'markdown'; a step is exactly one of 'tool' or "
+                "'markdown': keep one.",
+            )
+        ],
+    ),
+    Case(
+        "neither-tool-nor-markdown",
+        _steps({"id": "s1", "description": "what?"}),
+        [
+            (
+                "s1",
+                "tool",
+                "invalid_plan",
+                "Step 's1' has no 'tool'; add a tool name (or make it another kind of step: "
+                "'tool' or 'markdown').",
+            )
+        ],
+    ),
+    Case(
+        "markdown-with-args",
+        _steps({"id": "md", "markdown": "text", "args": {"x": 1}, "retries": 2}),
+        [
+            (
+                "md",
+                "args",
+                "invalid_plan",
+                "Step 'md' is a markdown step, which calls no tool, so it takes no 'args', "
+                "'retries'; remove them (references go in the text itself).",
+            )
+        ],
+    ),
+    Case(
+        "markdown-not-a-string",
+        _steps({"id": "md", "markdown": ["a"]}),
+        [
+            (
+                "md",
+                "markdown",
+                "invalid_plan",
+                "Step 'md': 'markdown' must be a string of markdown text; got a list.",
+            )
+        ],
+    ),
+    Case(
+        "markdown-unknown-step",
+        _steps({"id": "md", "markdown": "Level $s9.level"}),
+        [
+            (
+                "md",
+                "markdown",
+                "unknown_reference",
+                "Step 'md' refers to '$s9.level', but there is no step 's9'. Known steps: 'md'.",
+            )
+        ],
+    ),
+    Case(
+        "markdown-malformed-reference",
+        _steps({"id": "md", "markdown": "costs 5 $"}),
+        [
+            (
+                "md",
+                "markdown",
+                "unknown_reference",
+                "Step 'md': The '$' at position 8 of 'costs 5 $' ends the text; a reference is "
+                "'$step_id' or '$step_id.path' (write '$$' for a literal '$').",
+            )
+        ],
+    ),
+    Case(
+        "markdown-self",
+        _steps({"id": "md", "markdown": "I am $self"}),
+        [
+            (
+                "md",
+                "markdown",
+                "self_reference",
+                "Step 'md' refers to its own output ('$self') in markdown, which does not exist "
+                "before the step runs. Refer to another step, or move the test to expect or "
+                "intervention_if, which run after the step.",
+            )
+        ],
+    ),
+    Case(
+        "markdown-cycle",
+        _steps(
+            {"id": "a", "markdown": "$b"},
+            {"id": "b", "tool": "check_oxygen", "expect": ["$self.level > 0", "$a != ''"]},
+        ),
+        [
+            (
+                "a",
+                "markdown",
+                "cycle",
+                "The steps a -> b -> a form a cycle: 'a' needs 'b' (markdown); 'b' needs 'a' "
+                "(expect.1). Remove one of these dependencies so that the steps can run in order.",
+            )
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CONTRACT_CASES, ids=[c.id for c in CONTRACT_CASES])
+def test_validate_plan_language_2(case: Case) -> None:
+    tools = example_registry() if case.with_tools else None
+    assert _tuples(validate_plan(case.plan, tools)) == case.expected
+
+
+def test_expect_and_markdown_references_are_dependencies() -> None:
+    plan = load_plan(
+        _steps(
+            {"id": "s1", "tool": "scan_hull"},
+            _o2("s2", expect=["$self.level > $s1.integrity_percent", "$s2.level > 0"]),
+            {"id": "md", "markdown": "$s2.level and $s1"},
+        )
+    )
+    assert step_dependencies(plan) == {"s1": (), "s2": ("s1",), "md": ("s1", "s2")}
+
+
+def test_schema_is_spelt_schema_in_json_and_output_schema_in_python() -> None:
+    step = Step.model_validate({"id": "s1", "tool": "t", "schema": {"type": "object"}})
+    assert step.output_schema == {"type": "object"}
+    assert step.model_dump(exclude_defaults=True) == {
+        "id": "s1",
+        "tool": "t",
+        "schema": {"type": "object"},
+    }
+    assert Step(id="s1", tool="t", output_schema={"type": "array"}).output_schema == {
+        "type": "array"
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "tool"),
+    [
+        ({"id": "a", "tool": "t"}, "tool", "t"),
+        ({"id": "a", "markdown": "text"}, "markdown", None),
+    ],
+)
+def test_a_step_has_one_kind(data: dict[str, Any], kind: str, tool: str | None) -> None:
+    step = Step.model_validate(data)
+    assert (step.kind, step.tool) == (kind, tool)
