@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the JSON schema of a plan",
         description=(
             "Print the JSON schema (draft 2020-12) of the plan language, as published in the "
-            "package (marimo_engine/plans/plan.schema.json). Point a plan's \"$schema\" at a "
+            'package (marimo_engine/plans/plan.schema.json). Point a plan\'s "$schema" at a '
             "saved copy to get completion and checks in an editor."
         ),
     )
