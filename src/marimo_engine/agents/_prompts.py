@@ -45,7 +45,9 @@ The plan language (version 2):
   fails the step with ContractError (not retried) and names the expression and the values.
 - A markdown step has "markdown" (text with references filled in: "Level: $s2.level %")
   instead of "tool", and no args; its output is the text. Write "$$" for a literal "$".
-- The tools' outputs: where a tool lists an output schema, "$ID.PATH" must follow it.
+- Where a tool lists "returns" (the JSON schema of its output), every "$ID.PATH" into its
+  output must follow it (a misspelt field is an unknown_field problem), and a reference
+  passed as an argument must fit the argument's type (else type_mismatch).
 - Expressions: literals (numbers, quoted strings, true/false, null, lists), references,
   comparisons (< <= > >= == != in, not in), and/or/not, parentheses, + - * / % on numbers.
   Nothing else: no calls, no subscripts outside a reference path.
@@ -78,7 +80,10 @@ def instructions(tool_schemas: Sequence[Mapping[str, Any]]) -> str:
         The instructions text.
     """
     tools = json.dumps(list(tool_schemas), indent=1, ensure_ascii=False)
-    return f"{_LANGUAGE}\nThe tools (JSON schemas of their keyword arguments):\n{tools}\n"
+    return (
+        f'{_LANGUAGE}\nThe tools (JSON schemas of their keyword arguments, "parameters", '
+        f'and of their output, "returns", where declared):\n{tools}\n'
+    )
 
 
 def cut_json(value: object, max_chars: int) -> Any:

@@ -27,6 +27,8 @@ class ProblemCode(StrEnum):
     INVALID_ARGS = "invalid_args"
     # plan language 2: contracts and markdown steps
     INVALID_SCHEMA = "invalid_schema"
+    UNKNOWN_FIELD = "unknown_field"
+    TYPE_MISMATCH = "type_mismatch"
 
 
 class Problem(BaseModel):

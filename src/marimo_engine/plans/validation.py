@@ -47,8 +47,14 @@ from marimo_engine.plans.dependencies import find_cycles
 from marimo_engine.plans.document import document_problems, step_fields_with_problems
 from marimo_engine.plans.expressions import parse_expression
 from marimo_engine.plans.problems import Problem, ProblemCode
-from marimo_engine.plans.references import Reference, find_reference_errors, find_references
+from marimo_engine.plans.references import (
+    Reference,
+    find_reference_errors,
+    find_references,
+    parse_template,
+)
 from marimo_engine.plans.schema import STEP_ID_PATTERN, Plan, Step, load_plan
+from marimo_engine.plans.typed_references import json_types, walk_schema
 
 __all__ = ["ToolCatalog", "check_plan", "validate_plan"]
 
@@ -77,6 +83,15 @@ class ToolCatalog(Protocol):
 
     def arg_problems(self, tool_name: str, args: Mapping[str, Any]) -> Sequence[Any]:
         """Problems of a step's `args` for the tool: each has `.argument` and `.message`."""
+        ...
+
+    # plan language 2: typed references
+    def returns_schema(self, tool_name: str) -> Mapping[str, Any] | None:
+        """The JSON schema of the tool's output, or `None` when it is not declared."""
+        ...
+
+    def parameters_schema(self, tool_name: str) -> Mapping[str, Any] | None:
+        """The JSON schema (an object schema) of the tool's keyword arguments."""
         ...
 
 
@@ -153,6 +168,10 @@ class _Validator:
     known_ids: list[str] | None = None
     """The plan's step ids for hints, built on the first unknown reference (one plan per run)."""
     listing: str = ""
+    by_id: dict[str, Step] = field(default_factory=dict)
+    """The first step of each id, for typed references."""
+    output_schemas: dict[str, Mapping[str, Any] | None] = field(default_factory=dict)
+    """Step id to the JSON schema of its output (`None`: not declared), worked out once."""
 
     def __post_init__(self) -> None:
         if self.tools is not None:
@@ -205,6 +224,9 @@ class _Validator:
                 first_index[step_id] = index
         edges: dict[str, dict[str, str]] = {}  # step id -> dependency id -> field
         for index, step in steps:
+            if first_index[step.id] == index:
+                self.by_id[step.id] = step
+        for index, step in steps:
             # Only the first step of an id is part of the graph; repeats are
             # reported above and checked on their own.
             step_edges = edges.setdefault(step.id, {}) if first_index[step.id] == index else None
@@ -249,6 +271,7 @@ class _Validator:
                 )
             for ref in find_references(value):
                 self._check_reference(step, ref, where, known, edges, self_ok=False)
+            self._check_arg_type(step, key, value)
         if step.tool is not None and self.registry is not None and step.tool in self.registry:
             for problem in self.registry.arg_problems(step.tool, step.args):
                 where = "args" if problem.argument is None else f"args.{problem.argument}"
@@ -342,6 +365,8 @@ class _Validator:
                     "which does not exist before the step runs. Refer to another step, or "
                     "move the test to expect or intervention_if, which run after the step.",
                 )
+            else:
+                self._check_path(step, ref, where)
             return
         if ref.step_id not in known:
             self._add(
@@ -354,6 +379,77 @@ class _Validator:
             return
         if edges is not None:
             edges.setdefault(ref.step_id, where)
+        self._check_path(step, ref, where)
+
+    # plan language 2: typed references
+
+    def _output_schema(self, target: Step) -> Mapping[str, Any] | None:
+        """The JSON schema of a step's output when it is declared (`plans.typed_references`)."""
+        if target.id in self.output_schemas:
+            return self.output_schemas[target.id]
+        schema: Mapping[str, Any] | None = None
+        if getattr(target, "map", None) is not None:
+            schema = None  # a map step's output is a list of its tool's outputs: unchecked here
+        elif target.markdown is not None:
+            schema = {"type": "string"}
+        elif target.tool is not None and self.registry is not None and target.tool in self.registry:
+            schema = self.registry.returns_schema(target.tool)
+        self.output_schemas[target.id] = schema
+        return schema
+
+    def _target(self, step: Step, ref: Reference) -> Step | None:
+        return step if ref.step_id in (step.id, SELF) else self.by_id.get(ref.step_id)
+
+    def _check_path(self, step: Step, ref: Reference, where: str) -> None:
+        """`unknown_field`: a path segment the output's declared type does not have."""
+        target = self._target(step, ref)
+        if target is None or not ref.path or any(not s or s[0] == "_" for s in ref.path):
+            return  # a malformed path is reported as such
+        root = self._output_schema(target)
+        if root is None:
+            return
+        walk = walk_schema(root, ref.path)
+        if walk.message is None or walk.position is None:
+            return
+        if walk.position == 0:
+            kind = f"tool {target.tool!r}" if target.tool is not None else f"a {target.kind} step"
+            what = f"the output of step {target.id!r} ({kind})"
+        else:
+            what = repr("$" + ".".join([ref.step_id, *ref.path[: walk.position]]))
+        self._add(
+            step.id,
+            where,
+            ProblemCode.UNKNOWN_FIELD,
+            f"Step {step.id!r} refers to {ref.text!r}, but {what} {walk.message}.",
+        )
+
+    def _check_arg_type(self, step: Step, key: str, value: object) -> None:
+        """`type_mismatch`: a whole reference whose declared type cannot fit the argument."""
+        if not isinstance(value, str) or self.registry is None or step.tool not in self.registry:
+            return
+        template = parse_template(value)
+        if not template.is_whole:
+            return  # text with references in it is a string, whatever they name
+        ref = template.references[0]
+        target = self._target(step, ref)
+        root = None if target is None else self._output_schema(target)
+        params = self.registry.parameters_schema(step.tool)
+        properties = (params or {}).get("properties")
+        if root is None or not isinstance(properties, Mapping) or key not in properties:
+            return
+        walk = walk_schema(root, ref.path)
+        given = json_types(root, walk.schema)
+        expected = json_types(params or {}, properties[key])
+        if given is None or expected is None or given & expected:
+            return
+        self._add(
+            step.id,
+            f"args.{key}",
+            ProblemCode.TYPE_MISMATCH,
+            f"Step {step.id!r} passes {ref.text!r} ({_types_text(given)}) to argument "
+            f"{key!r} of tool {step.tool!r}, which expects {_types_text(expected)}. Refer to "
+            "a field of that type, or pass a literal.",
+        )
 
     def _check_depends_on(
         self, step: Step, known: Mapping[str, None], edges: dict[str, str] | None
@@ -489,6 +585,15 @@ def _parse_step(raw: Mapping[Any, Any]) -> Step | None:
         except ValidationError as exc:
             broken |= {error["loc"][0] for error in exc.errors() if error["loc"]}
     return None
+
+
+def _types_text(types: frozenset[str]) -> str:
+    """`a number`, `a string or null`: JSON types as a message says them."""
+    order = ("string", "number", "integer", "boolean", "object", "array", "null")
+    shown = [
+        name for name in order if name in types and not (name == "integer" and "number" in types)
+    ]
+    return "a " + " or ".join(shown) if shown else "nothing"
 
 
 def _free_id(step_id: str, known: Mapping[str, None]) -> str:

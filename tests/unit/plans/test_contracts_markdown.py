@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
 from marimo_engine.plans.dependencies import step_dependencies
 from marimo_engine.plans.schema import Step, load_plan
@@ -12,6 +13,14 @@ from marimo_engine.plans.validation import validate_plan
 from marimo_engine.tools.examples import example_registry
 
 from .test_validation import Case, _o2, _parse_error, _steps, _tuples
+
+
+class Row(TypedDict):
+    """A tool's declared output (module level: type hints must resolve)."""
+
+    rows: int
+    name: str
+
 
 CONTRACT_CASES = [
     # expect
@@ -252,6 +261,154 @@ CONTRACT_CASES = [
             )
         ],
     ),
+    # typed references (the example tools return dataclasses)
+    Case(
+        "typed-good",
+        _steps(
+            {"id": "s1", "tool": "scan_hull"},
+            _o2("s2", run_if="$s1.sections.0.breach or $s1.integrity_percent < 50"),
+            {
+                "id": "s3",
+                "tool": "analyze_atmosphere",
+                "args": {"o2_level": "$s2.level"},
+                "expect": ["'O2' in $self.composition", "$self.composition.O2 > 0"],
+            },
+            {"id": "md", "markdown": "$s3.status: $s3.recommendations.0"},
+        ),
+        [],
+    ),
+    Case(
+        "unknown-field-did-you-mean",
+        _steps(
+            _o2("s2"), {"id": "s3", "tool": "analyze_atmosphere", "args": {"o2_level": "$s2.levl"}}
+        ),
+        [
+            (
+                "s3",
+                "args.o2_level",
+                "unknown_field",
+                "Step 's3' refers to '$s2.levl', but the output of step 's2' (tool "
+                "'check_oxygen') has no field 'levl'. Did you mean 'level'? Its fields: 'level', "
+                "'pressure_kpa', 'sensor_id', 'status'.",
+            )
+        ],
+    ),
+    Case(
+        "unknown-field-nested-in-an-expression",
+        _steps({"id": "s1", "tool": "scan_hull"}, _o2("s2", run_if="$s1.sections.0.breech")),
+        [
+            (
+                "s2",
+                "run_if",
+                "unknown_field",
+                "Step 's2' refers to '$s1.sections.0.breech', but '$s1.sections.0' has no field "
+                "'breech'. Did you mean 'breach'? Its fields: 'section', 'integrity_percent', "
+                "'breach', 'pressure_kpa'.",
+            )
+        ],
+    ),
+    Case(
+        "unknown-field-a-list-by-name",
+        _steps({"id": "s1", "tool": "scan_hull"}, {"id": "md", "markdown": "$s1.sections.first"}),
+        [
+            (
+                "md",
+                "markdown",
+                "unknown_field",
+                "Step 'md' refers to '$s1.sections.first', but '$s1.sections' is a list, indexed "
+                "by number ('.0', '.1', ...), so it has no field 'first'.",
+            )
+        ],
+    ),
+    Case(
+        "unknown-field-of-self-in-expect",
+        _steps(_o2("s2", expect=["$self.level > 0", "$self.lvl > 0"])),
+        [
+            (
+                "s2",
+                "expect.1",
+                "unknown_field",
+                "Step 's2' refers to '$self.lvl', but the output of step 's2' (tool "
+                "'check_oxygen') has no field 'lvl'. Did you mean 'level'? Its fields: 'level', "
+                "'pressure_kpa', 'sensor_id', 'status'.",
+            )
+        ],
+    ),
+    Case(
+        "unknown-field-into-a-markdown-text",
+        _steps({"id": "md", "markdown": "hi"}, _o2("s2", run_if="$md.length > 0")),
+        [
+            (
+                "s2",
+                "run_if",
+                "unknown_field",
+                "Step 's2' refers to '$md.length', but the output of step 'md' (a markdown "
+                "step) is a text, which has no fields.",
+            )
+        ],
+    ),
+    Case(
+        "open-mapping-any-key",
+        _steps(
+            {"id": "s3", "tool": "analyze_atmosphere", "args": {"o2_level": 20.9}},
+            {"id": "s4", "tool": "analyze_atmosphere", "args": {"o2_level": "$s3.composition.Xe"}},
+        ),
+        [],
+    ),
+    Case(
+        "type-mismatch",
+        _steps(
+            _o2("s2"),
+            {"id": "s3", "tool": "analyze_atmosphere", "args": {"o2_level": "$s2.status"}},
+        ),
+        [
+            (
+                "s3",
+                "args.o2_level",
+                "type_mismatch",
+                "Step 's3' passes '$s2.status' (a string) to argument 'o2_level' of tool "
+                "'analyze_atmosphere', which expects a number. Refer to a field of that type, or "
+                "pass a literal.",
+            )
+        ],
+    ),
+    Case(
+        "type-mismatch-whole-output",
+        _steps(
+            {"id": "md", "markdown": "20"},
+            {"id": "s3", "tool": "analyze_atmosphere", "args": {"o2_level": "$md"}},
+        ),
+        [
+            (
+                "s3",
+                "args.o2_level",
+                "type_mismatch",
+                "Step 's3' passes '$md' (a string) to argument 'o2_level' of tool "
+                "'analyze_atmosphere', which expects a number. Refer to a field of that type, or "
+                "pass a literal.",
+            )
+        ],
+    ),
+    Case(
+        "interpolated-text-is-a-string-and-fits-a-string",
+        _steps(
+            _o2("s2"),
+            {
+                "id": "s3",
+                "tool": "analyze_atmosphere",
+                "args": {"o2_level": "$s2.level", "context": "level $s2.level"},
+            },
+        ),
+        [],
+    ),
+    Case(
+        "without-tools-nothing-is-typed",
+        _steps(
+            _o2("s2"), {"id": "s3", "tool": "analyze_atmosphere", "args": {"o2_level": "$s2.levl"}}
+        ),
+        [],
+        with_tools=False,
+    ),
 ]
 
 
@@ -295,3 +452,47 @@ def test_schema_is_spelt_schema_in_json_and_output_schema_in_python() -> None:
 def test_a_step_has_one_kind(data: dict[str, Any], kind: str, tool: str | None) -> None:
     step = Step.model_validate(data)
     assert (step.kind, step.tool) == (kind, tool)
+
+
+def test_undeclared_outputs_stay_unchecked_and_declared_schemas_count() -> None:
+    from marimo_engine.errors import UsageError
+    from marimo_engine.tools.registry import ToolRegistry
+
+    def loose(n: int = 1):  # type: ignore[no-untyped-def]
+        return {"rows": n}
+
+    def typed(n: int = 1) -> Row:
+        return {"rows": n, "name": "x"}
+
+    def count(n: int) -> int:
+        return n
+
+    registry = ToolRegistry()
+    registry.register(loose)
+    registry.register(typed)
+    registry.register(count)
+    registry.register(
+        loose,
+        name="declared",
+        returns_schema={"type": "object", "properties": {"rows": {"type": "integer"}},
+                        "additionalProperties": False},
+    )  # fmt: skip
+    plan = _steps(
+        {"id": "a", "tool": "loose"},
+        {"id": "b", "tool": "typed"},
+        {"id": "c", "tool": "declared"},
+        {"id": "d", "tool": "count", "args": {"n": "$a.anything"}},
+        {"id": "e", "tool": "count", "args": {"n": "$b.rowz"}},
+        {"id": "f", "tool": "count", "args": {"n": "$c.rows"}},
+        {"id": "g", "tool": "count", "args": {"n": "$c.name"}},
+        {"id": "h", "tool": "count", "args": {"n": "$b.name"}},
+    )
+    problems = [(p.step_id, p.code.value) for p in validate_plan(plan, registry)]
+    assert problems == [("e", "unknown_field"), ("g", "unknown_field"), ("h", "type_mismatch")]
+    assert registry.schemas()[1]["returns"]["properties"]["rows"] == {
+        "title": "Rows",
+        "type": "integer",
+    }
+    assert "returns" not in registry.schemas()[0]
+    with pytest.raises(UsageError, match="returns_schema is not a valid JSON schema"):
+        registry.register(count, name="bad", returns_schema={"type": "integr"})

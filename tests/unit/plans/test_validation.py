@@ -292,7 +292,7 @@ CASES = [
         "cycle-names-the-steps-in-order",
         _steps(
             {"id": "a", "tool": "analyze_atmosphere", "args": {"o2_level": "$b.level"}},
-            _o2("b", run_if="$c.o2_level > 1"),
+            _o2("b", run_if="$c.level > 1"),
             _o2("c", depends_on=["a"]),
         ),
         [
@@ -604,7 +604,7 @@ def test_long_cycles_are_shortened_in_the_message() -> None:
 
 
 def _chain(count: int) -> dict[str, Any]:
-    steps = [_o2("s0")] + [
+    steps = [{"id": "s0", "tool": "analyze_atmosphere", "args": {"o2_level": 20.9}}] + [
         {
             "id": f"s{i}",
             "tool": "analyze_atmosphere",
