@@ -56,9 +56,10 @@ EXAMPLE_URI = "marimo-engine://examples/{name}"
 INSTRUCTIONS = """\
 marimo-engine runs JSON tool plans as real marimo notebooks and drives live marimo
 notebooks. Plans: read the resource marimo-engine://docs/plan-language (its JSON
-schema: marimo-engine://schemas/plan), call list_tools, write a plan, check it with validate_plan, run it with run_plan (or
-export_notebook). run_plan with 'journal' records the run; list_runs, show_run and
-resume_run go on with one that stopped for a person or failed. Live notebooks:
+schema: marimo-engine://schemas/plan), call list_tools, write a plan, check it with
+validate_plan, run it with run_plan (or export_notebook). run_plan with 'journal'
+records the run; list_runs, show_run and resume_run go on with one that stopped for a
+person or failed. Live notebooks:
 list_sessions or open_notebook, then pass the session id to execute, list_cells,
 create_cell, edit_cell, run_cells, delete_cell, describe, variables and run_plan_live.
 An error says what to change; a session that is gone says to call list_sessions

@@ -21,8 +21,6 @@ break is reported.
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -75,11 +73,13 @@ class Contract:
         step_id: The step.
         expect: The parsed `expect` expressions, in order, with their text.
         schema: The step's `schema`, or `None`.
+        validator: The `jsonschema` validator of `schema`, built once, or `None`.
     """
 
     step_id: str
     expect: tuple[Expression, ...]
     schema: Mapping[str, Any] | None
+    validator: Any = None
 
     @classmethod
     def of(cls, step: Any) -> Contract | None:
@@ -98,7 +98,8 @@ class Contract:
             return None
         from marimo_engine.plans.expressions import parse_expression
 
-        return cls(step.id, tuple(parse_expression(text) for text in expect), schema)
+        validator = None if schema is None else _validator_class(schema)(schema)
+        return cls(step.id, tuple(parse_expression(text) for text in expect), schema, validator)
 
     def check(self, output: object, inputs: Mapping[str, object]) -> None:
         """Check the step's output against the contract.
@@ -130,7 +131,7 @@ class Contract:
                     expression=expression.text,
                     values=values,
                 )
-        if self.schema is not None:
+        if self.validator is not None:
             self._check_schema(output)
 
     def _check_schema(self, output: object) -> None:
@@ -138,8 +139,7 @@ class Contract:
 
         from marimo_engine._json import to_jsonable
 
-        validator = _validator(json.dumps(self.schema, sort_keys=True))
-        error = best_match(validator.iter_errors(to_jsonable(output)))
+        error = best_match(self.validator.iter_errors(to_jsonable(output)))
         if error is None:
             return
         where = "$self" + "".join(f".{part}" for part in error.absolute_path)
@@ -150,13 +150,6 @@ class Contract:
             step_id=self.step_id,
             values={where: error.instance},
         )
-
-
-@functools.lru_cache(maxsize=256)
-def _validator(schema_json: str) -> Any:
-    """A validator of the schema, built once per distinct schema (by its JSON text)."""
-    schema = json.loads(schema_json)
-    return _validator_class(schema)(schema)
 
 
 def _values_seen(expression: Expression, outputs: Mapping[str, object]) -> dict[str, Any]:
