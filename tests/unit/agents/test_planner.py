@@ -389,3 +389,33 @@ async def test_the_model_sees_the_published_plan_schema_with_contracts_and_markd
     assert step["oneOf"] == [{"required": ["tool"]}, {"required": ["markdown"]}]
     assert step == model_plan_schema()["$defs"]["Step"]
     assert info.instructions is not None and '"expect"' in info.instructions
+    # Each tool's output schema, where declared, so that the model writes paths that exist.
+    oxygen = next(t for t in planner_registry().schemas() if t["name"] == "read_oxygen")
+    assert oxygen["returns"]["properties"]["level"]["type"] == "number"
+    assert json.dumps(planner_registry().schemas(), indent=1) in info.instructions
+    assert '"title": "OxygenLevel"' in info.instructions
+
+
+MISSPELT_FIELD = {
+    "name": "typo",
+    "steps": [
+        {"id": "s1", "tool": "read_oxygen", "args": {"level": 21}},
+        {"id": "s2", "tool": "summarize", "args": {"value": "$s1.levl"}},
+    ],
+}
+
+
+@pytest.mark.anyio
+async def test_a_misspelt_field_is_repaired_from_its_unknown_field_problem() -> None:
+    fixed = {**MISSPELT_FIELD, "steps": [MISSPELT_FIELD["steps"][0],
+             {"id": "s2", "tool": "summarize", "args": {"value": "$s1.level"}}]}  # fmt: skip
+    script = ScriptedPlanner([MISSPELT_FIELD, fixed])
+    result = await PlannerAgent(script.model(), planner_registry()).run("oxygen")
+    told = script.told(1)
+    problems = json.loads(told[told.index("{") :])["problems"]
+    assert [(p["step_id"], p["field"], p["code"]) for p in problems] == [
+        ("s2", "args.value", "unknown_field")
+    ]
+    assert "Did you mean 'level'?" in problems[0]["message"]
+    assert result.verdict is Verdict.SUCCESS
+    assert result.execution.outputs["s2"] == "result: 21"
