@@ -557,54 +557,51 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
     except Exception as exc:
         return await fail(exc, None)
 
-    if step.markdown is not None:  # plan language 2: no tool to call, approve or retry
-        attempt = 1
-    else:
-        # The durable-run hook (`durable.RunRecorder.before_tool`): journal the
-        # receipt, reuse a journaled output, ask for an approval. Without it, a
-        # step needing approval stops the run before it starts.
-        gate = getattr(host, "before_tool", None)
-        if gate is not None:
-            decided = await gate(prepared, kwargs)
-            if decided is not None:
-                return decided
-        elif needs_approval(prepared):
-            await host.emit(approval_event(host.plan_id, prepared, kwargs))
-            return StepResult(StepOutcome.INTERVENTION)
+    # The durable-run hook (`durable.RunRecorder.before_tool`): journal the
+    # receipt, reuse a journaled output, ask for an approval. Without it, a
+    # step needing approval stops the run before it starts.
+    gate = getattr(host, "before_tool", None) if step.markdown is None else None
+    if gate is not None:
+        decided = await gate(prepared, kwargs)
+        if decided is not None:
+            return decided
+    elif needs_approval(prepared):
+        await host.emit(approval_event(host.plan_id, prepared, kwargs))
+        return StepResult(StepOutcome.INTERVENTION)
 
-        attempt = 1
-        while True:
-            try:
-                output = await _one_try(prepared, kwargs, host, step.timeout_s)
-                break
-            except BaseException as exc:  # a failing tool is data, whatever it raised
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    # The run is being cancelled (the tool may have turned the
-                    # cancellation into another error): stop, never retry.
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                    raise asyncio.CancelledError() from exc
-                error = _as_failure(exc)
-            still_running = getattr(error, _STILL_RUNNING, False)
-            if attempt > step.retries or still_running:
-                if still_running and attempt <= step.retries:
-                    error = TimeoutError(
-                        f"{error}; not retried: the timed-out try is still running "
-                        "(a blocking call the interruption cannot stop)"
-                    )
-                return await fail(error, attempt)
-            attempt += 1
-            _log.debug("Step %r will retry after: %r", step_id, error, exc_info=error)
-            await host.emit(
-                event(
-                    EventType.STEP_RETRY,
-                    retry_message(step_id, error, attempt, step.retries),
-                    attempt=attempt,
-                    error=ErrorInfo.from_exception(error, step_id=step_id),
+    attempt = 1
+    while step.markdown is None:  # plan language 2: a markdown step calls no tool
+        try:
+            output = await _one_try(prepared, kwargs, host, step.timeout_s)
+            break
+        except BaseException as exc:  # a failing tool is data, whatever it raised
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # The run is being cancelled (the tool may have turned the
+                # cancellation into another error): stop, never retry.
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                raise asyncio.CancelledError() from exc
+            error = _as_failure(exc)
+        still_running = getattr(error, _STILL_RUNNING, False)
+        if attempt > step.retries or still_running:
+            if still_running and attempt <= step.retries:
+                error = TimeoutError(
+                    f"{error}; not retried: the timed-out try is still running "
+                    "(a blocking call the interruption cannot stop)"
                 )
+            return await fail(error, attempt)
+        attempt += 1
+        _log.debug("Step %r will retry after: %r", step_id, error, exc_info=error)
+        await host.emit(
+            event(
+                EventType.STEP_RETRY,
+                retry_message(step_id, error, attempt, step.retries),
+                attempt=attempt,
+                error=ErrorInfo.from_exception(error, step_id=step_id),
             )
-            await host.sleep(retry_delay_s(attempt))
+        )
+        await host.sleep(retry_delay_s(attempt))
 
     if prepared.contract is not None:
         try:
