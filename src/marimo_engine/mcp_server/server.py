@@ -139,7 +139,7 @@ def _add_resources(server: MCPServer, registry: ToolRegistry) -> None:
         title="An example plan",
         description=(
             "An example plan shipped with marimo-engine: seattle-weather, hull-check-7, "
-            "oxygen-watch, breach-response."
+            "oxygen-watch, breach-response, air-report."
         ),
         mime_type="application/json",
     )

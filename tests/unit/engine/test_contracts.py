@@ -242,3 +242,32 @@ def test_python_file_runs_contracts_and_markdown_steps(tmp_path: Path) -> None:
         "Plan 'contracts' finished: FAILURE in T s.",
     ], proc.stderr
     assert Path(journal).read_text().splitlines() == ["one", "two"]  # tried once, not retried
+
+
+def test_the_air_report_example_keeps_its_contracts_and_writes_its_report() -> None:
+    from marimo_engine.examples import load_example
+    from marimo_engine.tools.examples import example_registry
+
+    plan = load_example("air-report")
+    used = {key for step in plan["steps"] for key in step}
+    assert {"expect", "schema", "markdown"} <= used
+    _, result = _run(plan, example_registry())
+    assert result.verdict is Verdict.SUCCESS, result.error
+    report = result.outputs["report"]
+    assert report.startswith("## Air report\n\nBreach: **stern**")
+    assert "Oxygen at O2-STERN-2: **17.8 %** (low)" in report
+    assert result.key_findings == {"report": report}
+
+
+@pytest.mark.integration
+def test_the_air_report_notebook_runs_with_python(tmp_path: Path) -> None:
+    from marimo_engine.examples import load_example
+    from marimo_engine.tools.examples import example_registry
+
+    path = tmp_path / "air.py"
+    path.write_text(plan_to_notebook(load_example("air-report"), example_registry()), "utf-8")
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    proc = run_process([sys.executable, str(path)], timeout_s=120, env=env, cwd=tmp_path)
+    printed = re.sub(r"in \d+\.\d+ s", "in T s", proc.stdout).splitlines()
+    assert printed[-1] == "Plan 'air-report' finished: SUCCESS in T s.", proc.stderr
+    assert "Step 'report' completed in T s (key finding)." in printed
