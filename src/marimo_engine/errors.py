@@ -14,6 +14,7 @@ them (one line, a hint, exit code 2 for bad input).
         UnknownToolError    a tool name that is not registered, or a step's tool that
                             cannot be called where the step runs
       ToolCancelledError    a tool raised CancelledError while the run was not cancelled
+      SubPlanError          a sub-plan run as a step failed (names its failing step)
       LiveError             the marimo server
         LiveConnectionError
           LiveSessionEndedError  the kernel died or was restarted: the session is gone
@@ -56,6 +57,7 @@ __all__ = [
     "PersonCellError",
     "PlanValidationError",
     "StaleCellError",
+    "SubPlanError",
     "ToolCancelledError",
     "UnknownReferenceError",
     "UnknownToolError",
@@ -202,6 +204,24 @@ class UnknownToolError(UsageError, LookupError):
 
     def __str__(self) -> str:  # LookupError would otherwise repr() the message
         return str(self.args[0])
+
+
+class SubPlanError(EngineError):
+    """A sub-plan run as a step ended with `FAILURE` (plan language 2, "Sub-plans").
+
+    Attributes:
+        plan: The step's `plan` (the sub-plan's name or path).
+        step_id: The sub-plan's step whose error failed it, or `None`.
+        error_type: The class name of that error, such as `"ValueError"`.
+    """
+
+    def __init__(
+        self, message: str, *, plan: str, step_id: str | None = None, error_type: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.plan = plan
+        self.step_id = step_id
+        self.error_type = error_type
 
 
 class ToolCancelledError(EngineError):

@@ -53,6 +53,14 @@ The plan language (version 2):
   Nothing else: no calls, no subscripts outside a reference path.
 - Steps run in dependency order; independent steps may run at the same time. No cycles.
 - Use only the tools listed, with their argument names and types. Unknown fields are errors.
+- map (plan language 2): a step with "map": "$ID.PATH" (a reference to a list) calls its
+  tool once per item, at the same time; in its "args", "run_if" and "intervention_if",
+  "$item" is the item and "$index" its position from 0. Its output is the list of results
+  in item order ([] for an empty list). A failing item fails the step, unless
+  "map_errors": "collect" (then {"error", "message", "index"} takes its place). Optional
+  "map_concurrency": most items at once. Use map instead of one step per item.
+- Sub-plans: a step with "plan": "NAME" (instead of "tool") runs another plan as one step;
+  its "args" are that plan's inputs; its output maps the sub-plan's step ids to outputs.
 """
 
 

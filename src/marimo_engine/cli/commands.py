@@ -35,7 +35,7 @@ def _checked_plan(loaded: LoadedPlan, tools: LoadedTools) -> Plan | None:
     """Return the parsed plan, or print every problem and return `None`."""
     from marimo_engine.plans.validation import validate_plan
 
-    problems = validate_plan(loaded.data, tools.registry)
+    problems = validate_plan(loaded.data, tools.registry, plans=loaded.plans())
     if problems:
         print_problems(problems, source=loaded.source)
         return None
@@ -71,7 +71,7 @@ def validate_command(args: argparse.Namespace) -> int:
 
     loaded = read_plan(args.plan)
     tools = load_tools(args.tools)
-    problems = validate_plan(loaded.data, tools.registry)
+    problems = validate_plan(loaded.data, tools.registry, plans=loaded.plans())
     if args.json:
         print(json.dumps([p.model_dump(mode="json") for p in problems], indent=2))
     elif problems:
@@ -98,7 +98,7 @@ def export_command(args: argparse.Namespace) -> int:
     if plan is None:
         return ExitCode.BAD_INPUT
     _check_output_path(args.output, "the notebook")
-    source = plan_to_notebook(plan, tools.registry)
+    source = plan_to_notebook(plan, tools.registry, plans=loaded.plans())
     path = write_text_atomic(args.output, source)
     count = len(plan.steps)
     noun = "step" if count == 1 else "steps"
@@ -181,14 +181,15 @@ def run_command(args: argparse.Namespace) -> int:
     for path, option in ((args.notebook, "the notebook"), (args.html, "the HTML report")):
         if path:
             _check_output_path(path, option)
-    problems = validate_plan(loaded.data, tools.registry)
+    plans = loaded.plans()
+    problems = validate_plan(loaded.data, tools.registry, plans=plans)
     if problems:
         print_problems(problems, source=loaded.source)
         if args.json or not sys.stdout.isatty():
             # The engine's own events for an invalid plan (START, ERROR with
             # the problems, FINISH): programs reading --json get one stream.
             stream = JsonLinesProgress()
-            for event in execute_plan_sync(loaded.data, tools.registry).events:
+            for event in execute_plan_sync(loaded.data, tools.registry, plans=plans).events:
                 stream.handle(event)
         return ExitCode.BAD_INPUT
     plan = load_plan(loaded.data)
@@ -205,6 +206,7 @@ def run_command(args: argparse.Namespace) -> int:
             journal=journal,
             run_id=args.run_id,
             on_intervention=on_intervention,
+            plans=plans,
         )
 
     return present_run(args, plan, tools, start)

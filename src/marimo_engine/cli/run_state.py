@@ -213,6 +213,10 @@ class ProgressModel:
         """
         from marimo_engine.engine.events import EventType
 
+        if event.parent_step_id is not None or (
+            event.item is not None and event.type is EventType.STEP_SKIPPED
+        ):
+            return  # a sub-plan's events, an item's skip: the step's line tells its outcome
         now = time.monotonic() if now is None else now
         line = self._line(event)
         kind = event.type

@@ -86,8 +86,11 @@ class _Run:
         target: _Target | None = None,
         recorder: RunRecorder | None = None,
         run_id: str | None = None,
+        plans: Any = None,
+        inputs: Mapping[str, Any] | None = None,
     ) -> None:
         from marimo_engine.engine.durable import RunRecorder, new_run_id
+        from marimo_engine.plans.subplans import as_library
         from marimo_engine.tools.registry import as_registry
 
         if max_workers is not None and (
@@ -98,6 +101,9 @@ class _Run:
             )
         self.source = plan
         self.tools = as_registry(tools)
+        # plan language 2: where sub-plan steps find their plans; the plan's input values
+        self.plans = as_library(plans)
+        self.given_inputs = inputs
         self.max_workers = max_workers
         self.target: _Target = target if target is not None else _InProcess(max_workers)
         self._emit_to = emit  # the stream to the consumer (trusted)
@@ -225,11 +231,11 @@ class _Run:
         from marimo_engine.plans.validation import check_plan
 
         try:
-            plan = check_plan(self.source, self.tools)  # every problem at once
+            plan = check_plan(self.source, self.tools, plans=self.plans)  # every problem at once
             if _own_id(self.source) is None:
                 plan = plan.model_copy(update={"id": self.plan_id})  # the id START carried
             self.plan = plan
-            self.ir = compile_checked_plan(plan, self.tools)
+            self.ir = compile_checked_plan(plan, self.tools, plans=self.plans)
             return await self.target.prepare(self, plan, self.ir)
         except (PlanValidationError, UsageError) as exc:
             await self._emit(EventType.ERROR, str(exc), error=ErrorInfo.from_exception(exc))
@@ -325,6 +331,7 @@ class _InProcess:
         self._evaluator: Any = None
         self._outcomes: dict[str, StepOutcome] = {}
         self._not_started: set[str] = set()
+        self.plan_inputs: dict[str, Any] | None = None
 
     async def prepare(self, run: _Run, plan: Plan, ir: NotebookIR) -> StepGraph:
         from marimo_engine.engine._threads import WorkerPool
@@ -333,7 +340,14 @@ class _InProcess:
         self.run = run
         self.plan_id = run.plan_id
         registry = run.tools
-        self._prepared = prepare_steps(plan, {name: registry.get(name) for name in plan.tool_names})
+        # plan language 2: sub-plans and inputs
+        from marimo_engine.engine._subplan import input_values
+
+        self.plan_inputs = input_values(plan, run.given_inputs)
+        subplans = {s.id: run.plans.resolve(s.plan) for s in plan.steps if s.plan is not None}
+        self._prepared = prepare_steps(
+            plan, {name: registry.get(name) for name in plan.tool_names}, subplans=subplans
+        )
         self._cells = {
             sid: _compile_cell(cell.code, cell.name) for sid, cell in ir.step_cells.items()
         }
@@ -349,7 +363,11 @@ class _InProcess:
                     f"marimo's analysis of step {sid!r} gives parents {graph.parents[sid]}, "
                     f"but the plan says {ir.dependencies[sid]}."
                 )
-        self._glbls = {"__name__": "__marimo_engine__", "plan_run": self}
+        self._glbls = {
+            "__name__": "__marimo_engine__",
+            "plan_run": self,
+            "plan_inputs": self.plan_inputs,
+        }
         self._variables = ir.variables
         evaluator_class, cell_executor = _marimo_evaluator_parts()
         self._evaluator = evaluator_class(executor=cell_executor, lifecycles=[])
@@ -375,8 +393,19 @@ class _InProcess:
         assert self.run is not None
         return await self.run.recorder.intervene(prepared, needed, output, self)
 
-    async def step(self, step_id: str, *inputs: Any) -> Any:
-        """What a step cell's `plan_run.step(...)` calls: run the step, return its output."""
+    async def run_subplan(self, prepared: PreparedStep, values: Mapping[str, Any]) -> Any:
+        """`run_step`'s hook for a sub-plan step: a nested run (`_subplan.run_nested`)."""
+        from marimo_engine.engine._subplan import run_nested
+
+        assert self.run is not None
+        return await run_nested(self.run, prepared, values, self.emit)
+
+    async def step(self, step_id: str, *inputs: Any, plan_inputs: Any = None) -> Any:
+        """What a step cell's `plan_run.step(...)` calls: run the step, return its output.
+
+        `plan_inputs` is what a cell of a plan with inputs passes; in process
+        the run's own input values are used (`self.plan_inputs`).
+        """
         run = self.run
         assert run is not None
         if run.stopping:  # an error or intervention came after this cell was scheduled

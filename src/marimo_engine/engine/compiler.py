@@ -75,7 +75,13 @@ __all__ = [
 RUNNER_NAME = "plan_run"
 """The setup cell's name for the `StepRunner` that step cells call."""
 
-_SETUP_NAMES = frozenset({"json", "mo", "marimo", "app", "StepRunner", "PLAN", RUNNER_NAME})
+INPUTS_NAME = "plan_inputs"
+"""The variable of a plan's input values (plan language 2): defined by its inputs
+cell, passed to the steps that read `$input`; a parent's `app.embed(defs=...)` replaces it."""
+
+_SETUP_NAMES = frozenset(
+    {"json", "mo", "marimo", "app", "StepRunner", "PLAN", "SUBPLANS", RUNNER_NAME, INPUTS_NAME}
+)
 _NOT_IDENTIFIER = re.compile(r"[^0-9A-Za-z_]")
 
 
@@ -87,7 +93,8 @@ class CellIR:
         name: The cell's function name: the step's variable for a step cell,
             `"_"` for a markdown cell.
         code: The cell's code (no function wrapper), as marimo stores it.
-        kind: `"step"` runs a step; `"markdown"` shows its description.
+        kind: `"step"` runs a step; `"markdown"` shows its description;
+            `"inputs"` defines `plan_inputs` (a plan with `inputs`).
         step_id: The step the cell belongs to.
         defs: Names the cell defines (the step's variable for a step cell).
         refs: Names of other cells' variables the cell reads, in order.
@@ -97,7 +104,7 @@ class CellIR:
 
     name: str
     code: str
-    kind: Literal["step", "markdown"]
+    kind: Literal["step", "markdown", "inputs"]
     step_id: str
     defs: tuple[str, ...] = ()
     refs: tuple[str, ...] = ()
@@ -316,7 +323,8 @@ def _code_span(text: str) -> str:
 
 
 def _markdown_text(step: Any, variable: str) -> str:
-    lines = [f"### {_code_span(step.id)} · {_code_span(step.tool)}"]
+    what = _code_span(step.tool) if step.tool is not None else "plan " + _code_span(step.plan)
+    lines = [f"### {_code_span(step.id)} · {what}"]
     if step.description:
         lines += ["", html.escape(" ".join(step.description.split()), quote=False)]
     details = []
@@ -324,6 +332,8 @@ def _markdown_text(step: Any, variable: str) -> str:
         details.append(
             "args: " + _code_span(json.dumps(step.args, ensure_ascii=False, default=str))
         )
+    if step.map is not None:
+        details.append(f"once per item of {_code_span(step.map)}")
     if step.run_if:
         details.append(f"runs if {_code_span(step.run_if)}")
     if step.intervention_if:
@@ -346,13 +356,16 @@ def _markdown_text(step: Any, variable: str) -> str:
     return "\n".join(lines)
 
 
-def compile_plan(plan: Plan | Mapping[str, Any] | str, tools: Any = None) -> NotebookIR:
+def compile_plan(
+    plan: Plan | Mapping[str, Any] | str, tools: Any = None, *, plans: Any = None
+) -> NotebookIR:
     """Compile a valid plan into its notebook IR.
 
     Args:
         plan: A `Plan`, a dict or a JSON string.
         tools: A `ToolRegistry` or a mapping of names to callables; used to
             import tools by module path in the setup cell.
+        plans: As for `plan_to_notebook`.
 
     Returns:
         The `NotebookIR`.
@@ -366,7 +379,8 @@ def compile_plan(plan: Plan | Mapping[str, Any] | str, tools: Any = None) -> Not
     from marimo_engine.tools.registry import as_registry
 
     registry = None if tools is None else as_registry(tools)
-    return compile_checked_plan(check_plan(plan, registry), registry)
+    checked = check_plan(plan, registry, plans=plans)
+    return compile_checked_plan(checked, registry, plans=plans)
 
 
 def compile_checked_plan(
@@ -375,6 +389,8 @@ def compile_checked_plan(
     *,
     runner: str = RUNNER_NAME,
     reserved: frozenset[str] | set[str] = frozenset(),
+    plans: Any = None,
+    embedded: bool = False,
 ) -> NotebookIR:
     """Compile a plan that `check_plan` has already accepted (no second validation).
 
@@ -385,6 +401,11 @@ def compile_checked_plan(
             per plan, `live_run.runner_name`).
         reserved: Names step variables must not take (a live notebook's
             other cells' names).
+        plans: Where its sub-plan steps' plans are found (`PlanLibrary`);
+            each is compiled to its own notebook, held in the setup cell's
+            `SUBPLANS` and embedded with `app.embed()` when its step runs.
+        embedded: Compile the notebook of a sub-plan: its runner records
+            events for the parent instead of printing them.
 
     Returns:
         The `NotebookIR`.
@@ -409,6 +430,12 @@ def compile_checked_plan(
         )
         + "}"
     )
+    subplan_lines = _subplan_sources(plan, registry, plans)
+    runner_args = f"PLAN, tools={tools_literal}"
+    if subplan_lines:
+        runner_args += ", subplans=SUBPLANS"
+    if embedded:
+        runner_args += ", embedded=True"
     setup_lines = [
         "import json",
         "",
@@ -425,12 +452,24 @@ def compile_checked_plan(
             else []
         ),
         f"PLAN = {plan_literal}",
-        f"{RUNNER_NAME} = StepRunner(PLAN, tools={tools_literal})",
+        *subplan_lines,
+        f"{RUNNER_NAME} = StepRunner({runner_args})",
     ]
     setup_code = "\n".join(setup_lines)
 
     cells: list[CellIR] = []
     step_cells: dict[str, CellIR] = {}
+    if plan.inputs:
+        cells.append(
+            CellIR(
+                name=INPUTS_NAME,
+                code=f"{INPUTS_NAME} = {runner}.default_inputs()",
+                kind="inputs",
+                step_id="",
+                defs=(INPUTS_NAME,),
+                hide_code=True,
+            )
+        )
     for step in plan.steps:
         variable = variables[step.id]
         if step.markdown is None:  # a markdown step's own cell is the markdown a person reads
@@ -440,6 +479,9 @@ def compile_checked_plan(
             )
         refs = tuple(variables[d] for d in deps[step.id])
         call_args = ", ".join([python_string(step.id), *refs])
+        if plan.inputs and _reads_inputs(step):
+            refs = (*refs, INPUTS_NAME)
+            call_args += f", {INPUTS_NAME}={INPUTS_NAME}"
         code = f"{variable} = await {runner}.step({call_args})"
         cell = CellIR(
             name=variable,
@@ -463,6 +505,62 @@ def compile_checked_plan(
         unimportable_tools=tuple(unimportable),
         step_cells=step_cells,
     )
+
+
+def _reads_inputs(step: Any) -> bool:
+    """Whether a step names `$input` (in `map`, `args`, `markdown`, `run_if`,
+    `intervention_if` or `expect`)."""
+    from marimo_engine.plans.dependencies import expression_step_ids
+    from marimo_engine.plans.references import find_references
+
+    texts = [step.map or "", step.args, step.markdown or ""]
+    named = [ref.step_id for ref in find_references(texts)]
+    named += expression_step_ids(step.run_if) + expression_step_ids(step.intervention_if)
+    for text in step.expect:
+        named += expression_step_ids(text)
+    return "input" in named
+
+
+def _subplan_sources(plan: Plan, registry: Any, plans: Any) -> list[str]:
+    """The setup lines holding each sub-plan step's notebook source (`SUBPLANS`).
+
+    Returns:
+        The lines; none when the plan has no sub-plan step.
+    """
+    steps = [step for step in plan.steps if step.plan is not None]
+    if not steps:
+        return []
+    from marimo_engine.plans.subplans import as_library
+
+    library = as_library(plans)
+    entries = []
+    for step in steps:
+        resolved = library.resolve(step.plan)
+        inner = type(library)(library.given, base_dir=resolved.base_dir)
+        source = render_notebook(
+            compile_checked_plan(resolved.plan, registry, plans=inner, embedded=True)
+        )
+        entries.append(f"    {python_string(step.id)}: {_source_literal(source)},")
+    return [
+        "SUBPLANS = {  # each sub-plan step's own notebook, run with app.embed()",
+        *entries,
+        "}",
+    ]
+
+
+def _source_literal(source: str) -> str:
+    """A literal of a notebook's source: a raw `'''` block when it can be, else `repr`.
+
+    Inside the setup cell every line gets four more spaces; the runner
+    removes them (`textwrap.dedent`) before it runs the source.
+    """
+    if (
+        "'''" in source
+        or source.endswith(("'", "\\"))
+        or not all(line.isprintable() for line in source.split("\n"))
+    ):
+        return python_string(source)
+    return "r'''\n" + source + "\n'''"
 
 
 def _indent(code: str) -> str:
@@ -522,7 +620,9 @@ def _marimo_version() -> str:
         return "unknown"
 
 
-def plan_to_notebook(plan: Plan | Mapping[str, Any] | str, tools: Any = None) -> str:
+def plan_to_notebook(
+    plan: Plan | Mapping[str, Any] | str, tools: Any = None, *, plans: Any = None
+) -> str:
     """Compile a plan into marimo notebook source.
 
     Args:
@@ -532,6 +632,9 @@ def plan_to_notebook(plan: Plan | Mapping[str, Any] | str, tools: Any = None) ->
             `None`, tool names and arguments are not checked and no tool is
             imported (the notebook runs only where its steps' tools are
             given some other way).
+        plans: Where sub-plan steps find their plans (`PlanLibrary` or a
+            mapping of names to plans); `None`: examples and files next to
+            the current directory.
 
     Returns:
         The notebook's `.py` source (see the module docstring for its layout).
@@ -539,4 +642,4 @@ def plan_to_notebook(plan: Plan | Mapping[str, Any] | str, tools: Any = None) ->
     Raises:
         PlanValidationError: The plan has problems (every one is listed).
     """
-    return render_notebook(compile_plan(plan, tools))
+    return render_notebook(compile_plan(plan, tools, plans=plans))

@@ -181,6 +181,12 @@ class RunRecorder:
         """
         if self.journal is None or self.failed is not None:
             return None
+        if event.parent_step_id is not None or (
+            event.item is not None and event.type in (EventType.STEP_SKIPPED, EventType.STEP_RETRY)
+        ):
+            # plan language 2: a sub-plan's events and one item's skip or retry are not
+            # the step's; the journal holds the step (resuming runs a sub-plan step again).
+            return None
         try:
             self._record(event)
         except Exception as exc:
@@ -290,7 +296,7 @@ class RunRecorder:
         if self.journal is not None or self.match_fingerprints:
             from marimo_engine.engine._journal_codec import fingerprint
 
-            fp = fingerprint(step.tool, kwargs)
+            fp = fingerprint(step.tool or f"plan:{step.plan}", kwargs)  # a sub-plan step
         if fp is not None:
             self._fingerprints[sid] = fp
         reused = self.reuse.get(sid)
@@ -483,6 +489,8 @@ def resume_run(
     max_workers: int | None = None,
     on_event: Callable[[Event], Any] | None = None,
     on_intervention: InterventionCallback | None = None,
+    plans: Any = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> PlanRun:
     """Go on with a run that stopped for a person, failed, or died (docs/runs.md).
 
@@ -502,6 +510,10 @@ def resume_run(
         max_workers: As for `execute_plan`.
         on_event: As for `execute_plan`.
         on_intervention: As for `execute_plan`.
+        plans: Where sub-plan steps find their plans, as for `execute_plan`
+            (the journal does not hold it: give the run's again).
+        inputs: The plan's input values, as for `execute_plan` (give the
+            run's again).
 
     Returns:
         A `PlanRun` with the same `run_id`.
@@ -563,7 +575,9 @@ def resume_run(
         pending=pending,
     )
     recorder.owns_journal = store is not journal
-    return _plan_run(journaled_plan(record), tools, recorder, run_id, max_workers, on_event)
+    return _plan_run(
+        journaled_plan(record), tools, recorder, run_id, max_workers, on_event, plans, inputs
+    )
 
 
 def check_answer(record: RunRecord, step_id: str, value: Any, tools: Any) -> Any:
@@ -620,6 +634,8 @@ def _plan_run(
     run_id: str,
     max_workers: int | None,
     on_event: Callable[[Event], Any] | None,
+    plans: Any = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> PlanRun:
     from marimo_engine.engine._run import _Run
     from marimo_engine.engine.executor import DEFAULT_EVENT_BUFFER, PlanRun
@@ -632,6 +648,8 @@ def _plan_run(
         on_event=on_event,
         recorder=recorder,
         run_id=run_id,
+        plans=plans,
+        inputs=inputs,
     )
     return PlanRun(run, DEFAULT_EVENT_BUFFER)
 
@@ -647,6 +665,8 @@ def rerun(
     max_workers: int | None = None,
     on_event: Callable[[Event], Any] | None = None,
     on_intervention: InterventionCallback | None = None,
+    plans: Any = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> PlanRun:
     """Start a new run linked to `run_id` that runs only what changed (marimo's reactive rule).
 
@@ -666,6 +686,8 @@ def rerun(
         max_workers: As for `execute_plan`.
         on_event: As for `execute_plan`.
         on_intervention: As for `execute_plan`.
+        plans: As for `resume_run`.
+        inputs: As for `resume_run`.
 
     Returns:
         A `PlanRun` of the new run (its journal record names `run_id` as parent).
@@ -696,7 +718,9 @@ def rerun(
         parent_run_id=run_id,
     )
     recorder.owns_journal = store is not journal
-    return _plan_run(source, tools, recorder, new_run_id_ or new_run_id(), max_workers, on_event)
+    return _plan_run(
+        source, tools, recorder, new_run_id_ or new_run_id(), max_workers, on_event, plans, inputs
+    )
 
 
 def apply_changes(plan: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

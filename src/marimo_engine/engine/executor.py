@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from marimo_engine.engine.durable import InterventionCallback, RunRecorder
     from marimo_engine.engine.journal import Journal
     from marimo_engine.plans.schema import Plan
+    from marimo_engine.plans.subplans import PlanLibrary
     from marimo_engine.tools.registry import ToolRegistry
 
 __all__ = ["DEFAULT_EVENT_BUFFER", "PlanRun", "execute_plan", "execute_plan_sync"]
@@ -157,6 +158,8 @@ def execute_plan(
     journal: Journal | str | os.PathLike[str] | bool | None = None,
     run_id: str | None = None,
     on_intervention: InterventionCallback | None = None,
+    plans: PlanLibrary | Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> PlanRun:
     """Run a plan; iterate the returned run for its events as they happen.
 
@@ -181,6 +184,11 @@ def execute_plan(
             person (an approval, a true `intervention_if`); returning a
             `durable.Decision` answers it and the run goes on, `None` stops
             the run with `INTERVENTION_NEEDED`. May be a coroutine function.
+        plans: Where sub-plan steps find their plans (`plans.subplans.PlanLibrary`,
+            or a mapping of names to plans); `None`: the example plans and plan
+            files relative to the current directory.
+        inputs: Values of the plan's `inputs` (input name to value); inputs
+            not given take their defaults. A required one missing is an `ERROR`.
 
     Returns:
         A `PlanRun`: an async iterator of `Event`s, `START` first and
@@ -205,6 +213,8 @@ def execute_plan(
         on_event=on_event,
         recorder=_recorder(journal, on_intervention),
         run_id=run_id,
+        plans=plans,
+        inputs=inputs,
     )
     return PlanRun(run, buffer_size)
 
@@ -233,6 +243,8 @@ def execute_plan_sync(
     journal: Journal | str | os.PathLike[str] | bool | None = None,
     run_id: str | None = None,
     on_intervention: InterventionCallback | None = None,
+    plans: PlanLibrary | Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> ExecutionResult:
     """Run a plan to the end and return its result (blocks).
 
@@ -247,6 +259,8 @@ def execute_plan_sync(
         journal: As for `execute_plan`.
         run_id: As for `execute_plan`.
         on_intervention: As for `execute_plan`.
+        plans: As for `execute_plan`.
+        inputs: As for `execute_plan`.
 
     Returns:
         The `ExecutionResult`, including every event and the notebook source.
@@ -267,6 +281,8 @@ def execute_plan_sync(
         on_event=on_event,
         recorder=_recorder(journal, on_intervention),
         run_id=run_id,
+        plans=plans,
+        inputs=inputs,
     )
     return run_sync(run)
 

@@ -137,6 +137,17 @@ class _LiveTarget:
 
         self.run = run
         self.plan = plan
+        subplan_steps = [step.id for step in plan.steps if step.plan is not None]
+        if subplan_steps or plan.inputs:  # plan language 2: not in a live kernel yet
+            what = (
+                f"sub-plan steps ({', '.join(repr(s) for s in subplan_steps)})"
+                if subplan_steps
+                else "plan inputs ($input)"
+            )
+            raise UsageError(
+                f"A live run cannot run {what} yet; run the plan with execute_plan, or open "
+                "its compiled notebook (marimo-engine export) in marimo edit."
+            )
         try:
             self.cell_ids = await self._place_cells(plan)
         except LiveError as exc:

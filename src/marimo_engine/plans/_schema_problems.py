@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from marimo_engine.plans.problems import Problem, ProblemCode
-from marimo_engine.plans.schema import STEP_KIND_ERROR, Plan, Step, readable_step_id
+from marimo_engine.plans.schema import Plan, Step, readable_step_id
 
 __all__ = ["plan_problem", "problems_from_validation_error", "show"]
 
@@ -46,6 +46,14 @@ _EXPECTED = {
     "depends_on": "a list of step ids",
     "timeout_s": "a number of seconds greater than 0",
     "retries": "an integer from 0 to 10",
+    # plan language 2: map and sub-plans
+    "map": "a reference to a list in a string, such as '$s1.files'",
+    "map_concurrency": "an integer of at least 1",
+    "map_errors": "'fail' or 'collect'",
+    "plan": "the name of a plan or the path of a plan file, in a string",
+    "output": "true or false",
+    "plan.inputs": "an object of input names to {description, default, required}",
+    # plan language 2: contracts and markdown steps
     "expect": "a list of expressions, each in a string",
     "schema": "a JSON schema (an object)",
     "markdown": "a string of markdown text",
@@ -122,17 +130,6 @@ def _problem_from_error(error: Any, data: object) -> Problem:
     if loc[0] != "steps" or len(loc) == 1:
         return _plan_level_problem(loc, kind, value)
     index = loc[1]
-    if len(loc) == 2 and kind == STEP_KIND_ERROR:
-        step_id = _readable_step_id(data, index)
-        where = f"Step {step_id!r}" if step_id is not None else f"The step at index {index}"
-        return Problem(
-            step_id=step_id,
-            field=error["ctx"]["field"]
-            if step_id is not None
-            else f"steps.{index}.{error['ctx']['field']}",
-            code=ProblemCode.INVALID_PLAN,
-            message=f"{where} {error['ctx']['message']}",
-        )
     if len(loc) == 2:
         return plan_problem(
             f"The step at index {index} must be an object with at least 'id' and 'tool'; "
@@ -176,6 +173,12 @@ def _problem_from_error(error: Any, data: object) -> Problem:
 def _plan_level_problem(loc: tuple[Any, ...], kind: str, value: object) -> Problem:
     name = str(loc[0])
     field = ".".join(str(part) for part in loc)
+    if kind == "extra_forbidden" and name == "inputs" and len(loc) == 3:
+        from marimo_engine.plans.schema import PlanInput
+
+        where = f"The plan's input {str(loc[1])!r}"
+        allowed = tuple(PlanInput.model_fields)
+        return plan_problem(_unknown_field_message(where, str(loc[2]), allowed), field=field)
     if kind == "extra_forbidden":
         return plan_problem(_unknown_field_message("The plan", name, _PLAN_FIELDS), field=field)
     if name == "steps" and kind == "missing":

@@ -15,7 +15,7 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -25,24 +25,23 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from marimo_engine.errors import PlanValidationError, UsageError
-from marimo_engine.plans.problems import Problem
+from marimo_engine.plans.problems import Problem, ProblemCode
 
 __all__ = [
+    "RESERVED_NAMES",
     "SCHEMA_KEY",
     "STEP_ID_PATTERN",
     "STEP_KINDS",
     "TOOL_NAME_PATTERN",
     "Plan",
+    "PlanInput",
     "Step",
     "load_plan",
     "problems_from_validation_error",
     "readable_step_id",
-    "step_kind_problem",
 ]
 
 STEP_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -55,6 +54,11 @@ The same rule as `ToolRegistry` applies when a tool is registered, so every
 registered tool can be named in a plan; a plan's tool name is checked even
 when no registry is given, so that no text other than a name reaches the
 places where tool names are written (notebook source, events, terminals)."""
+
+RESERVED_NAMES = frozenset({"item", "index", "input", "self"})
+"""Names that references give a meaning of their own (`$item`, `$index` in a `map` step,
+`$input.NAME` in a plan with `inputs`, `$self` in `expect` and `intervention_if`), so no
+step may take them as its id."""
 
 SCHEMA_KEY = "$schema"
 """A top-level key that editors add to point at a JSON schema; accepted and ignored."""
@@ -79,52 +83,12 @@ ToolName = Annotated[
 ]
 
 
-STEP_KINDS: tuple[str, ...] = ("tool", "markdown")
-"""The fields that say what a step does; a step names exactly one of them
-(`docs/plan-language.md`, "Kinds of steps"). A kind other than `tool` needs no tool."""
+STEP_KINDS: tuple[str, ...] = ("tool", "plan", "markdown")
+"""The fields that say what a step does: it calls a tool, runs a sub-plan or shows a
+markdown text, exactly one (`docs/plan-language.md`, "Kinds of steps";
+`step_kind_problems` is the rule)."""
 
-STEP_KIND_ERROR = "step_kind"
-"""pydantic's error type for a step that names none or several of `STEP_KINDS`."""
-
-_KIND_FIELDS_NOT_FOR_MARKDOWN = ("args", "timeout_s", "retries", "requires_approval")
-
-
-def step_kind_problem(step: Any) -> tuple[str, str] | None:
-    """Return what is wrong with a step's kind, or `None` when it names exactly one of `STEP_KINDS`.
-
-    The one place of the rule "`tool` is required unless the step is of another
-    kind". A `markdown` step calls no tool, so it also takes none of `args`,
-    `timeout_s`, `retries` and `requires_approval`.
-
-    Args:
-        step: A `Step` (or anything with the `STEP_KINDS` attributes).
-
-    Returns:
-        `(field, sentence)`: the field to report (`"tool"`, `"args"`) and one
-        sentence to follow "Step 'ID' ", such as `"has no 'tool'; ..."`. `None`
-        when the step is well-formed.
-    """
-    named = [name for name in STEP_KINDS if getattr(step, name, None) is not None]
-    kinds = " or ".join(repr(name) for name in STEP_KINDS)
-    if not named:
-        return "tool", f"has no 'tool'; add a tool name (or make it another kind of step: {kinds})."
-    if len(named) > 1:
-        listed = " and ".join(repr(name) for name in named)
-        return named[1], f"has both {listed}; a step is exactly one of {kinds}: keep one."
-    if named[0] == "markdown":
-        extra = [
-            name
-            for name in _KIND_FIELDS_NOT_FOR_MARKDOWN
-            if getattr(step, name, None)
-            != Step.model_fields[name].get_default(call_default_factory=True)
-        ]
-        if extra:
-            listed = ", ".join(repr(name) for name in extra)
-            return extra[0], (
-                f"is a markdown step, which calls no tool, so it takes no {listed}; "
-                "remove them (references go in the text itself)."
-            )
-    return None
+_KIND_WORDS = {"tool": "a tool name", "plan": "a sub-plan to run", "markdown": "a text to show"}
 
 
 def _step_kind_json_schema(schema: dict[str, Any]) -> None:
@@ -159,7 +123,8 @@ class Step(BaseModel):
 
     tool: ToolName | None = None
     """A name in the tool registry given to the run: 1-64 characters of `A-Z a-z 0-9 _ -`.
-    Required unless the step is of another kind (`STEP_KINDS`: a `markdown` step has none)."""
+    Required unless the step is of another kind (`STEP_KINDS`): a sub-plan step (`plan`)
+    or a `markdown` step has none."""
 
     description: StrictStr | None = None
     """Human text, shown in events and in the notebook; `None` for none."""
@@ -215,6 +180,29 @@ class Step(BaseModel):
     arguments) before its tool is called: the run stops with
     `INTERVENTION_NEEDED` of kind `approval` (docs/runs.md)."""
 
+    # plan language 2: map and sub-plans
+    map: StrictStr | None = None
+    """A whole reference to a list (`"$s1.files"`): the tool runs once per item,
+    with `$item` and `$index` in `args`, `run_if` and `intervention_if`; the
+    output is the list of results in item order. `None`: one call."""
+
+    map_concurrency: int | None = Field(default=None, ge=1, strict=True)
+    """`map` only: most items in flight at once (also bounded by the run's
+    `max_workers`); `None` takes `max_workers`."""
+
+    map_errors: Literal["fail", "collect"] | None = None
+    """`map` only: `"fail"` (the default) fails the step at the first failing
+    item; `"collect"` puts each failing item's error in its place of the output."""
+
+    plan: StrictStr | None = Field(default=None, min_length=1)
+    """A sub-plan to run as this step instead of a tool: the name of a plan given to
+    the run, the name of an example plan, or a `.json` file next to the parent
+    plan. `args` are its inputs; its output is its outputs."""
+
+    output: bool = Field(default=False, strict=True)
+    """In a plan run as a sub-plan: this step's output is part of the sub-plan's
+    output. When no step says so, every completed step's output is."""
+
     # plan language 2: contracts and markdown steps
     expect: list[StrictStr] = Field(default_factory=list)
     """Expressions over the step's own output (`$self`, such as `"$self.rows > 0"`) that
@@ -244,21 +232,25 @@ class Step(BaseModel):
             return [value]
         return value
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> Step:
-        """A step names exactly one of `STEP_KINDS` (`step_kind_problem`)."""
-        problem = step_kind_problem(self)
-        if problem is not None:
-            where, message = problem
-            raise PydanticCustomError(
-                STEP_KIND_ERROR, "{message}", {"field": where, "message": message}
-            )
-        return self
-
     @property
     def kind(self) -> str:
         """What the step does: the first of `STEP_KINDS` it names (`"tool"`, `"markdown"`)."""
         return next((name for name in STEP_KINDS if getattr(self, name) is not None), "tool")
+
+
+class PlanInput(BaseModel):
+    """One input of a plan (`Plan.inputs`), read by its steps as `$input.NAME`."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    description: StrictStr | None = None
+    """Human text, shown to a model that writes a sub-plan step."""
+
+    default: Any = None
+    """The value when none is given; only used when `required` is false."""
+
+    required: bool = Field(default=True, strict=True)
+    """Whether a value must be given (a sub-plan step's `args`, or `inputs=` of the run)."""
 
 
 class Plan(BaseModel):
@@ -286,6 +278,10 @@ class Plan(BaseModel):
     steps: list[Step] = Field(min_length=1)
     """The steps, at least one. List order breaks ties between ready steps;
     it is not the schedule (dependencies are)."""
+
+    inputs: dict[str, PlanInput] = Field(default_factory=dict)
+    """Inputs of the plan, by name (1-64 characters of `A-Z a-z 0-9 _ -`): steps
+    read them as `$input.NAME`; a parent plan's sub-plan step gives them as `args`."""
 
     @field_validator("id", mode="before")
     @classmethod
@@ -379,6 +375,7 @@ def load_plan(source: Plan | Mapping[str, Any] | str | bytes) -> Plan:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
         problems += problems_from_validation_error(exc, data)
+    problems += step_kind_problems(data)
     if problems:
         raise PlanValidationError(problems)
     return plan
@@ -434,6 +431,61 @@ def too_deep_to_read_problem() -> Problem:
         "The plan's JSON is nested too deeply to read (a value may nest lists and objects "
         "at most 100 levels deep); flatten it."
     )
+
+
+def step_kind_problems(data: object) -> list[Problem]:
+    """`invalid_plan` for each step that names none, or more than one, of `STEP_KINDS`.
+
+    A step calls a tool (`tool`), runs a sub-plan (`plan`) or shows a markdown
+    text (`markdown`), exactly one: the one place of the rule "`tool` is
+    required unless the step is of another kind" (plan language 2). Checked
+    on the raw document (or a `Plan`), so it is reported beside the
+    document's other problems.
+
+    Args:
+        data: A plan as a mapping (its `steps` a list of mappings) or a `Plan`.
+
+    Returns:
+        The problems, in step order: field `tool` for a step with no kind, the
+        second kind named for a step with several. Steps that are not objects
+        are skipped (pydantic reports them).
+    """
+    steps = data.steps if isinstance(data, Plan) else None
+    if steps is None:
+        raw = data.get("steps") if isinstance(data, Mapping) else None
+        steps = raw if isinstance(raw, list | tuple) else []
+    problems = []
+    for index, step in enumerate(steps):
+        if isinstance(step, Mapping):
+            named = [kind for kind in STEP_KINDS if step.get(kind) is not None]
+        elif isinstance(step, Step):
+            named = [kind for kind in STEP_KINDS if getattr(step, kind) is not None]
+        else:
+            continue
+        if len(named) == 1:
+            continue
+        step_id = readable_step_id(step)
+        where = f"Step {step_id!r}" if step_id is not None else f"The step at index {index}"
+        if named:
+            field = named[1]
+            listed = " and ".join(repr(kind) for kind in named)
+            message = (
+                f"{where} has both {listed}; a step calls a tool, runs a sub-plan or shows a "
+                "markdown text: keep one."
+            )
+        else:
+            field = "tool"
+            others = ", or ".join(f"{kind!r}: {_KIND_WORDS[kind]}" for kind in STEP_KINDS[1:])
+            message = f"{where} has no 'tool'; add it: a tool name (or {others})."
+        problems.append(
+            Problem(
+                step_id=step_id,
+                field=field if step_id is not None else f"steps.{index}.{field}",
+                code=ProblemCode.INVALID_PLAN,
+                message=message,
+            )
+        )
+    return problems
 
 
 def readable_step_id(step: object) -> str | None:

@@ -16,14 +16,24 @@ The rules and codes are the plan language spec's ("Validation"):
 - `cycle`: steps that depend on each other, named in order `a -> b -> a`.
 - `invalid_expression`: a `run_if` / `intervention_if` outside the language.
 - `invalid_args`: an argument the tool does not take, a missing required
-  argument, or a literal of the wrong type (`ToolRegistry.check_args`).
-- `invalid_schema`: a step's `schema` that is not a valid JSON schema.
-
-Plan language 2 (contracts and markdown steps): `expect` expressions are
-checked like `intervention_if` (`$self` and the step's own id allowed; a
-`$self` anywhere else is a `self_reference`), and the references in a
-`markdown` text like those in `args`. The id `self` is reserved
-(`invalid_id`).
+  argument, or a literal of the wrong type (`ToolRegistry.check_args`); for a
+  sub-plan step, an argument that is not an input of the sub-plan or a
+  required input not given.
+- plan language 2: `invalid_map` (a `map` that is not one reference, `map_*`
+  fields without `map`), `item_outside_map` (`$item`/`$index` in a step
+  without `map`), `unknown_input` (`$input.NAME` naming no input of the
+  plan), `unknown_plan` (a sub-plan that cannot be found), `recursive_plan`
+  (a plan that runs itself through sub-plans); a sub-plan's own problems are
+  reported on the step that runs it (field `plan`), with their own codes.
+- plan language 2, contracts and markdown steps: `expect` expressions are
+  checked like `intervention_if` (`$self` and the step's own id allowed; a
+  `$self` anywhere else is a `self_reference`), the references in a
+  `markdown` text like those in `args`; `invalid_schema` (a step's `schema`
+  that is not a valid JSON schema); a markdown step with `args`,
+  `timeout_s`, `retries` or `requires_approval` is `invalid_plan`.
+- plan language 2, typed references: `unknown_field` (a path the output's
+  declared type does not have, `plans.typed_references`) and `type_mismatch`
+  (a whole reference whose declared type cannot fit its argument).
 
 Each problem's `message` says what to change; the list is JSON
 (`Problem.model_dump(mode="json")`), ready to hand back to the model that
@@ -53,7 +63,15 @@ from marimo_engine.plans.references import (
     find_references,
     parse_template,
 )
-from marimo_engine.plans.schema import STEP_ID_PATTERN, Plan, Step, load_plan
+from marimo_engine.plans.schema import (
+    RESERVED_NAMES,
+    STEP_ID_PATTERN,
+    Plan,
+    Step,
+    load_plan,
+    step_kind_problems,
+)
+from marimo_engine.plans.subplans import PlanLibrary, as_library
 from marimo_engine.plans.typed_references import json_types, walk_schema
 
 __all__ = ["ToolCatalog", "check_plan", "validate_plan"]
@@ -113,6 +131,8 @@ PlanSource = Plan | Mapping[str, Any] | str | bytes
 def validate_plan(
     plan: PlanSource,
     tools: ToolCatalog | None = None,
+    *,
+    plans: PlanLibrary | Mapping[str, Any] | None = None,
 ) -> list[Problem]:
     """Return every problem of a plan, or an empty list when it is valid.
 
@@ -123,6 +143,9 @@ def validate_plan(
             public `marimo_engine.validate_plan`, which makes a registry of
             it). With `None`, tool names and `args` are not checked (only the
             plan's own structure and references).
+        plans: Where sub-plan steps find their plans (`PlanLibrary`, or a
+            mapping of names to plans); `None`: the example plans and files
+            relative to the current directory.
 
     Returns:
         The problems, each with `step_id`, `field`, `code` and `message`:
@@ -132,18 +155,21 @@ def validate_plan(
     Raises:
         UsageError: `tools` is not a tool catalog (a `ToolRegistry`).
     """
-    return _Validator(tools).run(plan)[1]
+    return _Validator(tools, plans=as_library(plans)).run(plan)[1]
 
 
 def check_plan(
     plan: PlanSource,
     tools: ToolCatalog | None = None,
+    *,
+    plans: PlanLibrary | Mapping[str, Any] | None = None,
 ) -> Plan:
     """Return the parsed plan when it has no problem.
 
     Args:
         plan: As for `validate_plan`.
         tools: As for `validate_plan`.
+        plans: As for `validate_plan`.
 
     Returns:
         The `Plan` (the same object when `plan` is one).
@@ -153,7 +179,7 @@ def check_plan(
             them, as `validate_plan` returns them.
         UsageError: `tools` is not a tool catalog (a `ToolRegistry`).
     """
-    parsed, problems = _Validator(tools).run(plan)
+    parsed, problems = _Validator(tools, plans=as_library(plans)).run(plan)
     if problems or parsed is None:
         raise PlanValidationError(problems)
     return parsed
@@ -168,6 +194,15 @@ class _Validator:
     known_ids: list[str] | None = None
     """The plan's step ids for hints, built on the first unknown reference (one plan per run)."""
     listing: str = ""
+    # plan language 2: map and sub-plans
+    plans: PlanLibrary | None = None
+    base_dir: Any = None
+    """The directory sub-plan files are read from (`None`: the library's)."""
+    chain: tuple[str, ...] = ()
+    """Keys of the plans being validated above this one (recursion is a key seen twice)."""
+    inputs: Mapping[str, Any] | None = None
+    """The plan's declared inputs (`$input.NAME`), read before the steps are checked."""
+    # plan language 2: typed references
     by_id: dict[str, Step] = field(default_factory=dict)
     """The first step of each id, for typed references."""
     output_schemas: dict[str, Mapping[str, Any] | None] = field(default_factory=dict)
@@ -188,7 +223,7 @@ class _Validator:
             plan = load_plan(source)
             if isinstance(source, Plan):
                 # A Plan built in Python skipped load_plan's document checks.
-                problems = document_problems(source)
+                problems = document_problems(source) + step_kind_problems(source)
                 if problems:
                     raise PlanValidationError(problems)
         except PlanValidationError as exc:
@@ -198,6 +233,16 @@ class _Validator:
         else:
             steps = list(enumerate(plan.steps))
             ids = [(index, step.id) for index, step in steps]
+        self.inputs = _declared_inputs(plan if plan is not None else source)
+        for name in self.inputs:
+            if not _STEP_ID_RE.fullmatch(name):
+                self._add(
+                    None,
+                    f"inputs.{name}",
+                    ProblemCode.INVALID_PLAN,
+                    f"The plan's input name {name!r} must be 1-64 characters of "
+                    "A-Z a-z 0-9 _ - (it is read as '$input.NAME').",
+                )
         self._check_steps(steps, ids)
         return plan, _unique(self.problems)
 
@@ -209,15 +254,6 @@ class _Validator:
         known: dict[str, None] = dict.fromkeys(step_id for _, step_id in ids)  # ordered set
         first_index: dict[str, int] = {}
         for index, step_id in ids:
-            if step_id == SELF:
-                self._add(
-                    step_id,
-                    "id",
-                    ProblemCode.INVALID_ID,
-                    f"The step at index {index} has the id {SELF!r}, which is reserved: "
-                    f"'${SELF}' names a step's own output in expect. Rename it, such as to "
-                    f"{SELF + '_step'!r}.",
-                )
             if step_id in first_index:
                 self._duplicate(step_id, first_index[step_id], index, known)
             else:
@@ -230,7 +266,10 @@ class _Validator:
             # Only the first step of an id is part of the graph; repeats are
             # reported above and checked on their own.
             step_edges = edges.setdefault(step.id, {}) if first_index[step.id] == index else None
+            self._check_step_kind(step)
             self._check_tool(step)
+            self._check_map(step, known, step_edges)
+            self._check_subplan(step)
             self._check_args_references(step, known, step_edges)
             self._check_expression(step, "run_if", known, step_edges, self_ok=False)
             self._check_expression(step, "intervention_if", known, step_edges, self_ok=True)
@@ -251,8 +290,190 @@ class _Validator:
             f"ids must be unique: rename the second one, such as to {suggestion!r}.",
         )
 
+    # plan language 2: map and sub-plans
+
+    def _check_step_kind(self, step: Step) -> None:
+        """A step's id is not a reserved name (`step_kind_problems`: one of `tool`, `plan`)."""
+        if step.id in RESERVED_NAMES:
+            self._add(
+                step.id,
+                "id",
+                ProblemCode.INVALID_ID,
+                f"Step id {step.id!r} is reserved: '${step.id}' means something else in "
+                f"references ({', '.join(sorted(RESERVED_NAMES))} are reserved). Rename the "
+                f"step, such as to {step.id + '_step'!r}.",
+            )
+
+    def _check_map(
+        self, step: Step, known: Mapping[str, None], edges: dict[str, str] | None
+    ) -> None:
+        if step.map is None:
+            for name in ("map_concurrency", "map_errors"):
+                if getattr(step, name) is not None:
+                    self._add(
+                        step.id,
+                        name,
+                        ProblemCode.INVALID_MAP,
+                        f"Step {step.id!r} has {name!r} but no 'map'; add 'map' (a reference "
+                        f"to a list, such as '$s1.files') or remove {name!r}.",
+                    )
+            return
+        if step.plan is not None:
+            self._add(
+                step.id,
+                "map",
+                ProblemCode.INVALID_MAP,
+                f"Step {step.id!r} maps a sub-plan; 'map' runs a tool once per item. Map a "
+                "tool, or give the whole list to the sub-plan as an input.",
+            )
+        from marimo_engine.plans.references import parse_template
+
+        template = parse_template(step.map)
+        for message in template.errors:
+            self._add(step.id, "map", ProblemCode.UNKNOWN_REFERENCE, f"Step {step.id!r}: {message}")
+        if template.errors:
+            return
+        reference = template.parts[0] if template.is_whole else None
+        if not isinstance(reference, Reference):
+            self._add(
+                step.id,
+                "map",
+                ProblemCode.INVALID_MAP,
+                f"Step {step.id!r}: 'map' must be exactly one reference to a list, such as "
+                f"'$s1.files'; got {step.map!r}.",
+            )
+            return
+        if reference.step_id in ("item", "index"):
+            self._add(
+                step.id,
+                "map",
+                ProblemCode.INVALID_MAP,
+                f"Step {step.id!r}: 'map' cannot be {reference.text!r}: $item and $index are "
+                "the item being mapped; map over another step's output, such as '$s1.files'.",
+            )
+            return
+        self._check_reference(step, reference, "map", known, edges, self_ok=False)
+
+    def _check_subplan(self, step: Step) -> None:
+        if step.plan is None or step.tool is not None:  # both: reported by step_kind_problems
+            return
+        for name, unset in (("timeout_s", None), ("retries", 0), ("requires_approval", False)):
+            if getattr(step, name) != unset:
+                self._add(
+                    step.id,
+                    name,
+                    ProblemCode.INVALID_PLAN,
+                    f"Step {step.id!r} runs a sub-plan, which takes no {name!r}; set it on "
+                    "the sub-plan's steps instead, or remove it.",
+                )
+        library = self.plans if self.plans is not None else PlanLibrary()
+        try:
+            resolved = library.resolve(step.plan, self.base_dir)
+        except LookupError as exc:
+            self._add(step.id, "plan", ProblemCode.UNKNOWN_PLAN, f"Step {step.id!r}: {exc}")
+            return
+        except PlanValidationError as exc:
+            first = exc.problems[0].describe() if exc.problems else str(exc)
+            self._add(
+                step.id,
+                "plan",
+                ProblemCode.INVALID_PLAN,
+                f"Step {step.id!r}: the sub-plan {step.plan!r} is not a plan: {first}",
+            )
+            return
+        if resolved.key in self.chain:
+            names = [*self.chain[self.chain.index(resolved.key) :], resolved.key]
+            self._add(
+                step.id,
+                "plan",
+                ProblemCode.RECURSIVE_PLAN,
+                f"Step {step.id!r} runs the plan {step.plan!r}, which is already running "
+                f"above it ({' -> '.join(_short_key(k) for k in names)}); a plan cannot run "
+                "itself. Remove this step or run another plan.",
+            )
+            return
+        declared = resolved.plan.inputs
+        for name in step.args:
+            if name not in declared:
+                listed = ", ".join(repr(n) for n in declared) or "none"
+                self._add(
+                    step.id,
+                    f"args.{name}",
+                    ProblemCode.INVALID_ARGS,
+                    f"Step {step.id!r}: the sub-plan {step.plan!r} has no input {name!r}. "
+                    f"Its inputs: {listed}.",
+                )
+        for name, spec in declared.items():
+            if spec.required and name not in step.args:
+                self._add(
+                    step.id,
+                    "args",
+                    ProblemCode.INVALID_ARGS,
+                    f"Step {step.id!r}: the sub-plan {step.plan!r} needs the input {name!r}; "
+                    f"add it to 'args'.",
+                )
+        inner = _Validator(
+            self.tools,
+            plans=library,
+            base_dir=resolved.base_dir,
+            chain=(*self.chain, resolved.key),
+        )
+        for problem in inner.run(resolved.plan)[1]:
+            self._add(
+                step.id,
+                "plan",
+                problem.code,
+                f"In the sub-plan {step.plan!r}: {problem.describe()}",
+            )
+
+    def _check_pseudo_reference(self, step: Step, ref: Reference, where: str) -> None:
+        """`$item`, `$index` (in a map step) and `$input.NAME` (a declared input)."""
+        if ref.step_id in ("item", "index"):
+            if step.map is None:
+                self._add(
+                    step.id,
+                    where,
+                    ProblemCode.ITEM_OUTSIDE_MAP,
+                    f"Step {step.id!r} uses {ref.text!r} in {where}, but it has no 'map'; "
+                    f"$item and $index exist only in a step with 'map' (a reference to a list).",
+                )
+            elif where == "map":
+                pass  # reported by _check_map
+            elif ref.step_id == "index" and ref.path:
+                self._add(
+                    step.id,
+                    where,
+                    ProblemCode.UNKNOWN_REFERENCE,
+                    f"Step {step.id!r}: {ref.text!r} looks into $index, which is a number "
+                    "(the item's position, from 0); write '$index'.",
+                )
+            return
+        declared = self.inputs or {}
+        listed = ", ".join(repr(n) for n in declared) or "none"
+        if not ref.path:
+            self._add(
+                step.id,
+                where,
+                ProblemCode.UNKNOWN_INPUT,
+                f"Step {step.id!r} uses '$input' in {where}; name one input, such as "
+                f"'$input.NAME'. The plan's inputs: {listed}.",
+            )
+        elif ref.path[0] not in declared:
+            import difflib
+
+            close = difflib.get_close_matches(ref.path[0], list(declared), n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            self._add(
+                step.id,
+                where,
+                ProblemCode.UNKNOWN_INPUT,
+                f"Step {step.id!r} refers to {ref.text!r}, but the plan has no input "
+                f"{ref.path[0]!r}.{hint} The plan's inputs: {listed}; declare it in the "
+                f"plan's 'inputs'.",
+            )
+
     def _check_tool(self, step: Step) -> None:
-        if step.tool is None or self.registry is None or step.tool in self.registry:
+        if self.registry is None or step.tool is None or step.tool in self.registry:
             return
         error = UnknownToolError(
             step.tool, self.registry.suggest(step.tool), known=list(self.registry)
@@ -272,7 +493,7 @@ class _Validator:
             for ref in find_references(value):
                 self._check_reference(step, ref, where, known, edges, self_ok=False)
             self._check_arg_type(step, key, value)
-        if step.tool is not None and self.registry is not None and step.tool in self.registry:
+        if self.registry is not None and step.tool is not None and step.tool in self.registry:
             for problem in self.registry.arg_problems(step.tool, step.args):
                 where = "args" if problem.argument is None else f"args.{problem.argument}"
                 self._add(
@@ -338,6 +559,18 @@ class _Validator:
     ) -> None:
         if step.markdown is None:
             return
+        if step.tool is None and step.plan is None:  # both: reported by step_kind_problems
+            for name in ("args", "timeout_s", "retries", "requires_approval"):
+                if getattr(step, name) != Step.model_fields[name].get_default(
+                    call_default_factory=True
+                ):
+                    self._add(
+                        step.id,
+                        name,
+                        ProblemCode.INVALID_PLAN,
+                        f"Step {step.id!r} is a markdown step, which calls no tool, so it "
+                        f"takes no {name!r}; remove it (references go in the text itself).",
+                    )
         for message in find_reference_errors(step.markdown):
             self._add(
                 step.id, "markdown", ProblemCode.UNKNOWN_REFERENCE, f"Step {step.id!r}: {message}"
@@ -368,6 +601,9 @@ class _Validator:
             else:
                 self._check_path(step, ref, where)
             return
+        if ref.step_id in RESERVED_NAMES:
+            self._check_pseudo_reference(step, ref, where)
+            return
         if ref.step_id not in known:
             self._add(
                 step.id,
@@ -388,8 +624,8 @@ class _Validator:
         if target.id in self.output_schemas:
             return self.output_schemas[target.id]
         schema: Mapping[str, Any] | None = None
-        if getattr(target, "map", None) is not None:
-            schema = None  # a map step's output is a list of its tool's outputs: unchecked here
+        if target.map is not None or target.plan is not None:
+            schema = None  # a list of the tool's outputs, a sub-plan's outputs: not declared
         elif target.markdown is not None:
             schema = {"type": "string"}
         elif target.tool is not None and self.registry is not None and target.tool in self.registry:
@@ -585,6 +821,28 @@ def _parse_step(raw: Mapping[Any, Any]) -> Step | None:
         except ValidationError as exc:
             broken |= {error["loc"][0] for error in exc.errors() if error["loc"]}
     return None
+
+
+def _declared_inputs(source: object) -> Mapping[str, Any]:
+    """The plan's `inputs` by name, also from a plan that does not parse (as far as readable)."""
+    if isinstance(source, Plan):
+        return source.inputs
+    data: object = source
+    if isinstance(data, bytes | bytearray | str):
+        try:
+            data = json.loads(data)
+        except (ValueError, RecursionError):
+            return {}
+    raw = data.get("inputs") if isinstance(data, Mapping) else None
+    return {str(k): v for k, v in raw.items()} if isinstance(raw, Mapping) else {}
+
+
+def _short_key(key: str) -> str:
+    """A sub-plan key as people say it: the name, or the file's name."""
+    head, _, rest = key.partition(":")
+    if head in ("name", "example") and rest:
+        return rest
+    return key.rsplit("/", 1)[-1]
 
 
 def _types_text(types: frozenset[str]) -> str:

@@ -95,8 +95,9 @@ CONTRACT_CASES = [
                 "self",
                 "id",
                 "invalid_id",
-                "The step at index 0 has the id 'self', which is reserved: '$self' names a "
-                "step's own output in expect. Rename it, such as to 'self_step'.",
+                "Step id 'self' is reserved: '$self' means something else in references "
+                "(index, input, item, self are reserved). Rename the step, such as to "
+                "'self_step'.",
             )
         ],
     ),
@@ -163,8 +164,8 @@ CONTRACT_CASES = [
                 "md",
                 "markdown",
                 "invalid_plan",
-                "Step 'md' has both 'tool' and 'markdown'; a step is exactly one of 'tool' or "
-                "'markdown': keep one.",
+                "Step 'md' has both 'tool' and 'markdown'; a step calls a tool, runs a sub-plan "
+                "or shows a markdown text: keep one.",
             )
         ],
     ),
@@ -176,8 +177,8 @@ CONTRACT_CASES = [
                 "s1",
                 "tool",
                 "invalid_plan",
-                "Step 's1' has no 'tool'; add a tool name (or make it another kind of step: "
-                "'tool' or 'markdown').",
+                "Step 's1' has no 'tool'; add it: a tool name (or 'plan': a sub-plan to run, "
+                "or 'markdown': a text to show).",
             )
         ],
     ),
@@ -189,9 +190,16 @@ CONTRACT_CASES = [
                 "md",
                 "args",
                 "invalid_plan",
-                "Step 'md' is a markdown step, which calls no tool, so it takes no 'args', "
-                "'retries'; remove them (references go in the text itself).",
-            )
+                "Step 'md' is a markdown step, which calls no tool, so it takes no 'args'; "
+                "remove it (references go in the text itself).",
+            ),
+            (
+                "md",
+                "retries",
+                "invalid_plan",
+                "Step 'md' is a markdown step, which calls no tool, so it takes no 'retries'; "
+                "remove it (references go in the text itself).",
+            ),
         ],
     ),
     Case(

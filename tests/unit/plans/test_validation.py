@@ -97,7 +97,8 @@ CASES = [
                 "Step 's1' has an unknown field 'tiemout_s'. Did you mean 'timeout_s'? Allowed "
                 "fields: 'id', 'tool', 'description', 'args', 'run_if', 'intervention_if', "
                 "'key_finding', 'depends_on', 'timeout_s', 'retries', 'requires_approval', "
-                "'expect', 'schema', 'markdown'.",
+                "'map', 'map_concurrency', 'map_errors', 'plan', 'output', 'expect', 'schema', "
+                "'markdown'.",
             ),
             (
                 "s2",
@@ -422,7 +423,7 @@ CASES = [
                 "nmae",
                 "invalid_plan",
                 "The plan has an unknown field 'nmae'. Did you mean 'name'? Allowed fields: "
-                "'id', 'name', 'steps'.",
+                "'id', 'name', 'steps', 'inputs'.",
             ),
             (
                 "s1",
@@ -459,9 +460,12 @@ def test_validate_plan(case: Case) -> None:
 
 
 def test_every_problem_code_is_covered_by_a_case() -> None:
+    from tests.unit.plans.test_plan_language_2 import COVERED
+
     from .test_contracts_markdown import CONTRACT_CASES
 
     covered = {code for case in [*CASES, *CONTRACT_CASES] for _, _, code, _ in case.expected}
+    covered |= COVERED
     assert covered == {code.value for code in ProblemCode}
 
 
