@@ -271,3 +271,27 @@ def test_the_air_report_notebook_runs_with_python(tmp_path: Path) -> None:
     printed = re.sub(r"in \d+\.\d+ s", "in T s", proc.stdout).splitlines()
     assert printed[-1] == "Plan 'air-report' finished: SUCCESS in T s.", proc.stderr
     assert "Step 'report' completed in T s (key finding)." in printed
+
+
+def test_a_map_step_keeps_its_contract_on_the_list_of_results() -> None:
+    def files() -> list[str]:
+        return ["a.csv", "bb.csv"]
+
+    def size(name: str) -> int:
+        return len(name)
+
+    plan = _plan(
+        {"id": "s1", "tool": "files"},
+        {"id": "s2", "tool": "size", "map": "$s1", "args": {"name": "$item"},
+         "expect": ["$self.0 > 0", "$self.1 > 10"]},
+        {"id": "md", "markdown": "Sizes: $s2.0 and $s2.1"},
+    )  # fmt: skip
+    _, result = _run(plan, {"files": files, "size": size})
+    assert result.error is not None and result.error.type == "ContractError"
+    assert result.error.message == (
+        "The output of step 's2' breaks its contract: expect[1] '$self.1 > 10' is false; "
+        "seen: $self.1 = 6."
+    )
+    plan["steps"][1]["expect"] = ["$self.1 == 6"]
+    _, result = _run(plan, {"files": files, "size": size})
+    assert result.outputs["md"] == "Sizes: 5 and 6"
