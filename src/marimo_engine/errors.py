@@ -9,6 +9,7 @@ them (one line, a hint, exit code 2 for bad input).
       UnknownReferenceError a `$step.path` that names nothing at run time
       ExpressionError       a `run_if` / `intervention_if` that fails to evaluate
       InvalidExpressionError  an expression outside the plan language (rejected when parsed)
+      ContractError         a step's output broke its `expect` or `schema` (not retried)
       UsageError            the developer calling us wrongly: bad argument, wrong state
         UnknownToolError    a tool name that is not registered, or a step's tool that
                             cannot be called where the step runs
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from marimo_engine.plans.problems import Problem
 
 __all__ = [
+    "ContractError",
     "EngineError",
     "ExpressionError",
     "InvalidExpressionError",
@@ -134,6 +136,37 @@ class InvalidExpressionError(EngineError):
     def __init__(self, message: str, *, expression: str) -> None:
         super().__init__(message)
         self.expression = expression
+
+
+class ContractError(EngineError):
+    """A step's output broke its contract: an `expect` expression or its `schema`.
+
+    The step fails with this error and is not retried (the tool answered; the
+    answer is wrong). The message names the step, the expression (or the
+    schema's rule and where in the output it failed) and the values seen, so
+    that a person or the planner's model can act on it.
+
+    Attributes:
+        step_id: The step whose output broke the contract.
+        expression: The `expect` expression that was false or failed, or
+            `None` for a `schema` mismatch.
+        values: What the expression's references named, by reference text
+            (`{"$self.rows": 0}`); for a `schema` mismatch, the output's
+            value at the failing place, by its JSON path (`{"$self.rows": "x"}`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step_id: str,
+        expression: str | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.step_id = step_id
+        self.expression = expression
+        self.values = dict(values or {})
 
 
 class UsageError(EngineError):

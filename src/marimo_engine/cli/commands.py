@@ -139,6 +139,18 @@ def tools_command(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def schema_command(args: argparse.Namespace) -> int:
+    """`marimo-engine schema`: print the plan language's published JSON schema.
+
+    Returns:
+        0.
+    """
+    from marimo_engine.plans.json_schema import published_plan_schema_text
+
+    sys.stdout.write(published_plan_schema_text())
+    return ExitCode.OK
+
+
 def _renderer(model: ProgressModel, *, as_json: bool) -> ProgressRenderer:
     from marimo_engine.cli.progress import JsonLinesProgress, RichProgress
 

@@ -346,9 +346,7 @@ class _InProcess:
         self.plan_inputs = input_values(plan, run.given_inputs)
         subplans = {s.id: run.plans.resolve(s.plan) for s in plan.steps if s.plan is not None}
         self._prepared = prepare_steps(
-            plan,
-            {s.tool: registry.get(s.tool) for s in plan.steps if s.tool is not None},
-            subplans=subplans,
+            plan, {name: registry.get(name) for name in plan.tool_names}, subplans=subplans
         )
         self._cells = {
             sid: _compile_cell(cell.code, cell.name) for sid, cell in ir.step_cells.items()

@@ -1,7 +1,8 @@
 """Compile a plan into a marimo notebook: Plan -> `NotebookIR` -> `.py` source.
 
 One cell per step, named after the step, whose variable holds the step's
-output; each step cell passes its dependencies' variables to the runner, so
+output (a markdown step's cell hides its code and shows its text, filled
+in); each step cell passes its dependencies' variables to the runner, so
 marimo's own dataflow graph (defs and refs of cells) is the plan's graph.
 What the engine runs and what the file holds come from the same `NotebookIR`
 ("what we run is what we write"). The layout of a compiled notebook::
@@ -337,6 +338,9 @@ def _markdown_text(step: Any, variable: str) -> str:
         details.append(f"runs if {_code_span(step.run_if)}")
     if step.intervention_if:
         details.append(f"stops for a person if {_code_span(step.intervention_if)}")
+    details += [f"expects {_code_span(text)}" for text in step.expect]
+    if step.output_schema is not None:
+        details.append("output checked against a JSON schema")
     if step.depends_on:
         details.append("after " + ", ".join(_code_span(d) for d in step.depends_on))
     if step.key_finding:
@@ -408,7 +412,7 @@ def compile_checked_plan(
     """
     from marimo_engine.plans.dependencies import step_dependencies
 
-    tool_names = list(dict.fromkeys(s.tool for s in plan.steps if s.tool is not None))
+    tool_names = plan.tool_names
     if registry is None:
         import_lines, tool_exprs, unimportable, imported = [], {}, list(tool_names), set()
     else:
@@ -468,8 +472,11 @@ def compile_checked_plan(
         )
     for step in plan.steps:
         variable = variables[step.id]
-        md = f"mo.md({python_string(_markdown_text(step, variable), block=True)})"
-        cells.append(CellIR(name="_", code=md, kind="markdown", step_id=step.id, hide_code=True))
+        if step.markdown is None:  # a markdown step's own cell is the markdown a person reads
+            md = f"mo.md({python_string(_markdown_text(step, variable), block=True)})"
+            cells.append(
+                CellIR(name="_", code=md, kind="markdown", step_id=step.id, hide_code=True)
+            )
         refs = tuple(variables[d] for d in deps[step.id])
         call_args = ", ".join([python_string(step.id), *refs])
         if plan.inputs and _reads_inputs(step):
@@ -484,6 +491,7 @@ def compile_checked_plan(
             defs=(variable,),
             refs=refs,
             is_async=True,
+            hide_code=step.markdown is not None,
         )
         cells.append(cell)
         step_cells[step.id] = cell
@@ -500,12 +508,16 @@ def compile_checked_plan(
 
 
 def _reads_inputs(step: Any) -> bool:
-    """Whether a step names `$input` (in `map`, `args`, `run_if` or `intervention_if`)."""
+    """Whether a step names `$input` (in `map`, `args`, `markdown`, `run_if`,
+    `intervention_if` or `expect`)."""
     from marimo_engine.plans.dependencies import expression_step_ids
     from marimo_engine.plans.references import find_references
 
-    named = [ref.step_id for ref in find_references([step.map or "", step.args])]
+    texts = [step.map or "", step.args, step.markdown or ""]
+    named = [ref.step_id for ref in find_references(texts)]
     named += expression_step_ids(step.run_if) + expression_step_ids(step.intervention_if)
+    for text in step.expect:
+        named += expression_step_ids(text)
     return "input" in named
 
 

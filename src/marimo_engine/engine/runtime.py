@@ -277,7 +277,10 @@ class StepRunner:
             raise result.error
         if outcome is StepOutcome.INTERVENTION:
             stop_for_person(step_id, prepared.step.intervention_if, result.output)
-        mo.output.replace(result.output)
+        shown = result.output
+        if prepared.step.markdown is not None:  # a markdown step shows as markdown
+            shown = mo.md(result.output)
+        mo.output.replace(shown)
         return result.output
 
 

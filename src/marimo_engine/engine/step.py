@@ -30,13 +30,18 @@ everywhere, in this order:
 6. A failed try is retried `retries` times, after 0.1, 0.2, 0.4 s …
    (`STEP_RETRY` before each), unless the failed try is still running: a
    retry never runs beside an earlier try of the same step.
-7. `STEP_COMPLETE` with the output, then `intervention_if` (on the
-   dependencies' outputs and the step's own): true gives
+7. The output contract (`expect`, `schema`; `plans.contracts`): a broken
+   one fails the step with `ContractError`, not retried.
+8. `STEP_COMPLETE` with the output, then `intervention_if` (on the
+   dependencies' outputs and the step's own, also as `$self`): true gives
    `INTERVENTION_NEEDED`.
-8. A failure at any point gives one `ERROR` (the step's last one).
+9. A failure at any point gives one `ERROR` (the step's last one).
+
+A markdown step (plan language 2) calls no tool: steps 3 to 6 are replaced
+by filling the references into its text, which is its output.
 
 Plan language 2 keeps this order: a `map` step (`engine._map`) resolves its
-list after `run_if` and calls the tool once per item in 5-7 (per-item
+list after `run_if` and calls the tool once per item in 5 and 6 (per-item
 retries, timeouts, `run_if`/`intervention_if` naming `$item`); a sub-plan
 step (`engine._subplan`) resolves its `args` as the sub-plan's inputs, goes
 through the durable hook, and has its host run the sub-plan in 5
@@ -68,11 +73,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from marimo_engine.engine._threads import INTERRUPT_GRACE_S, WorkerPool
 from marimo_engine.errors import ToolCancelledError, UnknownToolError
+from marimo_engine.plans.contracts import SELF
 
 _log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from marimo_engine.engine.events import Event
+    from marimo_engine.plans.contracts import Contract
     from marimo_engine.plans.expressions import Expression
     from marimo_engine.plans.schema import Plan, Step
     from marimo_engine.tools.registry import ToolSpec
@@ -84,6 +91,7 @@ __all__ = [
     "StepOutcome",
     "StepResult",
     "approval_event",
+    "markdown_output",
     "needs_approval",
     "new_intervention_id",
     "prepare_steps",
@@ -113,7 +121,9 @@ def retry_delay_s(attempt: int) -> float:
 
 def started_message(step: Step) -> str:
     """`msg` of a step's `STEP_START`."""
-    what = (step.description or step.tool or f"run plan {step.plan}").strip().rstrip(".")
+    what = step.description or step.tool
+    what = what or (f"run plan {step.plan}" if step.plan is not None else f"{step.kind} step")
+    what = what.strip().rstrip(".")
     return f"Step {step.id!r} started: {what}."
 
 
@@ -246,6 +256,26 @@ def approval_event(plan_id: str, prepared: PreparedStep, kwargs: Mapping[str, An
     )
 
 
+def markdown_output(text: str, inputs: Mapping[str, Any]) -> str:
+    """Return a markdown step's output: its text with references filled in.
+
+    Args:
+        text: The step's `markdown`.
+        inputs: Outputs of the steps it names, by step id.
+
+    Returns:
+        The text; each `$id.path` replaced by `str()` of its value (a text
+        that is one whole reference gives `str()` of that value).
+
+    Raises:
+        UnknownReferenceError: A reference names nothing.
+    """
+    from marimo_engine.plans.references import resolve_value
+
+    value = resolve_value(text, inputs)
+    return value if isinstance(value, str) else str(value)
+
+
 # -- the prepared step ---------------------------------------------------------------------
 
 
@@ -267,6 +297,7 @@ class PreparedStep:
             is evaluated per item (else once, for the step).
         item_intervention_if: The same for `intervention_if`.
         subplan: A sub-plan step's plan (`plans.subplans.ResolvedPlan`), else `None`.
+        contract: The parsed `expect` and `schema`, or `None` when it has neither.
     """
 
     step: Step
@@ -279,6 +310,7 @@ class PreparedStep:
     item_run_if: bool = False
     item_intervention_if: bool = False
     subplan: Any = None
+    contract: Contract | None = None
 
     @property
     def id(self) -> str:
@@ -309,6 +341,7 @@ def prepare_steps(
         InvalidExpressionError: A `run_if`/`intervention_if` does not parse
             (validation rejects those plans first).
     """
+    from marimo_engine.plans.contracts import Contract
     from marimo_engine.plans.dependencies import step_dependencies
     from marimo_engine.plans.expressions import parse_expression
 
@@ -336,6 +369,7 @@ def prepare_steps(
             item_run_if=step.map is not None and _names_item(run_if),
             item_intervention_if=step.map is not None and _names_item(intervention_if),
             subplan=(subplans or {}).get(step.id),
+            contract=Contract.of(step),
         )
     return prepared
 
@@ -582,7 +616,9 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
             from marimo_engine.engine._map import map_items
 
             items = map_items(step, inputs)
-        if step.plan is not None:  # a sub-plan step: its args are the sub-plan's inputs
+        if step.markdown is not None:  # plan language 2: a markdown step calls no tool
+            output = markdown_output(step.markdown, inputs)
+        elif step.plan is not None:  # a sub-plan step: its args are the sub-plan's inputs
             from marimo_engine.plans.references import resolve_value
 
             kwargs = resolve_value(step.args, inputs) if step.args else {}
@@ -605,6 +641,8 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
             kwargs = {}
     except Exception as exc:
         return await fail(exc, None)
+    if step.markdown is not None:
+        return await complete_step(prepared, inputs, host, output, attempt=1, started=started)
 
     # The durable-run hook (`durable.RunRecorder.before_tool`): journal the
     # receipt, reuse a journaled output, ask for an approval. Without it, a
@@ -717,7 +755,7 @@ async def complete_step(
     items: list[Any] | None = None,
     note: str = "",
 ) -> StepResult:
-    """`STEP_COMPLETE` with the output, then `intervention_if` (module docstring, 7).
+    """The output contract, `STEP_COMPLETE`, then `intervention_if` (module docstring, 7-8).
 
     Args:
         prepared: The step.
@@ -738,6 +776,16 @@ async def complete_step(
 
     step = prepared.step
     step_id = step.id
+    if prepared.contract is not None:  # plan language 2: output contracts
+        try:
+            prepared.contract.check(output, inputs)
+        except Exception as exc:  # ContractError; never retried: the tool has answered
+            await host.emit(
+                error_event(
+                    host.plan_id, step, exc, attempt=attempt, duration_s=time.monotonic() - started
+                )
+            )
+            return StepResult(StepOutcome.FAILED, error=exc)
     duration_s = time.monotonic() - started
     msg = complete_message(step_id, duration_s, step.key_finding)
     if note:
@@ -763,7 +811,13 @@ async def complete_step(
     try:
         if items is not None and prepared.item_intervention_if:
             for index, item in enumerate(items):
-                scope = {**inputs, "item": item, "index": index, step_id: output[index]}
+                scope = {
+                    **inputs,
+                    "item": item,
+                    "index": index,
+                    step_id: output[index],
+                    SELF: output[index],
+                }
                 if expression.is_true(scope):
                     needed_item = index
                     break
@@ -771,7 +825,7 @@ async def complete_step(
         elif evaluate is not None:
             needed = await evaluate(prepared, expression, {**inputs, step_id: output})
         else:
-            needed = expression.is_true({**inputs, step_id: output})
+            needed = expression.is_true({**inputs, step_id: output, SELF: output})
     except Exception as exc:
         await host.emit(
             error_event(

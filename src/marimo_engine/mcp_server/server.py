@@ -40,6 +40,7 @@ from marimo_engine.tools.registry import ToolRegistry
 __all__ = [
     "EXAMPLE_URI",
     "PLAN_LANGUAGE_URI",
+    "PLAN_SCHEMA_URI",
     "TOOLS_URI",
     "TOOL_GROUPS",
     "ServerState",
@@ -49,14 +50,16 @@ __all__ = [
 
 PLAN_LANGUAGE_URI = "marimo-engine://docs/plan-language"
 TOOLS_URI = "marimo-engine://tools/schemas"
+PLAN_SCHEMA_URI = "marimo-engine://schemas/plan"
 EXAMPLE_URI = "marimo-engine://examples/{name}"
 
 INSTRUCTIONS = """\
 marimo-engine runs JSON tool plans as real marimo notebooks and drives live marimo
-notebooks. Plans: read the resource marimo-engine://docs/plan-language, call
-list_tools, write a plan, check it with validate_plan, run it with run_plan (or
-export_notebook). run_plan with 'journal' records the run; list_runs, show_run and
-resume_run go on with one that stopped for a person or failed. Live notebooks:
+notebooks. Plans: read the resource marimo-engine://docs/plan-language (its JSON
+schema: marimo-engine://schemas/plan), call list_tools, write a plan, check it with
+validate_plan, run it with run_plan (or export_notebook). run_plan with 'journal'
+records the run; list_runs, show_run and resume_run go on with one that stopped for a
+person or failed. Live notebooks:
 list_sessions or open_notebook, then pass the session id to execute, list_cells,
 create_cell, edit_cell, run_cells, delete_cell, describe, variables and run_plan_live.
 An error says what to change; a session that is gone says to call list_sessions
@@ -108,6 +111,19 @@ def _add_resources(server: MCPServer, registry: ToolRegistry) -> None:
         return plan_language_reference()
 
     @server.resource(
+        PLAN_SCHEMA_URI,
+        name="plan-schema",
+        title="The JSON schema of a plan",
+        description="The plan language's JSON schema (draft 2020-12), as `marimo-engine schema` "
+        "prints it.",
+        mime_type="application/schema+json",
+    )
+    def plan_schema() -> str:
+        from marimo_engine.plans.json_schema import published_plan_schema_text
+
+        return published_plan_schema_text()
+
+    @server.resource(
         TOOLS_URI,
         name="tool-schemas",
         title="Tools a plan may call",
@@ -123,7 +139,7 @@ def _add_resources(server: MCPServer, registry: ToolRegistry) -> None:
         title="An example plan",
         description=(
             "An example plan shipped with marimo-engine: seattle-weather, hull-check-7, "
-            "oxygen-watch, breach-response."
+            "oxygen-watch, breach-response, air-report."
         ),
         mime_type="application/json",
     )

@@ -28,7 +28,8 @@ def plan_problem(message: str, field: str | None = None) -> Problem:
 
 
 _PLAN_FIELDS = tuple(Plan.model_fields)
-_STEP_FIELDS = tuple(Step.model_fields)
+_STEP_FIELDS = tuple(info.alias or name for name, info in Step.model_fields.items())
+"""The step's fields as a plan spells them (`"schema"`, not the attribute `output_schema`)."""
 
 _EXPECTED = {
     "plan.id": "a non-empty string (or absent, to generate one)",
@@ -52,6 +53,10 @@ _EXPECTED = {
     "plan": "the name of a plan or the path of a plan file, in a string",
     "output": "true or false",
     "plan.inputs": "an object of input names to {description, default, required}",
+    # plan language 2: contracts and markdown steps
+    "expect": "a list of expressions, each in a string",
+    "schema": "a JSON schema (an object)",
+    "markdown": "a string of markdown text",
 }
 
 

@@ -1,10 +1,10 @@
 """The dependencies between a plan's steps, and cycle finding.
 
 A step depends on every step that its `map`, `args`, `run_if`, `intervention_if`
-(other than itself) or `depends_on` name (not `$item`, `$index` or `$input`,
-which name no step) (the plan language spec,
-"Dependencies and scheduling"). The dependencies must form a DAG; a cycle is
-the validation problem `cycle`.
+(other than itself), `depends_on`, `expect` (other than itself) or `markdown`
+text name (not `$item`, `$index`, `$input` or `$self`, which name no step) (the
+plan language spec, "Dependencies and scheduling"). The dependencies must form
+a DAG; a cycle is the validation problem `cycle`.
 
 Everything here is iterative and linear in the number of steps and
 dependencies, so plans of thousands of steps (and chains deeper than
@@ -56,6 +56,11 @@ def _named_ids(step: Step) -> Iterable[str]:
     yield from expression_step_ids(step.run_if)
     yield from expression_step_ids(step.intervention_if)
     yield from step.depends_on
+    for text in step.expect:
+        yield from expression_step_ids(text)
+    if step.markdown is not None:
+        for ref in find_references(step.markdown):
+            yield ref.step_id
 
 
 def step_dependencies(plan: Plan) -> dict[str, tuple[str, ...]]:

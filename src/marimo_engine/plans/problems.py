@@ -31,6 +31,10 @@ class ProblemCode(StrEnum):
     UNKNOWN_INPUT = "unknown_input"
     UNKNOWN_PLAN = "unknown_plan"
     RECURSIVE_PLAN = "recursive_plan"
+    # plan language 2: contracts and markdown steps
+    INVALID_SCHEMA = "invalid_schema"
+    UNKNOWN_FIELD = "unknown_field"
+    TYPE_MISMATCH = "type_mismatch"
 
 
 class Problem(BaseModel):

@@ -34,6 +34,7 @@ __all__ = [
     "RESERVED_NAMES",
     "SCHEMA_KEY",
     "STEP_ID_PATTERN",
+    "STEP_KINDS",
     "TOOL_NAME_PATTERN",
     "Plan",
     "PlanInput",
@@ -54,9 +55,10 @@ registered tool can be named in a plan; a plan's tool name is checked even
 when no registry is given, so that no text other than a name reaches the
 places where tool names are written (notebook source, events, terminals)."""
 
-RESERVED_NAMES = frozenset({"item", "index", "input"})
+RESERVED_NAMES = frozenset({"item", "index", "input", "self"})
 """Names that references give a meaning of their own (`$item`, `$index` in a `map` step,
-`$input.NAME` in a plan with `inputs`), so no step may take them as its id."""
+`$input.NAME` in a plan with `inputs`, `$self` in `expect` and `intervention_if`), so no
+step may take them as its id."""
 
 SCHEMA_KEY = "$schema"
 """A top-level key that editors add to point at a JSON schema; accepted and ignored."""
@@ -81,19 +83,39 @@ ToolName = Annotated[
 ]
 
 
+STEP_KINDS: tuple[str, ...] = ("tool", "plan", "markdown")
+"""The fields that say what a step does: it calls a tool, runs a sub-plan or shows a
+markdown text, exactly one (`docs/plan-language.md`, "Kinds of steps";
+`step_kind_problems` is the rule)."""
+
+_KIND_WORDS = {"tool": "a tool name", "plan": "a sub-plan to run", "markdown": "a text to show"}
+
+
+def _step_kind_json_schema(schema: dict[str, Any]) -> None:
+    """Say `STEP_KINDS`'s rule in the step's JSON schema: exactly one of them is present."""
+    schema["oneOf"] = [{"required": [name]} for name in STEP_KINDS]
+
+
 def _new_plan_id() -> str:
     return f"plan-{secrets.token_hex(4)}"
 
 
 class Step(BaseModel):
-    """One step of a plan: a tool call with its arguments and conditions.
+    """One step of a plan: a tool call with its arguments and conditions, or a markdown text.
 
-    Fields follow the plan language spec's table ("A plan"). Numbers and
-    booleans are strict: `"5"` is not a number and `1` is not `true`.
+    A step is exactly one kind: it has a `tool` or a `markdown` text. Fields
+    follow the plan language spec's table ("A plan"). Numbers and booleans are
+    strict: `"5"` is not a number and `1` is not `true`.
     """
 
     model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, use_attribute_docstrings=True
+        extra="forbid",
+        validate_assignment=True,
+        use_attribute_docstrings=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        json_schema_extra=lambda schema: _step_kind_json_schema(schema),
     )
 
     id: StepId
@@ -101,7 +123,8 @@ class Step(BaseModel):
 
     tool: ToolName | None = None
     """A name in the tool registry given to the run: 1-64 characters of `A-Z a-z 0-9 _ -`.
-    Required unless the step runs a sub-plan (`plan`)."""
+    Required unless the step is of another kind (`STEP_KINDS`): a sub-plan step (`plan`)
+    or a `markdown` step has none."""
 
     description: StrictStr | None = None
     """Human text, shown in events and in the notebook; `None` for none."""
@@ -180,13 +203,39 @@ class Step(BaseModel):
     """In a plan run as a sub-plan: this step's output is part of the sub-plan's
     output. When no step says so, every completed step's output is."""
 
-    @field_validator("args", "depends_on", mode="before")
+    # plan language 2: contracts and markdown steps
+    expect: list[StrictStr] = Field(default_factory=list)
+    """Expressions over the step's own output (`$self`, such as `"$self.rows > 0"`) that
+    must all be true once the step has its output; a false one fails the step with
+    `ContractError` (not retried). Empty when absent."""
+
+    output_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    """A JSON schema (draft 2020-12) the step's output must match, written `"schema"` in
+    the plan; a mismatch fails the step with `ContractError` (not retried). `None`
+    checks nothing."""
+
+    markdown: StrictStr | None = None
+    """Markdown text a person reads, with `$id.path` references filled in (`str()` of
+    each value): a step with no tool whose output is the text, shown as a markdown cell
+    in the notebook. `None` for a tool step."""
+
+    @field_validator("args", "depends_on", "expect", mode="before")
     @classmethod
     def _null_is_empty(cls, value: object, info: ValidationInfo) -> object:
-        """`null` for `args` or `depends_on` means none (models often write it)."""
+        """`null` for `args`, `depends_on` or `expect` means none (models often write it).
+
+        A single expression written as a string for `expect` is a list of one.
+        """
         if value is None:
             return {} if info.field_name == "args" else []
+        if info.field_name == "expect" and isinstance(value, str):
+            return [value]
         return value
+
+    @property
+    def kind(self) -> str:
+        """What the step does: the first of `STEP_KINDS` it names (`"tool"`, `"markdown"`)."""
+        return next((name for name in STEP_KINDS if getattr(self, name) is not None), "tool")
 
 
 class PlanInput(BaseModel):
@@ -238,6 +287,11 @@ class Plan(BaseModel):
     @classmethod
     def _generate_missing_id(cls, value: object) -> object:
         return _new_plan_id() if value is None else value
+
+    @property
+    def tool_names(self) -> list[str]:
+        """The tools the steps call, each once, in step order (a markdown step calls none)."""
+        return list(dict.fromkeys(step.tool for step in self.steps if step.tool is not None))
 
     @property
     def step_ids(self) -> list[str]:
@@ -380,18 +434,21 @@ def too_deep_to_read_problem() -> Problem:
 
 
 def step_kind_problems(data: object) -> list[Problem]:
-    """`invalid_plan` for each step that has neither or both of `tool` and `plan`.
+    """`invalid_plan` for each step that names none, or more than one, of `STEP_KINDS`.
 
-    A step calls a tool (`tool`) or runs a sub-plan (`plan`), exactly one
-    (plan language 2: map and sub-plans). Checked on the raw document (or a
-    `Plan`), so it is reported beside the document's other problems.
+    A step calls a tool (`tool`), runs a sub-plan (`plan`) or shows a markdown
+    text (`markdown`), exactly one: the one place of the rule "`tool` is
+    required unless the step is of another kind" (plan language 2). Checked
+    on the raw document (or a `Plan`), so it is reported beside the
+    document's other problems.
 
     Args:
         data: A plan as a mapping (its `steps` a list of mappings) or a `Plan`.
 
     Returns:
-        The problems, in step order; steps that are not objects are skipped
-        (pydantic reports them).
+        The problems, in step order: field `tool` for a step with no kind, the
+        second kind named for a step with several. Steps that are not objects
+        are skipped (pydantic reports them).
     """
     steps = data.steps if isinstance(data, Plan) else None
     if steps is None:
@@ -400,27 +457,26 @@ def step_kind_problems(data: object) -> list[Problem]:
     problems = []
     for index, step in enumerate(steps):
         if isinstance(step, Mapping):
-            has_tool = step.get("tool") is not None
-            has_plan = step.get("plan") is not None
+            named = [kind for kind in STEP_KINDS if step.get(kind) is not None]
         elif isinstance(step, Step):
-            has_tool, has_plan = step.tool is not None, step.plan is not None
+            named = [kind for kind in STEP_KINDS if getattr(step, kind) is not None]
         else:
             continue
-        if has_tool != has_plan:
+        if len(named) == 1:
             continue
         step_id = readable_step_id(step)
         where = f"Step {step_id!r}" if step_id is not None else f"The step at index {index}"
-        if has_tool:
-            field, message = (
-                "plan",
-                f"{where} has both 'tool' and 'plan'; a step calls a tool or runs a sub-plan: "
-                "remove one.",
+        if named:
+            field = named[1]
+            listed = " and ".join(repr(kind) for kind in named)
+            message = (
+                f"{where} has both {listed}; a step calls a tool, runs a sub-plan or shows a "
+                "markdown text: keep one."
             )
         else:
-            field, message = (
-                "tool",
-                f"{where} has no 'tool'; add it: a tool name (or 'plan': a sub-plan to run).",
-            )
+            field = "tool"
+            others = ", or ".join(f"{kind!r}: {_KIND_WORDS[kind]}" for kind in STEP_KINDS[1:])
+            message = f"{where} has no 'tool'; add it: a tool name (or {others})."
         problems.append(
             Problem(
                 step_id=step_id,

@@ -25,6 +25,15 @@ The rules and codes are the plan language spec's ("Validation"):
   plan), `unknown_plan` (a sub-plan that cannot be found), `recursive_plan`
   (a plan that runs itself through sub-plans); a sub-plan's own problems are
   reported on the step that runs it (field `plan`), with their own codes.
+- plan language 2, contracts and markdown steps: `expect` expressions are
+  checked like `intervention_if` (`$self` and the step's own id allowed; a
+  `$self` anywhere else is a `self_reference`), the references in a
+  `markdown` text like those in `args`; `invalid_schema` (a step's `schema`
+  that is not a valid JSON schema); a markdown step with `args`,
+  `timeout_s`, `retries` or `requires_approval` is `invalid_plan`.
+- plan language 2, typed references: `unknown_field` (a path the output's
+  declared type does not have, `plans.typed_references`) and `type_mismatch`
+  (a whole reference whose declared type cannot fit its argument).
 
 Each problem's `message` says what to change; the list is JSON
 (`Problem.model_dump(mode="json")`), ready to hand back to the model that
@@ -43,11 +52,17 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import ValidationError
 
 from marimo_engine.errors import EngineError, PlanValidationError, UnknownToolError, UsageError
+from marimo_engine.plans.contracts import SELF, schema_problem
 from marimo_engine.plans.dependencies import find_cycles
 from marimo_engine.plans.document import document_problems, step_fields_with_problems
 from marimo_engine.plans.expressions import parse_expression
 from marimo_engine.plans.problems import Problem, ProblemCode
-from marimo_engine.plans.references import Reference, find_reference_errors, find_references
+from marimo_engine.plans.references import (
+    Reference,
+    find_reference_errors,
+    find_references,
+    parse_template,
+)
 from marimo_engine.plans.schema import (
     RESERVED_NAMES,
     STEP_ID_PATTERN,
@@ -57,6 +72,7 @@ from marimo_engine.plans.schema import (
     step_kind_problems,
 )
 from marimo_engine.plans.subplans import PlanLibrary, as_library
+from marimo_engine.plans.typed_references import json_types, walk_schema
 
 __all__ = ["ToolCatalog", "check_plan", "validate_plan"]
 
@@ -85,6 +101,15 @@ class ToolCatalog(Protocol):
 
     def arg_problems(self, tool_name: str, args: Mapping[str, Any]) -> Sequence[Any]:
         """Problems of a step's `args` for the tool: each has `.argument` and `.message`."""
+        ...
+
+    # plan language 2: typed references
+    def returns_schema(self, tool_name: str) -> Mapping[str, Any] | None:
+        """The JSON schema of the tool's output, or `None` when it is not declared."""
+        ...
+
+    def parameters_schema(self, tool_name: str) -> Mapping[str, Any] | None:
+        """The JSON schema (an object schema) of the tool's keyword arguments."""
         ...
 
 
@@ -177,6 +202,11 @@ class _Validator:
     """Keys of the plans being validated above this one (recursion is a key seen twice)."""
     inputs: Mapping[str, Any] | None = None
     """The plan's declared inputs (`$input.NAME`), read before the steps are checked."""
+    # plan language 2: typed references
+    by_id: dict[str, Step] = field(default_factory=dict)
+    """The first step of each id, for typed references."""
+    output_schemas: dict[str, Mapping[str, Any] | None] = field(default_factory=dict)
+    """Step id to the JSON schema of its output (`None`: not declared), worked out once."""
 
     def __post_init__(self) -> None:
         if self.tools is not None:
@@ -230,6 +260,9 @@ class _Validator:
                 first_index[step_id] = index
         edges: dict[str, dict[str, str]] = {}  # step id -> dependency id -> field
         for index, step in steps:
+            if first_index[step.id] == index:
+                self.by_id[step.id] = step
+        for index, step in steps:
             # Only the first step of an id is part of the graph; repeats are
             # reported above and checked on their own.
             step_edges = edges.setdefault(step.id, {}) if first_index[step.id] == index else None
@@ -241,6 +274,8 @@ class _Validator:
             self._check_expression(step, "run_if", known, step_edges, self_ok=False)
             self._check_expression(step, "intervention_if", known, step_edges, self_ok=True)
             self._check_depends_on(step, known, step_edges)
+            self._check_contract(step, known, step_edges)
+            self._check_markdown(step, known, step_edges)
         deps = {step_id: tuple(named) for step_id, named in edges.items()}
         for cycle in find_cycles(deps):
             self._cycle(cycle, edges)
@@ -457,6 +492,7 @@ class _Validator:
                 )
             for ref in find_references(value):
                 self._check_reference(step, ref, where, known, edges, self_ok=False)
+            self._check_arg_type(step, key, value)
         if self.registry is not None and step.tool is not None and step.tool in self.registry:
             for problem in self.registry.arg_problems(step.tool, step.args):
                 where = "args" if problem.argument is None else f"args.{problem.argument}"
@@ -476,7 +512,18 @@ class _Validator:
         *,
         self_ok: bool,
     ) -> None:
-        text = getattr(step, name)
+        self._check_expression_text(step, getattr(step, name), name, known, edges, self_ok=self_ok)
+
+    def _check_expression_text(
+        self,
+        step: Step,
+        text: str | None,
+        name: str,
+        known: Mapping[str, None],
+        edges: dict[str, str] | None,
+        *,
+        self_ok: bool,
+    ) -> None:
         if text is None:
             return
         try:
@@ -489,6 +536,48 @@ class _Validator:
         for ref in expression.references:
             self._check_reference(step, ref, name, known, edges, self_ok=self_ok)
 
+    def _check_contract(
+        self, step: Step, known: Mapping[str, None], edges: dict[str, str] | None
+    ) -> None:
+        for position, text in enumerate(step.expect):
+            where = f"expect.{position}"
+            self._check_expression_text(step, text, where, known, edges, self_ok=True)
+        if step.output_schema is not None:
+            problem = schema_problem(step.output_schema)
+            if problem is not None:
+                self._add(
+                    step.id,
+                    "schema",
+                    ProblemCode.INVALID_SCHEMA,
+                    f"Step {step.id!r}: 'schema' is not a valid JSON schema: {problem}. Write "
+                    "a JSON schema (draft 2020-12), such as "
+                    '{"type": "object", "required": ["rows"]}.',
+                )
+
+    def _check_markdown(
+        self, step: Step, known: Mapping[str, None], edges: dict[str, str] | None
+    ) -> None:
+        if step.markdown is None:
+            return
+        if step.tool is None and step.plan is None:  # both: reported by step_kind_problems
+            for name in ("args", "timeout_s", "retries", "requires_approval"):
+                if getattr(step, name) != Step.model_fields[name].get_default(
+                    call_default_factory=True
+                ):
+                    self._add(
+                        step.id,
+                        name,
+                        ProblemCode.INVALID_PLAN,
+                        f"Step {step.id!r} is a markdown step, which calls no tool, so it "
+                        f"takes no {name!r}; remove it (references go in the text itself).",
+                    )
+        for message in find_reference_errors(step.markdown):
+            self._add(
+                step.id, "markdown", ProblemCode.UNKNOWN_REFERENCE, f"Step {step.id!r}: {message}"
+            )
+        for ref in find_references(step.markdown):
+            self._check_reference(step, ref, "markdown", known, edges, self_ok=False)
+
     def _check_reference(
         self,
         step: Step,
@@ -499,10 +588,7 @@ class _Validator:
         *,
         self_ok: bool,
     ) -> None:
-        if ref.step_id in RESERVED_NAMES:
-            self._check_pseudo_reference(step, ref, where)
-            return
-        if ref.step_id == step.id:
+        if ref.step_id == step.id or ref.step_id == SELF:
             if not self_ok:
                 self._add(
                     step.id,
@@ -510,8 +596,13 @@ class _Validator:
                     ProblemCode.SELF_REFERENCE,
                     f"Step {step.id!r} refers to its own output ({ref.text!r}) in {where}, "
                     "which does not exist before the step runs. Refer to another step, or "
-                    "move the test to intervention_if, which runs after the step.",
+                    "move the test to expect or intervention_if, which run after the step.",
                 )
+            else:
+                self._check_path(step, ref, where)
+            return
+        if ref.step_id in RESERVED_NAMES:
+            self._check_pseudo_reference(step, ref, where)
             return
         if ref.step_id not in known:
             self._add(
@@ -524,6 +615,77 @@ class _Validator:
             return
         if edges is not None:
             edges.setdefault(ref.step_id, where)
+        self._check_path(step, ref, where)
+
+    # plan language 2: typed references
+
+    def _output_schema(self, target: Step) -> Mapping[str, Any] | None:
+        """The JSON schema of a step's output when it is declared (`plans.typed_references`)."""
+        if target.id in self.output_schemas:
+            return self.output_schemas[target.id]
+        schema: Mapping[str, Any] | None = None
+        if target.map is not None or target.plan is not None:
+            schema = None  # a list of the tool's outputs, a sub-plan's outputs: not declared
+        elif target.markdown is not None:
+            schema = {"type": "string"}
+        elif target.tool is not None and self.registry is not None and target.tool in self.registry:
+            schema = self.registry.returns_schema(target.tool)
+        self.output_schemas[target.id] = schema
+        return schema
+
+    def _target(self, step: Step, ref: Reference) -> Step | None:
+        return step if ref.step_id in (step.id, SELF) else self.by_id.get(ref.step_id)
+
+    def _check_path(self, step: Step, ref: Reference, where: str) -> None:
+        """`unknown_field`: a path segment the output's declared type does not have."""
+        target = self._target(step, ref)
+        if target is None or not ref.path or any(not s or s[0] == "_" for s in ref.path):
+            return  # a malformed path is reported as such
+        root = self._output_schema(target)
+        if root is None:
+            return
+        walk = walk_schema(root, ref.path)
+        if walk.message is None or walk.position is None:
+            return
+        if walk.position == 0:
+            kind = f"tool {target.tool!r}" if target.tool is not None else f"a {target.kind} step"
+            what = f"the output of step {target.id!r} ({kind})"
+        else:
+            what = repr("$" + ".".join([ref.step_id, *ref.path[: walk.position]]))
+        self._add(
+            step.id,
+            where,
+            ProblemCode.UNKNOWN_FIELD,
+            f"Step {step.id!r} refers to {ref.text!r}, but {what} {walk.message}.",
+        )
+
+    def _check_arg_type(self, step: Step, key: str, value: object) -> None:
+        """`type_mismatch`: a whole reference whose declared type cannot fit the argument."""
+        if not isinstance(value, str) or self.registry is None or step.tool not in self.registry:
+            return
+        template = parse_template(value)
+        if not template.is_whole:
+            return  # text with references in it is a string, whatever they name
+        ref = template.references[0]
+        target = self._target(step, ref)
+        root = None if target is None else self._output_schema(target)
+        params = self.registry.parameters_schema(step.tool)
+        properties = (params or {}).get("properties")
+        if root is None or not isinstance(properties, Mapping) or key not in properties:
+            return
+        walk = walk_schema(root, ref.path)
+        given = json_types(root, walk.schema)
+        expected = json_types(params or {}, properties[key])
+        if given is None or expected is None or given & expected:
+            return
+        self._add(
+            step.id,
+            f"args.{key}",
+            ProblemCode.TYPE_MISMATCH,
+            f"Step {step.id!r} passes {ref.text!r} ({_types_text(given)}) to argument "
+            f"{key!r} of tool {step.tool!r}, which expects {_types_text(expected)}. Refer to "
+            "a field of that type, or pass a literal.",
+        )
 
     def _check_depends_on(
         self, step: Step, known: Mapping[str, None], edges: dict[str, str] | None
@@ -681,6 +843,15 @@ def _short_key(key: str) -> str:
     if head in ("name", "example") and rest:
         return rest
     return key.rsplit("/", 1)[-1]
+
+
+def _types_text(types: frozenset[str]) -> str:
+    """`a number`, `a string or null`: JSON types as a message says them."""
+    order = ("string", "number", "integer", "boolean", "object", "array", "null")
+    shown = [
+        name for name in order if name in types and not (name == "integer" and "number" in types)
+    ]
+    return "a " + " or ".join(shown) if shown else "nothing"
 
 
 def _free_id(step_id: str, known: Mapping[str, None]) -> str:

@@ -258,3 +258,27 @@ def test_journal_stores_dataframes_as_arrow(journal: str) -> None:
     )
     assert resumed.verdict is Verdict.SUCCESS
     pd.testing.assert_frame_equal(resumed.outputs["f"], frame())
+
+
+def test_a_markdown_step_and_a_contract_in_a_durable_run(journal: str, side_log: Path) -> None:
+    plan = {
+        "id": "durable-md",
+        "steps": [
+            {"id": "a", "tool": "first", "args": {"x": 1}, "expect": ["$self == 2"]},
+            {"id": "note", "markdown": "a is **$a**"},
+            {"id": "c", "tool": "last", "args": {"z": "$a"}, "requires_approval": True,
+             "depends_on": ["note"]},
+        ],
+    }  # fmt: skip
+    first = execute_plan_sync(plan, TOOLS, journal=journal)
+    assert first.verdict is Verdict.INTERVENTION_NEEDED
+    assert first.outputs == {"a": 2, "note": "a is **2**"}
+    resumed = _finish(resume_run(first.run_id, TOOLS, journal=journal, decision=Decision.approve()))
+    assert resumed.verdict is Verdict.SUCCESS, resumed.error
+    assert resumed.outputs == {"a": 2, "note": "a is **2**", "c": 2}
+    assert counts(side_log) == {"first": 1, "last": 1}  # `a` ran once; the text is filled in again
+    broken = {**plan, "id": "durable-broken"}
+    broken["steps"] = [{**plan["steps"][0], "expect": ["$self > 5"], "retries": 2}]
+    failed = execute_plan_sync(broken, TOOLS, journal=journal)
+    assert failed.error is not None and failed.error.type == "ContractError"
+    assert counts(side_log) == {"first": 2, "last": 1}  # tried once, not retried

@@ -16,7 +16,13 @@ from mcp import Client
 
 from marimo_engine.examples import load_example
 from marimo_engine.mcp_server._sessions import SessionTable
-from marimo_engine.mcp_server.server import PLAN_LANGUAGE_URI, TOOLS_URI, build_server
+from marimo_engine.mcp_server.server import (
+    PLAN_LANGUAGE_URI,
+    PLAN_SCHEMA_URI,
+    TOOLS_URI,
+    build_server,
+)
+from marimo_engine.plans.json_schema import published_plan_schema_text
 
 pytestmark = pytest.mark.anyio
 
@@ -161,7 +167,9 @@ async def test_resources_serve_the_reference_and_the_schemas(server: Any) -> Non
         reference = await client.read_resource(PLAN_LANGUAGE_URI)
         schemas = await client.read_resource(TOOLS_URI)
         example = await client.read_resource("marimo-engine://examples/seattle-weather")
-    assert listed == {PLAN_LANGUAGE_URI, TOOLS_URI}
+        plan_schema = await client.read_resource(PLAN_SCHEMA_URI)
+    assert listed == {PLAN_LANGUAGE_URI, PLAN_SCHEMA_URI, TOOLS_URI}
+    assert plan_schema.contents[0].text == published_plan_schema_text()
     text = reference.contents[0].text
     assert text == (DOCS / "plan-language.md").read_text(encoding="utf-8")
     assert any(t["name"] == "scan_hull" for t in json.loads(schemas.contents[0].text))

@@ -152,8 +152,8 @@ CASES = [
                 "map",
                 "self_reference",
                 "Step 's2' refers to its own output ('$s2') in map, which does not exist before "
-                "the step runs. Refer to another step, or move the test to intervention_if, "
-                "which runs after the step.",
+                "the step runs. Refer to another step, or move the test to expect or "
+                "intervention_if, which run after the step.",
             )
         ],
     ),
@@ -214,7 +214,8 @@ CASES = [
                 "id",
                 "invalid_id",
                 "Step id 'item' is reserved: '$item' means something else in references "
-                "(index, input, item are reserved). Rename the step, such as to 'item_step'.",
+                "(index, input, item, self are reserved). Rename the step, such as to "
+                "'item_step'.",
             )
         ],
     ),
@@ -274,8 +275,9 @@ CASES = [
                 "plan",
                 "unknown_plan",
                 "Step 's2': There is no plan 'chlid'. Did you mean 'child'? Plans: 'child', "
-                "'A', 'B', 'S', 'broken', 'breach-response', 'hull-check-7', 'oxygen-watch', "
-                "'seattle-weather'; or name a plan file next to this plan, such as 'clean.json'.",
+                "'A', 'B', 'S', 'broken', 'air-report', 'breach-response', 'hull-check-7', "
+                "'oxygen-watch', 'seattle-weather'; or name a plan file next to this plan, such "
+                "as 'clean.json'.",
             )
         ],
     ),
@@ -352,7 +354,8 @@ CASES = [
                 "s1",
                 "tool",
                 "invalid_plan",
-                "Step 's1' has no 'tool'; add it: a tool name (or 'plan': a sub-plan to run).",
+                "Step 's1' has no 'tool'; add it: a tool name (or 'plan': a sub-plan to run, "
+                "or 'markdown': a text to show).",
             )
         ],
     ),
@@ -364,8 +367,8 @@ CASES = [
                 "s1",
                 "plan",
                 "invalid_plan",
-                "Step 's1' has both 'tool' and 'plan'; a step calls a tool or runs a sub-plan: "
-                "remove one.",
+                "Step 's1' has both 'tool' and 'plan'; a step calls a tool, runs a sub-plan or "
+                "shows a markdown text: keep one.",
             )
         ],
     ),
