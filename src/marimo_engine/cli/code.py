@@ -308,6 +308,8 @@ def _run_goal(
         return report_error(exc, debug=bool(getattr(args, "debug", False)))
     as_json = bool(args.json) or not sys.stdout.isatty()
     display = _Display(as_json)
+    # A notebook that does not exist yet is created by marimo when the session opens.
+    new_notebook = path is not None and not path.exists()
     try:
         live = _open(args, path, tuple(data))
     except UsageError as exc:
@@ -323,8 +325,9 @@ def _run_goal(
                 if variable is not None:
                     context.append(await _describe_variable(client, variable))
                 async for event in agent.events(
-                    goal, client, notebook=notebook, data_context=context
-                ):
+                    goal, client, notebook=notebook, data_context=context,
+                    new_notebook=new_notebook,
+                ):  # fmt: skip
                     display.event(event)
                     if event.result is not None:
                         result = event.result

@@ -23,6 +23,7 @@ from marimo_engine.agents.code import (
 )
 from marimo_engine.agents.code.checkpoints import NotebookMemory
 from marimo_engine.engine.events import Verdict
+from marimo_engine.live.server import HeadlessServer
 from marimo_engine.live.session import LiveSession, open_session
 from tests.integration.code.conftest import STARTUP_TIMEOUT_S, server_env
 from tests.integration.code.scripted import ScriptedCoder, create, delete, edit, finish, patch
@@ -72,6 +73,56 @@ async def test_a_goal_met_in_one_turn(tmp_path: Path, live: LiveSession, noteboo
         assert kind in kinds, kind
     # marimo's kernel saved the cell to the file: we never wrote it.
     assert "tripled = base_value * 3" in notebook.read_text()
+
+
+async def test_a_notebook_the_agent_creates_holds_only_its_cells(
+    tmp_path: Path, shared_server: HeadlessServer
+) -> None:
+    notebook = shared_server.notebook / tmp_path.name / "new.py"
+    notebook.parent.mkdir()
+    notebook.touch()  # empty: marimo opens it as a new notebook (a folder server needs the file)
+    coder = ScriptedCoder(
+        [patch(create("seven", "seven = 7\nseven")), finish("seven is 7.", "seven")]
+    )
+    agent = agent_for(coder, tmp_path)
+    with open_session(notebook, url=shared_server.url, startup_timeout_s=STARTUP_TIMEOUT_S) as live:
+        async with live.client() as client:
+            assert [c.code for c in await client.cells()] == [""]  # marimo's blank cell
+            result = await agent.run("seven", client, notebook=notebook, new_notebook=True)
+            cells = await client.cells()
+    assert result.verdict is Verdict.SUCCESS, result.stop_reason
+    assert [(c.name, c.code) for c in cells] == [("seven", "seven = 7\nseven")]
+    # The file the kernel saved has the agent's cell and nothing else.
+    assert notebook.read_text().count("@app.cell") == 1
+    # Undo of the turn leaves the notebook as the agent found it after removing the blank.
+    assert [c.diff()["added"][0]["name"] for c in result.checkpoints] == ["seven"]
+
+
+async def test_a_person_is_asked_after_the_patch_is_shown(
+    tmp_path: Path, live: LiveSession, notebook: Path
+) -> None:
+    shown: list[str] = []  # the events the reader took, in order
+    asked_after: list[list[str]] = []
+
+    def person(request: ApprovalRequest) -> bool:
+        asked_after.append(list(shown))
+        return False
+
+    coder = ScriptedCoder(
+        [
+            patch(create("fetch", "import requests\npage = requests.get('x')")),
+            patch(create("local", "local = base_value + 5")),
+            finish("15", "local"),
+        ]
+    )
+    agent = agent_for(coder, tmp_path, approve="ask")
+    agent.on_intervention = person
+    async with live.client() as client:
+        async for event in agent.events("get it", client, notebook=notebook):
+            shown.append(event.type.value)
+    # The patch a person is asked about is on screen before the question.
+    assert asked_after == [["START", "TURN", "PATCH_PROPOSED"]]
+    assert shown[-1] == "DONE"
 
 
 async def test_an_undefined_name_is_fixed_in_the_next_turn(
