@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from marimo_engine.cli._args import positive_int, whole_number
-from marimo_engine.cli.exits import ExitCode, print_error, report_error
+from marimo_engine.cli.exits import ExitCode, print_error, report_error, selecting
 
 if TYPE_CHECKING:
     from marimo_engine.agents.code.events import ApprovalRequest, CodeEvent
@@ -165,6 +165,13 @@ def _error(message: str) -> int:
 def _open(
     args: argparse.Namespace, notebook: Path | None, data: tuple[str, ...] = ()
 ) -> LiveSession:
+    with selecting():  # a --url no server answers on is bad input (exit 2)
+        return _open_session(args, notebook, data)
+
+
+def _open_session(
+    args: argparse.Namespace, notebook: Path | None, data: tuple[str, ...]
+) -> LiveSession:
     from marimo_engine.agents.code.sandbox import SandboxLimits, open_sandboxed_session
     from marimo_engine.errors import UsageError
     from marimo_engine.live.session import open_session
@@ -278,7 +285,7 @@ def _run_goal(
     from marimo_engine.agents.code import CodeAgent, CodeOptions
     from marimo_engine.agents.code.data import describe_files
     from marimo_engine.agents.code.sandbox import SandboxLimits
-    from marimo_engine.errors import ModelConfigError, UsageError
+    from marimo_engine.errors import LiveSelectionError, ModelConfigError, UsageError
     from marimo_engine.llm.usage import ModelLimits
 
     pydantic_ai.BANNER_ENABLED = False
@@ -312,7 +319,7 @@ def _run_goal(
     new_notebook = path is not None and not path.exists()
     try:
         live = _open(args, path, tuple(data))
-    except UsageError as exc:
+    except (UsageError, LiveSelectionError) as exc:
         return report_error(exc, debug=bool(getattr(args, "debug", False)))
     with live:
         notebook = _notebook_of(live, path)
@@ -355,7 +362,7 @@ def _review(args: argparse.Namespace, path: Path | None) -> int:
     import anyio
 
     from marimo_engine.agents.code.checkpoints import NotebookMemory, undo_checkpoint
-    from marimo_engine.errors import UsageError
+    from marimo_engine.errors import LiveSelectionError, UsageError
 
     try:
         if path is None and not (args.url or args.session):
@@ -374,7 +381,7 @@ def _review(args: argparse.Namespace, path: Path | None) -> int:
         checkpoint = memory.last_checkpoint()
         if checkpoint is None:
             raise UsageError(f"No turn of the code agent to undo on {str(notebook)!r}.")
-    except UsageError as exc:
+    except (UsageError, LiveSelectionError) as exc:
         if "live" in locals() and live is not None:
             live.close()
         return report_error(exc, debug=bool(getattr(args, "debug", False)))
