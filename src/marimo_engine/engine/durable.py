@@ -23,6 +23,7 @@ again on resume (at least once).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import time
@@ -192,6 +193,8 @@ class RunRecorder:
         self.plan_source: Any = None
         self.failed: BaseException | None = None
         self.owns_journal = False  # closed after FINISH (resume_run/rerun opened it)
+        self.began = False  # the run emitted START: its FINISH will release what it holds
+        self.status_before: str | None = None  # a resumed run's status, put back by `abandon`
         self._pending: dict[str, Any] | None = None
         self._approved: set[str] = set()
         self._fingerprints: dict[str, str] = {}  # kept on reused outputs: a rerun of a rerun
@@ -222,6 +225,8 @@ class RunRecorder:
             `None`, or once, when the journal failed, an `ERROR` event to add
             (the run then ends in `FAILURE`; journaling stops). Never raises.
         """
+        if event.type is EventType.START:
+            self.began = True
         if self.journal is None or self.failed is not None:
             return None
         try:
@@ -316,6 +321,31 @@ class RunRecorder:
                 journal.close()
 
     _replaced: frozenset[str] | set[str] = frozenset()
+
+    def abandon(self) -> None:
+        """Let go of what a run that will never start holds: the resume lease, our journal.
+
+        For a `PlanRun` closed before its first iteration (`executor.PlanRun.aclose`):
+        the journaled run is left as it was (its status put back, a pending
+        intervention still to be answered) and another process may resume
+        it at once, not only after the lease expires. Does nothing once the
+        run began (its `FINISH` does this). Never raises.
+        """
+        if self.began or self.journal is None:
+            return
+        journal, self.journal = self.journal, None  # nothing more is written
+        try:
+            if self.token is not None:
+                if self.status_before is not None:  # taking the lease marked it running
+                    journal.write_run(self.run_id, self.token, status=self.status_before)
+                journal.release(self.run_id, self.token)
+        except Exception as exc:  # the lease then expires on its own
+            _log.warning("Could not release the lease of run %r: %s", self.run_id, exc)
+        finally:
+            self.token = None
+            if self.owns_journal:
+                with contextlib.suppress(Exception):
+                    journal.close()
 
     # -- the step runtime's hooks ----------------------------------------------------
 
@@ -584,6 +614,7 @@ def resume_run(
         pending=record.pending,
     )
     recorder.owns_journal = store is not journal
+    recorder.status_before = record.status
     return _plan_run(journaled_plan(record), tools, recorder, run_id, max_workers, on_event)
 
 

@@ -303,3 +303,47 @@ def test_a_refused_resume_closes_the_journal_it_opened(
         with pytest.raises(DecisionError):
             resume_run(first.run_id, TOOLS, journal=mine)
         assert mine.get_run(first.run_id, steps=False) is not None  # the caller's: left open
+
+
+@pytest.mark.anyio
+async def test_a_resume_closed_before_it_starts_lets_go_of_the_run(
+    journal: str, side_log: Path
+) -> None:
+    first = execute_plan_sync(PLAN, TOOLS, journal=journal)
+    info = first.intervention
+    assert info is not None
+    closed = resume_run(first.run_id, TOOLS, journal=journal, decision=Decision.approve())
+    await closed.aclose()  # never iterated: it never starts
+    assert not closed.finished
+    with pytest.raises(UsageError, match="has not finished"):
+        _ = closed.result
+    with open_journal(journal) as store:
+        record = store.get_run(first.run_id, steps=False)
+    # Nothing was written: the run still waits for the same person, and its lease is free.
+    assert record is not None and record.status == "INTERVENTION_NEEDED"
+    assert record.pending is not None
+    assert record.pending["intervention_id"] == info.intervention_id
+    again = resume_run(
+        first.run_id,
+        TOOLS,
+        journal=journal,
+        decision=Decision.approve(),
+        intervention_id=info.intervention_id,
+    )
+    events = [event async for event in again]
+    assert events[-1].verdict is Verdict.SUCCESS
+    assert counts(side_log) == {"first": 1, "double": 1, "last": 1}
+
+
+@pytest.mark.anyio
+async def test_closing_a_run_that_began_still_ends_it_with_finish(
+    journal: str, side_log: Path
+) -> None:
+    first = execute_plan_sync(PLAN, TOOLS, journal=journal)
+    run = resume_run(first.run_id, TOOLS, journal=journal, decision=Decision.approve())
+    start = await run.__anext__()
+    assert start.type is EventType.START
+    await run.aclose()
+    assert run.finished and run.result.events[-1].type is EventType.FINISH
+    again = resume_run(first.run_id, TOOLS, journal=journal)  # the lease was released
+    await again.aclose()
