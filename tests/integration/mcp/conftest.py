@@ -1,8 +1,8 @@
 """Fixtures of the MCP server tests: the real `marimo-engine mcp`, over stdio and HTTP.
 
-The marimo server comes from tests/integration/live/conftest.py (a real
-`marimo edit --headless --no-token` with a private registry); the fixtures
-are imported here, so this folder gets its own instance. The MCP server
+The marimo server is the run's shared `live_server` (tests/integration/conftest.py:
+a real `marimo edit --headless --no-token` with a private registry), the
+one the live tests use too. The MCP server
 runs as the installed `marimo-engine mcp` console script: over stdio the
 SDK's `stdio_client` starts it (in its own process group, ended with its
 tree); over HTTP the fixture starts it with `tests/processes.py`. The marimo
@@ -29,12 +29,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from marimo_engine.live.session import free_port
-from tests.integration.live.conftest import (  # noqa: F401 (fixtures of this folder too)
-    STARTUP_TIMEOUT_S,
-    LiveServer,
-    live_server,
-    live_session,
-)
+from tests.integration.conftest import STARTUP_TIMEOUT_S, LiveServer
 from tests.processes import adopt_group, release_group, start_process, stop_process
 
 MARIMO_ENGINE = str(Path(sys.executable).with_name("marimo-engine"))
@@ -103,7 +98,7 @@ class HttpMcpServer:
 
 
 @pytest.fixture
-def http_mcp(live_server: LiveServer, tmp_path: Path) -> Iterator[HttpMcpServer]:  # noqa: F811
+def http_mcp(live_server: LiveServer, tmp_path: Path) -> Iterator[HttpMcpServer]:
     """`marimo-engine mcp --http` on a free loopback port, token from the environment."""
     token = secrets.token_urlsafe(24)
     port = free_port()
