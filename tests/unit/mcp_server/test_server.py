@@ -27,6 +27,7 @@ LIVE_TOOLS = [
     "create_cell", "edit_cell", "run_cells", "delete_cell", "describe", "variables",
     "run_plan_live",
 ]  # fmt: skip
+CODE_TOOLS = ["code_goal"]
 MISSPELT = {"id": "bad-1", "steps": [{"id": "s1", "tool": "scan_hul"}]}
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 
@@ -42,7 +43,7 @@ def server(tmp_path: Path) -> Any:
 async def test_every_tool_has_a_description_and_a_schema(server: Any) -> None:
     async with Client(server) as client:
         tools = (await client.list_tools()).tools
-    assert [t.name for t in tools] == PLAN_TOOLS + RUN_TOOLS + LIVE_TOOLS
+    assert [t.name for t in tools] == PLAN_TOOLS + RUN_TOOLS + LIVE_TOOLS + CODE_TOOLS
     for tool in tools:
         assert tool.description and len(tool.description) > 30, tool.name
         assert tool.input_schema["type"] == "object"
@@ -51,6 +52,9 @@ async def test_every_tool_has_a_description_and_a_schema(server: Any) -> None:
     assert "list_sessions" in session["description"]
     assert by_name["run_plan"].input_schema["required"] == ["plan"]
     assert "ctx" not in by_name["run_plan"].input_schema["properties"]
+    code = by_name["code_goal"].input_schema
+    assert code["required"] == ["session", "goal"]
+    assert "approve" not in code["properties"]  # the server's owner sets the policy, not a model
 
 
 async def test_list_tools_returns_the_registry_schemas(server: Any) -> None:
