@@ -419,14 +419,7 @@ async def _ask_on_terminal(request: ApprovalRequest) -> bool:
     import os
     import threading
 
-    lines = ["", f"approval needed: {request.describe()}"]
-    if request.patch is not None:
-        for op in request.patch.ops:
-            code = getattr(op, "code", None)
-            label = getattr(op, "name", None) or getattr(op, "target", "")
-            lines.append(f"--- {op.op} {label}")
-            if code:
-                lines.extend(f"    {line}" for line in code.splitlines())
+    lines = ["", f"approval needed: {request.describe()}", *request.patch_lines()]
     print("\n".join(lines), file=sys.stderr)
 
     # Reading blocks its thread until a line comes. A daemon thread of our own, not a

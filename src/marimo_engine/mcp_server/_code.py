@@ -57,15 +57,8 @@ class ApprovalForm(BaseModel):
 
 def approval_message(request: ApprovalRequest) -> str:
     """The question of an approval in words, with the code of the patch it is about."""
-    lines = [f"marimo-engine code agent, turn {request.turn}: {request.describe()}"]
-    if request.patch is not None:
-        for op in request.patch.ops:
-            code = getattr(op, "code", None)
-            label = getattr(op, "name", None) or getattr(op, "target", "")
-            lines.append(f"--- {op.op} {label}")
-            if code:
-                lines.extend(f"    {line}" for line in code.splitlines())
-    return "\n".join(lines)
+    head = f"marimo-engine code agent, turn {request.turn}: {request.describe()}"
+    return "\n".join([head, *request.patch_lines()])
 
 
 def _asker(ctx: Context) -> Any:

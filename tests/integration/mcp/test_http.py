@@ -10,7 +10,6 @@ import anyio
 import httpx
 import pytest
 
-from marimo_engine.examples import load_example
 from marimo_engine.live.server import HeadlessServer
 from marimo_engine.live.session import free_port
 from tests.integration.conftest import LiveServer, notebook_file
@@ -23,7 +22,7 @@ from tests.integration.mcp.conftest import (
     started_http_mcp,
     wait_until_down,
 )
-from tests.integration.mcp.test_stdio import Progress, call, fail
+from tests.integration.mcp.test_stdio import Progress, call, durable_run_tools, fail
 from tests.processes import run_process
 from tests.unit.llm.openai_server import scripted_server
 
@@ -153,37 +152,8 @@ async def test_sigterm_stops_the_server_and_the_notebooks_it_opened(
 
 
 async def test_durable_run_tools_over_http(http_mcp: HttpMcpServer, tmp_path: Path) -> None:
-    journal = str(tmp_path / "journal.sqlite3")
-    plan = load_example("hull-check-7")
-    plan["steps"][1]["requires_approval"] = True  # check_oxygen waits for a person
-    progress = Progress()
     async with http_mcp.client() as client:
-        paused = await call(client, "run_plan", plan=plan, journal=journal)
-        listed = await call(client, "list_runs", journal=journal)
-        shown = await call(client, "show_run", run_id=paused["run_id"], journal=journal)
-        unanswered = await fail(client, "resume_run", run_id=paused["run_id"], journal=journal)
-        resumed = await client.call_tool(
-            "resume_run",
-            {
-                "run_id": paused["run_id"],
-                "journal": journal,
-                "decision": "approve",
-                "intervention_id": shown["pending"]["intervention_id"],
-            },
-            progress_callback=progress,
-        )
-        after = await call(client, "show_run", run_id=paused["run_id"], journal=journal)
-    assert paused["verdict"] == "INTERVENTION_NEEDED"
-    assert [r["run_id"] for r in listed["runs"]] == [paused["run_id"]]
-    assert shown["pending"]["step_id"] == "s2"
-    assert "Pass decision='approve' or decision='reject'." in unanswered
-    assert not resumed.is_error, resumed.content[0].text
-    assert resumed.structured_content["verdict"] == "SUCCESS"
-    assert resumed.structured_content["run_id"] == paused["run_id"]
-    assert progress.messages[0].startswith("START") and progress.messages[-1].startswith("FINISH")
-    steps = {s["step_id"]: s for s in after["steps"]}
-    assert steps["s1"]["starts"] == 1  # completed before the pause: not run again
-    assert steps["s2"]["status"] == "completed" and after["pending"] is None
+        await durable_run_tools(client, str(tmp_path / "journal.sqlite3"))
 
 
 async def test_code_goal_over_http_refuses_what_no_one_can_approve(

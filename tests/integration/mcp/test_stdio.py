@@ -177,47 +177,59 @@ async def test_servers_opened_over_stdio_stop_when_the_client_leaves(
     release_opened_server(opened)
 
 
-async def test_durable_run_tools_over_stdio(tmp_path: Path) -> None:
-    journal = str(tmp_path / "journal.sqlite3")
+async def durable_run_tools(client: Client, journal: str) -> None:
+    """A run that waits for an approval, listed, shown, refused twice, then resumed.
+
+    The same calls over each transport (stdio here, HTTP in test_http.py).
+    """
     plan = load_example("hull-check-7")
     plan["steps"][1]["requires_approval"] = True  # check_oxygen waits for a person
     progress = Progress()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with (tmp_path / "mcp.log").open("w") as errlog:
-        async with stdio_mcp_client(env, errlog) as client:
-            paused = await call(client, "run_plan", plan=plan, journal=journal)
-            listed = await call(client, "list_runs", journal=journal)
-            shown = await call(client, "show_run", run_id=paused["run_id"], journal=journal)
-            stale = await fail(
-                client,
-                "resume_run",
-                run_id=paused["run_id"],
-                journal=journal,
-                decision="approve",
-                intervention_id="not-it",
-            )
-            resumed = await client.call_tool(
-                "resume_run",
-                {
-                    "run_id": paused["run_id"],
-                    "journal": journal,
-                    "decision": "approve",
-                    "intervention_id": paused["intervention"]["intervention_id"],
-                },
-                progress_callback=progress,
-            )
-            after = await call(client, "show_run", run_id=paused["run_id"], journal=journal)
+    paused = await call(client, "run_plan", plan=plan, journal=journal)
+    run_id = paused["run_id"]
+    listed = await call(client, "list_runs", journal=journal)
+    shown = await call(client, "show_run", run_id=run_id, journal=journal)
+    unanswered = await fail(client, "resume_run", run_id=run_id, journal=journal)
+    stale = await fail(
+        client,
+        "resume_run",
+        run_id=run_id,
+        journal=journal,
+        decision="approve",
+        intervention_id="not-it",
+    )
+    resumed = await client.call_tool(
+        "resume_run",
+        {
+            "run_id": run_id,
+            "journal": journal,
+            "decision": "approve",
+            "intervention_id": shown["pending"]["intervention_id"],
+        },
+        progress_callback=progress,
+    )
+    after = await call(client, "show_run", run_id=run_id, journal=journal)
     assert paused["verdict"] == "INTERVENTION_NEEDED"
     assert paused["intervention"]["kind"] == "approval"
-    assert [r["run_id"] for r in listed["runs"]] == [paused["run_id"]]
+    assert paused["intervention"]["intervention_id"] == shown["pending"]["intervention_id"]
+    assert [r["run_id"] for r in listed["runs"]] == [run_id]
     assert shown["pending"]["step_id"] == "s2"
+    assert "Pass decision='approve' or decision='reject'." in unanswered
     assert "is stale" in stale
     assert not resumed.is_error, resumed.content[0].text
     assert resumed.structured_content["verdict"] == "SUCCESS"
-    assert progress.messages[-1].startswith("FINISH")
+    assert resumed.structured_content["run_id"] == run_id
+    assert progress.messages[0].startswith("START") and progress.messages[-1].startswith("FINISH")
     steps = {s["step_id"]: s for s in after["steps"]}
     assert steps["s1"]["starts"] == 1  # completed before the pause: not run again
     assert steps["s2"]["status"] == "completed" and after["pending"] is None
+
+
+async def test_durable_run_tools_over_stdio(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with (tmp_path / "mcp.log").open("w") as errlog:
+        async with stdio_mcp_client(env, errlog) as client:
+            await durable_run_tools(client, str(tmp_path / "journal.sqlite3"))
 
 
 async def test_code_goal_over_stdio_asks_the_person_in_the_client(
