@@ -27,10 +27,17 @@ from marimo_engine.live.session import LiveSession, open_session
 from tests.integration.conftest import STARTUP_TIMEOUT_S, LiveServer, notebook_file
 from tests.processes import RUN_MARKER
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
-
 REPORT_VARIABLE = "MARIMO_ENGINE_KILLED_RUN_REPORT"
 """Where the test writes what it holds (JSON), once everything is up."""
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(900),
+    pytest.mark.skipif(
+        REPORT_VARIABLE not in os.environ,
+        reason=f"run by tests/test_processes.py, which sets {REPORT_VARIABLE}",
+    ),
+]
 
 _COMMAND_SERVER = (
     "import sys, time\n"
@@ -47,9 +54,7 @@ def test_hold_servers_until_killed(
     live_session: LiveSession,
     tmp_path: Path,
 ) -> None:
-    report = os.environ.get(REPORT_VARIABLE)
-    if report is None:
-        pytest.skip(f"run by tests/test_processes.py, which sets {REPORT_VARIABLE}")
+    report = os.environ[REPORT_VARIABLE]
     notebook = notebook_file(notebook_server, tmp_path, "held.py")
     with open_session(notebook, url=notebook_server.url, startup_timeout_s=STARTUP_TIMEOUT_S):
         command = subprocess.Popen(
