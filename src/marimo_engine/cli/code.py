@@ -165,6 +165,8 @@ def _error(message: str) -> int:
 def _open(
     args: argparse.Namespace, notebook: Path | None, data: tuple[str, ...] = ()
 ) -> LiveSession:
+    if not (args.url or args.session):
+        return _open_session(args, notebook, data)  # a server of our own that fails: exit 1
     with selecting():  # a --url no server answers on is bad input (exit 2)
         return _open_session(args, notebook, data)
 
