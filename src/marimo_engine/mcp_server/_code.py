@@ -16,6 +16,7 @@ such patch refused, with a note saying why. `auto` approves, `deny` refuses.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context  # resolved at run time: the SDK reads the hints
@@ -24,6 +25,8 @@ from pydantic import BaseModel, Field
 from marimo_engine.errors import UsageError
 from marimo_engine.mcp_server._errors import tool_errors
 from marimo_engine.mcp_server._live import Session, live_client
+
+_LOG = logging.getLogger("marimo_engine.mcp_server")
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -75,7 +78,13 @@ def _asker(ctx: Context) -> Any:
             # MCP 2026-07-28 and later carry questions only before a tool runs
             # (InputRequiredResult), not in the middle of a run.
             return ApprovalDecision(False, NO_BACK_CHANNEL_NOTE)
-        answer = await ctx.elicit(approval_message(request), ApprovalForm)
+        try:
+            answer = await ctx.elicit(approval_message(request), ApprovalForm)
+        except Exception as exc:  # the client failed to ask: nobody approved
+            _LOG.warning("The MCP client could not ask for an approval: %s", exc)
+            return ApprovalDecision(
+                False, f"refused: the MCP client could not ask a person ({exc})"
+            )
         if answer.action != "accept":
             return ApprovalDecision(False, f"refused by a person ({answer.action})")
         return ApprovalDecision(answer.data.approve, answer.data.note)
