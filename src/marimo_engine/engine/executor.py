@@ -85,8 +85,11 @@ class PlanRun:
         """Stop the run if it is still going (running steps are cancelled), then wait for `FINISH`.
 
         Interrupted worker threads get a short grace to end; ones still
-        running (a tool blocked in C) are abandoned, not waited for.
+        running (a tool blocked in C) are abandoned, not waited for. A run
+        closed before its first iteration never starts (no events, no
+        result); what it holds, a resumed run's journal lease, is let go.
         """
+        self._run.recorder.abandon()  # does nothing once the run began
         await self._events.aclose()
 
     async def __aenter__(self) -> PlanRun:

@@ -9,8 +9,10 @@ import pytest
 
 from marimo_engine import plan_to_notebook
 from marimo_engine.examples import load_example
+from marimo_engine.live.server import HeadlessServer
 from marimo_engine.live.session import open_session
 from marimo_engine.tools.examples import example_registry
+from tests.integration.conftest import notebook_file
 
 pytestmark = pytest.mark.integration
 
@@ -18,17 +20,19 @@ BUSY = {"queued", "running"}
 
 
 def test_marimo_edit_runs_the_compiled_plan_and_stops_what_a_skip_blocks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, notebook_server: HeadlessServer
 ) -> None:
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     plan = load_example("hull-check-7")
     plan["steps"].append(
         {"id": "after-s3", "tool": "analyze_atmosphere", "args": {"o2_level": "$s3.composition.O2"}}
     )
-    notebook = tmp_path / "hull.py"
-    notebook.write_text(plan_to_notebook(plan, example_registry()), encoding="utf-8")
+    source = plan_to_notebook(plan, example_registry())
+    notebook = notebook_file(notebook_server, tmp_path, "hull.py", source)
 
-    with open_session(notebook) as live, live.sync_client() as client:
+    with (
+        open_session(notebook, url=notebook_server.url, startup_timeout_s=120) as live,
+        live.sync_client() as client,
+    ):
         deadline = time.monotonic() + 120
         cells = client.cells()
         while any(c.status in BUSY for c in cells) and time.monotonic() < deadline:
