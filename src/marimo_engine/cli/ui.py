@@ -99,7 +99,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve the app until SIGINT or SIGTERM; return 0.
+    """Serve the app until SIGINT or SIGTERM, then end the process with exit code 0.
+
+    The process ends with `os._exit` once the server has stopped, so that
+    no kernel or run thread keeps it alive: call it in a process of its own.
 
     Raises:
         UsageError: A non-loopback `--host` without `--allow-remote`, a port
@@ -150,4 +153,11 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         sock.close()
+    # The server has stopped. A page's kernel (a thread marimo keeps for a
+    # reconnect) and a run resumed from the page (a background thread) would
+    # keep the interpreter waiting; every journal write is committed, and a
+    # run cut short here is resumed later like any interrupted run.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(ExitCode.OK)
     return ExitCode.OK
