@@ -114,7 +114,9 @@ def serve(
         .with_app(path="", root=str(APP_PATH))
         .build()
     )
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+    )
 
     async def main() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))
