@@ -341,6 +341,17 @@ def _(get_view, journal, json, mo, view):
                     kind="danger",
                 )
             )
+        for _s in _v.steps:
+            if _s.error:
+                _parts.append(
+                    mo.callout(
+                        mo.md(
+                            f"Step **`{_s.step_id}`** failed: **{_s.error.get('type')}**: "
+                            f"{_s.error.get('message')}"
+                        ),
+                        kind="danger",
+                    )
+                )
         _parts.append(mo.md("### DAG"))
         _parts.append(mo.mermaid(view.mermaid_dag(_v.steps)))
         _chart = view.timeline_chart(_v)
