@@ -242,6 +242,8 @@ class RunRecorder:
             error = {"type": event.error.type if event.error else "Error", "message": event.msg}
             if event.error is not None:
                 error["message"] = event.error.message
+                if event.error.traceback:
+                    error["traceback"] = event.error.traceback
             if sid is not None:
                 self._write_step(
                     sid,

@@ -57,6 +57,9 @@ def test_states_of_a_failed_run(tmp_path: Path, journal_path: str) -> None:
     assert boom is not None and boom.error is not None
     assert boom.error["type"] == "RuntimeError"
     assert "on purpose" in boom.error["message"]
+    # the journal keeps the tool's traceback for the page (events carry none)
+    assert "in fail_once" in boom.error["traceback"]
+    assert boom.error["traceback"].rstrip().endswith("the first try fails on purpose")
     assert shown.step("never").reason == "run_if is false: $hull.breach_detected"  # type: ignore[union-attr]
     assert shown.step("after").depends_on == ("boom",)  # type: ignore[union-attr]
     assert shown.step("hull").key_finding  # type: ignore[union-attr]
@@ -237,3 +240,12 @@ def test_run_state(status: str, owner: str | None, until: float | None, expected
 
     record = RunRecord("r", "p", "{}", status, None, 0.0, 0.0, None, None, None, owner, until)
     assert view.run_state(record, now=1000.0) == expected
+
+
+def test_event_json_carries_no_traceback(tmp_path: Path) -> None:
+    plan = {"steps": [{"id": "boom", "tool": "fail_once", "args": {"marker": str(tmp_path / "m")}}]}
+    result = execute_plan_sync(plan, tools=registry())
+    (error,) = [e for e in result.events if e.type.value == "ERROR"]
+    assert error.error is not None and "in fail_once" in (error.error.traceback or "")
+    assert "traceback" not in error.to_json_line()
+    assert "traceback" not in error.error.model_dump()
