@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from marimo_engine import execute_plan_sync
+from marimo_engine.engine.durable import list_runs
 from marimo_engine.engine.journal import open_journal
 from marimo_engine.examples import load_example
 from tests.processes import start_process, stop_process
@@ -278,7 +279,7 @@ def test_run_in_progress_updates_in_the_open_page(
     try:
         run_id = wait_until(
             lambda: next(
-                (r.run_id for r in open_journal(server.journal).list_runs(5)
+                (r.run_id for r in list_runs(server.journal, limit=5)
                  if r.plan_id == "in-progress"),
                 None,
             ),
@@ -362,7 +363,7 @@ def test_rerun_with_a_changed_argument(app: Page, server: Server) -> None:
     page.get_by_text(f"a re-run of {run_id}").wait_for(timeout=WAIT_MS)
     new_id = wait_until(
         lambda: next(
-            (r.run_id for r in open_journal(server.journal).list_runs(5)
+            (r.run_id for r in list_runs(server.journal, limit=5)
              if r.parent_run_id == run_id and r.status == "SUCCESS"),
             None,
         ),

@@ -120,7 +120,8 @@ def test_running_and_interrupted(journal_path: str) -> None:
     assert rows[0]["status"] == "interrupted"
     assert rows[0]["verdict"] == ""
     assert live != dead  # a change the page must redraw
-    assert view.read_view(open_journal(journal_path), "r-live") == dead  # no change: no redraw
+    with open_journal(journal_path) as journal:
+        assert view.read_view(journal, "r-live") == dead  # no change: no redraw
 
 
 def test_mermaid_dag_colours_each_state() -> None:
