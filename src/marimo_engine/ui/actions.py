@@ -141,7 +141,6 @@ class UIConfig:
 _lock = threading.Lock()
 _registries: dict[tuple[str, ...], Any] = {}
 _errors: dict[str, str] = {}
-_threads: dict[str, threading.Thread] = {}
 
 
 def background_errors() -> dict[str, str]:
@@ -170,10 +169,7 @@ def _start(run: PlanRun, run_id: str) -> str:
             with _lock:
                 _errors[run_id] = f"{type(exc).__name__}: {exc}"
 
-    thread = threading.Thread(target=main, name=f"marimo-engine-ui-{run_id}", daemon=True)
-    with _lock:
-        _threads[run_id] = thread
-    thread.start()
+    threading.Thread(target=main, name=f"marimo-engine-ui-{run_id}", daemon=True).start()
     return run_id
 
 

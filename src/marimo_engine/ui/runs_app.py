@@ -218,7 +218,7 @@ def _(get_pending, json, mo, view):
                 [
                     mo.md(
                         f"Step **`{_p['step_id']}`** stopped the run: "
-                        f"`{_p.get('expression')}` was true. Its output:"
+                        f"{view.md_code(_p.get('expression'))} was true. Its output:"
                     ),
                     mo.json(json.dumps(_p.get("output"))),
                 ]
@@ -267,6 +267,7 @@ def _(
     mo,
     reason_text,
     reject_button,
+    view,
 ):
     # Answering resumes the run in the background (durable.resume_run, as
     # `marimo-engine resume` does); the page follows it through the journal.
@@ -288,13 +289,13 @@ def _(
             actions.resume(config, _run_id, _decision, intervention_id=_p.get("intervention_id"))
             _said = mo.callout(mo.md(f"Resuming run `{_run_id}`: {_decision.action}."), kind="info")
         except EngineError as _exc:
-            _said = mo.callout(mo.md(f"**Not resumed:** {_exc}"), kind="danger")
+            _said = mo.callout(mo.md(f"**Not resumed:** {view.md_text(_exc)}"), kind="danger")
     _said
     return
 
 
 @app.cell
-def _(get_view, journal, json, mo, view):
+def _(actions, get_view, journal, json, mo, view):
     # The selected run: summary, DAG, timeline, key findings, every step.
     _v = get_view()
     if _v is None:
@@ -329,7 +330,8 @@ def _(get_view, journal, json, mo, view):
         )
         _parts = [
             mo.md(
-                f"## Run `{_v.run_id}`\n\nplan **{_v.plan_name}** (`{_v.plan_id}`)"
+                f"## Run {view.md_code(_v.run_id)}\n\n"
+                f"plan **{view.md_text(_v.plan_name)}** ({view.md_code(_v.plan_id)})"
                 + (f", a re-run of `{_v.parent_run_id}`" if _v.parent_run_id else "")
             ),
             _summary,
@@ -337,7 +339,18 @@ def _(get_view, journal, json, mo, view):
         if _v.error:
             _parts.append(
                 mo.callout(
-                    mo.md(f"**{_v.error.get('type')}**: {_v.error.get('message')}"),
+                    mo.md(
+                        f"**{view.md_text(_v.error.get('type'))}**: "
+                        f"{view.md_text(_v.error.get('message'))}"
+                    ),
+                    kind="danger",
+                )
+            )
+        _crashed = actions.background_errors().get(_v.run_id)
+        if _crashed:
+            _parts.append(
+                mo.callout(
+                    mo.md(f"The page's run of it stopped: {view.md_text(_crashed)}"),
                     kind="danger",
                 )
             )
@@ -346,8 +359,9 @@ def _(get_view, journal, json, mo, view):
                 _parts.append(
                     mo.callout(
                         mo.md(
-                            f"Step **`{_s.step_id}`** failed: **{_s.error.get('type')}**: "
-                            f"{_s.error.get('message')}"
+                            f"Step **`{_s.step_id}`** failed: "
+                            f"**{view.md_text(_s.error.get('type'))}**: "
+                            f"{view.md_text(_s.error.get('message'))}"
                         ),
                         kind="danger",
                     )
@@ -367,7 +381,7 @@ def _(get_view, journal, json, mo, view):
         for _s in _v.steps:
             _body = []
             if _s.description:
-                _body.append(mo.md(_s.description))
+                _body.append(mo.md(view.md_text(_s.description)))
             _facts = f"tool `{_s.tool}` · state **{_s.state}**"
             if _s.attempt:
                 _facts += f" · tries {_s.attempt}"
@@ -381,13 +395,16 @@ def _(get_view, journal, json, mo, view):
             _body.append(mo.md("arguments (as the plan writes them):"))
             _body.append(mo.json(json.dumps(dict(_s.args))))
             if _s.reason:
-                _body.append(mo.md(f"skipped: {_s.reason}"))
+                _body.append(mo.md(f"skipped: {view.md_text(_s.reason)}"))
             if _s.error:
                 _body.append(
                     mo.callout(
                         mo.vstack(
                             [
-                                mo.md(f"**{_s.error.get('type')}**: {_s.error.get('message')}"),
+                                mo.md(
+                                    f"**{view.md_text(_s.error.get('type'))}**: "
+                                    f"{view.md_text(_s.error.get('message'))}"
+                                ),
                                 *(
                                     [mo.plain_text(_s.error["traceback"])]
                                     if _s.error.get("traceback")
@@ -480,6 +497,7 @@ def _(
     rerun_old_args,
     rerun_step,
     select,
+    view,
 ):
     _said = None
     if rerun_button.value and rerun_of:
@@ -495,13 +513,21 @@ def _(
             select(_new_id)
             _said = mo.callout(mo.md(f"Re-run `{_new_id}` started."), kind="info")
         except EngineError as _exc:
-            _said = mo.callout(mo.md(f"**Not re-run:** {_exc}"), kind="danger")
+            _said = mo.callout(mo.md(f"**Not re-run:** {view.md_text(_exc)}"), kind="danger")
     _said
     return
 
 
 @app.cell
-def _(EngineError, actions, config, json, mo, set_proposal):
+def _(
+    EngineError,
+    actions,
+    config,
+    json,
+    mo,
+    set_proposal,
+    view,
+):
     # Chat with the planner agent: a goal becomes a plan, shown for approval.
     from marimo_engine.agents.planner import PROPOSED_ONLY
 
@@ -510,20 +536,19 @@ def _(EngineError, actions, config, json, mo, set_proposal):
         try:
             _result = await actions.propose_plan(config, _goal)
         except EngineError as _exc:
-            return f"**Cannot plan:** {_exc}"
+            return f"**Cannot plan:** {view.md_text(_exc)}"
         if _result.stop_reason == PROPOSED_ONLY:
             _plan = _result.plans[-1].plan
             set_proposal({"goal": _goal, "plan": _plan})
             _steps = ", ".join(f"`{s.get('id')}` ({s.get('tool')})" for s in _plan["steps"])
             return (
                 f"Plan `{_plan.get('id')}` has {len(_plan['steps'])} step(s): {_steps}. "
-                "Look at it below the chat and approve it to run it.\n\n"
-                f"```json\n{json.dumps(_plan, indent=2)}\n```"
+                "Look at it below the chat and approve it to run it.\n\n" + view.fenced_json(_plan)
             )
         _why = _result.error or _result.stop_reason
         if _result.plans and _result.plans[-1].problems:
             _why += "; " + "; ".join(p.describe() for p in _result.plans[-1].problems[:3])
-        return f"**No valid plan:** {_why}"
+        return f"**No valid plan:** {view.md_text(_why)}"
 
     chat = mo.ui.chat(
         _planner,
@@ -555,7 +580,7 @@ def _(get_proposal, mo, view):
                 [
                     mo.md(
                         f"### Proposed plan `{proposal['plan'].get('id')}`\n\n"
-                        f"for: {proposal['goal']}"
+                        f"for: {view.md_text(proposal['goal'])}"
                     ),
                     mo.mermaid(view.mermaid_dag(view.step_views(proposal["plan"]))),
                     run_plan_button,
@@ -570,7 +595,17 @@ def _(get_proposal, mo, view):
 
 
 @app.cell
-def _(EngineError, actions, config, mo, proposal, run_plan_button, select, set_proposal):
+def _(
+    EngineError,
+    actions,
+    config,
+    mo,
+    proposal,
+    run_plan_button,
+    select,
+    set_proposal,
+    view,
+):
     _said = None
     if run_plan_button.value and proposal:
         try:
@@ -579,7 +614,7 @@ def _(EngineError, actions, config, mo, proposal, run_plan_button, select, set_p
             set_proposal(None)
             _said = mo.callout(mo.md(f"Run `{_run_id}` started."), kind="info")
         except EngineError as _exc:
-            _said = mo.callout(mo.md(f"**Not run:** {_exc}"), kind="danger")
+            _said = mo.callout(mo.md(f"**Not run:** {view.md_text(_exc)}"), kind="danger")
     _said
     return
 

@@ -28,6 +28,9 @@ __all__ = [
     "StepView",
     "UnloadableOutput",
     "displayable",
+    "fenced_json",
+    "md_code",
+    "md_text",
     "mermaid_dag",
     "pretty_json",
     "read_outputs",
@@ -522,6 +525,44 @@ def displayable(value: Any) -> Any:
 
         return to_jsonable(value)
     return value
+
+
+_MARKDOWN_PUNCTUATION = frozenset("\\`*_{}[]()#+-.!|")
+
+
+def md_text(value: Any) -> str:
+    """Text from a plan, a model or a tool, safe to put in `mo.md`: shown as written.
+
+    HTML is escaped (`<` becomes `&lt;`), and every character markdown reads
+    as syntax (emphasis, links, images, code) is backslash-escaped, so a plan
+    name, an error message or a person's reason can neither inject markup
+    into the page nor change how it is laid out.
+
+    Returns:
+        The escaped text.
+    """
+    import html
+
+    text = html.escape(str(value), quote=False)
+    return "".join("\\" + ch if ch in _MARKDOWN_PUNCTUATION else ch for ch in text)
+
+
+def md_code(value: Any) -> str:
+    """An inline code span of `value` for `mo.md` (backticks in it become `'`)."""
+    return "`" + str(value).replace("`", "'").replace("\n", " ") + "`"
+
+
+def fenced_json(value: Any) -> str:
+    """A fenced JSON block for a chat message.
+
+    Backticks (only possible inside JSON strings) are written `\\u0060`, so
+    no text from the plan can close the fence early.
+    """
+    return (
+        "```json\n"
+        + json.dumps(value, indent=2, ensure_ascii=False).replace("`", "\\u0060")
+        + "\n```"
+    )
 
 
 def pretty_json(value: Any) -> str:

@@ -250,3 +250,20 @@ def test_event_json_carries_no_traceback(tmp_path: Path) -> None:
     assert error.error is not None and "in fail_once" in (error.error.traceback or "")
     assert "traceback" not in error.to_json_line()
     assert "traceback" not in error.error.model_dump()
+
+
+def test_text_from_plans_is_shown_as_written() -> None:
+    import json
+
+    assert view.md_text("<img src=x onerror=alert(1)>") == (
+        "&lt;img src=x onerror=alert\\(1\\)&gt;"
+    )
+    assert view.md_text("[click](javascript:x) *b* `c`") == (
+        "\\[click\\]\\(javascript:x\\) \\*b\\* \\`c\\`"
+    )
+    assert view.md_code("a`b\nc") == "`a'b c`"
+    fenced = view.fenced_json({"name": "```\n<b>x</b>"})
+    assert fenced.count("```") == 2
+    assert json.loads(fenced.removeprefix("```json\n").removesuffix("\n```")) == {
+        "name": "```\n<b>x</b>"
+    }
