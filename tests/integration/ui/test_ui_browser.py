@@ -397,3 +397,12 @@ def test_chat_turns_a_goal_into_a_plan_and_a_run(app: Page, server: Server) -> N
     row.filter(has_text="SUCCESS").wait_for(timeout=WAIT_MS)
     app.node("air", "done").wait_for(timeout=WAIT_MS)
     app.shot("chat-run")
+
+
+def test_marimo_check_passes_on_the_app() -> None:
+    from marimo_engine.ui import APP_PATH
+    from tests.processes import run_process
+
+    done = run_process([sys.executable, "-m", "marimo", "check", str(APP_PATH)], timeout_s=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "", done.stdout
