@@ -394,6 +394,10 @@ def _(actions, get_view, journal, json, mo, view):
             _body.append(mo.md(_facts))
             _body.append(mo.md("arguments (as the plan writes them):"))
             _body.append(mo.json(json.dumps(dict(_s.args))))
+            _resolved = view.resolved_args(_s, _outputs)
+            if _resolved is not None:
+                _body.append(mo.md("arguments the tool got (references resolved):"))
+                _body.append(mo.as_html(view.displayable(_resolved)))
             if _s.reason:
                 _body.append(mo.md(f"skipped: {view.md_text(_s.reason)}"))
             if _s.error:

@@ -35,6 +35,7 @@ __all__ = [
     "pretty_json",
     "read_outputs",
     "read_view",
+    "resolved_args",
     "run_rows",
     "run_state",
     "run_view",
@@ -502,6 +503,31 @@ def timeline_chart(view: RunView, now: float | None = None) -> Any:
     )
     chart.usermeta = {"embedOptions": {"renderer": "svg", "actions": False}}
     return chart
+
+
+def resolved_args(step: StepView, outputs: Mapping[str, Any]) -> Any:
+    """The arguments the step's tool got: its `$references` resolved from the run's outputs.
+
+    Args:
+        step: The step.
+        outputs: `read_outputs` of its run.
+
+    Returns:
+        The resolved arguments (the engine's `resolve_value`), or `None` when
+        the step has no reference in its arguments, or one cannot be
+        resolved (a dependency without a stored output).
+    """
+    from marimo_engine.errors import EngineError
+    from marimo_engine.plans.references import find_references, resolve_value
+
+    if not step.args or not find_references(dict(step.args)):
+        return None
+    if any(isinstance(v, UnloadableOutput) for v in outputs.values()):
+        outputs = {k: v for k, v in outputs.items() if not isinstance(v, UnloadableOutput)}
+    try:
+        return resolve_value(dict(step.args), outputs)
+    except EngineError:
+        return None
 
 
 def displayable(value: Any) -> Any:

@@ -267,3 +267,22 @@ def test_text_from_plans_is_shown_as_written() -> None:
     assert json.loads(fenced.removeprefix("```json\n").removesuffix("\n```")) == {
         "name": "```\n<b>x</b>"
     }
+
+
+def test_resolved_args_come_from_the_outputs(journal_path: str) -> None:
+    plan = {
+        "id": "chain",
+        "steps": [
+            {"id": "a", "tool": "scale", "args": {"value": 2}},
+            {"id": "b", "tool": "scale", "args": {"value": "$a.value", "factor": 3}},
+        ],
+    }
+    run_id = _run(plan, journal_path)
+    with open_journal(journal_path) as journal:
+        shown = view.read_view(journal, run_id)
+        outputs = view.read_outputs(journal, run_id)
+    assert shown is not None
+    a, b = shown.steps
+    assert view.resolved_args(a, outputs) is None  # nothing to resolve
+    assert view.resolved_args(b, outputs) == {"value": 4.0, "factor": 3}
+    assert view.resolved_args(b, {}) is None  # its dependency has no output
