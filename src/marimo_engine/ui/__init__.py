@@ -2,7 +2,8 @@
 
 - `runs_app.py`: the app itself, a marimo notebook (`marimo edit` opens it).
 - `view.py`: what the app shows, from journal records: run rows, step
-  states, the DAG (mermaid), the timeline (Altair), outputs.
+  states, outputs; `charts.py` the DAG (mermaid) and the timeline (Altair);
+  `text.py` text from plans made safe for markdown.
 - `actions.py`: what the app does: resume with a decision, re-run with
   changed arguments, propose a plan with the planner agent and run it, each
   through the same functions as the CLI (`engine.durable`) and in a

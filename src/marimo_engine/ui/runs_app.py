@@ -16,9 +16,9 @@ def _():
 
     from marimo_engine.engine.durable import Decision, list_runs
     from marimo_engine.errors import EngineError
-    from marimo_engine.ui import actions, view
+    from marimo_engine.ui import actions, charts, text, view
 
-    return Decision, EngineError, actions, json, list_runs, mo, time, view
+    return Decision, EngineError, actions, charts, json, list_runs, mo, text, time, view
 
 
 @app.cell
@@ -182,7 +182,7 @@ def _(memo, runs_table, select):
 
 
 @app.cell
-def _(get_pending, json, mo, view):
+def _(get_pending, json, mo, text):
     # The intervention the selected run waits for: what the step would do,
     # the condition that fired, and the answers a person can give.
     intervention = get_pending()
@@ -190,7 +190,7 @@ def _(get_pending, json, mo, view):
     reject_button = mo.ui.run_button(label="Reject", kind="danger")
     reason_text = mo.ui.text(placeholder="why (goes into the run)", label="reason", full_width=True)
     answer_text = mo.ui.text_area(
-        value=view.pretty_json(intervention[1].get("output")) if intervention else "",
+        value=text.pretty_json(intervention[1].get("output")) if intervention else "",
         rows=6,
         label="answer: the step's output, as JSON",
         full_width=True,
@@ -218,7 +218,7 @@ def _(get_pending, json, mo, view):
                 [
                     mo.md(
                         f"Step **`{_p['step_id']}`** stopped the run: "
-                        f"{view.md_code(_p.get('expression'))} was true. Its output:"
+                        f"{text.md_code(_p.get('expression'))} was true. Its output:"
                     ),
                     mo.json(json.dumps(_p.get("output"))),
                 ]
@@ -267,7 +267,7 @@ def _(
     mo,
     reason_text,
     reject_button,
-    view,
+    text,
 ):
     # Answering resumes the run in the background (durable.resume_run, as
     # `marimo-engine resume` does); the page follows it through the journal.
@@ -289,13 +289,13 @@ def _(
             actions.resume(config, _run_id, _decision, intervention_id=_p.get("intervention_id"))
             _said = mo.callout(mo.md(f"Resuming run `{_run_id}`: {_decision.action}."), kind="info")
         except EngineError as _exc:
-            _said = mo.callout(mo.md(f"**Not resumed:** {view.md_text(_exc)}"), kind="danger")
+            _said = mo.callout(mo.md(f"**Not resumed:** {text.md_text(_exc)}"), kind="danger")
     _said
     return
 
 
 @app.cell
-def _(actions, get_view, journal, json, mo, view):
+def _(actions, charts, get_view, journal, json, mo, text, view):
     # The selected run: summary, DAG, timeline, key findings, every step.
     _v = get_view()
     if _v is None:
@@ -330,8 +330,8 @@ def _(actions, get_view, journal, json, mo, view):
         )
         _parts = [
             mo.md(
-                f"## Run {view.md_code(_v.run_id)}\n\n"
-                f"plan **{view.md_text(_v.plan_name)}** ({view.md_code(_v.plan_id)})"
+                f"## Run {text.md_code(_v.run_id)}\n\n"
+                f"plan **{text.md_text(_v.plan_name)}** ({text.md_code(_v.plan_id)})"
                 + (f", a re-run of `{_v.parent_run_id}`" if _v.parent_run_id else "")
             ),
             _summary,
@@ -340,8 +340,8 @@ def _(actions, get_view, journal, json, mo, view):
             _parts.append(
                 mo.callout(
                     mo.md(
-                        f"**{view.md_text(_v.error.get('type'))}**: "
-                        f"{view.md_text(_v.error.get('message'))}"
+                        f"**{text.md_text(_v.error.get('type'))}**: "
+                        f"{text.md_text(_v.error.get('message'))}"
                     ),
                     kind="danger",
                 )
@@ -350,7 +350,7 @@ def _(actions, get_view, journal, json, mo, view):
         if _crashed:
             _parts.append(
                 mo.callout(
-                    mo.md(f"The page's run of it stopped: {view.md_text(_crashed)}"),
+                    mo.md(f"The page's run of it stopped: {text.md_text(_crashed)}"),
                     kind="danger",
                 )
             )
@@ -360,15 +360,15 @@ def _(actions, get_view, journal, json, mo, view):
                     mo.callout(
                         mo.md(
                             f"Step **`{_s.step_id}`** failed: "
-                            f"**{view.md_text(_s.error.get('type'))}**: "
-                            f"{view.md_text(_s.error.get('message'))}"
+                            f"**{text.md_text(_s.error.get('type'))}**: "
+                            f"{text.md_text(_s.error.get('message'))}"
                         ),
                         kind="danger",
                     )
                 )
         _parts.append(mo.md("### DAG"))
-        _parts.append(mo.mermaid(view.mermaid_dag(_v.steps)))
-        _chart = view.timeline_chart(_v)
+        _parts.append(mo.mermaid(charts.mermaid_dag(_v.steps)))
+        _chart = charts.timeline_chart(_v)
         if _chart is not None:
             _parts.append(_chart)
         _findings = [s for s in _v.steps if s.key_finding and s.step_id in _outputs]
@@ -381,7 +381,7 @@ def _(actions, get_view, journal, json, mo, view):
         for _s in _v.steps:
             _body = []
             if _s.description:
-                _body.append(mo.md(view.md_text(_s.description)))
+                _body.append(mo.md(text.md_text(_s.description)))
             _facts = f"tool `{_s.tool}` · state **{_s.state}**"
             if _s.attempt:
                 _facts += f" · tries {_s.attempt}"
@@ -399,15 +399,15 @@ def _(actions, get_view, journal, json, mo, view):
                 _body.append(mo.md("arguments the tool got (references resolved):"))
                 _body.append(mo.as_html(view.displayable(_resolved)))
             if _s.reason:
-                _body.append(mo.md(f"skipped: {view.md_text(_s.reason)}"))
+                _body.append(mo.md(f"skipped: {text.md_text(_s.reason)}"))
             if _s.error:
                 _body.append(
                     mo.callout(
                         mo.vstack(
                             [
                                 mo.md(
-                                    f"**{view.md_text(_s.error.get('type'))}**: "
-                                    f"{view.md_text(_s.error.get('message'))}"
+                                    f"**{text.md_text(_s.error.get('type'))}**: "
+                                    f"{text.md_text(_s.error.get('message'))}"
                                 ),
                                 *(
                                     [mo.plain_text(_s.error["traceback"])]
@@ -448,7 +448,7 @@ def _(get_selected, journal, mo):
 
 
 @app.cell
-def _(mo, rerun_of, rerun_plan, rerun_step, view):
+def _(mo, rerun_of, rerun_plan, rerun_step, text):
     _step = next(
         (
             s
@@ -459,7 +459,7 @@ def _(mo, rerun_of, rerun_plan, rerun_step, view):
     )
     rerun_old_args = dict((_step or {}).get("args") or {})
     rerun_args = mo.ui.text_area(
-        value=view.pretty_json(rerun_old_args),
+        value=text.pretty_json(rerun_old_args),
         rows=6,
         label="arguments, as JSON",
         full_width=True,
@@ -501,7 +501,7 @@ def _(
     rerun_old_args,
     rerun_step,
     select,
-    view,
+    text,
 ):
     _said = None
     if rerun_button.value and rerun_of:
@@ -517,21 +517,13 @@ def _(
             select(_new_id)
             _said = mo.callout(mo.md(f"Re-run `{_new_id}` started."), kind="info")
         except EngineError as _exc:
-            _said = mo.callout(mo.md(f"**Not re-run:** {view.md_text(_exc)}"), kind="danger")
+            _said = mo.callout(mo.md(f"**Not re-run:** {text.md_text(_exc)}"), kind="danger")
     _said
     return
 
 
 @app.cell
-def _(
-    EngineError,
-    actions,
-    config,
-    json,
-    mo,
-    set_proposal,
-    view,
-):
+def _(EngineError, actions, config, mo, set_proposal, text):
     # Chat with the planner agent: a goal becomes a plan, shown for approval.
     from marimo_engine.agents.planner import PROPOSED_ONLY
 
@@ -540,19 +532,19 @@ def _(
         try:
             _result = await actions.propose_plan(config, _goal)
         except EngineError as _exc:
-            return f"**Cannot plan:** {view.md_text(_exc)}"
+            return f"**Cannot plan:** {text.md_text(_exc)}"
         if _result.stop_reason == PROPOSED_ONLY:
             _plan = _result.plans[-1].plan
             set_proposal({"goal": _goal, "plan": _plan})
             _steps = ", ".join(f"`{s.get('id')}` ({s.get('tool')})" for s in _plan["steps"])
             return (
                 f"Plan `{_plan.get('id')}` has {len(_plan['steps'])} step(s): {_steps}. "
-                "Look at it below the chat and approve it to run it.\n\n" + view.fenced_json(_plan)
+                "Look at it below the chat and approve it to run it.\n\n" + text.fenced_json(_plan)
             )
         _why = _result.error or _result.stop_reason
         if _result.plans and _result.plans[-1].problems:
             _why += "; " + "; ".join(p.describe() for p in _result.plans[-1].problems[:3])
-        return f"**No valid plan:** {view.md_text(_why)}"
+        return f"**No valid plan:** {text.md_text(_why)}"
 
     chat = mo.ui.chat(
         _planner,
@@ -575,7 +567,7 @@ def _(
 
 
 @app.cell
-def _(get_proposal, mo, view):
+def _(charts, get_proposal, mo, text, view):
     proposal = get_proposal()
     run_plan_button = mo.ui.run_button(label="Approve and run", kind="success")
     (
@@ -584,9 +576,9 @@ def _(get_proposal, mo, view):
                 [
                     mo.md(
                         f"### Proposed plan `{proposal['plan'].get('id')}`\n\n"
-                        f"for: {view.md_text(proposal['goal'])}"
+                        f"for: {text.md_text(proposal['goal'])}"
                     ),
-                    mo.mermaid(view.mermaid_dag(view.step_views(proposal["plan"]))),
+                    mo.mermaid(charts.mermaid_dag(view.step_views(proposal["plan"]))),
                     run_plan_button,
                 ]
             ),
@@ -608,7 +600,7 @@ def _(
     run_plan_button,
     select,
     set_proposal,
-    view,
+    text,
 ):
     _said = None
     if run_plan_button.value and proposal:
@@ -618,7 +610,7 @@ def _(
             set_proposal(None)
             _said = mo.callout(mo.md(f"Run `{_run_id}` started."), kind="info")
         except EngineError as _exc:
-            _said = mo.callout(mo.md(f"**Not run:** {view.md_text(_exc)}"), kind="danger")
+            _said = mo.callout(mo.md(f"**Not run:** {text.md_text(_exc)}"), kind="danger")
     _said
     return
 

@@ -10,7 +10,8 @@ import pytest
 
 from marimo_engine import execute_plan_sync
 from marimo_engine.engine.journal import open_journal
-from marimo_engine.ui import view
+from marimo_engine.ui import charts, view
+from marimo_engine.ui import text as ui_text
 
 from .conftest import registry
 
@@ -130,7 +131,7 @@ def test_mermaid_dag_colours_each_state() -> None:
         view.StepView("b-1", "check_oxygen", None, {}, ("a",), False, "waiting"),
         view.StepView("c_2", "analyze_atmosphere", None, {}, ("a", "b-1", "gone"), False, "failed"),
     )
-    text = view.mermaid_dag(steps)
+    text = charts.mermaid_dag(steps)
     lines = [ln.strip() for ln in text.splitlines()]
     assert lines[0] == "flowchart LR"
     for state in view.STATES:
@@ -141,7 +142,7 @@ def test_mermaid_dag_colours_each_state() -> None:
 
 
 def test_mermaid_labels_cannot_break_out() -> None:
-    assert view._mermaid_text('a"]; click n0 call x()') == ("a#34;#93;#59; click n0 call x()")
+    assert charts._mermaid_text('a"]; click n0 call x()') == ("a#34;#93;#59; click n0 call x()")
 
 
 def test_proposed_plan_is_all_pending() -> None:
@@ -177,20 +178,20 @@ def test_timeline_marks_retries(tmp_path: Path, journal_path: str) -> None:
     with open_journal(journal_path) as journal:
         shown = view.read_view(journal, run_id)
     assert shown is not None and shown.verdict == "SUCCESS"
-    rows = view._timeline_rows(shown, time.time())
+    rows = charts._timeline_rows(shown, time.time())
     by_step = {r["step"]: r for r in rows}
     assert by_step["flaky"]["tries"] == 2
     assert by_step["flaky"]["retried"] is True
     assert by_step["flaky"]["note"] == "2 tries"
     assert by_step["first"]["retried"] is False
     assert all(r["end"] > r["start"] for r in rows)
-    chart = view.timeline_chart(shown)
+    chart = charts.timeline_chart(shown)
     spec = chart.to_dict()
     assert spec["usermeta"]["embedOptions"]["renderer"] == "svg"
     import json
 
     assert '"note": "2 tries"' in json.dumps(spec)
-    assert view.timeline_chart(view.RunView(**{**shown.__dict__, "steps": ()})) is None
+    assert charts.timeline_chart(view.RunView(**{**shown.__dict__, "steps": ()})) is None
 
 
 def test_outputs_come_back_as_the_tools_made_them(journal_path: str) -> None:
@@ -255,14 +256,14 @@ def test_event_json_carries_no_traceback(tmp_path: Path) -> None:
 def test_text_from_plans_is_shown_as_written() -> None:
     import json
 
-    assert view.md_text("<img src=x onerror=alert(1)>") == (
+    assert ui_text.md_text("<img src=x onerror=alert(1)>") == (
         "&lt;img src=x onerror=alert\\(1\\)&gt;"
     )
-    assert view.md_text("[click](javascript:x) *b* `c`") == (
+    assert ui_text.md_text("[click](javascript:x) *b* `c`") == (
         "\\[click\\]\\(javascript:x\\) \\*b\\* \\`c\\`"
     )
-    assert view.md_code("a`b\nc") == "`a'b c`"
-    fenced = view.fenced_json({"name": "```\n<b>x</b>"})
+    assert ui_text.md_code("a`b\nc") == "`a'b c`"
+    fenced = ui_text.fenced_json({"name": "```\n<b>x</b>"})
     assert fenced.count("```") == 2
     assert json.loads(fenced.removeprefix("```json\n").removesuffix("\n```")) == {
         "name": "```\n<b>x</b>"
