@@ -32,7 +32,9 @@ from tests.processes import start_process, stop_process
 from tests.unit.llm.openai_server import ScriptedOpenAIServer, scripted_server
 from tests.unit.ui.conftest import TOOLS_FILE, registry, wait_until
 
-pytestmark = pytest.mark.integration
+# A ceiling for a loaded machine (the first test also starts the server); the
+# module takes about two minutes on an idle one.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
