@@ -78,7 +78,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def app_url(host: str, port: int, token: str) -> str:
     """The URL to open: `http://HOST:PORT/?access_token=TOKEN` (marimo's token parameter)."""
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
     if ":" in shown:
         shown = f"[{shown}]"
     return f"http://{shown}:{port}/?access_token={quote(token, safe='')}"

@@ -35,3 +35,4 @@ def test_app_url() -> None:
     assert app_url("127.0.0.1", 2719, "a+b/c") == "http://127.0.0.1:2719/?access_token=a%2Bb%2Fc"
     assert app_url("0.0.0.0", 1, "t").startswith("http://127.0.0.1:1/")
     assert app_url("::1", 1, "t").startswith("http://[::1]:1/")
+    assert app_url("::", 1, "t").startswith("http://[::1]:1/")
