@@ -70,7 +70,7 @@ class StepView:
 
     Attributes:
         step_id: The step.
-        tool: Its tool.
+        tool: Its tool, or `plan:NAME` for a step that runs a sub-plan.
         description: The plan's description of it, or `None`.
         args: Its arguments as the plan writes them (references unresolved).
         depends_on: The steps it depends on (references, conditions, `depends_on`).
@@ -260,6 +260,13 @@ def run_view(record: RunRecord, now: float | None = None) -> RunView:
     )
 
 
+def _tool_label(raw: Mapping[str, Any]) -> str:
+    """A step's tool, or `plan:NAME` for a step that runs a sub-plan (plan language 2)."""
+    if raw.get("tool"):
+        return str(raw["tool"])
+    return f"plan:{raw['plan']}" if raw.get("plan") else ""
+
+
 def step_views(
     plan: Any,
     record: RunRecord | None = None,
@@ -299,7 +306,7 @@ def step_views(
         steps.append(
             StepView(
                 step_id=sid,
-                tool=str(raw.get("tool") or ""),
+                tool=_tool_label(raw),
                 description=description if isinstance(description, str) else None,
                 args=args if isinstance(args, dict) else {},
                 depends_on=deps.get(sid, ()),

@@ -287,3 +287,8 @@ def test_resolved_args_come_from_the_outputs(journal_path: str) -> None:
     assert view.resolved_args(a, outputs) is None  # nothing to resolve
     assert view.resolved_args(b, outputs) == {"value": 4.0, "factor": 3}
     assert view.resolved_args(b, {}) is None  # its dependency has no output
+
+
+def test_a_sub_plan_step_is_labelled_with_its_plan() -> None:
+    (step,) = view.step_views({"steps": [{"id": "sub", "plan": "checks"}]})
+    assert step.tool == "plan:checks"
