@@ -194,14 +194,28 @@ def resume(
     """
     from marimo_engine.engine.durable import resume_run
 
-    run = resume_run(
-        run_id,
-        config.registry(),
-        journal=config.journal,
-        decision=decision,
-        intervention_id=intervention_id,
-    )
+    try:
+        run = resume_run(
+            run_id,
+            config.registry(),
+            journal=config.journal,
+            decision=decision,
+            intervention_id=intervention_id,
+        )
+    except UsageError as exc:
+        raise UsageError(_page_words(str(exc))) from exc
     return _start(run, run_id)
+
+
+def _page_words(message: str) -> str:
+    """Say `durable.resume_run`'s CLI option names as the page's buttons."""
+    return (
+        message.replace("--answer does not fit", "The answer does not fit")
+        .replace(
+            "pass --approve, --reject or --answer JSON", "answer with Approve, Reject or Answer"
+        )
+        .replace("pass --approve or --reject", "answer with Approve or Reject")
+    )
 
 
 def rerun_changes(

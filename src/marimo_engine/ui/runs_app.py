@@ -109,7 +109,8 @@ def _(
         set_view(_view)
     _pending = None
     if _view is not None and _view.pending is not None:
-        _pending = (_view.run_id, dict(_view.pending))
+        _waiting = _view.step(str(_view.pending.get("step_id")))
+        _pending = (_view.run_id, dict(_view.pending), _waiting.tool if _waiting else "")
     if _pending != get_pending():
         set_pending(_pending)
     return
@@ -182,7 +183,7 @@ def _(memo, runs_table, select):
 
 
 @app.cell
-def _(get_pending, json, mo, text):
+def _(config, get_pending, json, mo, text, view):
     # The intervention the selected run waits for: what the step would do,
     # the condition that fired, and the answers a person can give.
     intervention = get_pending()
@@ -198,7 +199,7 @@ def _(get_pending, json, mo, text):
     answer_button = mo.ui.run_button(label="Answer")
     _panel = None
     if intervention is not None:
-        _run_id, _p = intervention
+        _run_id, _p, _tool = intervention
         if _p.get("kind") == "approval":
             _what = mo.vstack(
                 [
@@ -223,10 +224,21 @@ def _(get_pending, json, mo, text):
                     mo.json(json.dumps(_p.get("output"))),
                 ]
             )
+            _schema = view.answer_schema(config.registry(), _tool)
             _answers = [
                 mo.hstack([approve_button, reject_button], justify="start"),
                 reason_text,
                 answer_text,
+                mo.accordion(
+                    {
+                        f"the output type tool {_tool} declares": mo.json(json.dumps(_schema))
+                        if _schema is not None
+                        else mo.md(
+                            f"Tool {text.md_code(_tool)} declares no output type: "
+                            "any JSON is taken."
+                        )
+                    }
+                ),
                 answer_button,
             ]
         _panel = mo.callout(
@@ -275,7 +287,7 @@ def _(
     if intervention is not None and (
         approve_button.value or reject_button.value or answer_button.value
     ):
-        _run_id, _p = intervention
+        _run_id, _p, _tool = intervention
         try:
             if approve_button.value:
                 _decision = Decision.approve()

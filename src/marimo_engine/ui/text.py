@@ -12,16 +12,17 @@ from typing import Any
 
 __all__ = ["fenced_json", "md_code", "md_text", "pretty_json"]
 
-_MARKDOWN_PUNCTUATION = frozenset("\\`*_{}[]()#+-.!|")
+_ENTITIES = {ch: f"&#{ord(ch)};" for ch in "\\`*_{}[]()#+-.!|$~=:^"}
 
 
 def md_text(value: Any) -> str:
     """Text from a plan, a model or a tool, safe to put in `mo.md`: shown as written.
 
-    HTML is escaped (`<` becomes `&lt;`), and every character markdown reads
-    as syntax (emphasis, links, images, code) is backslash-escaped, so a plan
-    name, an error message or a person's reason can neither inject markup
-    into the page nor change how it is laid out.
+    HTML is escaped (`<` becomes `&lt;`), and every character markdown (or
+    marimo's LaTeX: `$...$`, `\\(...\\)`, `\\[...\\]`) reads as syntax is
+    written as its HTML character reference, so a plan name, an error
+    message or a person's reason can neither inject markup into the page
+    nor change how it is laid out.
 
     Returns:
         The escaped text.
@@ -29,7 +30,7 @@ def md_text(value: Any) -> str:
     import html
 
     text = html.escape(str(value), quote=False)
-    return "".join("\\" + ch if ch in _MARKDOWN_PUNCTUATION else ch for ch in text)
+    return "".join(_ENTITIES.get(ch, ch) for ch in text)
 
 
 def md_code(value: Any) -> str:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from marimo_engine.engine.journal import Journal, RunRecord
+    from marimo_engine.tools.registry import ToolRegistry
 
 __all__ = [
     "STATES",
@@ -27,6 +28,7 @@ __all__ = [
     "RunView",
     "StepView",
     "UnloadableOutput",
+    "answer_schema",
     "displayable",
     "read_outputs",
     "read_view",
@@ -391,6 +393,22 @@ def resolved_args(step: StepView, outputs: Mapping[str, Any]) -> Any:
         return resolve_value(dict(step.args), outputs)
     except EngineError:
         return None
+
+
+def answer_schema(tools: ToolRegistry, tool: str) -> dict[str, Any] | None:
+    """The JSON schema a person's answer for a step of `tool` must fit, or `None`.
+
+    It is the output type the tool declares (its return annotation,
+    `ToolSpec.returns_schema`, what `tools --json` shows as `returns`), the
+    one `durable.check_answer` validates an answer against.
+
+    Returns:
+        The schema, or `None` when the tool declares no output type (any JSON
+        is taken) or is not in `tools`.
+    """
+    if tool not in tools:
+        return None
+    return tools.get(tool).returns_schema
 
 
 def displayable(value: Any) -> Any:

@@ -342,6 +342,30 @@ def test_reject_ends_the_run_with_the_reason(app: Page, server: Server) -> None:
     app.shot("condition-rejected")
 
 
+def test_answer_replaces_the_output_and_the_run_goes_on(app: Page, server: Server) -> None:
+    run_id = _run(load_example("oxygen-watch"), server.journal)
+    app.select(run_id)
+    page = app.page
+    page.get_by_text("the output type tool check_oxygen declares").wait_for(timeout=WAIT_MS)
+    answer = page.get_by_label("answer: the step's output, as JSON")
+    answer.fill('{"level": "high"}')
+    answer.blur()
+    time.sleep(1)  # the text area sends its value after a short debounce
+    page.get_by_role("button", name="Answer").click()
+    page.get_by_text("Not resumed").wait_for(timeout=WAIT_MS)  # does not fit: nothing ran
+    assert _status(server.journal, run_id) == "INTERVENTION_NEEDED"
+    app.shot("answer-refused")
+    fitting = '{"level": 18.0, "pressure_kpa": 18.2, "sensor_id": "O2-HAND", "status": "low"}'
+    answer.fill(fitting)
+    answer.blur()
+    time.sleep(1)
+    page.get_by_role("button", name="Answer").click()
+    app.node("air", "done").wait_for(timeout=WAIT_MS)
+    assert _status(server.journal, run_id) == "SUCCESS"
+    page.get_by_text("O2-HAND").first.wait_for(timeout=WAIT_MS)  # the answer is o2's output
+    app.shot("answer-accepted")
+
+
 def test_rerun_with_a_changed_argument(app: Page, server: Server) -> None:
     plan = {
         "id": "rerun-me",

@@ -96,6 +96,19 @@ def test_reject_a_condition_fails_the_run_with_the_reason(journal_path: str) -> 
     assert errors and "too risky" in errors[0]["message"]
 
 
+def test_an_answer_that_does_not_fit_is_refused_in_the_pages_words(journal_path: str) -> None:
+    from marimo_engine.examples import load_example
+
+    result = execute_plan_sync(load_example("oxygen-watch"), tools=registry(), journal=journal_path)
+    assert result.run_id is not None
+    with pytest.raises(UsageError, match=r"^The answer does not fit the output of step 'o2'"):
+        actions.resume(
+            _config(journal_path), result.run_id, Decision.answer({"level": "high"}),
+            intervention_id=None,
+        )  # fmt: skip
+    assert _status(journal_path, result.run_id) == "INTERVENTION_NEEDED"
+
+
 def test_rerun_runs_only_the_changed_step_and_its_dependents(journal_path: str) -> None:
     plan = {
         "id": "chain",

@@ -257,10 +257,10 @@ def test_text_from_plans_is_shown_as_written() -> None:
     import json
 
     assert ui_text.md_text("<img src=x onerror=alert(1)>") == (
-        "&lt;img src=x onerror=alert\\(1\\)&gt;"
+        "&lt;img src&#61;x onerror&#61;alert&#40;1&#41;&gt;"
     )
-    assert ui_text.md_text("[click](javascript:x) *b* `c`") == (
-        "\\[click\\]\\(javascript:x\\) \\*b\\* \\`c\\`"
+    assert ui_text.md_text("[a](javascript:x) *b* `c` $d$") == (
+        "&#91;a&#93;&#40;javascript&#58;x&#41; &#42;b&#42; &#96;c&#96; &#36;d&#36;"
     )
     assert ui_text.md_code("a`b\nc") == "`a'b c`"
     fenced = ui_text.fenced_json({"name": "```\n<b>x</b>"})
@@ -292,3 +292,10 @@ def test_resolved_args_come_from_the_outputs(journal_path: str) -> None:
 def test_a_sub_plan_step_is_labelled_with_its_plan() -> None:
     (step,) = view.step_views({"steps": [{"id": "sub", "plan": "checks"}]})
     assert step.tool == "plan:checks"
+
+
+def test_answer_schema_is_the_tools_declared_output() -> None:
+    tools = registry()
+    schema = view.answer_schema(tools, "check_oxygen")
+    assert schema is not None and "level" in str(schema)
+    assert view.answer_schema(tools, "no_such_tool") is None
