@@ -224,19 +224,22 @@ class PlannerAgent:
         assert result is not None  # DONE is always last
         return result
 
-    def run_sync(self, goal: str, *, context: object | None = None) -> AgentResult:
+    def run_sync(
+        self, goal: str, *, context: object | None = None, run_plans: bool = True
+    ) -> AgentResult:
         """Blocking form of `run` (starts an event loop; not for use inside one).
 
         Args:
             goal: As for `run`.
             context: As for `run`.
+            run_plans: As for `run`.
 
         Returns:
             The `AgentResult`.
         """
         import anyio
 
-        return anyio.run(lambda: self.run(goal, context=context))
+        return anyio.run(lambda: self.run(goal, context=context, run_plans=run_plans))
 
     async def events(
         self, goal: str, *, context: object | None = None, run_plans: bool = True

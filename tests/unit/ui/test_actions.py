@@ -161,9 +161,7 @@ def test_planner_proposes_without_running() -> None:
         return ModelResponse(parts=[ToolCallPart(tool, json.dumps(plan))])
 
     agent = PlannerAgent(FunctionModel(answer), registry())
-    import anyio
-
-    result = anyio.run(lambda: agent.run("check the hull", run_plans=False))
+    result = agent.run_sync("check the hull", run_plans=False)
     assert result.stop_reason == PROPOSED_ONLY
     assert result.verdict.value == "SUCCESS"
     assert result.execution is None
