@@ -53,7 +53,10 @@ if TYPE_CHECKING:
     from marimo_engine.engine.events import ExecutionResult
     from marimo_engine.tools.registry import ToolRegistry
 
-__all__ = ["InterventionCallback", "PlannerAgent", "PlannerOptions"]
+__all__ = ["PROPOSED_ONLY", "InterventionCallback", "PlannerAgent", "PlannerOptions"]
+
+PROPOSED_ONLY = "plan proposed; not run"
+"""`AgentResult.stop_reason` of a run with `run_plans=False` that got a valid plan."""
 
 InterventionCallback = Callable[
     [InterventionRequest], "InterventionDecision | Awaitable[InterventionDecision | None] | None"
@@ -199,47 +202,58 @@ class PlannerAgent:
 
         return agent
 
-    async def run(self, goal: str, *, context: object | None = None) -> AgentResult:
+    async def run(
+        self, goal: str, *, context: object | None = None, run_plans: bool = True
+    ) -> AgentResult:
         """Run the agent to the end and return its result.
 
         Args:
             goal: The goal in words.
             context: Anything useful to plan with, such as `describe()`
                 outputs of dataframes (JSON, cut to `max_context_chars`).
+            run_plans: As for `events`: `False` stops at the first valid plan.
 
         Returns:
             The `AgentResult` carried by the `DONE` event.
         """
         result: AgentResult | None = None
-        async with aclosing(self.events(goal, context=context)) as stream:
+        async with aclosing(self.events(goal, context=context, run_plans=run_plans)) as stream:
             async for event in stream:
                 if event.type is AgentEventType.DONE:
                     result = event.result
         assert result is not None  # DONE is always last
         return result
 
-    def run_sync(self, goal: str, *, context: object | None = None) -> AgentResult:
+    def run_sync(
+        self, goal: str, *, context: object | None = None, run_plans: bool = True
+    ) -> AgentResult:
         """Blocking form of `run` (starts an event loop; not for use inside one).
 
         Args:
             goal: As for `run`.
             context: As for `run`.
+            run_plans: As for `run`.
 
         Returns:
             The `AgentResult`.
         """
         import anyio
 
-        return anyio.run(lambda: self.run(goal, context=context))
+        return anyio.run(lambda: self.run(goal, context=context, run_plans=run_plans))
 
     async def events(
-        self, goal: str, *, context: object | None = None
+        self, goal: str, *, context: object | None = None, run_plans: bool = True
     ) -> AsyncIterator[AgentEvent]:
         """Run the agent, streaming its events; the last one is `DONE` with the result.
 
         Args:
             goal: The goal in words.
             context: As for `run`.
+            run_plans: `False` proposes only: the agent stops at the first
+                valid plan, without running it, so that a person can look at
+                it first (the runs UI); `DONE` then has verdict `SUCCESS`,
+                stop reason `plan proposed; not run`, the plan as
+                `result.plans[-1].plan` and no `execution`.
 
         Yields:
             `AgentEvent`s: planning, proposals, rejections, acceptance, the
@@ -290,6 +304,9 @@ class PlannerAgent:
                         async for event in proposing:
                             yield event
                     attempt = state.plans[-1]
+                    if not run_plans:
+                        state.record("decision", decision="stop", why="proposal only")
+                        raise StopRun(Verdict.SUCCESS, PROPOSED_ONLY)
                     async with aclosing(self._execute(state, attempt)) as running:
                         async for event in running:
                             yield event

@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(handler=_lazy("schema_command"))
 
     runs_cli.add_parsers(subparsers, common)
-    for group in ("live", "agent", "code", "mcp"):
+    for group in ("live", "agent", "code", "mcp", "ui"):
         _add_group(subparsers, group, common)
     return parser
 

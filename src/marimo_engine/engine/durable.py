@@ -289,11 +289,15 @@ class RunRecorder:
         elif kind is EventType.STEP_SKIPPED and sid is not None:
             self._write_step(sid, tool=event.tool, status="skipped", reason=event.reason)
         elif kind is EventType.STEP_RETRY and sid is not None:
-            self._write_step(sid, attempt=event.attempt or 0)
+            # `status` too: the upsert's INSERT half must satisfy NOT NULL before
+            # SQLite and PostgreSQL see the conflict that makes it an UPDATE.
+            self._write_step(sid, status="running", attempt=event.attempt or 0)
         elif kind is EventType.ERROR:
             error = {"type": event.error.type if event.error else "Error", "message": event.msg}
             if event.error is not None:
                 error["message"] = event.error.message
+                if event.error.traceback:
+                    error["traceback"] = event.error.traceback
             if sid is not None:
                 self._write_step(
                     sid,

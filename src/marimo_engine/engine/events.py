@@ -55,6 +55,10 @@ class Verdict(StrEnum):
     INTERVENTION_NEEDED = "INTERVENTION_NEEDED"
 
 
+MAX_TRACEBACK_CHARS = 8_000
+"""Characters of a traceback an `ErrorInfo` keeps (the end: where it was raised)."""
+
+
 class ErrorInfo(BaseModel):
     """An error as carried on events and results.
 
@@ -64,6 +68,11 @@ class ErrorInfo(BaseModel):
         message: The exception's message (`str(exc)`).
         step_id: The failing step, or `None` for a plan-level error.
         problems: For `PlanValidationError`, every validation problem.
+        traceback: The exception's traceback as Python prints it (its last
+            `MAX_TRACEBACK_CHARS` characters), when it had one. Not part of
+            the event's JSON (events carry type and message; `--debug` logs
+            the traceback), but kept in the run journal for `runs show` and
+            the runs UI.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -72,6 +81,7 @@ class ErrorInfo(BaseModel):
     message: str
     step_id: str | None = None
     problems: list[Problem] | None = None
+    traceback: str | None = Field(default=None, exclude=True, repr=False)
 
     @classmethod
     def from_exception(cls, exc: BaseException, *, step_id: str | None = None) -> ErrorInfo:
@@ -89,11 +99,17 @@ class ErrorInfo(BaseModel):
             message = str(exc) or repr(exc)
         except Exception as broken:  # an exception whose __str__ itself raises
             message = f"<message unavailable: its __str__ raised {type(broken).__name__}>"
+        trace = None
+        if exc.__traceback__ is not None:
+            import traceback
+
+            trace = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
         return cls(
             type=type(exc).__name__,
             message=message,
             step_id=step_id,
             problems=list(problems) if isinstance(problems, list) else None,
+            traceback=trace,
         )
 
 

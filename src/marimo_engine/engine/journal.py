@@ -134,7 +134,8 @@ class StepRecord:
         fingerprint: sha256 hex of tool name and resolved args, once known.
         started_at: Unix seconds of its latest start.
         duration_s: Seconds its latest start took.
-        error: `{"type", "message"}` of a failure, or `None`.
+        error: `{"type", "message", "traceback"}` of a failure (the traceback
+            when the tool raised), or `None`.
         reason: Why it was skipped, or `None`.
         output_format: `json`, `arrow`, `pickle`, `unstored` (`_journal_codec`), or `None`.
         reused_from: The run its output was taken from without running, or `None`.
