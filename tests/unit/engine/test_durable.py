@@ -371,3 +371,30 @@ async def test_closing_a_run_that_began_still_ends_it_with_finish(
     assert run.finished and run.result.events[-1].type is EventType.FINISH
     again = resume_run(first.run_id, TOOLS, journal=journal)  # the lease was released
     await again.aclose()
+
+
+def test_a_retried_step_in_a_journaled_run_is_journaled_with_its_tries(
+    journal: str, side_log: Path
+) -> None:
+    calls: list[int] = []
+
+    def flaky(x: int) -> int:
+        """Fail on the first call, then return `x`."""
+        calls.append(x)
+        if len(calls) == 1:
+            raise ConnectionError("first try fails")
+        return x
+
+    plan = {
+        "id": "durable-retry",
+        "steps": [{"id": "a", "tool": "flaky", "args": {"x": 4}, "retries": 2}],
+    }
+    result = execute_plan_sync(plan, {"flaky": flaky}, journal=journal)
+    assert result.verdict is Verdict.SUCCESS, result.error
+    assert result.outputs == {"a": 4}
+    assert len(calls) == 2
+    with open_journal(journal) as store:
+        record = store.get_run(result.run_id)
+    assert record is not None and record.status == "SUCCESS"
+    (step,) = record.steps
+    assert step.status == "completed"
