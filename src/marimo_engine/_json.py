@@ -33,12 +33,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import json
 import math
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "MAX_ITEMS", "MAX_NODES", "MAX_REPR_CHARS", "MAX_ROWS", "to_jsonable"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_ITEMS",
+    "MAX_NODES",
+    "MAX_REPR_CHARS",
+    "MAX_ROWS",
+    "clip_json",
+    "to_jsonable",
+]
 
 MAX_ROWS = 20
 MAX_ITEMS = 10_000
@@ -179,3 +188,21 @@ def _special_form(value: Any, depth: int, conv: _Converter) -> Any:
     if callable(to_dict):
         return {"__type__": _type_name(value), "spec": conv.convert(to_dict(), depth + 1)}
     return _repr_form(value)
+
+
+def clip_json(value: Any, max_chars: int) -> Any:
+    """Return `value` as JSON data, or a preview of it when its JSON is longer than `max_chars`.
+
+    Args:
+        value: Any step output (see `to_jsonable`).
+        max_chars: Budget in characters of the JSON text.
+
+    Returns:
+        The JSON form of `value` when it fits; otherwise
+        `{"truncated": true, "chars": N, "preview": "<first max_chars characters>"}`.
+    """
+    data = to_jsonable(value)
+    text = json.dumps(data, ensure_ascii=False, default=str)
+    if len(text) <= max_chars:
+        return data
+    return {"truncated": True, "chars": len(text), "preview": text[:max_chars]}

@@ -8,11 +8,10 @@ outputs fit a character budget.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from marimo_engine._json import to_jsonable
+from marimo_engine._json import clip_json
 
 if TYPE_CHECKING:
     from marimo_engine.engine.events import Event, ExecutionResult
@@ -26,24 +25,6 @@ ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 """`Context.report_progress(progress, total, message)` of the MCP SDK."""
 
 _FINISHING = {"STEP_COMPLETE", "STEP_SKIPPED", "ERROR", "INTERVENTION_NEEDED"}
-
-
-def clip_json(value: Any, max_chars: int) -> Any:
-    """Return `value` as JSON data, or a preview of it when its JSON is longer than `max_chars`.
-
-    Args:
-        value: Any step output (see `marimo_engine._json.to_jsonable`).
-        max_chars: Budget in characters of the JSON text.
-
-    Returns:
-        The JSON form of `value` when it fits; otherwise
-        `{"truncated": true, "chars": N, "preview": "<first max_chars characters>"}`.
-    """
-    data = to_jsonable(value)
-    text = json.dumps(data, ensure_ascii=False, default=str)
-    if len(text) <= max_chars:
-        return data
-    return {"truncated": True, "chars": len(text), "preview": text[:max_chars]}
 
 
 async def collect_run(

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from marimo_engine._json import clip_json
 from marimo_engine.errors import UsageError
 from marimo_engine.integrations.speech import describe_value
-from marimo_engine.mcp_server._results import clip_json
 
 if TYPE_CHECKING:
     from marimo_engine.engine.durable import Decision
