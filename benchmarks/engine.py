@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from marimo_engine import execute_plan_sync
-from marimo_engine.engine._run import _compile_cell
+from marimo_engine.engine._cells import _template
 
 
 def noop(x: Any = None) -> Any:
@@ -174,7 +174,7 @@ def bench_chains(sizes: list[int], reps: dict[int, int], marimo_max: int) -> lis
         row: dict[str, Any] = {"n": n, "reps": r}
         for tool in ("noop", "anoop"):
             plan = chain_plan(n, tool)
-            _compile_cell.cache_clear()  # cold: marimo compiles every cell
+            _template.cache_clear()  # cold: marimo compiles every cell
             cold = timed(engine_run, plan)
             warm = median_time(r, engine_run, plan)
             direct = median_time(r, direct_chain, n, tool)

@@ -267,8 +267,8 @@ class _Run:
         """Build the `ExecutionResult` of a finished run."""
         from marimo_engine.engine.compiler import render_notebook
 
-        notebook = render_notebook(self.ir) if self.ir is not None else None
-        return self.fold.result(notebook)
+        ir = self.ir
+        return self.fold.result(None if ir is None else functools.partial(render_notebook, ir))
 
 
 # -- in process ------------------------------------------------------------------------------
@@ -280,20 +280,6 @@ class _StepFailed(Exception):
 
 class _StepNotStarted(Exception):
     """Aborts a step cell scheduled just before the run began to stop."""
-
-
-@functools.lru_cache(maxsize=16_384)
-def _compile_cell(code: str, cell_id: str) -> Any:
-    """Compile one cell with marimo's compiler, memoised by code (as marimo keys cells)."""
-    import ast
-    import dataclasses
-
-    from marimo._ast.compiler import compile_cell
-
-    cell = compile_cell(code, cell_id=cell_id)
-    # Keep the compiled code, not the syntax tree: cached trees are many small
-    # objects that every full garbage collection would walk again.
-    return dataclasses.replace(cell, mod=ast.Module(body=[], type_ignores=[]))
 
 
 @functools.cache
@@ -334,9 +320,7 @@ class _InProcess:
         self.plan_id = run.plan_id
         registry = run.tools
         self._prepared = prepare_steps(plan, {s.tool: registry.get(s.tool) for s in plan.steps})
-        self._cells = {
-            sid: _compile_cell(cell.code, cell.name) for sid, cell in ir.step_cells.items()
-        }
+        self._cells = _compile_step_cells(ir)
         cells = self._cells
         graph = StepGraph.from_cells(
             plan.step_ids,
@@ -429,6 +413,22 @@ class _InProcess:
             if self.run is not None:
                 self.run.abandoned = pool.abandoned()
             pool.shutdown()  # never waits for an abandoned worker
+
+
+def _compile_step_cells(ir: NotebookIR) -> dict[str, Any]:
+    """Step id to marimo's compiled cell of each step cell (`_cells.compile_step_cell`)."""
+    from marimo_engine.engine._cells import compile_step_cell
+    from marimo_engine.engine.compiler import RUNNER_NAME, python_string
+
+    cells = {}
+    for sid, cell in ir.step_cells.items():
+        compiled = compile_step_cell(
+            RUNNER_NAME, cell.name, sid, python_string(sid), cell.refs, cell_id=cell.name
+        )
+        if compiled.code != cell.code:  # the IR's form changed: compile what it says
+            raise EngineError(f"The cell of step {sid!r} is not in the form the engine compiles.")
+        cells[sid] = compiled
+    return cells
 
 
 def _own_id(plan: Any) -> str | None:

@@ -52,7 +52,7 @@ import html
 import json
 import keyword
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -108,27 +108,85 @@ class CellIR:
 class NotebookIR:
     """A plan compiled to notebook form.
 
+    A run needs only the step cells; the rest of the notebook (the setup
+    cell with the plan's JSON, the markdown cells) is built the first time
+    it is read (`setup_code`, `cells`), which is when the notebook is
+    written (`render_notebook`), never during a run.
+
     Attributes:
         plan: The plan compiled.
         title: The notebook's title (the plan's name, else its id).
-        setup_code: The setup cell's code: imports, the plan literal and the
-            `plan_run` runner.
-        cells: Markdown and step cells, in plan order (markdown first).
         variables: Step id to the variable holding its output.
         dependencies: Step id to the ids of the steps it depends on, in the
             order its cell passes them to `plan_run.step`.
         unimportable_tools: Tool names that could not be imported by module
             path; a standalone run of the notebook fails those steps.
+        step_cells: Step id to its step cell, in plan order.
+        setup_code: The setup cell's code: imports, the plan literal and the
+            `plan_run` runner (built on first read).
+        cells: Markdown and step cells, in plan order (markdown first; built
+            on first read).
     """
 
     plan: Plan
     title: str
-    setup_code: str
-    cells: tuple[CellIR, ...]
     variables: Mapping[str, str]
     dependencies: Mapping[str, tuple[str, ...]]
     unimportable_tools: tuple[str, ...] = ()
     step_cells: Mapping[str, CellIR] = field(default_factory=dict)
+    import_lines: tuple[str, ...] = field(default=(), repr=False)
+    tool_expressions: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @functools.cached_property
+    def setup_code(self) -> str:
+        """The setup cell's code: imports, the plan literal and the `plan_run` runner."""
+        plan = self.plan
+        plan_literal = _plan_literal(
+            _plan_json(plan.model_dump(mode="json", exclude_defaults=True))
+        )
+        tool_names = dict.fromkeys(s.tool for s in plan.steps)
+        tools_literal = (
+            "{"
+            + ", ".join(
+                f"{python_string(name)}: {self.tool_expressions[name]}"
+                for name in tool_names
+                if name in self.tool_expressions
+            )
+            + "}"
+        )
+        unimportable = self.unimportable_tools
+        setup_lines = [
+            "import json",
+            "",
+            "import marimo as mo",
+            "from marimo_engine.engine.runtime import StepRunner",
+            *self.import_lines,
+            "",
+            *(
+                [
+                    "# Not importable by module path, so not callable here: "
+                    + ", ".join(python_string(name) for name in unimportable)
+                ]
+                if unimportable
+                else []
+            ),
+            f"PLAN = {plan_literal}",
+            f"{RUNNER_NAME} = StepRunner(PLAN, tools={tools_literal})",
+        ]
+        return "\n".join(setup_lines)
+
+    @functools.cached_property
+    def cells(self) -> tuple[CellIR, ...]:
+        """Markdown and step cells, in plan order (each step's markdown cell first)."""
+        cells: list[CellIR] = []
+        for step in self.plan.steps:
+            variable = self.variables[step.id]
+            md = f"mo.md({python_string(_markdown_text(step, variable), block=True)})"
+            cells.append(
+                CellIR(name="_", code=md, kind="markdown", step_id=step.id, hide_code=True)
+            )
+            cells.append(self.step_cells[step.id])
+        return tuple(cells)
 
 
 def safe_variable_names(
@@ -394,67 +452,41 @@ def compile_checked_plan(
         import_lines, tool_exprs, unimportable, imported = _import_lines(registry, tool_names)
     variables = safe_variable_names(plan.step_ids, reserved=set(imported) | set(reserved))
     deps = step_dependencies(plan)
-
-    plan_literal = _plan_literal(_plan_json(plan.model_dump(mode="json", exclude_defaults=True)))
-    tools_literal = (
-        "{"
-        + ", ".join(
-            f"{python_string(name)}: {tool_exprs[name]}"
-            for name in tool_names
-            if name in tool_exprs
-        )
-        + "}"
-    )
-    setup_lines = [
-        "import json",
-        "",
-        "import marimo as mo",
-        "from marimo_engine.engine.runtime import StepRunner",
-        *import_lines,
-        "",
-        *(
-            [
-                "# Not importable by module path, so not callable here: "
-                + ", ".join(python_string(name) for name in unimportable)
-            ]
-            if unimportable
-            else []
-        ),
-        f"PLAN = {plan_literal}",
-        f"{RUNNER_NAME} = StepRunner(PLAN, tools={tools_literal})",
-    ]
-    setup_code = "\n".join(setup_lines)
-
-    cells: list[CellIR] = []
     step_cells: dict[str, CellIR] = {}
     for step in plan.steps:
         variable = variables[step.id]
-        md = f"mo.md({python_string(_markdown_text(step, variable), block=True)})"
-        cells.append(CellIR(name="_", code=md, kind="markdown", step_id=step.id, hide_code=True))
         refs = tuple(variables[d] for d in deps[step.id])
-        call_args = ", ".join([python_string(step.id), *refs])
-        code = f"{variable} = await {runner}.step({call_args})"
-        cell = CellIR(
+        step_cells[step.id] = CellIR(
             name=variable,
-            code=code,
+            code=step_cell_code(runner, variable, python_string(step.id), refs),
             kind="step",
             step_id=step.id,
             defs=(variable,),
             refs=refs,
             is_async=True,
         )
-        cells.append(cell)
-        step_cells[step.id] = cell
     return NotebookIR(
         plan=plan,
         title=plan.name or plan.id,
-        setup_code=setup_code,
-        cells=tuple(cells),
         variables=variables,
         dependencies=deps,
         unimportable_tools=tuple(unimportable),
         step_cells=step_cells,
+        import_lines=tuple(import_lines),
+        tool_expressions=tool_exprs,
     )
+
+
+def step_cell_code(runner: str, variable: str, step_literal: str, refs: Sequence[str]) -> str:
+    """A step cell's code: `s3 = await plan_run.step("s3", s1, s2)`.
+
+    Args:
+        runner: The name the cell calls the runner by.
+        variable: The step's variable.
+        step_literal: The step id's string literal (`python_string(step_id)`).
+        refs: The variables of its dependencies, in `step_dependencies` order.
+    """
+    return f"{variable} = await {runner}.step({', '.join([step_literal, *refs])})"
 
 
 def _indent(code: str) -> str:
