@@ -182,7 +182,19 @@ class _Run:
     # -- the run ------------------------------------------------------------
 
     async def main(self) -> None:
-        """Run the plan; always emits exactly one `FINISH` last."""
+        """Run the plan; always emits exactly one `FINISH` last.
+
+        The objects that exist before the run are kept out of the cyclic
+        collector's walks while it runs (`_gc.frozen_heap`): they are most of
+        the process, and walking them again and again made long plans cost
+        more per step than short ones.
+        """
+        from marimo_engine.engine._gc import frozen_heap
+
+        with frozen_heap():
+            await self._main()
+
+    async def _main(self) -> None:
         self.started = time.monotonic()
         try:
             await self._emit(EventType.START, f"Plan {self.plan_id!r} started.")
@@ -224,13 +236,18 @@ class _Run:
         from marimo_engine.engine.compiler import compile_checked_plan
         from marimo_engine.plans.validation import check_plan
 
+        from marimo_engine.engine._gc import collector_paused, freeze_prepared
+
         try:
-            plan = check_plan(self.source, self.tools)  # every problem at once
-            if _own_id(self.source) is None:
-                plan = plan.model_copy(update={"id": self.plan_id})  # the id START carried
-            self.plan = plan
-            self.ir = compile_checked_plan(plan, self.tools)
-            return await self.target.prepare(self, plan, self.ir)
+            with collector_paused():  # builds long-lived objects only
+                plan = check_plan(self.source, self.tools)  # every problem at once
+                if _own_id(self.source) is None:
+                    plan = plan.model_copy(update={"id": self.plan_id})  # the id START carried
+                self.plan = plan
+                self.ir = compile_checked_plan(plan, self.tools)
+            graph = await self.target.prepare(self, plan, self.ir)
+            freeze_prepared()
+            return graph
         except (PlanValidationError, UsageError) as exc:
             await self._emit(EventType.ERROR, str(exc), error=ErrorInfo.from_exception(exc))
             return None
@@ -313,14 +330,17 @@ class _InProcess:
         self._not_started: set[str] = set()
 
     async def prepare(self, run: _Run, plan: Plan, ir: NotebookIR) -> StepGraph:
+        from marimo_engine.engine._gc import collector_paused
         from marimo_engine.engine._threads import WorkerPool
         from marimo_engine.engine.graph import StepGraph
 
         self.run = run
         self.plan_id = run.plan_id
         registry = run.tools
-        self._prepared = prepare_steps(plan, {s.tool: registry.get(s.tool) for s in plan.steps})
-        self._cells = _compile_step_cells(ir)
+        with collector_paused():  # builds long-lived objects only
+            tools = {s.tool: registry.get(s.tool) for s in plan.steps}
+            self._prepared = prepare_steps(plan, tools)
+            self._cells = _compile_step_cells(ir)
         cells = self._cells
         graph = StepGraph.from_cells(
             plan.step_ids,
@@ -413,6 +433,12 @@ class _InProcess:
             if self.run is not None:
                 self.run.abandoned = pool.abandoned()
             pool.shutdown()  # never waits for an abandoned worker
+        # The cells' globals hold this host (`plan_run`) and every output: let
+        # go, so that refcounting frees the run without waiting for the collector.
+        self._glbls.clear()
+        self._cells = {}
+        self._evaluator = None
+        self.run = None  # and the run holds this target: no cycle is left
 
 
 def _compile_step_cells(ir: NotebookIR) -> dict[str, Any]:
