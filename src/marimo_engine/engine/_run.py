@@ -233,10 +233,9 @@ class _Run:
         await self.emit(Event(type=type_, plan_id=self.plan_id, msg=msg, **fields))
 
     async def _prepare(self) -> StepGraph | None:
+        from marimo_engine.engine._gc import collector_paused, freeze_prepared
         from marimo_engine.engine.compiler import compile_checked_plan
         from marimo_engine.plans.validation import check_plan
-
-        from marimo_engine.engine._gc import collector_paused, freeze_prepared
 
         try:
             with collector_paused():  # builds long-lived objects only
