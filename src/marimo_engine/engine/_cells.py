@@ -23,13 +23,14 @@ like the runner or `step`, a name used twice) is compiled by marimo as is.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import keyword
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["compile_step_cell"]
+__all__ = ["compile_step_cell", "compile_step_cells"]
 
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -77,7 +78,10 @@ def _template(runner: str, shape: tuple[int, ...], literal_bytes: int) -> Any:
         names.append(name)
     step_id = "x" * (literal_bytes - 2)  # its repr: 'xx…x', as long as the literal
     code = step_cell_code(runner, names[0], repr(step_id), names[1:])
-    return compile_cell(code, cell_id=names[0]), tuple(names), step_id
+    cell = _without_tree(compile_cell(code, cell_id=names[0]))
+    if cell.temporaries or cell.deleted_refs or cell.sql_refs or cell.markdown is not None:
+        return None  # not the plain form the renaming below assumes
+    return cell, tuple(names), step_id
 
 
 def compile_step_cell(
@@ -100,52 +104,93 @@ def compile_step_cell(
         across runs would otherwise keep many small objects for the
         collector to walk).
     """
+    return compile_step_cells(runner, [(variable, step_id, step_literal, tuple(refs), cell_id)])[0]
+
+
+def compile_step_cells(
+    runner: str, cells: Sequence[tuple[str, str, str, tuple[str, ...], str]]
+) -> list[Any]:
+    """`compile_step_cell` for many cells at once: `(variable, step_id, literal, refs, cell_id)`.
+
+    Returns:
+        The `CellImpl`s, in the order given.
+    """
     from marimo._ast.compiler import cache, compile_cell, get_filename
 
     from marimo_engine.engine.compiler import step_cell_code
 
-    code = step_cell_code(runner, variable, step_literal, refs)
-    real = (variable, *refs)
-    found = None
-    if len(set(real)) == len(real) and runner not in real and "step" not in real:
-        shape = tuple(len(name) for name in real)
-        found = _template(runner, shape, len(step_literal.encode("utf-8")))
-    if found is None:
-        return _without_tree(compile_cell(code, cell_id=cell_id))
-    template, names, placeholder_id = found
-    rename = dict(zip(names, real, strict=True))
-    filename = get_filename(cell_id)
-    cache(filename, code)  # as marimo's compiler does: tracebacks show the line
-
-    def adapt(compiled: Any) -> Any:
-        return compiled.replace(
-            co_names=tuple(rename.get(n, n) for n in compiled.co_names),
-            co_consts=tuple(step_id if c == placeholder_id else c for c in compiled.co_consts),
-            co_filename=filename,
+    marker = "\ufffe"
+    head, _, tail = get_filename(marker).rpartition(marker)  # marimo's file name for a cell
+    factories = _fresh_fields()
+    compiled: list[Any] = []
+    for variable, step_id, step_literal, refs, cell_id in cells:
+        code = step_cell_code(runner, variable, step_literal, refs)
+        real = (variable, *refs)
+        found = None
+        if len(set(real)) == len(real) and runner not in real and "step" not in real:
+            shape = tuple(len(name) for name in real)
+            found = _template(runner, shape, len(step_literal.encode("utf-8")))
+        if found is None:
+            compiled.append(_without_tree(compile_cell(code, cell_id=cell_id)))
+            continue
+        template, names, placeholder_id = found
+        rename = dict(zip(names, real, strict=True))
+        filename = head + cell_id + tail
+        cache(filename, code)  # as marimo's compiler does: tracebacks show the line
+        fields = dict(template.__dict__)
+        fields.update(
+            key=hash(code),
+            code=code,
+            defs={rename.get(n, n) for n in template.defs},
+            refs={rename.get(n, n) for n in template.refs},
+            variable_data={
+                rename[name]: [_renamed(d, rename) for d in data]
+                for name, data in template.variable_data.items()
+            },
+            body=_adapted(template.body, rename, placeholder_id, step_id, filename),
+            last_expr=_adapted(template.last_expr, rename, placeholder_id, step_id, filename),
+            cell_id=cell_id,
         )
+        for name, factory in factories:
+            fields[name] = factory()
+        cell = object.__new__(type(template))  # a frozen dataclass: fill its fields directly
+        cell.__dict__.update(fields)
+        compiled.append(cell)
+    return compiled
 
-    variable_data = {
-        rename[name]: [
-            dataclasses.replace(d, required_refs={rename.get(r, r) for r in d.required_refs})
-            for d in data
-        ]
-        for name, data in template.variable_data.items()
-    }
-    return type(template)(
-        key=hash(code),
-        code=code,
-        mod=_empty_module(),
-        defs={rename.get(n, n) for n in template.defs},
-        refs={rename.get(n, n) for n in template.refs},
-        sql_refs={},
-        temporaries=set(),
-        variable_data=variable_data,
-        deleted_refs=set(),
-        body=adapt(template.body),
-        last_expr=adapt(template.last_expr),
-        language=template.language,
-        cell_id=cell_id,
+
+def _adapted(code: Any, rename: dict[str, str], placeholder: str, step_id: str, file: str) -> Any:
+    """The template's code object with the cell's names, step id and file name."""
+    return code.replace(
+        co_names=tuple(rename.get(n, n) for n in code.co_names),
+        co_consts=tuple(step_id if c == placeholder else c for c in code.co_consts),
+        co_filename=file,
     )
+
+
+def _renamed(data: Any, rename: dict[str, str]) -> Any:
+    """A copy of a `VariableData` whose required names are the cell's."""
+    copied = copy.copy(data)
+    copied.required_refs = {rename.get(r, r) for r in data.required_refs}
+    return copied
+
+
+@functools.cache
+def _fresh_fields() -> tuple[tuple[str, Any], ...]:
+    """`CellImpl`'s fields that hold a cell's own mutable state: (name, factory) pairs.
+
+    Those with a default factory (config, status, output, import workspace,
+    closed-over temporaries), and the empty sets and dict a step cell's
+    compile gives (`temporaries`, `deleted_refs`, `sql_refs`).
+    """
+    from marimo._ast.cell import CellImpl
+
+    fresh = [
+        (f.name, f.default_factory)
+        for f in dataclasses.fields(CellImpl)
+        if f.default_factory is not dataclasses.MISSING
+    ]
+    return (*fresh, ("temporaries", set), ("deleted_refs", set), ("sql_refs", dict))
 
 
 @functools.cache

@@ -441,19 +441,20 @@ class _InProcess:
 
 
 def _compile_step_cells(ir: NotebookIR) -> dict[str, Any]:
-    """Step id to marimo's compiled cell of each step cell (`_cells.compile_step_cell`)."""
-    from marimo_engine.engine._cells import compile_step_cell
+    """Step id to marimo's compiled cell of each step cell (`_cells.compile_step_cells`)."""
+    from marimo_engine.engine._cells import compile_step_cells
     from marimo_engine.engine.compiler import RUNNER_NAME, python_string
 
-    cells = {}
-    for sid, cell in ir.step_cells.items():
-        compiled = compile_step_cell(
-            RUNNER_NAME, cell.name, sid, python_string(sid), cell.refs, cell_id=cell.name
-        )
-        if compiled.code != cell.code:  # the IR's form changed: compile what it says
+    cells = ir.step_cells
+    compiled = compile_step_cells(
+        RUNNER_NAME,
+        [(c.name, sid, python_string(sid), c.refs, c.name) for sid, c in cells.items()],
+    )
+    by_step = dict(zip(cells, compiled, strict=True))
+    for sid, cell in cells.items():
+        if by_step[sid].code != cell.code:  # the IR's form changed: say so, never run it
             raise EngineError(f"The cell of step {sid!r} is not in the form the engine compiles.")
-        cells[sid] = compiled
-    return cells
+    return by_step
 
 
 def _own_id(plan: Any) -> str | None:

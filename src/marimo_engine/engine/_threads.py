@@ -74,7 +74,7 @@ class ThreadCall:
 
     Attributes:
         label: What the call is for (a step id), used to name abandoned calls.
-        ended: Set once the function returned or raised, or the call was
+        ended: Whether the function returned or raised, or the call was
             cancelled before it started.
         interrupted: Whether `StepInterrupted` was sent to the worker.
     """
@@ -82,6 +82,7 @@ class ThreadCall:
     __slots__ = (
         "_future",
         "_loop",
+        "_waiter",
         "ended",
         "function",
         "ident",
@@ -106,14 +107,23 @@ class ThreadCall:
         self.ident: int | None = None
         self.state = _QUEUED
         self.interrupted = False
-        self.ended = threading.Event()
+        self.ended = False
+        # A threading.Event only for a caller that waits for the end (an
+        # interrupted call): most calls end without anyone waiting.
+        self._waiter: threading.Event | None = None
         self._loop = loop
         self._future: asyncio.Future[Any] = loop.create_future()
 
     @property
     def running(self) -> bool:
         """Whether the function is still running on its worker."""
-        return not self.ended.is_set()
+        return not self.ended
+
+    def _mark_ended(self) -> None:
+        """Record the end (with `lock` held) and wake a waiter, if any."""
+        self.ended = True
+        if self._waiter is not None:
+            self._waiter.set()
 
     def interrupt(self) -> bool:
         """Stop the call: drop it if it has not started, else interrupt its worker.
@@ -125,7 +135,7 @@ class ThreadCall:
         with self.lock:
             if self.state == _QUEUED:
                 self.state = _CANCELLED
-                self.ended.set()
+                self._mark_ended()
                 return True
             if self.state == _RUNNING and not self.interrupted and self.ident is not None:
                 self.interrupted = True
@@ -138,8 +148,12 @@ class ThreadCall:
         Returns:
             Whether it has ended.
         """
-        if self.ended.is_set():
-            return True
+        with self.lock:
+            if self.ended:
+                return True
+            if self._waiter is None:
+                self._waiter = threading.Event()
+            ended = self._waiter
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
 
@@ -148,7 +162,7 @@ class ThreadCall:
                 waiter.set_result(None)
 
         def watch() -> None:  # on a helper thread: the loop must not block
-            if self.ended.wait(timeout_s):
+            if ended.wait(timeout_s):
                 loop.call_soon_threadsafe(wake)
 
         threading.Thread(target=watch, name="marimo-engine-watch", daemon=True).start()
@@ -157,7 +171,7 @@ class ThreadCall:
                 await waiter
         except TimeoutError:
             pass
-        return self.ended.is_set()
+        return self.ended
 
     def _execute(self) -> None:
         """Run the function on the calling worker thread and report to the loop."""
@@ -185,7 +199,8 @@ class ThreadCall:
                         pass
                 except StepInterrupted:
                     pass
-            self.ended.set()
+            with self.lock:
+                self._mark_ended()
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
             self._loop.call_soon_threadsafe(_settle, self._future, ok, result)
 
@@ -284,7 +299,8 @@ class WorkerPool:
             try:
                 call._execute()
             except StepInterrupted:  # arrived between the call's end and the clear
-                call.ended.set()
+                with call.lock:
+                    call._mark_ended()
 
     def _abandon(self, call: ThreadCall) -> None:
         """Take the worker of an interrupted, still running call out of the pool."""

@@ -51,6 +51,11 @@ def test_compiled_cell_equals_marimos_own(
     assert got.deleted_refs == want.deleted_refs
     assert got.variable_data == want.variable_data
     assert got.language == want.language
+    assert got.sql_refs == want.sql_refs
+    assert got.closed_over_temporaries == want.closed_over_temporaries
+    assert got.import_workspace == want.import_workspace
+    assert got.config == want.config
+    assert got.markdown == want.markdown
     # The same code objects: bytecode, names, constants, line and column tables.
     for mine, theirs in ((got.body, want.body), (got.last_expr, want.last_expr)):
         assert mine == theirs
