@@ -34,13 +34,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import os
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["StepInterrupted", "ThreadCall", "WorkerPool"]
+__all__ = ["DEFAULT_MAX_WORKERS", "StepInterrupted", "ThreadCall", "WorkerPool"]
+
+DEFAULT_MAX_WORKERS = 128
+"""Worker threads a run's plain-function tools may use at once when `max_workers` is not given.
+
+Plain-function tools in plans are mostly I/O-bound (HTTP calls, database
+queries, files, subprocesses): they wait with the GIL released, so a fan-out
+of K of them takes as long as one only when K threads run them. Threads are
+started only when a call is waiting and no worker is idle, and leave after
+`IDLE_EXIT_S` idle, so a plan that never fans out never holds more than a few.
+For CPU-bound plain tools (pure-Python loops hold the GIL; more threads only
+switch more), pass `max_workers` about the number of cores.
+"""
 
 
 class StepInterrupted(BaseException):
@@ -181,12 +192,14 @@ class ThreadCall:
             self.ident = threading.get_ident()
             self.state = _RUNNING
         ok = False
+        kwargs, self.kwargs = self.kwargs, {}  # held only while the function runs
         try:
-            result: Any = self.function(**self.kwargs)
+            result: Any = self.function(**kwargs)
             ok = True
         except BaseException as exc:  # the tool's error is the caller's data
             result = exc
         finally:
+            del kwargs
             with self.lock:
                 self.state = _DONE  # no interruption is sent from here on
                 interrupted = self.interrupted
@@ -239,13 +252,13 @@ class WorkerPool:
 
     Args:
         max_workers: Largest number of tools running at once in threads;
-            `None` takes Python's default for thread pools
-            (`min(32, cpu_count + 4)`). Abandoned workers do not count.
+            `None` takes `DEFAULT_MAX_WORKERS` (128; threads start only as
+            calls need them). Abandoned workers do not count.
         name: Prefix of the worker threads' names.
     """
 
     def __init__(self, max_workers: int | None = None, *, name: str = "marimo-engine-step") -> None:
-        self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
+        self.max_workers = max_workers or DEFAULT_MAX_WORKERS
         self._name = name
         self._jobs: queue.SimpleQueue[ThreadCall | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -301,6 +314,9 @@ class WorkerPool:
             except StepInterrupted:  # arrived between the call's end and the clear
                 with call.lock:
                     call._mark_ended()
+            # An idle worker holds no call: its arguments (other steps' outputs)
+            # must be freed when the run lets them go (keep_outputs="needed").
+            call = None
 
     def _abandon(self, call: ThreadCall) -> None:
         """Take the worker of an interrupted, still running call out of the pool."""

@@ -33,7 +33,8 @@ import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from marimo_engine.engine._run import EventCallback, _Run
+from marimo_engine.engine._run import EventCallback, KeepOutputs, _Run
+from marimo_engine.engine._threads import DEFAULT_MAX_WORKERS
 from marimo_engine.engine.events import Event, ExecutionResult
 from marimo_engine.errors import UsageError
 
@@ -43,7 +44,13 @@ if TYPE_CHECKING:
     from marimo_engine.plans.schema import Plan
     from marimo_engine.tools.registry import ToolRegistry
 
-__all__ = ["DEFAULT_EVENT_BUFFER", "PlanRun", "execute_plan", "execute_plan_sync"]
+__all__ = [
+    "DEFAULT_EVENT_BUFFER",
+    "DEFAULT_MAX_WORKERS",
+    "PlanRun",
+    "execute_plan",
+    "execute_plan_sync",
+]
 
 DEFAULT_EVENT_BUFFER = 1024
 """Events the channel holds before a slow consumer makes the run wait."""
@@ -157,6 +164,7 @@ def execute_plan(
     journal: Journal | str | os.PathLike[str] | bool | None = None,
     run_id: str | None = None,
     on_intervention: InterventionCallback | None = None,
+    keep_outputs: KeepOutputs = "all",
 ) -> PlanRun:
     """Run a plan; iterate the returned run for its events as they happen.
 
@@ -165,8 +173,9 @@ def execute_plan(
         tools: A `ToolRegistry` or a mapping of tool names to callables
             (plain or coroutine functions).
         max_workers: Largest number of plain-function tools running at once
-            in worker threads; `None` takes Python's default
-            (`min(32, cpu_count + 4)`).
+            in worker threads; `None` takes `DEFAULT_MAX_WORKERS` (128, for
+            I/O-bound tools; threads start only as calls need them). Pass
+            about the number of cores for CPU-bound plain tools.
         buffer_size: Events held for a slow consumer before the run waits.
         on_event: Called with every event, `FINISH` included, also when the
             consumer stops iterating early (then `FINISH` reaches only this
@@ -177,6 +186,15 @@ def execute_plan(
             `True` for `$MARIMO_ENGINE_JOURNAL` or the default file; `None`
             (default) or `False` records nothing.
         run_id: The run's id (default: a fresh one); every event carries it.
+        keep_outputs: Which outputs the run holds (docs/engine.md, "Memory").
+            `"all"` (default): every completed step's output, to the end, as
+            the spec's `FINISH` carries them. `"needed"`: an output is
+            released as soon as the last step reading it has ended (at once
+            for a step no step reads), unless the step is a key finding; a
+            list of step ids is `"needed"` that also keeps those steps'
+            outputs. Released outputs leave `outputs`, the `FINISH` event
+            and the result's copies of their `STEP_COMPLETE` events; the
+            result names them in `released`.
         on_intervention: Called with an `InterventionInfo` when a step needs a
             person (an approval, a true `intervention_if`); returning a
             `durable.Decision` answers it and the run goes on, `None` stops
@@ -188,8 +206,9 @@ def execute_plan(
         `ExecutionResult` once it finished.
 
     Raises:
-        UsageError: `max_workers` is less than 1. An invalid plan does not
-            raise: it yields `START`, an `ERROR` with the problems, `FINISH`.
+        UsageError: `max_workers` is less than 1, or `keep_outputs` is not
+            one of its forms. An invalid plan does not raise: it yields
+            `START`, an `ERROR` with the problems, `FINISH`.
 
     Stopping early (`break` then `aclose()`, leaving `async with`, cancelling
     the consumer) cancels the running steps and interrupts their worker
@@ -205,6 +224,7 @@ def execute_plan(
         on_event=on_event,
         recorder=_recorder(journal, on_intervention),
         run_id=run_id,
+        keep_outputs=keep_outputs,
     )
     return PlanRun(run, buffer_size)
 
@@ -233,6 +253,7 @@ def execute_plan_sync(
     journal: Journal | str | os.PathLike[str] | bool | None = None,
     run_id: str | None = None,
     on_intervention: InterventionCallback | None = None,
+    keep_outputs: KeepOutputs = "all",
 ) -> ExecutionResult:
     """Run a plan to the end and return its result (blocks).
 
@@ -240,21 +261,24 @@ def execute_plan_sync(
         plan: A `Plan`, a dict or a JSON string.
         tools: A `ToolRegistry` or a mapping of tool names to callables.
         max_workers: Largest number of plain-function tools running at once
-            in worker threads; `None` takes Python's default.
+            in worker threads; `None` takes `DEFAULT_MAX_WORKERS` (128, for
+            I/O-bound tools; threads start only as calls need them). Pass
+            about the number of cores for CPU-bound plain tools.
         on_event: Called with every event as it happens (a plain function).
             If it raises, it is not called again and the run fails with an
             `ERROR` saying so (the steps themselves are not blamed).
         journal: As for `execute_plan`.
         run_id: As for `execute_plan`.
         on_intervention: As for `execute_plan`.
+        keep_outputs: As for `execute_plan`.
 
     Returns:
         The `ExecutionResult`, including every event and the notebook source.
 
     Raises:
-        UsageError: `max_workers` is less than 1. An invalid plan does not
-            raise: the result's verdict is `FAILURE` with the problems in
-            `result.error.problems`.
+        UsageError: `max_workers` is less than 1, or `keep_outputs` is not
+            one of its forms. An invalid plan does not raise: the result's
+            verdict is `FAILURE` with the problems in `result.error.problems`.
 
     Called from a thread with a running event loop (a notebook, an async
     app), the run happens on a fresh loop in a helper thread.
@@ -267,6 +291,7 @@ def execute_plan_sync(
         on_event=on_event,
         recorder=_recorder(journal, on_intervention),
         run_id=run_id,
+        keep_outputs=keep_outputs,
     )
     return run_sync(run)
 
