@@ -265,30 +265,70 @@ class WorkerPool:
         self._workers: set[threading.Thread] = set()  # in the pool (not abandoned)
         self._idle = 0
         self._pending = 0  # queued calls no worker has taken yet
+        self._starting = 0  # workers created that do not count as idle yet
+        self._spawning = False  # a worker is starting the others a burst needs
         self._count = 0
         self._slots: asyncio.Semaphore | None = None
         self._abandoned: list[ThreadCall | _AbandonedTask] = []
         self._closed = False
         self.active = 0  # calls submitted and not yet returned to their caller
 
+    def _needs_worker(self) -> bool:
+        """Whether queued calls outnumber the workers that will take them (lock held)."""
+        return (
+            not self._closed
+            and self._pending > self._idle + self._starting
+            and len(self._workers) < self.max_workers
+        )
+
+    def _new_worker(self, *, spawner: bool = False) -> threading.Thread:
+        """Create (not start) a worker thread, counted as starting (lock held)."""
+        self._count += 1
+        self._starting += 1
+        worker = threading.Thread(
+            target=self._work, args=(spawner,), name=f"{self._name}_{self._count}", daemon=True
+        )
+        self._workers.add(worker)
+        return worker
+
     def _submit(self, call: ThreadCall) -> None:
+        # `Thread.start()` waits until the new thread runs (60-250 µs, more
+        # on a busy machine). The event loop pays that once per burst: the
+        # worker it starts (the spawner) starts the others the queue needs,
+        # off the loop, while the loop goes on queueing calls.
         with self._lock:
             self._pending += 1
-            start = self._pending > self._idle and len(self._workers) < self.max_workers
-            if start:
-                self._count += 1
-                worker = threading.Thread(
-                    target=self._work, name=f"{self._name}_{self._count}", daemon=True
-                )
-                self._workers.add(worker)
+            spawner = None
+            if not self._spawning and self._needs_worker():
+                self._spawning = True
+                spawner = self._new_worker(spawner=True)
         self._jobs.put(call)
-        if start:
-            worker.start()
+        if spawner is not None:
+            spawner.start()
 
-    def _work(self) -> None:
-        me = threading.current_thread()
+    def _spawn(self) -> None:
+        """Start workers while queued calls need them, then stop being the spawner.
+
+        The spawner itself counts as starting: it takes a call afterwards.
+        """
         while True:
             with self._lock:
+                if not self._needs_worker():
+                    self._spawning = False
+                    return
+                worker = self._new_worker()
+            worker.start()
+
+    def _work(self, spawner: bool = False) -> None:
+        me = threading.current_thread()
+        if spawner:
+            self._spawn()
+        starting = True
+        while True:
+            with self._lock:
+                if starting:
+                    self._starting -= 1
+                    starting = False
                 if me not in self._workers:  # abandoned: its stuck call is over now
                     return
                 self._idle += 1
@@ -414,4 +454,5 @@ class WorkerPool:
         for _ in workers:
             self._jobs.put(None)
         for worker in workers:
-            worker.join(_JOIN_BOUND_S)
+            with contextlib.suppress(RuntimeError):  # created, not started yet: it will see None
+                worker.join(_JOIN_BOUND_S)
