@@ -34,6 +34,7 @@ from marimo_engine.engine.step import (
 from marimo_engine.errors import EngineError, PlanValidationError, UsageError
 
 if TYPE_CHECKING:
+    from marimo_engine.engine._plan_cache import PreparedPlan
     from marimo_engine.engine._threads import WorkerPool
     from marimo_engine.engine.compiler import NotebookIR
     from marimo_engine.engine.durable import RunRecorder
@@ -117,6 +118,8 @@ class _Run:
         self.cancel_reason: str | None = None
         self.ir: NotebookIR | None = None
         self.plan: Plan | None = None
+        self.cache_key: tuple[Any, ...] | None = None  # engine/_plan_cache.py
+        self.cached: PreparedPlan | None = None
         self.started = time.monotonic()
         self.finished = False
         self.abandoned: list[str] = []  # steps whose worker was left running
@@ -238,17 +241,24 @@ class _Run:
         await self.emit(Event(type=type_, plan_id=self.plan_id, msg=msg, **fields))
 
     async def _prepare(self) -> StepGraph | None:
+        from marimo_engine.engine import _plan_cache
         from marimo_engine.engine._gc import collector_paused, freeze_prepared
         from marimo_engine.engine.compiler import compile_checked_plan
         from marimo_engine.plans.validation import check_plan
 
         try:
             with collector_paused():  # builds long-lived objects only
-                plan = check_plan(self.source, self.tools)  # every problem at once
-                if _own_id(self.source) is None:
-                    plan = plan.model_copy(update={"id": self.plan_id})  # the id START carried
+                own_id = _own_id(self.source) is not None
+                self.cache_key = _plan_cache.cache_key(self.source, self.tools) if own_id else None
+                self.cached = _plan_cache.lookup(self.cache_key)  # validated and compiled before
+                if self.cached is not None:
+                    plan, self.ir = self.cached.plan, self.cached.ir
+                else:
+                    plan = check_plan(self.source, self.tools)  # every problem at once
+                    if not own_id:
+                        plan = plan.model_copy(update={"id": self.plan_id})  # START's id
+                    self.ir = compile_checked_plan(plan, self.tools)
                 self.plan = plan
-                self.ir = compile_checked_plan(plan, self.tools)
             graph = await self.target.prepare(self, plan, self.ir)
             freeze_prepared()
             return graph
@@ -338,29 +348,37 @@ class _InProcess:
         self._kept: frozenset[str] = frozenset()
 
     async def prepare(self, run: _Run, plan: Plan, ir: NotebookIR) -> StepGraph:
+        from marimo_engine.engine import _plan_cache
         from marimo_engine.engine._gc import collector_paused
         from marimo_engine.engine._threads import WorkerPool
         from marimo_engine.engine.graph import StepGraph
 
         self.run = run
         self.plan_id = run.plan_id
-        registry = run.tools
-        with collector_paused():  # builds long-lived objects only
-            tools = {s.tool: registry.get(s.tool) for s in plan.steps}
-            self._prepared = prepare_steps(plan, tools)
-            self._cells = _compile_step_cells(ir)
-        cells = self._cells
-        graph = StepGraph.from_cells(
-            plan.step_ids,
-            defs={sid: c.defs for sid, c in cells.items()},
-            refs={sid: c.refs for sid, c in cells.items()},
-        )
-        for sid in plan.step_ids:  # marimo's graph must be the plan's graph
-            if set(graph.parents[sid]) != set(ir.dependencies[sid]):
-                raise AssertionError(
-                    f"marimo's analysis of step {sid!r} gives parents {graph.parents[sid]}, "
-                    f"but the plan says {ir.dependencies[sid]}."
+        cached = run.cached
+        if cached is not None:
+            self._prepared, self._cells, graph = cached.prepared, cached.cells, cached.graph
+        else:
+            registry = run.tools
+            with collector_paused():  # builds long-lived objects only
+                tools = {s.tool: registry.get(s.tool) for s in plan.steps}
+                self._prepared = prepare_steps(plan, tools)
+                self._cells = cells = _compile_step_cells(ir)
+                graph = StepGraph.from_cells(
+                    plan.step_ids,
+                    defs={sid: c.defs for sid, c in cells.items()},
+                    refs={sid: c.refs for sid, c in cells.items()},
                 )
+            for sid in plan.step_ids:  # marimo's graph must be the plan's graph
+                if set(graph.parents[sid]) != set(ir.dependencies[sid]):
+                    raise AssertionError(
+                        f"marimo's analysis of step {sid!r} gives parents {graph.parents[sid]}, "
+                        f"but the plan says {ir.dependencies[sid]}."
+                    )
+            _plan_cache.store(
+                run.cache_key,
+                _plan_cache.PreparedPlan(plan, ir, self._cells, self._prepared, graph),
+            )
         self._glbls = {"__name__": "__marimo_engine__", "plan_run": self}
         self._variables = ir.variables
         if run.keep is not None:

@@ -1,0 +1,101 @@
+"""A plan run again is validated and compiled once; anything that changes it is checked again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from marimo_engine import Verdict, execute_plan_sync
+from marimo_engine.engine import _plan_cache
+from marimo_engine.plans import validation
+from marimo_engine.tools.registry import ToolRegistry
+
+
+def double(x: int = 1) -> int:
+    return 2 * x
+
+
+def triple(x: int = 1) -> int:
+    return 3 * x
+
+
+PLAN = {
+    "id": "cached",
+    "steps": [
+        {"id": "a", "tool": "f", "args": {"x": 2}},
+        {"id": "b", "tool": "f", "args": {"x": "$a"}},
+    ],
+}
+
+
+@pytest.fixture
+def checks(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every call of `check_plan` (validation) from now on."""
+    _plan_cache.clear()
+    calls: list[Any] = []
+    real = validation.check_plan
+
+    def counted(plan: Any, tools: Any = None) -> Any:
+        calls.append(plan)
+        return real(plan, tools)
+
+    monkeypatch.setattr(validation, "check_plan", counted)
+    return calls
+
+
+def test_the_same_plan_and_tools_are_checked_once(checks: list[Any]) -> None:
+    first = execute_plan_sync(PLAN, {"f": double})
+    again = execute_plan_sync(dict(PLAN), {"f": double})
+    assert first.outputs == again.outputs == {"a": 4, "b": 8}
+    assert len(checks) == 1
+    assert again.notebook == first.notebook
+
+
+def test_other_tools_a_changed_plan_or_an_approval_flag_are_checked_again(
+    checks: list[Any],
+) -> None:
+    assert execute_plan_sync(PLAN, {"f": double}).outputs["b"] == 8
+    assert execute_plan_sync(PLAN, {"f": triple}).outputs["b"] == 18
+    changed = {**PLAN, "steps": [PLAN["steps"][0]]}
+    assert execute_plan_sync(changed, {"f": double}).outputs == {"a": 4}
+    assert len(checks) == 3
+    registry = ToolRegistry()
+    registry.register(double, name="f", requires_approval=True)
+    stopped = execute_plan_sync(PLAN, registry)
+    assert stopped.verdict is Verdict.INTERVENTION_NEEDED  # not the cached steps without approval
+    assert len(checks) == 4
+
+
+def test_an_invalid_plan_is_never_cached(checks: list[Any]) -> None:
+    bad = {"id": "bad", "steps": [{"id": "a", "tool": "nope"}]}
+    for _ in range(2):
+        assert execute_plan_sync(bad, {"f": double}).verdict is Verdict.FAILURE
+    assert len(checks) == 2
+
+
+def test_a_plan_without_an_id_is_checked_each_time(checks: list[Any]) -> None:
+    plan = {"steps": PLAN["steps"]}
+    ids = {execute_plan_sync(plan, {"f": double}).plan_id for _ in range(2)}
+    assert len(ids) == 2 and len(checks) == 2
+
+
+def test_json_text_and_plan_objects_are_cached_too(checks: list[Any]) -> None:
+    import json
+
+    from marimo_engine.plans.schema import load_plan
+
+    text = json.dumps(PLAN)
+    for source in (text, text, load_plan(PLAN), load_plan(PLAN)):
+        assert execute_plan_sync(source, {"f": double}).outputs["b"] == 8
+    assert len(checks) == 2
+
+
+def test_the_cache_is_bounded_by_steps(monkeypatch: pytest.MonkeyPatch, checks: list[Any]) -> None:
+    monkeypatch.setattr(_plan_cache, "MAX_CACHED_STEPS", 3)
+    other = {**PLAN, "id": "other"}
+    execute_plan_sync(PLAN, {"f": double})  # 2 steps
+    execute_plan_sync(other, {"f": double})  # 2 more: PLAN leaves
+    execute_plan_sync(other, {"f": double})
+    execute_plan_sync(PLAN, {"f": double})
+    assert len(checks) == 3
