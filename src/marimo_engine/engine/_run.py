@@ -362,7 +362,7 @@ class _InProcess:
             registry = run.tools
             with collector_paused():  # builds long-lived objects only
                 tools = {s.tool: registry.get(s.tool) for s in plan.steps}
-                self._prepared = prepare_steps(plan, tools)
+                self._prepared = prepare_steps(plan, tools, dependencies=ir.dependencies)
                 self._cells = cells = _compile_step_cells(ir)
                 graph = StepGraph.from_cells(
                     plan.step_ids,

@@ -5,14 +5,16 @@ The run follows the plan language spec ("Running", "Events and results"):
 1. The plan is validated; an invalid plan emits `START`, one `ERROR`
    (`PlanValidationError`, with every problem) and `FINISH` (`FAILURE`).
 2. The plan is compiled (`compiler.compile_checked_plan`); each step cell is compiled
-   by marimo's own compiler (`marimo._ast.compiler.compile_cell`, memoised by
-   code) and the DAG is built from the cells' defs and refs (`graph.StepGraph`).
+   by marimo's own compiler (`marimo._ast.compiler.compile_cell`, once per
+   shape of cell: `_cells`) and the DAG is built from the cells' defs and refs
+   (`graph.StepGraph`). A plan run before with the same tools skips steps 1
+   and 2 (`_plan_cache`).
 3. Steps whose dependencies are done run at the same time; list order decides
    who starts first. Each step cell runs through marimo's `Evaluator` and
    executor, as marimo's own script runner runs cells, in one globals dict.
    The cell's `plan_run.step(...)` call lands in this module's runner:
    coroutine tools run on the event loop, plain functions in a bounded
-   worker pool (`max_workers`).
+   worker pool (`max_workers`, default `DEFAULT_MAX_WORKERS`).
 4. An error or an intervention stops new steps from starting; running ones
    finish. Every run ends with exactly one `FINISH` carrying the verdict and
    all outputs, also when the consumer stops iterating or the run is

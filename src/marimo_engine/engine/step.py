@@ -269,6 +269,7 @@ def prepare_steps(
     tools: Mapping[str, ToolSpec | None],
     *,
     missing: Mapping[str, str] | None = None,
+    dependencies: Mapping[str, tuple[str, ...]] | None = None,
 ) -> dict[str, PreparedStep]:
     """Prepare every step of a plan.
 
@@ -277,6 +278,8 @@ def prepare_steps(
         tools: Tool name to its spec; a name absent or mapped to `None`
             cannot be called (its steps fail with `UnknownToolError`).
         missing: Tool name to why it cannot be called, for the error message.
+        dependencies: `step_dependencies(plan)` when the caller has it
+            already (the compiled IR's); worked out here otherwise.
 
     Returns:
         Step id to its `PreparedStep`, in plan order.
@@ -288,7 +291,7 @@ def prepare_steps(
     from marimo_engine.plans.dependencies import step_dependencies
     from marimo_engine.plans.expressions import parse_expression
 
-    deps = step_dependencies(plan)
+    deps = dependencies if dependencies is not None else step_dependencies(plan)
     why = missing or {}
     prepared: dict[str, PreparedStep] = {}
     for step in plan.steps:
