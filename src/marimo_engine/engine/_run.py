@@ -20,9 +20,10 @@ import functools
 import inspect
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
+from marimo_engine.engine._outputs import KeepOutputs, OutputKeeper, checked_keep_outputs
 from marimo_engine.engine.events import ErrorInfo, Event, EventFold, EventType
 from marimo_engine.engine.step import (
     StepOutcome,
@@ -45,9 +46,6 @@ if TYPE_CHECKING:
     from marimo_engine.tools.registry import ToolRegistry
 
 EventCallback = Callable[[Event], Any]
-
-KeepOutputs = Literal["all", "needed"] | Iterable[str]
-"""`keep_outputs`: `"all"`, `"needed"`, or step ids to keep on top of `"needed"`."""
 
 
 class _Target(Protocol):
@@ -101,7 +99,7 @@ class _Run:
             raise UsageError(
                 f"max_workers must be a whole number of at least 1, got {max_workers!r}."
             )
-        self.keep = _keep_outputs(keep_outputs)
+        self.keep = checked_keep_outputs(keep_outputs)
         self.source = plan
         self.tools = as_registry(tools)
         self.max_workers = max_workers
@@ -342,10 +340,7 @@ class _InProcess:
         self._evaluator: Any = None
         self._outcomes: dict[str, StepOutcome] = {}
         self._not_started: set[str] = set()
-        # keep_outputs="needed": readers not yet ended per step, and what is never released
-        self._readers: dict[str, int] | None = None
-        self._parents: Mapping[str, tuple[str, ...]] = {}
-        self._kept: frozenset[str] = frozenset()
+        self._keeper: OutputKeeper | None = None  # keep_outputs other than "all"
 
     async def prepare(self, run: _Run, plan: Plan, ir: NotebookIR) -> StepGraph:
         from marimo_engine.engine import _plan_cache
@@ -382,16 +377,7 @@ class _InProcess:
         self._glbls = {"__name__": "__marimo_engine__", "plan_run": self}
         self._variables = ir.variables
         if run.keep is not None:
-            unknown = sorted(run.keep - set(plan.step_ids))
-            if unknown:
-                known = ", ".join(repr(s) for s in plan.step_ids[:20])
-                raise UsageError(
-                    f"keep_outputs names step(s) {', '.join(map(repr, unknown))} that the plan "
-                    f"does not have. Known steps: {known}."
-                )
-            self._kept = run.keep | {s.id for s in plan.steps if s.key_finding}
-            self._readers = {sid: len(children) for sid, children in graph.children.items()}
-            self._parents = graph.parents
+            self._keeper = OutputKeeper(plan, graph, run.keep, self._release)
         evaluator_class, cell_executor = _marimo_evaluator_parts()
         self._evaluator = evaluator_class(executor=cell_executor, lifecycles=[])
         self.pool = WorkerPool(self.max_workers)
@@ -433,25 +419,14 @@ class _InProcess:
 
     async def start(self, step_id: str) -> StepOutcome | None:
         outcome = await self._start(step_id)
-        if self._readers is not None and outcome is not None:
-            self._ended(step_id, outcome)
+        if self._keeper is not None and outcome is not None:
+            self._keeper.ended(step_id, outcome)
         return outcome
 
-    def _ended(self, step_id: str, outcome: StepOutcome) -> None:
-        """keep_outputs="needed": a step ended; release outputs no remaining step reads."""
-        readers = self._readers
-        assert readers is not None
-        for parent in self._parents[step_id]:
-            readers[parent] -= 1
-            if readers[parent] == 0:
-                self._release(parent)
-        if outcome is StepOutcome.COMPLETED and readers[step_id] == 0:
-            self._release(step_id)
-
     def _release(self, step_id: str) -> None:
-        """Drop a completed step's output everywhere the run holds it (unless it is kept)."""
+        """Drop a completed step's output everywhere the run holds it (`_outputs.OutputKeeper`)."""
         run = self.run
-        if step_id in self._kept or run is None or step_id not in run.fold.outputs:
+        if run is None or step_id not in run.fold.outputs:
             return
         run.fold.release(step_id)
         self._glbls.pop(self._variables.get(step_id, step_id), None)
@@ -489,8 +464,8 @@ class _InProcess:
         self._glbls[self._variables.get(step_id, step_id)] = None
         for event in blocked_events(self.plan_id, self._prepared[step_id].step, dependency):
             await self.emit(event)
-        if self._readers is not None:
-            self._ended(step_id, StepOutcome.SKIPPED)
+        if self._keeper is not None:
+            self._keeper.ended(step_id, StepOutcome.SKIPPED)
 
     async def close(self) -> None:
         pool, self.pool = self.pool, None
@@ -521,26 +496,6 @@ def _compile_step_cells(ir: NotebookIR) -> dict[str, Any]:
         if by_step[sid].code != cell.code:  # the IR's form changed: say so, never run it
             raise EngineError(f"The cell of step {sid!r} is not in the form the engine compiles.")
     return by_step
-
-
-def _keep_outputs(keep: Any) -> frozenset[str] | None:
-    """`keep_outputs` checked: `None` for "all", else the step ids kept besides key findings.
-
-    Raises:
-        UsageError: Neither "all", "needed" nor an iterable of step ids.
-    """
-    if keep == "all":
-        return None
-    if keep == "needed":
-        return frozenset()
-    if isinstance(keep, str | bytes) or not isinstance(keep, Iterable):
-        raise UsageError(
-            f'keep_outputs must be "all", "needed" or a list of step ids, got {keep!r}.'
-        )
-    ids = list(keep)
-    if not all(isinstance(i, str) for i in ids):
-        raise UsageError(f"keep_outputs must list step ids as strings, got {ids!r}.")
-    return frozenset(ids)
 
 
 def _own_id(plan: Any) -> str | None:

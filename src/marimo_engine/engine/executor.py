@@ -35,7 +35,8 @@ import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from marimo_engine.engine._run import EventCallback, KeepOutputs, _Run
+from marimo_engine.engine._outputs import KeepOutputs
+from marimo_engine.engine._run import EventCallback, _Run
 from marimo_engine.engine._threads import DEFAULT_MAX_WORKERS
 from marimo_engine.engine.events import Event, ExecutionResult
 from marimo_engine.errors import UsageError
