@@ -11,7 +11,9 @@ running run ends, so garbage cycles among them are collected again after the
 run (Python documentation, `gc.freeze`).
 
 Runs may overlap (several on one loop, or in threads): the first one to start
-freezes, the last one to end unfreezes. If something else had frozen objects
+freezes, the last one to end unfreezes, and what a run prepares is frozen too
+only when no other run is going (`freeze_prepared`), so a server whose runs
+always overlap freezes one snapshot, not more with every run. If something else had frozen objects
 before (an application that calls `gc.freeze()` before forking workers), the
 engine does nothing, so it never unfreezes what it did not freeze.
 """
@@ -57,10 +59,13 @@ def freeze_prepared() -> None:
     """Freeze what a run has just prepared too (its plan, steps, cells), if the engine froze.
 
     They live as long as the run and hold no garbage; without this every
-    full collection during the run walks them again.
+    full collection during the run walks them again. Only when this run is
+    the only one: while runs keep overlapping (a busy server) the heap is
+    not unfrozen, so what is frozen must not grow with each run (garbage
+    cycles among frozen objects wait for the unfreeze).
     """
     with _lock:
-        if _holders > 0:
+        if _holders == 1:
             gc.freeze()
 
 

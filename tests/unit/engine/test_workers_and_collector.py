@@ -105,3 +105,22 @@ def test_overlapping_runs_unfreeze_only_when_the_last_ends() -> None:
 @pytest.fixture(autouse=True)
 def _no_freeze_leaks() -> None:
     assert gc.get_freeze_count() == 0
+
+
+def test_overlapping_runs_freeze_no_more_than_the_first_snapshot() -> None:
+    """A busy server whose runs always overlap must not freeze more with every run."""
+    from marimo_engine.engine._gc import freeze_prepared
+
+    outer = frozen_heap()
+    outer.__enter__()
+    try:
+        freeze_prepared()  # the only run: what it prepared is frozen too
+        frozen = gc.get_freeze_count()
+        garbage = [[] for _ in range(1000)]
+        with frozen_heap():
+            freeze_prepared()  # another run is going: nothing more is frozen
+            assert gc.get_freeze_count() == frozen
+        del garbage
+    finally:
+        outer.__exit__(None, None, None)
+    assert gc.get_freeze_count() == 0
