@@ -12,7 +12,9 @@ taken as is, a `Plan` dumped by pydantic) and, per registered tool, its
 name, function and `requires_approval`: everything validation, compilation
 and step preparation read (a `ToolSpec` is derived from its function). A
 plan without its own id is not cached (each run names it afresh), nor is
-one whose dict is not plain JSON. What is cached is never changed by a run:
+one whose dict is not plain JSON, nor one run with a tool that is not a
+module-level function (a closure or lambda could hold the caller's data,
+which the cache would keep alive). What is cached is never changed by a run:
 the checked `Plan`, the `NotebookIR`, marimo's compiled cells (marimo's
 evaluator does not change a cell it runs) and the `PreparedStep`s.
 
@@ -89,6 +91,8 @@ def cache_key(source: Any, registry: ToolRegistry) -> tuple[Any, ...] | None:
     tools = []
     for name in registry:
         spec = registry.get(name)
+        if not _lives_on(spec.function):
+            return None
         tools.append((name, spec.function, bool(getattr(spec, "requires_approval", False))))
     try:
         key = (text, tuple(tools))
@@ -96,6 +100,25 @@ def cache_key(source: Any, registry: ToolRegistry) -> tuple[Any, ...] | None:
     except TypeError:  # an unhashable callable object
         return None
     return key
+
+
+def _lives_on(function: Any) -> bool:
+    """Whether `function` is a module's own function, which lives as long as its module.
+
+    A cached plan holds its tools; a closure or a lambda may hold the caller's
+    data (a DataFrame), which the cache must not keep alive, so plans with
+    such tools are not cached.
+    """
+    import sys
+    import types
+
+    if not isinstance(function, types.FunctionType):
+        return False
+    qualname = function.__qualname__
+    if "<" in qualname or "." in qualname:  # <lambda>, <locals>, methods
+        return False
+    module = sys.modules.get(function.__module__)
+    return module is not None and getattr(module, qualname, None) is function
 
 
 def lookup(key: tuple[Any, ...] | None) -> PreparedPlan | None:

@@ -99,3 +99,28 @@ def test_the_cache_is_bounded_by_steps(monkeypatch: pytest.MonkeyPatch, checks: 
     execute_plan_sync(other, {"f": double})
     execute_plan_sync(PLAN, {"f": double})
     assert len(checks) == 3
+
+
+def test_closures_are_not_kept_alive_by_the_cache(checks: list[Any]) -> None:
+    """A tool made in a function may hold the caller's data: such plans are not cached."""
+    import gc
+    import weakref
+
+    class Big:
+        pass
+
+    big = Big()
+    seen = weakref.ref(big)
+
+    def make(data: Big) -> Any:
+        def f(x: int = 1) -> int:
+            return x + (data is not None)
+
+        return f
+
+    for _ in range(2):
+        assert execute_plan_sync(PLAN, {"f": make(big)}).outputs["b"] == 4
+    assert len(checks) == 2
+    del big
+    gc.collect()
+    assert seen() is None
