@@ -104,13 +104,21 @@ def compile_step_cell(
         across runs would otherwise keep many small objects for the
         collector to walk).
     """
-    return compile_step_cells(runner, [(variable, step_id, step_literal, tuple(refs), cell_id)])[0]
+    from marimo_engine.engine.compiler import step_cell_code
+
+    code = step_cell_code(runner, variable, step_literal, refs)
+    return compile_step_cells(
+        runner, [(code, variable, step_id, step_literal, tuple(refs), cell_id)]
+    )[0]
 
 
 def compile_step_cells(
-    runner: str, cells: Sequence[tuple[str, str, str, tuple[str, ...], str]]
+    runner: str, cells: Sequence[tuple[str, str, str, str, tuple[str, ...], str]]
 ) -> list[Any]:
-    """`compile_step_cell` for many cells at once: `(variable, step_id, literal, refs, cell_id)`.
+    """`compile_step_cell` for many cells: `(code, variable, step_id, literal, refs, cell_id)`.
+
+    A cell whose `code` is not exactly the plain step-cell form for its
+    pieces (`compiler.step_cell_code`) is compiled by marimo as written.
 
     Returns:
         The `CellImpl`s, in the order given.
@@ -123,11 +131,11 @@ def compile_step_cells(
     head, _, tail = get_filename(marker).rpartition(marker)  # marimo's file name for a cell
     factories = _fresh_fields()
     compiled: list[Any] = []
-    for variable, step_id, step_literal, refs, cell_id in cells:
-        code = step_cell_code(runner, variable, step_literal, refs)
+    for code, variable, step_id, step_literal, refs, cell_id in cells:
         real = (variable, *refs)
         found = None
-        if len(set(real)) == len(real) and runner not in real and "step" not in real:
+        plain = code == step_cell_code(runner, variable, step_literal, refs)
+        if plain and len(set(real)) == len(real) and runner not in real and "step" not in real:
             shape = tuple(len(name) for name in real)
             found = _template(runner, shape, len(step_literal.encode("utf-8")))
         if found is None:

@@ -87,3 +87,15 @@ def test_compiled_cell_runs_and_calls_the_runner() -> None:
     asyncio.run(eval(cell.body, glbls))
     assert glbls["s2"] == "out-s 2"
     assert calls == [("s 2", (41,))]
+
+
+def test_a_cell_not_in_the_plain_form_is_compiled_as_written() -> None:
+    """A step cell with more in its call (a keyword argument) is marimo's own compile of it."""
+    from marimo_engine.engine._cells import compile_step_cells
+
+    code = "s2 = await plan_run.step('s2', s1, extra=extra)"
+    (got,) = compile_step_cells("plan_run", [(code, "s2", "s2", "'s2'", ("s1",), "s2")])
+    want = compile_cell(code, cell_id="s2")
+    assert got.code == code
+    assert got.refs == want.refs == {"plan_run", "s1", "extra"}
+    assert got.body == want.body
