@@ -19,7 +19,15 @@ or `started_process` for a `with` block):
   (`pytest-timeout` ends a hung run with `os._exit`; `kill -9`): a small
   watchdog process, in its own session, holds the other end of a pipe from
   the test run, notices the pipe close and stops every group still
-  registered.
+  registered, and every process that carries the run's marker
+  (`RUN_MARKER`) in its environment.
+
+The marker is set in the test run's own environment when it starts
+(`install_cleanup`), so every process the run starts inherits it, however
+deep and in whatever session: a `marimo edit` server that a `marimo-engine`
+command under test starts in a session of its own, and that server's
+kernels. No test needs to know such a process exists for it to be stopped
+when the run is killed.
 
 Processes that a started process starts in a session of their own (a server
 that `marimo-engine live open` launches) can be handed over with
@@ -40,6 +48,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 __all__ = [
+    "RUN_MARKER",
     "STOP_GRACE_S",
     "adopt_group",
     "install_cleanup",
@@ -56,19 +65,43 @@ __all__ = [
 STOP_GRACE_S = 10.0
 """Seconds a process group has to exit after SIGTERM before it gets SIGKILL."""
 
+RUN_MARKER = "MARIMO_ENGINE_TEST_RUN"
+"""The environment variable naming the test run every process it starts descends from."""
+
 _WATCHDOG = r"""
 import os, signal, sys, time
+marker = sys.argv[1].encode()  # NAME=TOKEN, as it appears in /proc/PID/environ
 groups = set()
 for line in sys.stdin:
     sign, pgid = line[0], int(line[1:])
     (groups.add if sign == "+" else groups.discard)(pgid)
+
+def marked():
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as environ:
+                if marker in environ.read().split(b"\0"):
+                    found.append(int(name))
+        except OSError:
+            pass  # gone meanwhile, or not ours to read
+    return found
+
 for number in (signal.SIGTERM, signal.SIGKILL):
+    pids = marked()
     for pgid in groups:
         try:
             os.killpg(pgid, number)
         except OSError:
             pass
-    if groups and number == signal.SIGTERM:
+    for pid in pids:
+        try:
+            os.kill(pid, number)
+        except OSError:
+            pass
+    if (groups or pids) and number == signal.SIGTERM:
         time.sleep(3)
 """
 
@@ -80,20 +113,29 @@ _watchdog: subprocess.Popen[bytes] | None = None
 _handlers_installed = False
 
 
-def _tell_watchdog(sign: str, pgid: int) -> None:
+def _start_watchdog() -> subprocess.Popen[bytes]:
+    """The watchdog of this run (started once): see the module docstring."""
     global _watchdog
     if _watchdog is None:
+        # This run's own token, replacing one inherited from a test run that started it.
+        token = f"{os.getpid()}-{os.urandom(8).hex()}"
+        os.environ[RUN_MARKER] = token
         _watchdog = subprocess.Popen(
-            [sys.executable, "-c", _WATCHDOG],
+            [sys.executable, "-c", _WATCHDOG, f"{RUN_MARKER}={token}"],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C or kill of our group does not reach it
         )
-    assert _watchdog.stdin is not None
+    return _watchdog
+
+
+def _tell_watchdog(sign: str, pgid: int) -> None:
+    watchdog = _start_watchdog()
+    assert watchdog.stdin is not None
     with contextlib.suppress(OSError):
-        _watchdog.stdin.write(f"{sign}{pgid}\n".encode())
-        _watchdog.stdin.flush()
+        watchdog.stdin.write(f"{sign}{pgid}\n".encode())
+        watchdog.stdin.flush()
 
 
 def _register(pgid: int, *, outlive_test: bool = False) -> None:
@@ -339,9 +381,15 @@ _previous_handlers: dict[int, Any] = {}
 
 
 def install_cleanup() -> None:
-    """Install the exit and signal cleanup now (call it from the main thread, early)."""
+    """Install the exit and signal cleanup now (call it from the main thread, early).
+
+    Also marks the run (`RUN_MARKER` in `os.environ`, inherited by every
+    process started from now on) and starts its watchdog, so that even a
+    process started without this module is stopped when the run is killed.
+    """
     with _lock:
         _install_handlers()
+        _start_watchdog()
 
 
 def _install_handlers() -> None:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.processes import run_process, start_process, stop_process
+from tests.integration import killed_run
+from tests.processes import RUN_MARKER, run_process, start_process, stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -86,8 +91,6 @@ def test_stopping_stops_the_whole_group() -> None:
         "print(child.pid, flush=True)\n"
         "time.sleep(600)\n"
     )
-    import subprocess
-
     process = start_process([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     grandchild = int(process.stdout.readline())
@@ -101,3 +104,54 @@ def test_stopping_stops_the_whole_group() -> None:
         time.sleep(0.1)
     else:
         raise AssertionError("the grandchild survived")
+
+
+def _marked(marker: str) -> list[int]:
+    """The processes whose environment carries `RUN_MARKER=marker`."""
+    wanted = f"{RUN_MARKER}={marker}".encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{name}/environ").read_bytes()
+        except OSError:
+            continue
+        if wanted in environ.split(b"\0"):
+            found.append(int(name))
+    return found
+
+
+@pytest.mark.timeout(900)
+def test_kill_9_of_pytest_leaves_no_marimo_server(tmp_path: Path) -> None:
+    # A real pytest run of tests/integration/killed_run.py: it starts the shared
+    # servers of tests/integration/conftest.py and a server no test registered.
+    report = tmp_path / "held.json"
+    env = {**os.environ, killed_run.REPORT_VARIABLE: str(report)}
+    process = start_process(
+        [sys.executable, "-m", "pytest", "tests/integration/killed_run.py", "-q",
+         "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "run")],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    held: dict[str, Any] = {}
+    try:
+        deadline = time.monotonic() + 600  # three marimo servers on a loaded machine
+        while not report.exists():
+            assert process.poll() is None, "the run ended before it held its servers"
+            assert time.monotonic() < deadline, "the run did not start its servers"
+            time.sleep(0.5)
+        held = json.loads(report.read_text(encoding="utf-8"))
+        assert len(held["servers"]) == 3 and _marked(held["marker"])
+        os.kill(process.pid, signal.SIGKILL)  # pytest alone, as `kill -9 PID` does
+        process.wait(timeout=60)
+        for server in held["servers"]:
+            assert _gone(server), f"marimo server {server} outlived the killed run"
+        deadline = time.monotonic() + 60
+        while (left := _marked(held["marker"])) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not left, f"processes of the killed run still running: {left}"
+    finally:
+        stop_process(process)
+        for pid in [*held.get("servers", []), *(_marked(held["marker"]) if held else [])]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)

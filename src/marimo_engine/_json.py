@@ -17,7 +17,10 @@ returned. When they are serialised (`model_dump(mode="json")`,
    array its list (up to `MAX_ITEMS` items).
 5. An object with `to_dict()` (an Altair chart, say) becomes
    `{"__type__": "<module.Class>", "spec": obj.to_dict()}` when that works.
-6. Anything else becomes `{"__type__": "<module.Class>", "repr": repr(obj)}`,
+6. An object whose class has a `__jsonable__()` method becomes what that
+   returns (a step output kept on a Dask worker: `engine.dask_host.RemoteOutput`
+   gives the form this fallback computed on the worker).
+7. Anything else becomes `{"__type__": "<module.Class>", "repr": repr(obj)}`,
    the repr cut to `MAX_REPR_CHARS` characters.
 
 Nesting deeper than `MAX_DEPTH` is cut with the same repr form; a container
@@ -153,6 +156,9 @@ class _Converter:
 
 def _special_form(value: Any, depth: int, conv: _Converter) -> Any:
     module = type(value).__module__
+    jsonable = getattr(type(value), "__jsonable__", None)
+    if callable(jsonable):
+        return conv.convert(jsonable(value), depth + 1)
     model_dump = getattr(value, "model_dump", None)
     if callable(model_dump) and hasattr(type(value), "model_fields"):
         return conv.convert(model_dump(mode="python"), depth + 1)

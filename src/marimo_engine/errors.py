@@ -9,10 +9,12 @@ them (one line, a hint, exit code 2 for bad input).
       UnknownReferenceError a `$step.path` that names nothing at run time
       ExpressionError       a `run_if` / `intervention_if` that fails to evaluate
       InvalidExpressionError  an expression outside the plan language (rejected when parsed)
+      ContractError         a step's output broke its `expect` or `schema` (not retried)
       UsageError            the developer calling us wrongly: bad argument, wrong state
         UnknownToolError    a tool name that is not registered, or a step's tool that
                             cannot be called where the step runs
       ToolCancelledError    a tool raised CancelledError while the run was not cancelled
+      SubPlanError          a sub-plan run as a step failed (names its failing step)
       LiveError             the marimo server
         LiveConnectionError
           LiveSessionEndedError  the kernel died or was restarted: the session is gone
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from marimo_engine.plans.problems import Problem
 
 __all__ = [
+    "ContractError",
     "EngineError",
     "ExpressionError",
     "InvalidExpressionError",
@@ -54,6 +57,7 @@ __all__ = [
     "PersonCellError",
     "PlanValidationError",
     "StaleCellError",
+    "SubPlanError",
     "ToolCancelledError",
     "UnknownReferenceError",
     "UnknownToolError",
@@ -134,6 +138,37 @@ class InvalidExpressionError(EngineError):
         self.expression = expression
 
 
+class ContractError(EngineError):
+    """A step's output broke its contract: an `expect` expression or its `schema`.
+
+    The step fails with this error and is not retried (the tool answered; the
+    answer is wrong). The message names the step, the expression (or the
+    schema's rule and where in the output it failed) and the values seen, so
+    that a person or the planner's model can act on it.
+
+    Attributes:
+        step_id: The step whose output broke the contract.
+        expression: The `expect` expression that was false or failed, or
+            `None` for a `schema` mismatch.
+        values: What the expression's references named, by reference text
+            (`{"$self.rows": 0}`); for a `schema` mismatch, the output's
+            value at the failing place, by its JSON path (`{"$self.rows": "x"}`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step_id: str,
+        expression: str | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.step_id = step_id
+        self.expression = expression
+        self.values = dict(values or {})
+
+
 class UsageError(EngineError):
     """The caller used the API wrongly: a bad argument or a call in the wrong state."""
 
@@ -169,6 +204,24 @@ class UnknownToolError(UsageError, LookupError):
 
     def __str__(self) -> str:  # LookupError would otherwise repr() the message
         return str(self.args[0])
+
+
+class SubPlanError(EngineError):
+    """A sub-plan run as a step ended with `FAILURE` (plan language 2, "Sub-plans").
+
+    Attributes:
+        plan: The step's `plan` (the sub-plan's name or path).
+        step_id: The sub-plan's step whose error failed it, or `None`.
+        error_type: The class name of that error, such as `"ValueError"`.
+    """
+
+    def __init__(
+        self, message: str, *, plan: str, step_id: str | None = None, error_type: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.plan = plan
+        self.step_id = step_id
+        self.error_type = error_type
 
 
 class ToolCancelledError(EngineError):

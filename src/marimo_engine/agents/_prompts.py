@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,7 +28,7 @@ _LANGUAGE = """\
 You are a planner. You turn a goal into a plan of tool calls that an engine runs as a
 marimo notebook. Answer by calling the `submit_plan` tool with the plan; write no prose.
 
-The plan language (version 1):
+The plan language (version 2):
 - A plan is {"name": "...", "steps": [...]}. Each step has a unique "id" (1-64 characters
   of A-Z a-z 0-9 _ -), a "tool" (one of the tools below), and "args" (the tool's keyword
   arguments, JSON values).
@@ -41,33 +40,41 @@ The plan language (version 1):
   stop for a person when true); "key_finding" (true: the output is a key finding);
   "depends_on" (ids to run after without using their output); "timeout_s" (> 0);
   "retries" (0-10).
+- Output contracts: "expect" is a list of expressions over the step's own output, "$self"
+  ("$self.rows > 0"); "schema" is a JSON schema the output must match. A broken contract
+  fails the step with ContractError (not retried) and names the expression and the values.
+- A markdown step has "markdown" (text with references filled in: "Level: $s2.level %")
+  instead of "tool", and no args; its output is the text. Write "$$" for a literal "$".
+- Where a tool lists "returns" (the JSON schema of its output), every "$ID.PATH" into its
+  output must follow it (a misspelt field is an unknown_field problem), and a reference
+  passed as an argument must fit the argument's type (else type_mismatch).
 - Expressions: literals (numbers, quoted strings, true/false, null, lists), references,
   comparisons (< <= > >= == != in, not in), and/or/not, parentheses, + - * / % on numbers.
   Nothing else: no calls, no subscripts outside a reference path.
 - Steps run in dependency order; independent steps may run at the same time. No cycles.
 - Use only the tools listed, with their argument names and types. Unknown fields are errors.
+- map (plan language 2): a step with "map": "$ID.PATH" (a reference to a list) calls its
+  tool once per item, at the same time; in its "args", "run_if" and "intervention_if",
+  "$item" is the item and "$index" its position from 0. Its output is the list of results
+  in item order ([] for an empty list). A failing item fails the step, unless
+  "map_errors": "collect" (then {"error", "message", "index"} takes its place). Optional
+  "map_concurrency": most items at once. Use map instead of one step per item.
+- Sub-plans: a step with "plan": "NAME" (instead of "tool") runs another plan as one step;
+  its "args" are that plan's inputs; its output maps the sub-plan's step ids to outputs.
 """
 
 
 def plan_output_schema() -> dict[str, Any]:
-    """Return the JSON schema of the plan the model submits, derived from `Plan`.
+    """Return the JSON schema of the plan the model submits: the published plan schema.
 
     Returns:
-        `Plan.model_json_schema()` with the plan's `id` left out (the engine
-        generates one) and descriptions written for a model.
+        `marimo_engine.plans.json_schema.model_plan_schema()`: the file that
+        `marimo-engine schema` prints, without the parts that describe the
+        file (`$schema`, `$id`) and the plan's `id` (the engine generates one).
     """
-    from marimo_engine.plans.schema import Plan
+    from marimo_engine.plans.json_schema import model_plan_schema
 
-    schema = copy.deepcopy(Plan.model_json_schema())
-    schema.get("properties", {}).pop("id", None)
-    schema["title"] = "Plan"
-    schema["description"] = (
-        "A plan of tool calls (plan language version 1): a name and at least one step."
-    )
-    step = schema.get("$defs", {}).get("Step")
-    if step is not None:
-        step["description"] = "One step: a tool call with its arguments and conditions."
-    return schema
+    return model_plan_schema()
 
 
 def instructions(tool_schemas: Sequence[Mapping[str, Any]]) -> str:
@@ -81,7 +88,10 @@ def instructions(tool_schemas: Sequence[Mapping[str, Any]]) -> str:
         The instructions text.
     """
     tools = json.dumps(list(tool_schemas), indent=1, ensure_ascii=False)
-    return f"{_LANGUAGE}\nThe tools (JSON schemas of their keyword arguments):\n{tools}\n"
+    return (
+        f'{_LANGUAGE}\nThe tools (JSON schemas of their keyword arguments, "parameters", '
+        f'and of their output, "returns", where declared):\n{tools}\n'
+    )
 
 
 def cut_json(value: object, max_chars: int) -> Any:

@@ -178,7 +178,7 @@ class PlannerAgent:
         output = ToolOutput(
             StructuredDict(_prompts.plan_output_schema()),
             name=_prompts.OUTPUT_TOOL_NAME,
-            description="Submit the plan (plan language version 1).",
+            description="Submit the plan (plan language version 2).",
             max_retries=self.options.max_repairs,
         )
         agent: Agent[Callable[[dict[str, Any]], dict[str, Any]], dict[str, Any]] = Agent(

@@ -297,7 +297,8 @@ class _RichDisplay:
     def __init__(self, model_label: str, console: Any = None) -> None:
         from rich.console import Console
 
-        self.console = console or Console()
+        # emoji=False: model names and model text such as "x:latest" or ":x:" stay as written.
+        self.console = console or Console(emoji=False)
         self.model_label = model_label
         self.progress: Any = None
         self.waiting: Any = None  # the spinner while a model request is out
@@ -335,7 +336,9 @@ class _RichDisplay:
             self.waiting.update(self._waiting_task, description=event.msg, refresh=True)
             if event.progress and event.progress.get("done"):
                 self._stop_waiting()
-                self.console.print(f"  {event.msg}", style="dim", highlight=False, markup=False)
+                self.console.print(
+                    f"  {event.msg}", style="dim", highlight=False, markup=False, emoji=False
+                )
             return
         self._stop_waiting()
         if event.type is T.PLANNING:

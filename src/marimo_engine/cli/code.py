@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from marimo_engine.cli._args import positive_int, whole_number
-from marimo_engine.cli.exits import ExitCode, print_error, report_error
+from marimo_engine.cli.exits import ExitCode, print_error, report_error, selecting
 
 if TYPE_CHECKING:
     from marimo_engine.agents.code.events import ApprovalRequest, CodeEvent
@@ -165,6 +165,15 @@ def _error(message: str) -> int:
 def _open(
     args: argparse.Namespace, notebook: Path | None, data: tuple[str, ...] = ()
 ) -> LiveSession:
+    if not (args.url or args.session):
+        return _open_session(args, notebook, data)  # a server of our own that fails: exit 1
+    with selecting():  # a --url no server answers on is bad input (exit 2)
+        return _open_session(args, notebook, data)
+
+
+def _open_session(
+    args: argparse.Namespace, notebook: Path | None, data: tuple[str, ...]
+) -> LiveSession:
     from marimo_engine.agents.code.sandbox import SandboxLimits, open_sandboxed_session
     from marimo_engine.errors import UsageError
     from marimo_engine.live.session import open_session
@@ -278,7 +287,7 @@ def _run_goal(
     from marimo_engine.agents.code import CodeAgent, CodeOptions
     from marimo_engine.agents.code.data import describe_files
     from marimo_engine.agents.code.sandbox import SandboxLimits
-    from marimo_engine.errors import ModelConfigError, UsageError
+    from marimo_engine.errors import LiveSelectionError, ModelConfigError, UsageError
     from marimo_engine.llm.usage import ModelLimits
 
     pydantic_ai.BANNER_ENABLED = False
@@ -308,9 +317,11 @@ def _run_goal(
         return report_error(exc, debug=bool(getattr(args, "debug", False)))
     as_json = bool(args.json) or not sys.stdout.isatty()
     display = _Display(as_json)
+    # A notebook that does not exist yet is created by marimo when the session opens.
+    new_notebook = path is not None and not path.exists()
     try:
         live = _open(args, path, tuple(data))
-    except UsageError as exc:
+    except (UsageError, LiveSelectionError) as exc:
         return report_error(exc, debug=bool(getattr(args, "debug", False)))
     with live:
         notebook = _notebook_of(live, path)
@@ -323,8 +334,9 @@ def _run_goal(
                 if variable is not None:
                     context.append(await _describe_variable(client, variable))
                 async for event in agent.events(
-                    goal, client, notebook=notebook, data_context=context
-                ):
+                    goal, client, notebook=notebook, data_context=context,
+                    new_notebook=new_notebook,
+                ):  # fmt: skip
                     display.event(event)
                     if event.result is not None:
                         result = event.result
@@ -352,7 +364,7 @@ def _review(args: argparse.Namespace, path: Path | None) -> int:
     import anyio
 
     from marimo_engine.agents.code.checkpoints import NotebookMemory, undo_checkpoint
-    from marimo_engine.errors import UsageError
+    from marimo_engine.errors import LiveSelectionError, UsageError
 
     try:
         if path is None and not (args.url or args.session):
@@ -371,7 +383,7 @@ def _review(args: argparse.Namespace, path: Path | None) -> int:
         checkpoint = memory.last_checkpoint()
         if checkpoint is None:
             raise UsageError(f"No turn of the code agent to undo on {str(notebook)!r}.")
-    except UsageError as exc:
+    except (UsageError, LiveSelectionError) as exc:
         if "live" in locals() and live is not None:
             live.close()
         return report_error(exc, debug=bool(getattr(args, "debug", False)))
@@ -409,14 +421,7 @@ async def _ask_on_terminal(request: ApprovalRequest) -> bool:
     import os
     import threading
 
-    lines = ["", f"approval needed: {request.describe()}"]
-    if request.patch is not None:
-        for op in request.patch.ops:
-            code = getattr(op, "code", None)
-            label = getattr(op, "name", None) or getattr(op, "target", "")
-            lines.append(f"--- {op.op} {label}")
-            if code:
-                lines.extend(f"    {line}" for line in code.splitlines())
+    lines = ["", f"approval needed: {request.describe()}", *request.patch_lines()]
     print("\n".join(lines), file=sys.stderr)
 
     # Reading blocks its thread until a line comes. A daemon thread of our own, not a

@@ -35,7 +35,7 @@ def _checked_plan(loaded: LoadedPlan, tools: LoadedTools) -> Plan | None:
     """Return the parsed plan, or print every problem and return `None`."""
     from marimo_engine.plans.validation import validate_plan
 
-    problems = validate_plan(loaded.data, tools.registry)
+    problems = validate_plan(loaded.data, tools.registry, plans=loaded.plans())
     if problems:
         print_problems(problems, source=loaded.source)
         return None
@@ -71,7 +71,7 @@ def validate_command(args: argparse.Namespace) -> int:
 
     loaded = read_plan(args.plan)
     tools = load_tools(args.tools)
-    problems = validate_plan(loaded.data, tools.registry)
+    problems = validate_plan(loaded.data, tools.registry, plans=loaded.plans())
     if args.json:
         print(json.dumps([p.model_dump(mode="json") for p in problems], indent=2))
     elif problems:
@@ -98,7 +98,7 @@ def export_command(args: argparse.Namespace) -> int:
     if plan is None:
         return ExitCode.BAD_INPUT
     _check_output_path(args.output, "the notebook")
-    source = plan_to_notebook(plan, tools.registry)
+    source = plan_to_notebook(plan, tools.registry, plans=loaded.plans())
     path = write_text_atomic(args.output, source)
     count = len(plan.steps)
     noun = "step" if count == 1 else "steps"
@@ -139,6 +139,18 @@ def tools_command(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def schema_command(args: argparse.Namespace) -> int:
+    """`marimo-engine schema`: print the plan language's published JSON schema.
+
+    Returns:
+        0.
+    """
+    from marimo_engine.plans.json_schema import published_plan_schema_text
+
+    sys.stdout.write(published_plan_schema_text())
+    return ExitCode.OK
+
+
 def _renderer(model: ProgressModel, *, as_json: bool) -> ProgressRenderer:
     from marimo_engine.cli.progress import JsonLinesProgress, RichProgress
 
@@ -169,20 +181,32 @@ def run_command(args: argparse.Namespace) -> int:
     for path, option in ((args.notebook, "the notebook"), (args.html, "the HTML report")):
         if path:
             _check_output_path(path, option)
-    problems = validate_plan(loaded.data, tools.registry)
+    plans = loaded.plans()
+    problems = validate_plan(loaded.data, tools.registry, plans=plans)
     if problems:
         print_problems(problems, source=loaded.source)
         if args.json or not sys.stdout.isatty():
             # The engine's own events for an invalid plan (START, ERROR with
             # the problems, FINISH): programs reading --json get one stream.
             stream = JsonLinesProgress()
-            for event in execute_plan_sync(loaded.data, tools.registry).events:
+            for event in execute_plan_sync(loaded.data, tools.registry, plans=plans).events:
                 stream.handle(event)
         return ExitCode.BAD_INPUT
     plan = load_plan(loaded.data)
     from marimo_engine.cli.runs import journal_options
 
     journal, on_intervention = journal_options(args)
+    executor = getattr(args, "executor", None)
+    gather: Any = ()
+    if executor not in (None, "inprocess"):
+        # Outputs stay on the Dask workers: nothing to journal here, unless asked.
+        if getattr(args, "journal", None):
+            raise UsageError(
+                "--journal cannot record a run on Dask (outputs stay on the workers): "
+                "drop --journal or --executor."
+            )
+        journal = None
+        gather = True if args.html else list(getattr(args, "gather", []) or [])
 
     def start(on_event: Callable[[Event], None]) -> ExecutionResult:
         return execute_plan_sync(
@@ -193,6 +217,9 @@ def run_command(args: argparse.Namespace) -> int:
             journal=journal,
             run_id=args.run_id,
             on_intervention=on_intervention,
+            plans=plans,
+            executor=executor,
+            gather=gather,
         )
 
     return present_run(args, plan, tools, start)

@@ -15,13 +15,21 @@ Imports nothing heavy: `marimo-engine --help` loads this module.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import IntEnum
 from typing import Any
 
-__all__ = ["ExitCode", "exit_code_for", "print_error", "report_error", "run_handler"]
+__all__ = [
+    "ExitCode",
+    "exit_code_for",
+    "print_error",
+    "report_error",
+    "run_handler",
+    "selecting",
+]
 
 
 class ExitCode(IntEnum):
@@ -105,6 +113,34 @@ def report_error(
     hint = "" if debug else " (run again with --debug for the traceback)"
     print_error(f"unexpected {type(exc).__name__}: {message}{hint}")
     return ExitCode.FAILURE
+
+
+@contextlib.contextmanager
+def selecting() -> Iterator[None]:
+    """Treat a server that cannot be reached, while finding what the options name, as bad input.
+
+    Wrap the part of a command that finds or opens the server and session
+    its options (`--url`, `--port`, `--session`) name: a connection refused
+    there means the option names no running server (`BAD_INPUT`, as any
+    option that matches nothing), while the same error later, once the
+    command works on the session, is a failure of the run (`FAILURE`).
+
+    Raises:
+        LiveSelectionError: For a `LiveConnectionError` raised in the block
+            (a kernel that ended, `LiveSessionEndedError`, passes unchanged).
+    """
+    from marimo_engine.errors import (
+        LiveConnectionError,
+        LiveSelectionError,
+        LiveSessionEndedError,
+    )
+
+    try:
+        yield
+    except LiveSessionEndedError:
+        raise
+    except LiveConnectionError as exc:
+        raise LiveSelectionError(str(exc)) from exc
 
 
 def run_handler(handler: Callable[[Any], int], args: Any, *, debug: bool) -> int:

@@ -286,17 +286,19 @@ def cli_wording(message: str) -> str:
 
 
 def _client(args: argparse.Namespace) -> LiveClientSync:
+    from marimo_engine.cli.exits import selecting
     from marimo_engine.live.sync_client import LiveClientSync
 
-    return LiveClientSync.connect(
-        url=args.url,
-        port=args.port,
-        file=args.file,
-        session_id=args.session,
-        token=args.token,
-        allow_remote=args.allow_remote,
-        registry_dir=args.registry_dir,
-    )
+    with selecting():  # a --url no server answers on is bad input (exit 2)
+        return LiveClientSync.connect(
+            url=args.url,
+            port=args.port,
+            file=args.file,
+            session_id=args.session,
+            token=args.token,
+            allow_remote=args.allow_remote,
+            registry_dir=args.registry_dir,
+        )
 
 
 def _print_json(value: Any) -> None:

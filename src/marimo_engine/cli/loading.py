@@ -41,6 +41,15 @@ class LoadedPlan:
     data: Any
     source: str
 
+    def plans(self) -> Any:
+        """Where its sub-plan steps find their plans: files next to the plan's file
+        (the current directory for stdin and examples), and the example plans."""
+        from marimo_engine.plans.subplans import PlanLibrary
+
+        path = Path(self.source).expanduser()
+        is_file = self.source != "<stdin>" and not self.source.startswith(EXAMPLE_PREFIX)
+        return PlanLibrary(base_dir=path.resolve().parent if is_file else None)
+
 
 @dataclass
 class LoadedTools:

@@ -45,6 +45,7 @@ examples:
   marimo-engine validate plan.json --tools mypkg.tools
   marimo-engine export plan.json -o plan_notebook.py
   marimo-engine tools --tools ./my_tools.py
+  marimo-engine schema > plan.schema.json
   marimo-engine runs
   marimo-engine resume RUN_ID --approve
 """
@@ -132,6 +133,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="threads for plain-function tools running at the same time (default: engine's)",
     )
+    run.add_argument(
+        "--executor",
+        metavar="WHERE",
+        default=None,
+        help="where tool steps run: 'inprocess' (default), 'dask' (a local Dask cluster for "
+        "the run) or 'dask://HOST:PORT' (a running Dask scheduler); see docs/dask.md",
+    )
+    run.add_argument(
+        "--gather",
+        metavar="STEP_ID",
+        action="append",
+        default=[],
+        help="on Dask, bring this step's output back whole (repeatable; key findings always "
+        "come back, and every output with --html)",
+    )
     from marimo_engine.cli import runs as runs_cli
 
     runs_cli.add_run_options(run)
@@ -171,6 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tools_option(tools)
     tools.add_argument("--json", action="store_true", help="print the tool schemas as JSON")
     tools.set_defaults(handler=_lazy("tools_command"))
+
+    schema = subparsers.add_parser(
+        "schema",
+        parents=[common],
+        help="print the JSON schema of a plan",
+        description=(
+            "Print the JSON schema (draft 2020-12) of the plan language, as published in the "
+            'package (marimo_engine/plans/plan.schema.json). Point a plan\'s "$schema" at a '
+            "saved copy to get completion and checks in an editor."
+        ),
+    )
+    schema.set_defaults(handler=_lazy("schema_command"))
 
     runs_cli.add_parsers(subparsers, common)
     for group in ("live", "agent", "code", "mcp"):

@@ -20,7 +20,8 @@ DEFAULT_PORT = 8765
 _DESCRIPTION = """\
 Serve marimo-engine's tools over the Model Context Protocol, for coding agents
 (Claude Code, Cursor, ...): validate, run and export plans, open headless
-notebook sessions, run code and edit cells in live marimo notebooks.
+notebook sessions, run code and edit cells in live marimo notebooks, and have
+the code agent reach a goal in one (code_goal, with --model).
 
 By default the server speaks MCP over stdin/stdout: the agent launches it.
 With --http it serves streamable HTTP at http://HOST:PORT/mcp, on loopback
@@ -82,6 +83,20 @@ def add_parser(subparsers: Any) -> None:
         "example and data tools are always available",
     )
     parser.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="the code agent's model for code_goal calls that name none, such as "
+        "openai:gpt-4o-mini",
+    )
+    parser.add_argument(
+        "--approve",
+        choices=("ask", "auto", "deny"),
+        default="ask",
+        help="what code_goal does with a patch its policy asks about: ask the person in the "
+        "MCP client (elicitation; refused when the client cannot ask), auto approves, deny "
+        "refuses (default: ask)",
+    )
+    parser.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
     )
     parser.set_defaults(handler=run)
@@ -124,7 +139,11 @@ def run(args: argparse.Namespace) -> int:
     sessions = SessionTable(allow_remote=args.allow_remote)
     debug = bool(getattr(args, "debug", False))
     server, _ = build_server(
-        tools.registry, sessions=sessions, log_level="DEBUG" if debug else "WARNING"
+        tools.registry,
+        sessions=sessions,
+        code_model=args.model,
+        approve=args.approve,
+        log_level="DEBUG" if debug else "WARNING",
     )
 
     def on_sigterm(signum: int, frame: Any) -> None:

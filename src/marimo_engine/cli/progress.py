@@ -187,7 +187,7 @@ def render_steps(
         name = Text(line.step_id)
         if line.is_key_finding:
             name.append(" ★", style="bold magenta")
-        grid.add_row(icon, name, line.tool, status)
+        grid.add_row(icon, name, Text(line.tool), status)
         if line.finding and line.state is StepState.DONE:
             grid.add_row("", "", "", Text(f"★ key finding: {line.finding}", style="bold magenta"))
     if hidden:
@@ -234,7 +234,9 @@ def render_summary(model: ProgressModel) -> RenderableType:
     for line in model.steps.values():
         if line.state is StepState.FAILED:
             parts.append(Text(f"error in step {line.step_id!r}: {line.note}", style="red"))
-    return Panel(Group(*parts), title=model.title, title_align="left", border_style=style)
+    # Text, not str: a plan's name is the user's text, never rich markup or ":emoji:" codes.
+    title = Text(model.title)
+    return Panel(Group(*parts), title=title, title_align="left", border_style=style)
 
 
 def render_progress(model: ProgressModel, now: float | None = None) -> RenderableType:
@@ -294,7 +296,8 @@ class RichProgress:
         from rich.text import Text
 
         self.model = model
-        self.console = console or Console()
+        # emoji=False: ":x:" in a plan's text must not become an emoji.
+        self.console = console or Console(emoji=False)
         # rich redraws from its own thread: the model changes under this lock.
         self._lock = threading.Lock()
         self._live: Live | None = Live(

@@ -105,7 +105,8 @@ def _step_markdown(model: ProgressModel, step_id: str) -> str:
     parts = [
         f"## `{step_id}`{star}",
         "",
-        f"Tool `{line.tool}` · **{line.state.value}**{took}",
+        ("Markdown" if line.is_markdown else f"Tool `{line.tool}`")
+        + f" · **{line.state.value}**{took}",
     ]
     if line.description:
         parts += ["", _markdown_escape(line.description)]
@@ -166,7 +167,10 @@ def render_report_notebook(
     for step_id, line in model.steps.items():
         cells.append(_cell(f"mo.md({_step_markdown(model, step_id)!r})", ["mo"]))
         if line.state in (StepState.DONE, StepState.INTERVENTION):
-            cells.append(_cell(f"show({step_id!r})", ["show"]))
+            shown = f"show({step_id!r})"
+            if line.is_markdown:  # its output is markdown text a person reads
+                shown = f"mo.md(str({shown}))"
+            cells.append(_cell(shown, ["mo", "show"] if line.is_markdown else ["show"]))
     if notebook:
         code = f"```python\n{notebook}\n```"
         cells.append(

@@ -44,8 +44,9 @@ class StepLine:
 
     Attributes:
         step_id: The step's id.
-        tool: The tool's name.
+        tool: The tool's name (a markdown step's kind, `"markdown"`).
         description: The step's description, or `""`.
+        is_markdown: Whether it is a markdown step (its output is markdown text).
         is_key_finding: Whether the plan marks the step as a key finding.
         state: The current state.
         started_at: `time.monotonic()` when the step started, or `None`.
@@ -61,6 +62,7 @@ class StepLine:
     step_id: str
     tool: str
     description: str = ""
+    is_markdown: bool = False
     is_key_finding: bool = False
     state: StepState = StepState.WAITING
     started_at: float | None = None
@@ -184,8 +186,9 @@ class ProgressModel:
         for step in plan.steps:
             model.steps[step.id] = StepLine(
                 step_id=step.id,
-                tool=step.tool,
+                tool=step.tool or step.kind,
                 description=step.description or "",
+                is_markdown=step.markdown is not None,
                 is_key_finding=bool(step.key_finding),
             )
         return model
@@ -210,6 +213,10 @@ class ProgressModel:
         """
         from marimo_engine.engine.events import EventType
 
+        if event.parent_step_id is not None or (
+            event.item is not None and event.type is EventType.STEP_SKIPPED
+        ):
+            return  # a sub-plan's events, an item's skip: the step's line tells its outcome
         now = time.monotonic() if now is None else now
         line = self._line(event)
         kind = event.type

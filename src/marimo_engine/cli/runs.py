@@ -420,9 +420,13 @@ def _run_from(args: argparse.Namespace, make: Any) -> int:
     return present_run(args, plan, tools, start)
 
 
+_DECISION_FLAGS = {"approve": "--approve", "reject": "--reject", "answer": "--answer JSON"}
+"""How `resume` takes each decision (`DecisionError.choices`)."""
+
+
 def resume_command(args: argparse.Namespace) -> int:
     """`marimo-engine resume RUN_ID [--approve | --reject [--reason T] | --answer JSON]`."""
-    from marimo_engine.engine.durable import journaled_plan, resume_run
+    from marimo_engine.engine.durable import DecisionError, journaled_plan, resume_run
 
     decision = _decision(args)
     on_intervention = _asker(args)
@@ -434,16 +438,21 @@ def resume_command(args: argparse.Namespace) -> int:
                 if record is None:
                     raise UsageError(f"No run {args.run_id!r} in the journal {journal.location}.")
                 return journaled_plan(record)
-        return resume_run(
-            args.run_id,
-            registry,
-            journal=args.journal or None,
-            decision=decision,
-            intervention_id=args.intervention,
-            max_workers=args.max_workers,
-            on_event=on_event,
-            on_intervention=on_intervention,
-        )
+        try:
+            return resume_run(
+                args.run_id,
+                registry,
+                journal=args.journal or None,
+                decision=decision,
+                intervention_id=args.intervention,
+                max_workers=args.max_workers,
+                on_event=on_event,
+                on_intervention=on_intervention,
+            )
+        except DecisionError as exc:
+            if not exc.accepted:
+                raise
+            raise UsageError(f"{exc} Pass {exc.choices(_DECISION_FLAGS)}.") from exc
 
     return _run_from(args, make)
 

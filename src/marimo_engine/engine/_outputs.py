@@ -1,8 +1,9 @@
 """`keep_outputs`: which step outputs a run holds, and releasing the rest when no step needs them.
 
 With `keep_outputs="needed"` an output is released as soon as the last step
-that reads it (its children in the DAG: `args`, `run_if`, `intervention_if`,
-`depends_on`) has ended, however it ended; an output no step reads is
+that reads it (its children in the DAG, `plans.dependencies.step_dependencies`:
+`map`, `args`, `run_if`, `intervention_if`, `depends_on`, `expect`, a markdown
+step's text) has ended, however it ended; an output no step reads is
 released when its step completes. Key findings and the step ids the caller
 asked for are kept. Releasing is the host's business (`OutputKeeper.release`
 is called with the step id): the in-process run drops the output from the

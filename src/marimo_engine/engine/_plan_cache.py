@@ -14,7 +14,11 @@ and step preparation read (a `ToolSpec` is derived from its function). A
 plan without its own id is not cached (each run names it afresh), nor is
 one whose dict is not plain JSON, nor one run with a tool that is not a
 module-level function (a closure or lambda could hold the caller's data,
-which the cache would keep alive). What is cached is never changed by a run:
+which the cache would keep alive), nor one with sub-plan steps: their plans
+come from the run's plan library (`plans=`, files next to it), which may
+change between runs, so such a plan is checked against it on every run.
+Input values (`inputs=`) are not part of what is cached: each run puts its
+own in the cells' globals. What is cached is never changed by a run:
 the checked `Plan`, the `NotebookIR`, marimo's compiled cells (marimo's
 evaluator does not change a cell it runs) and the `PreparedStep`s.
 
@@ -136,7 +140,7 @@ def store(key: tuple[Any, ...] | None, prepared: PreparedPlan) -> None:
     """Keep `prepared` under `key` (dropping the least recently used plans past the bound)."""
     global _steps
     size = len(prepared.plan.steps)
-    if key is None or size > MAX_CACHED_STEPS:
+    if key is None or size > MAX_CACHED_STEPS or _has_subplans(prepared.plan):
         return
     with _lock:
         old = _plans.pop(key, None)
@@ -147,6 +151,11 @@ def store(key: tuple[Any, ...] | None, prepared: PreparedPlan) -> None:
         while _steps > MAX_CACHED_STEPS:
             _, dropped = _plans.popitem(last=False)
             _steps -= len(dropped.plan.steps)
+
+
+def _has_subplans(plan: Plan) -> bool:
+    """Whether a plan has sub-plan steps (their plans are read from the plan library afresh)."""
+    return any(step.plan is not None for step in plan.steps)
 
 
 def clear() -> None:

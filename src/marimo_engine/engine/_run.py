@@ -89,8 +89,11 @@ class _Run:
         recorder: RunRecorder | None = None,
         run_id: str | None = None,
         keep_outputs: KeepOutputs = "all",
+        plans: Any = None,
+        inputs: Mapping[str, Any] | None = None,
     ) -> None:
         from marimo_engine.engine.durable import RunRecorder, new_run_id
+        from marimo_engine.plans.subplans import as_library
         from marimo_engine.tools.registry import as_registry
 
         if max_workers is not None and (
@@ -102,6 +105,9 @@ class _Run:
         self.keep = checked_keep_outputs(keep_outputs)
         self.source = plan
         self.tools = as_registry(tools)
+        # plan language 2: where sub-plan steps find their plans; the plan's input values
+        self.plans = as_library(plans)
+        self.given_inputs = inputs
         self.max_workers = max_workers
         self.target: _Target = target if target is not None else _InProcess(max_workers)
         self._emit_to = emit  # the stream to the consumer (trusted)
@@ -252,10 +258,11 @@ class _Run:
                 if self.cached is not None:
                     plan, self.ir = self.cached.plan, self.cached.ir
                 else:
-                    plan = check_plan(self.source, self.tools)  # every problem at once
+                    # every problem at once
+                    plan = check_plan(self.source, self.tools, plans=self.plans)
                     if not own_id:
                         plan = plan.model_copy(update={"id": self.plan_id})  # START's id
-                    self.ir = compile_checked_plan(plan, self.tools)
+                    self.ir = compile_checked_plan(plan, self.tools, plans=self.plans)
                 self.plan = plan
             graph = await self.target.prepare(self, plan, self.ir)
             freeze_prepared()
@@ -341,23 +348,33 @@ class _InProcess:
         self._outcomes: dict[str, StepOutcome] = {}
         self._not_started: set[str] = set()
         self._keeper: OutputKeeper | None = None  # keep_outputs other than "all"
+        self.plan_inputs: dict[str, Any] | None = None
 
     async def prepare(self, run: _Run, plan: Plan, ir: NotebookIR) -> StepGraph:
         from marimo_engine.engine import _plan_cache
         from marimo_engine.engine._gc import collector_paused
+        from marimo_engine.engine._subplan import input_values
         from marimo_engine.engine._threads import WorkerPool
+        from marimo_engine.engine.compiler import INPUTS_NAME
         from marimo_engine.engine.graph import StepGraph
 
         self.run = run
         self.plan_id = run.plan_id
+        # plan language 2: the input values are this run's (cell globals), never cached
+        self.plan_inputs = input_values(plan, run.given_inputs)
         cached = run.cached
         if cached is not None:
             self._prepared, self._cells, graph = cached.prepared, cached.cells, cached.graph
         else:
             registry = run.tools
             with collector_paused():  # builds long-lived objects only
-                tools = {s.tool: registry.get(s.tool) for s in plan.steps}
-                self._prepared = prepare_steps(plan, tools, dependencies=ir.dependencies)
+                tools = {name: registry.get(name) for name in plan.tool_names}
+                subplans = {
+                    s.id: run.plans.resolve(s.plan) for s in plan.steps if s.plan is not None
+                }
+                self._prepared = prepare_steps(
+                    plan, tools, dependencies=ir.dependencies, subplans=subplans
+                )
                 self._cells = cells = _compile_step_cells(ir)
                 graph = StepGraph.from_cells(
                     plan.step_ids,
@@ -370,11 +387,15 @@ class _InProcess:
                         f"marimo's analysis of step {sid!r} gives parents {graph.parents[sid]}, "
                         f"but the plan says {ir.dependencies[sid]}."
                     )
-            _plan_cache.store(
+            _plan_cache.store(  # not a plan with sub-plan steps (_plan_cache.store)
                 run.cache_key,
                 _plan_cache.PreparedPlan(plan, ir, self._cells, self._prepared, graph),
             )
-        self._glbls = {"__name__": "__marimo_engine__", "plan_run": self}
+        self._glbls = {
+            "__name__": "__marimo_engine__",
+            "plan_run": self,
+            INPUTS_NAME: self.plan_inputs,
+        }
         self._variables = ir.variables
         if run.keep is not None:
             self._keeper = OutputKeeper(plan, graph, run.keep, self._release)
@@ -402,8 +423,19 @@ class _InProcess:
         assert self.run is not None
         return await self.run.recorder.intervene(prepared, needed, output, self)
 
-    async def step(self, step_id: str, *inputs: Any) -> Any:
-        """What a step cell's `plan_run.step(...)` calls: run the step, return its output."""
+    async def run_subplan(self, prepared: PreparedStep, values: Mapping[str, Any]) -> Any:
+        """`run_step`'s hook for a sub-plan step: a nested run (`_subplan.run_nested`)."""
+        from marimo_engine.engine._subplan import run_nested
+
+        assert self.run is not None
+        return await run_nested(self.run, prepared, values, self.emit)
+
+    async def step(self, step_id: str, *inputs: Any, plan_inputs: Any = None) -> Any:
+        """What a step cell's `plan_run.step(...)` calls: run the step, return its output.
+
+        `plan_inputs` is what a cell of a plan with inputs passes; in process
+        the run's own input values are used (`self.plan_inputs`).
+        """
         run = self.run
         assert run is not None
         if run.stopping:  # an error or intervention came after this cell was scheduled

@@ -109,7 +109,7 @@ class ThreadCall:
         function: Callable[..., Any],
         kwargs: dict[str, Any],
         label: str,
-        loop: asyncio.AbstractEventLoop,
+        loop: asyncio.AbstractEventLoop | None,
     ) -> None:
         self.function = function
         self.kwargs = kwargs
@@ -123,7 +123,8 @@ class ThreadCall:
         # interrupted call): most calls end without anyone waiting.
         self._waiter: threading.Event | None = None
         self._loop = loop
-        self._future: asyncio.Future[Any] = loop.create_future()
+        # No loop: the call runs on the caller's own thread (`run_here`, a Dask worker).
+        self._future: asyncio.Future[Any] = loop.create_future() if loop is not None else None  # type: ignore[assignment]
 
     @property
     def running(self) -> bool:
@@ -174,7 +175,8 @@ class ThreadCall:
 
         def watch() -> None:  # on a helper thread: the loop must not block
             if ended.wait(timeout_s):
-                loop.call_soon_threadsafe(wake)
+                with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                    loop.call_soon_threadsafe(wake)
 
         threading.Thread(target=watch, name="marimo-engine-watch", daemon=True).start()
         try:
@@ -184,11 +186,39 @@ class ThreadCall:
             pass
         return self.ended
 
-    def _execute(self) -> None:
-        """Run the function on the calling worker thread and report to the loop."""
+    def run_here(self) -> Any:
+        """Run the function on the calling thread, interruptible by `interrupt()` from another.
+
+        For a call made without a loop (a tool on a Dask worker's thread:
+        `engine._dask_tasks`). An interruption that lands after the function
+        ended is dropped here, as in the pool.
+
+        Returns:
+            What the function returned.
+
+        Raises:
+            BaseException: What the function raised; `StepInterrupted` when
+                it was interrupted (also before it started).
+        """
+        try:
+            ok, result = self._execute()
+        except StepInterrupted:  # arrived between the call's end and the clear
+            with self.lock:
+                self._mark_ended()
+            raise
+        if ok:
+            return result
+        raise result
+
+    def _execute(self) -> tuple[bool, Any]:
+        """Run the function on the calling worker thread and report to the loop (if any).
+
+        Returns:
+            `(True, result)` or `(False, exception)`.
+        """
         with self.lock:
             if self.state == _CANCELLED:
-                return
+                return False, StepInterrupted()
             self.ident = threading.get_ident()
             self.state = _RUNNING
         ok = False
@@ -214,8 +244,10 @@ class ThreadCall:
                     pass
             with self.lock:
                 self._mark_ended()
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-            self._loop.call_soon_threadsafe(_settle, self._future, ok, result)
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                self._loop.call_soon_threadsafe(_settle, self._future, ok, result)
+        return ok, result
 
 
 async def _ended_soon(call: ThreadCall) -> bool:

@@ -1,7 +1,8 @@
 """Compile a plan into a marimo notebook: Plan -> `NotebookIR` -> `.py` source.
 
 One cell per step, named after the step, whose variable holds the step's
-output; each step cell passes its dependencies' variables to the runner, so
+output (a markdown step's cell hides its code and shows its text, filled
+in); each step cell passes its dependencies' variables to the runner, so
 marimo's own dataflow graph (defs and refs of cells) is the plan's graph.
 What the engine runs and what the file holds come from the same `NotebookIR`
 ("what we run is what we write"). The layout of a compiled notebook::
@@ -74,7 +75,13 @@ __all__ = [
 RUNNER_NAME = "plan_run"
 """The setup cell's name for the `StepRunner` that step cells call."""
 
-_SETUP_NAMES = frozenset({"json", "mo", "marimo", "app", "StepRunner", "PLAN", RUNNER_NAME})
+INPUTS_NAME = "plan_inputs"
+"""The variable of a plan's input values (plan language 2): defined by its inputs
+cell, passed to the steps that read `$input`; a parent's `app.embed(defs=...)` replaces it."""
+
+_SETUP_NAMES = frozenset(
+    {"json", "mo", "marimo", "app", "StepRunner", "PLAN", "SUBPLANS", RUNNER_NAME, INPUTS_NAME}
+)
 _NOT_IDENTIFIER = re.compile(r"[^0-9A-Za-z_]")
 
 
@@ -86,7 +93,8 @@ class CellIR:
         name: The cell's function name: the step's variable for a step cell,
             `"_"` for a markdown cell.
         code: The cell's code (no function wrapper), as marimo stores it.
-        kind: `"step"` runs a step; `"markdown"` shows its description.
+        kind: `"step"` runs a step; `"markdown"` shows its description;
+            `"inputs"` defines `plan_inputs` (a plan with `inputs`).
         step_id: The step the cell belongs to.
         defs: Names the cell defines (the step's variable for a step cell).
         refs: Names of other cells' variables the cell reads, in order.
@@ -96,7 +104,7 @@ class CellIR:
 
     name: str
     code: str
-    kind: Literal["step", "markdown"]
+    kind: Literal["step", "markdown", "inputs"]
     step_id: str
     defs: tuple[str, ...] = ()
     refs: tuple[str, ...] = ()
@@ -109,9 +117,10 @@ class NotebookIR:
     """A plan compiled to notebook form.
 
     A run needs only the step cells; the rest of the notebook (the setup
-    cell with the plan's JSON, the markdown cells) is built the first time
-    it is read (`setup_code`, `cells`), which is when the notebook is
-    written (`render_notebook`), never during a run.
+    cell with the plan's JSON and its sub-plans' notebooks, the inputs and
+    markdown cells) is built the first time it is read (`setup_code`,
+    `cells`), which is when the notebook is written (`render_notebook`),
+    never during a run.
 
     Attributes:
         plan: The plan compiled.
@@ -122,10 +131,15 @@ class NotebookIR:
         unimportable_tools: Tool names that could not be imported by module
             path; a standalone run of the notebook fails those steps.
         step_cells: Step id to its step cell, in plan order.
-        setup_code: The setup cell's code: imports, the plan literal and the
-            `plan_run` runner (built on first read).
-        cells: Markdown and step cells, in plan order (markdown first; built
-            on first read).
+        runner: The name step cells call the runner by.
+        embedded: Whether this is a sub-plan's notebook (its runner records
+            events for the parent).
+        setup_code: The setup cell's code: imports, the plan literal, the
+            sub-plans' notebooks (`SUBPLANS`) and the `plan_run` runner
+            (built on first read).
+        cells: The inputs cell (a plan with `inputs`), then markdown and step
+            cells, in plan order (markdown first; a markdown step has its step
+            cell only; built on first read).
     """
 
     plan: Plan
@@ -134,26 +148,36 @@ class NotebookIR:
     dependencies: Mapping[str, tuple[str, ...]]
     unimportable_tools: tuple[str, ...] = ()
     step_cells: Mapping[str, CellIR] = field(default_factory=dict)
+    runner: str = RUNNER_NAME
+    embedded: bool = False
     import_lines: tuple[str, ...] = field(default=(), repr=False)
     tool_expressions: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # What the sub-plans' notebooks are compiled with (only for a plan with sub-plan steps).
+    registry: Any = field(default=None, repr=False, compare=False)
+    plans: Any = field(default=None, repr=False, compare=False)
 
     @functools.cached_property
     def setup_code(self) -> str:
-        """The setup cell's code: imports, the plan literal and the `plan_run` runner."""
+        """The setup cell's code: imports, the plan literal, `SUBPLANS` and the runner."""
         plan = self.plan
         plan_literal = _plan_literal(
             _plan_json(plan.model_dump(mode="json", exclude_defaults=True))
         )
-        tool_names = dict.fromkeys(s.tool for s in plan.steps)
         tools_literal = (
             "{"
             + ", ".join(
                 f"{python_string(name)}: {self.tool_expressions[name]}"
-                for name in tool_names
+                for name in plan.tool_names
                 if name in self.tool_expressions
             )
             + "}"
         )
+        subplan_lines = _subplan_sources(plan, self.registry, self.plans)
+        runner_args = f"PLAN, tools={tools_literal}"
+        if subplan_lines:
+            runner_args += ", subplans=SUBPLANS"
+        if self.embedded:
+            runner_args += ", embedded=True"
         unimportable = self.unimportable_tools
         setup_lines = [
             "import json",
@@ -171,20 +195,33 @@ class NotebookIR:
                 else []
             ),
             f"PLAN = {plan_literal}",
-            f"{RUNNER_NAME} = StepRunner(PLAN, tools={tools_literal})",
+            *subplan_lines,
+            f"{RUNNER_NAME} = StepRunner({runner_args})",
         ]
         return "\n".join(setup_lines)
 
     @functools.cached_property
     def cells(self) -> tuple[CellIR, ...]:
-        """Markdown and step cells, in plan order (each step's markdown cell first)."""
+        """The inputs cell, then markdown and step cells, in plan order (markdown first)."""
         cells: list[CellIR] = []
-        for step in self.plan.steps:
-            variable = self.variables[step.id]
-            md = f"mo.md({python_string(_markdown_text(step, variable), block=True)})"
+        if self.plan.inputs:
             cells.append(
-                CellIR(name="_", code=md, kind="markdown", step_id=step.id, hide_code=True)
+                CellIR(
+                    name=INPUTS_NAME,
+                    code=f"{INPUTS_NAME} = {self.runner}.default_inputs()",
+                    kind="inputs",
+                    step_id="",
+                    defs=(INPUTS_NAME,),
+                    hide_code=True,
+                )
             )
+        for step in self.plan.steps:
+            if step.markdown is None:  # a markdown step's own cell is the markdown a person reads
+                variable = self.variables[step.id]
+                md = f"mo.md({python_string(_markdown_text(step, variable), block=True)})"
+                cells.append(
+                    CellIR(name="_", code=md, kind="markdown", step_id=step.id, hide_code=True)
+                )
             cells.append(self.step_cells[step.id])
         return tuple(cells)
 
@@ -373,7 +410,8 @@ def _code_span(text: str) -> str:
 
 
 def _markdown_text(step: Any, variable: str) -> str:
-    lines = [f"### {_code_span(step.id)} · {_code_span(step.tool)}"]
+    what = _code_span(step.tool) if step.tool is not None else "plan " + _code_span(step.plan)
+    lines = [f"### {_code_span(step.id)} · {what}"]
     if step.description:
         lines += ["", html.escape(" ".join(step.description.split()), quote=False)]
     details = []
@@ -381,10 +419,15 @@ def _markdown_text(step: Any, variable: str) -> str:
         details.append(
             "args: " + _code_span(json.dumps(step.args, ensure_ascii=False, default=str))
         )
+    if step.map is not None:
+        details.append(f"once per item of {_code_span(step.map)}")
     if step.run_if:
         details.append(f"runs if {_code_span(step.run_if)}")
     if step.intervention_if:
         details.append(f"stops for a person if {_code_span(step.intervention_if)}")
+    details += [f"expects {_code_span(text)}" for text in step.expect]
+    if step.output_schema is not None:
+        details.append("output checked against a JSON schema")
     if step.depends_on:
         details.append("after " + ", ".join(_code_span(d) for d in step.depends_on))
     if step.key_finding:
@@ -400,13 +443,16 @@ def _markdown_text(step: Any, variable: str) -> str:
     return "\n".join(lines)
 
 
-def compile_plan(plan: Plan | Mapping[str, Any] | str, tools: Any = None) -> NotebookIR:
+def compile_plan(
+    plan: Plan | Mapping[str, Any] | str, tools: Any = None, *, plans: Any = None
+) -> NotebookIR:
     """Compile a valid plan into its notebook IR.
 
     Args:
         plan: A `Plan`, a dict or a JSON string.
         tools: A `ToolRegistry` or a mapping of names to callables; used to
             import tools by module path in the setup cell.
+        plans: As for `plan_to_notebook`.
 
     Returns:
         The `NotebookIR`.
@@ -420,7 +466,8 @@ def compile_plan(plan: Plan | Mapping[str, Any] | str, tools: Any = None) -> Not
     from marimo_engine.tools.registry import as_registry
 
     registry = None if tools is None else as_registry(tools)
-    return compile_checked_plan(check_plan(plan, registry), registry)
+    checked = check_plan(plan, registry, plans=plans)
+    return compile_checked_plan(checked, registry, plans=plans)
 
 
 def compile_checked_plan(
@@ -429,6 +476,8 @@ def compile_checked_plan(
     *,
     runner: str = RUNNER_NAME,
     reserved: frozenset[str] | set[str] = frozenset(),
+    plans: Any = None,
+    embedded: bool = False,
 ) -> NotebookIR:
     """Compile a plan that `check_plan` has already accepted (no second validation).
 
@@ -439,13 +488,18 @@ def compile_checked_plan(
             per plan, `live_run.runner_name`).
         reserved: Names step variables must not take (a live notebook's
             other cells' names).
+        plans: Where its sub-plan steps' plans are found (`PlanLibrary`);
+            each is compiled to its own notebook, held in the setup cell's
+            `SUBPLANS` and embedded with `app.embed()` when its step runs.
+        embedded: Compile the notebook of a sub-plan: its runner records
+            events for the parent instead of printing them.
 
     Returns:
         The `NotebookIR`.
     """
     from marimo_engine.plans.dependencies import step_dependencies
 
-    tool_names = list(dict.fromkeys(s.tool for s in plan.steps))
+    tool_names = plan.tool_names
     if registry is None:
         import_lines, tool_exprs, unimportable, imported = [], {}, list(tool_names), set()
     else:
@@ -453,17 +507,21 @@ def compile_checked_plan(
     variables = safe_variable_names(plan.step_ids, reserved=set(imported) | set(reserved))
     deps = step_dependencies(plan)
     step_cells: dict[str, CellIR] = {}
+    subplans = False
     for step in plan.steps:
         variable = variables[step.id]
         refs = tuple(variables[d] for d in deps[step.id])
+        inputs = bool(plan.inputs) and _reads_inputs(step)
+        subplans = subplans or step.plan is not None
         step_cells[step.id] = CellIR(
             name=variable,
-            code=step_cell_code(runner, variable, python_string(step.id), refs),
+            code=step_cell_code(runner, variable, python_string(step.id), refs, inputs=inputs),
             kind="step",
             step_id=step.id,
             defs=(variable,),
-            refs=refs,
+            refs=(*refs, INPUTS_NAME) if inputs else refs,
             is_async=True,
+            hide_code=step.markdown is not None,
         )
     return NotebookIR(
         plan=plan,
@@ -472,12 +530,19 @@ def compile_checked_plan(
         dependencies=deps,
         unimportable_tools=tuple(unimportable),
         step_cells=step_cells,
+        runner=runner,
+        embedded=embedded,
         import_lines=tuple(import_lines),
         tool_expressions=tool_exprs,
+        # kept for the setup cell's SUBPLANS only; a plan without sub-plans holds neither
+        registry=registry if subplans else None,
+        plans=plans if subplans else None,
     )
 
 
-def step_cell_code(runner: str, variable: str, step_literal: str, refs: Sequence[str]) -> str:
+def step_cell_code(
+    runner: str, variable: str, step_literal: str, refs: Sequence[str], *, inputs: bool = False
+) -> str:
     """A step cell's code: `s3 = await plan_run.step("s3", s1, s2)`.
 
     Args:
@@ -485,8 +550,69 @@ def step_cell_code(runner: str, variable: str, step_literal: str, refs: Sequence
         variable: The step's variable.
         step_literal: The step id's string literal (`python_string(step_id)`).
         refs: The variables of its dependencies, in `step_dependencies` order.
+        inputs: Whether the step reads `$input` (then the call ends with
+            `plan_inputs=plan_inputs`).
     """
-    return f"{variable} = await {runner}.step({', '.join([step_literal, *refs])})"
+    args = ", ".join([step_literal, *refs])
+    if inputs:
+        args += f", {INPUTS_NAME}={INPUTS_NAME}"
+    return f"{variable} = await {runner}.step({args})"
+
+
+def _reads_inputs(step: Any) -> bool:
+    """Whether a step names `$input` (in `map`, `args`, `markdown`, `run_if`,
+    `intervention_if` or `expect`)."""
+    from marimo_engine.plans.dependencies import expression_step_ids
+    from marimo_engine.plans.references import find_references
+
+    texts = [step.map or "", step.args, step.markdown or ""]
+    named = [ref.step_id for ref in find_references(texts)]
+    named += expression_step_ids(step.run_if) + expression_step_ids(step.intervention_if)
+    for text in step.expect:
+        named += expression_step_ids(text)
+    return "input" in named
+
+
+def _subplan_sources(plan: Plan, registry: Any, plans: Any) -> list[str]:
+    """The setup lines holding each sub-plan step's notebook source (`SUBPLANS`).
+
+    Returns:
+        The lines; none when the plan has no sub-plan step.
+    """
+    steps = [step for step in plan.steps if step.plan is not None]
+    if not steps:
+        return []
+    from marimo_engine.plans.subplans import as_library
+
+    library = as_library(plans)
+    entries = []
+    for step in steps:
+        resolved = library.resolve(step.plan)
+        inner = type(library)(library.given, base_dir=resolved.base_dir)
+        source = render_notebook(
+            compile_checked_plan(resolved.plan, registry, plans=inner, embedded=True)
+        )
+        entries.append(f"    {python_string(step.id)}: {_source_literal(source)},")
+    return [
+        "SUBPLANS = {  # each sub-plan step's own notebook, run with app.embed()",
+        *entries,
+        "}",
+    ]
+
+
+def _source_literal(source: str) -> str:
+    """A literal of a notebook's source: a raw `'''` block when it can be, else `repr`.
+
+    Inside the setup cell every line gets four more spaces; the runner
+    removes them (`textwrap.dedent`) before it runs the source.
+    """
+    if (
+        "'''" in source
+        or source.endswith(("'", "\\"))
+        or not all(line.isprintable() for line in source.split("\n"))
+    ):
+        return python_string(source)
+    return "r'''\n" + source + "\n'''"
 
 
 def _indent(code: str) -> str:
@@ -546,7 +672,9 @@ def _marimo_version() -> str:
         return "unknown"
 
 
-def plan_to_notebook(plan: Plan | Mapping[str, Any] | str, tools: Any = None) -> str:
+def plan_to_notebook(
+    plan: Plan | Mapping[str, Any] | str, tools: Any = None, *, plans: Any = None
+) -> str:
     """Compile a plan into marimo notebook source.
 
     Args:
@@ -556,6 +684,9 @@ def plan_to_notebook(plan: Plan | Mapping[str, Any] | str, tools: Any = None) ->
             `None`, tool names and arguments are not checked and no tool is
             imported (the notebook runs only where its steps' tools are
             given some other way).
+        plans: Where sub-plan steps find their plans (`PlanLibrary` or a
+            mapping of names to plans); `None`: examples and files next to
+            the current directory.
 
     Returns:
         The notebook's `.py` source (see the module docstring for its layout).
@@ -563,4 +694,4 @@ def plan_to_notebook(plan: Plan | Mapping[str, Any] | str, tools: Any = None) ->
     Raises:
         PlanValidationError: The plan has problems (every one is listed).
     """
-    return render_notebook(compile_plan(plan, tools))
+    return render_notebook(compile_plan(plan, tools, plans=plans))

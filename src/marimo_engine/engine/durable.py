@@ -23,11 +23,12 @@ again on resume (at least once).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Decision",
+    "DecisionError",
     "InterventionRejectedError",
     "RunRecorder",
     "list_runs",
@@ -97,6 +99,48 @@ class Decision:
         """Hand `value` to the run as the step's output (condition only)."""
         return cls("answer", value=value)
 
+
+class DecisionError(UsageError):
+    """A resume's decision does not fit what the run waits for (`resume_run`).
+
+    The message says what is wrong in the engine's terms (approve, reject,
+    answer); an interface adds how its user gives a decision (a CLI flag, a
+    tool argument) from `accepted`, without rewriting the message.
+
+    Attributes:
+        run_id: The run.
+        accepted: The decisions the run takes now, a subset of
+            `("approve", "reject", "answer")` in that order; empty when it
+            takes none (resume it without a decision).
+    """
+
+    def __init__(self, message: str, *, run_id: str, accepted: Sequence[str]) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.accepted = tuple(accepted)
+
+    def choices(self, words: Mapping[str, str]) -> str:
+        """The accepted decisions in an interface's words: `"A, B or C"`.
+
+        Args:
+            words: Each decision (`approve`, `reject`, `answer`) to how the
+                interface's user gives it, e.g. `{"approve": "--approve"}`.
+
+        Returns:
+            The words of `accepted` joined with commas and a final "or";
+            empty when nothing is accepted.
+        """
+        return _either([words.get(action, action) for action in self.accepted])
+
+
+def _either(said: Sequence[str]) -> str:
+    """`"a, b or c"`; `"a"` for one; empty for none."""
+    if len(said) < 2:
+        return "".join(said)
+    return ", ".join(said[:-1]) + " or " + said[-1]
+
+
+_DECISIONS = ("approve", "reject", "answer")
 
 InterventionCallback = Callable[[InterventionInfo], Any]
 """`on_intervention(info)` returns a `Decision` (or an awaitable of one); `None` stops the run."""
@@ -149,6 +193,8 @@ class RunRecorder:
         self.plan_source: Any = None
         self.failed: BaseException | None = None
         self.owns_journal = False  # closed after FINISH (resume_run/rerun opened it)
+        self.began = False  # the run emitted START: its FINISH will release what it holds
+        self.status_before: str | None = None  # a resumed run's status, put back by `abandon`
         self._pending: dict[str, Any] | None = None
         self._approved: set[str] = set()
         self._fingerprints: dict[str, str] = {}  # kept on reused outputs: a rerun of a rerun
@@ -179,7 +225,15 @@ class RunRecorder:
             `None`, or once, when the journal failed, an `ERROR` event to add
             (the run then ends in `FAILURE`; journaling stops). Never raises.
         """
+        if event.type is EventType.START:
+            self.began = True
         if self.journal is None or self.failed is not None:
+            return None
+        if event.parent_step_id is not None or (
+            event.item is not None and event.type in (EventType.STEP_SKIPPED, EventType.STEP_RETRY)
+        ):
+            # plan language 2: a sub-plan's events and one item's skip or retry are not
+            # the step's; the journal holds the step (resuming runs a sub-plan step again).
             return None
         try:
             self._record(event)
@@ -274,6 +328,31 @@ class RunRecorder:
 
     _replaced: frozenset[str] | set[str] = frozenset()
 
+    def abandon(self) -> None:
+        """Let go of what a run that will never start holds: the resume lease, our journal.
+
+        For a `PlanRun` closed before its first iteration (`executor.PlanRun.aclose`):
+        the journaled run is left as it was (its status put back, a pending
+        intervention still to be answered) and another process may resume
+        it at once, not only after the lease expires. Does nothing once the
+        run began (its `FINISH` does this). Never raises.
+        """
+        if self.began or self.journal is None:
+            return
+        journal, self.journal = self.journal, None  # nothing more is written
+        try:
+            if self.token is not None:
+                if self.status_before is not None:  # taking the lease marked it running
+                    journal.write_run(self.run_id, self.token, status=self.status_before)
+                journal.release(self.run_id, self.token)
+        except Exception as exc:  # the lease then expires on its own
+            _log.warning("Could not release the lease of run %r: %s", self.run_id, exc)
+        finally:
+            self.token = None
+            if self.owns_journal:
+                with contextlib.suppress(Exception):
+                    journal.close()
+
     # -- the step runtime's hooks ----------------------------------------------------
 
     async def before_tool(
@@ -290,7 +369,7 @@ class RunRecorder:
         if self.journal is not None or self.match_fingerprints:
             from marimo_engine.engine._journal_codec import fingerprint
 
-            fp = fingerprint(step.tool, kwargs)
+            fp = fingerprint(step.tool or f"plan:{step.plan}", kwargs)  # a sub-plan step
         if fp is not None:
             self._fingerprints[sid] = fp
         reused = self.reuse.get(sid)
@@ -483,6 +562,8 @@ def resume_run(
     max_workers: int | None = None,
     on_event: Callable[[Event], Any] | None = None,
     on_intervention: InterventionCallback | None = None,
+    plans: Any = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> PlanRun:
     """Go on with a run that stopped for a person, failed, or died (docs/runs.md).
 
@@ -502,19 +583,67 @@ def resume_run(
         max_workers: As for `execute_plan`.
         on_event: As for `execute_plan`.
         on_intervention: As for `execute_plan`.
+        plans: Where sub-plan steps find their plans, as for `execute_plan`
+            (the journal does not hold it: give the run's again).
+        inputs: The plan's input values, as for `execute_plan` (give the
+            run's again).
 
     Returns:
         A `PlanRun` with the same `run_id`.
 
     Raises:
-        UsageError: No such run, it succeeded already, a decision is missing
-            or stale, or given while nothing is pending.
+        DecisionError: A decision is missing, is not one the pending
+            intervention takes, or is given while nothing is pending; its
+            `accepted` says what the run takes, for an interface's hint.
+        UsageError: No such run, it succeeded already, or `intervention_id`
+            is stale.
         RunBusyError: Another live process is running or resuming it.
         JournalError: The journal cannot be read.
     """
     from marimo_engine.engine.journal import open_journal
 
     store = open_journal(journal if journal is not None else None)
+    try:
+        record, decision = _check_resume(store, run_id, tools, decision, intervention_id)
+        token = store.acquire(run_id)
+    except BaseException:
+        if store is not journal:  # ours, and nothing will use it
+            store.close()
+        raise
+    try:
+        reuse = _load_outputs(store, run_id)
+    except BaseException:
+        store.release(run_id, token)
+        if store is not journal:
+            store.close()
+        raise
+    recorder = RunRecorder(
+        store,
+        on_intervention=on_intervention,
+        resume_token=token,
+        reuse=reuse,
+        decision=decision,
+        pending=record.pending,
+    )
+    recorder.owns_journal = store is not journal
+    recorder.status_before = record.status
+    return _plan_run(
+        journaled_plan(record), tools, recorder, run_id, max_workers, on_event, plans, inputs
+    )
+
+
+def _check_resume(
+    store: Journal,
+    run_id: str,
+    tools: Any,
+    decision: Decision | None,
+    intervention_id: str | None,
+) -> tuple[RunRecord, Decision | None]:
+    """The run's record and the decision to resume it with (an answer validated).
+
+    Raises:
+        UsageError, DecisionError: As `resume_run` says.
+    """
     record = store.get_run(run_id, steps=False)
     if record is None:
         raise UsageError(f"No run {run_id!r} in the journal {store.location}.")
@@ -524,46 +653,39 @@ def resume_run(
         )
     pending = record.pending
     if pending is None and (decision is not None or intervention_id is not None):
-        raise UsageError(
-            f"Run {run_id!r} is not waiting for a person; resume it without an answer."
+        raise DecisionError(
+            f"Run {run_id!r} is not waiting for a person; resume it without a decision.",
+            run_id=run_id,
+            accepted=(),
         )
     if pending is not None:
+        step = pending.get("step_id")
+        # An approval is answered with approve or reject; a condition also takes an answer.
+        accepted = ("approve", "reject") if pending.get("kind") == "approval" else _DECISIONS
         if intervention_id is not None and intervention_id != pending.get("intervention_id"):
             raise UsageError(
                 f"Intervention {intervention_id!r} is stale: run {run_id!r} waits for "
-                f"{pending.get('intervention_id')!r} (step {pending.get('step_id')!r})."
+                f"{pending.get('intervention_id')!r} (step {step!r})."
             )
         if decision is None:
-            raise UsageError(
-                f"Run {run_id!r} waits for a person at step {pending.get('step_id')!r} "
-                f"(intervention {pending.get('intervention_id')}): pass --approve, --reject "
-                "or --answer JSON."
+            raise DecisionError(
+                f"Run {run_id!r} waits for a person at step {step!r} (intervention "
+                f"{pending.get('intervention_id')}) and needs a decision: {_either(accepted)}.",
+                run_id=run_id,
+                accepted=accepted,
             )
-        if pending.get("kind") == "approval" and decision.action == "answer":
-            raise UsageError(
-                f"Step {pending.get('step_id')!r} waits for an approval: "
-                "pass --approve or --reject."
+        if decision.action not in accepted:
+            raise DecisionError(
+                f"Step {step!r} waits for an approval, which takes approve or reject, "
+                f"not {decision.action}.",
+                run_id=run_id,
+                accepted=accepted,
             )
         if decision.action == "answer":
             decision = Decision.answer(
                 check_answer(record, str(pending.get("step_id")), decision.value, tools)
             )
-    token = store.acquire(run_id)
-    try:
-        reuse = _load_outputs(store, run_id)
-    except BaseException:
-        store.release(run_id, token)
-        raise
-    recorder = RunRecorder(
-        store,
-        on_intervention=on_intervention,
-        resume_token=token,
-        reuse=reuse,
-        decision=decision,
-        pending=pending,
-    )
-    recorder.owns_journal = store is not journal
-    return _plan_run(journaled_plan(record), tools, recorder, run_id, max_workers, on_event)
+    return record, decision
 
 
 def check_answer(record: RunRecord, step_id: str, value: Any, tools: Any) -> Any:
@@ -606,7 +728,7 @@ def check_answer(record: RunRecord, step_id: str, value: Any, tools: Any) -> Any
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "the value"
         raise UsageError(
-            f"--answer does not fit the output of step {step_id!r} (tool {tool!r}): "
+            f"The answer does not fit the output of step {step_id!r} (tool {tool!r}): "
             f"{where}: {first.get('msg')}."
         ) from exc
     except Exception:  # a type pydantic cannot check
@@ -620,6 +742,8 @@ def _plan_run(
     run_id: str,
     max_workers: int | None,
     on_event: Callable[[Event], Any] | None,
+    plans: Any = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> PlanRun:
     from marimo_engine.engine._run import _Run
     from marimo_engine.engine.executor import DEFAULT_EVENT_BUFFER, PlanRun
@@ -632,6 +756,8 @@ def _plan_run(
         on_event=on_event,
         recorder=recorder,
         run_id=run_id,
+        plans=plans,
+        inputs=inputs,
     )
     return PlanRun(run, DEFAULT_EVENT_BUFFER)
 
@@ -647,6 +773,8 @@ def rerun(
     max_workers: int | None = None,
     on_event: Callable[[Event], Any] | None = None,
     on_intervention: InterventionCallback | None = None,
+    plans: Any = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> PlanRun:
     """Start a new run linked to `run_id` that runs only what changed (marimo's reactive rule).
 
@@ -666,6 +794,8 @@ def rerun(
         max_workers: As for `execute_plan`.
         on_event: As for `execute_plan`.
         on_intervention: As for `execute_plan`.
+        plans: As for `resume_run`.
+        inputs: As for `resume_run`.
 
     Returns:
         A `PlanRun` of the new run (its journal record names `run_id` as parent).
@@ -696,7 +826,9 @@ def rerun(
         parent_run_id=run_id,
     )
     recorder.owns_journal = store is not journal
-    return _plan_run(source, tools, recorder, new_run_id_ or new_run_id(), max_workers, on_event)
+    return _plan_run(
+        source, tools, recorder, new_run_id_ or new_run_id(), max_workers, on_event, plans, inputs
+    )
 
 
 def apply_changes(plan: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -713,11 +845,11 @@ def apply_changes(plan: dict[str, Any], changes: Mapping[str, Any]) -> dict[str,
         parts = key.split(".", 2)
         if len(parts) != 3 or parts[1] != "args" or not parts[2]:
             raise UsageError(
-                f"--set {key!r}: write STEP.args.NAME=VALUE, e.g. fetch.args.city=Oslo."
+                f"Change {key!r} names no argument: write STEP.args.NAME, e.g. fetch.args.city."
             )
         step = steps.get(parts[0])
         if step is None:
-            raise UsageError(f"--set {key!r}: the plan has no step {parts[0]!r}.")
+            raise UsageError(f"Change {key!r}: the plan has no step {parts[0]!r}.")
         step.setdefault("args", {})[parts[2]] = value
     return plan
 

@@ -162,6 +162,11 @@ class Event(BaseModel):
         args: `INTERVENTION_NEEDED` of kind `approval`: the resolved arguments.
         reused_from: `STEP_COMPLETE` of a step not run again: the run whose
             journal gave its output.
+        item: In a `map` step, the index of the item the event is about
+            (`STEP_RETRY`, `STEP_SKIPPED` of one item, `ERROR` of the item that
+            failed the step, `INTERVENTION_NEEDED` of a per-item check).
+        parent_step_id: On the events of a sub-plan run inside a step: that
+            step's id in the parent plan (`plan_id` is the sub-plan's).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -187,6 +192,9 @@ class Event(BaseModel):
     kind: str | None = None
     args: dict[str, Any] | None = None
     reused_from: str | None = None
+    # plan language 2: map and sub-plans
+    item: int | None = None
+    parent_step_id: str | None = None
 
     @field_serializer("output", when_used="json")
     def _serialize_output(self, value: Any) -> Any:
@@ -364,11 +372,21 @@ class EventFold:
         self._completed_at: dict[str, int] = {}  # step id -> index of its STEP_COMPLETE
 
     def add(self, event: Event) -> None:
-        """Fold one event in."""
+        """Fold one event in.
+
+        A sub-plan's events (`parent_step_id` set) are kept in `events` only:
+        the step that ran the sub-plan carries their outcome. An item's
+        `STEP_SKIPPED` (`item` set) does not skip the step.
+        """
+        if event.parent_step_id is not None:
+            self.events.append(event)
+            return
         kind = event.type
         if kind is EventType.STEP_COMPLETE and event.step_id is not None:
             self._completed_at[event.step_id] = len(self.events)
         self.events.append(event)
+        if kind is EventType.STEP_SKIPPED and event.item is not None:
+            return
         if kind is EventType.STEP_COMPLETE and event.step_id is not None:
             self.outputs[event.step_id] = event.output
             if event.key_finding:

@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from marimo_engine.engine._outputs import KeepOutputs
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from marimo_engine.engine.durable import InterventionCallback, RunRecorder
     from marimo_engine.engine.journal import Journal
     from marimo_engine.plans.schema import Plan
+    from marimo_engine.plans.subplans import PlanLibrary
     from marimo_engine.tools.registry import ToolRegistry
 
 __all__ = [
@@ -94,8 +95,11 @@ class PlanRun:
         """Stop the run if it is still going (running steps are cancelled), then wait for `FINISH`.
 
         Interrupted worker threads get a short grace to end; ones still
-        running (a tool blocked in C) are abandoned, not waited for.
+        running (a tool blocked in C) are abandoned, not waited for. A run
+        closed before its first iteration never starts (no events, no
+        result); what it holds, a resumed run's journal lease, is let go.
         """
+        self._run.recorder.abandon()  # does nothing once the run began
         await self._events.aclose()
 
     async def __aenter__(self) -> PlanRun:
@@ -168,6 +172,10 @@ def execute_plan(
     run_id: str | None = None,
     on_intervention: InterventionCallback | None = None,
     keep_outputs: KeepOutputs = "all",
+    plans: PlanLibrary | Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    executor: str | Any | None = None,
+    gather: bool | Collection[str] = (),
 ) -> PlanRun:
     """Run a plan; iterate the returned run for its events as they happen.
 
@@ -197,11 +205,25 @@ def execute_plan(
             list of step ids is `"needed"` that also keeps those steps'
             outputs. Released outputs leave `outputs`, the `FINISH` event
             and the result's copies of their `STEP_COMPLETE` events; the
-            result names them in `released`.
+            result names them in `released`. In process only: with a Dask
+            `executor` outputs stay on the workers (`gather`).
         on_intervention: Called with an `InterventionInfo` when a step needs a
             person (an approval, a true `intervention_if`); returning a
             `durable.Decision` answers it and the run goes on, `None` stops
             the run with `INTERVENTION_NEEDED`. May be a coroutine function.
+        plans: Where sub-plan steps find their plans (`plans.subplans.PlanLibrary`,
+            or a mapping of names to plans); `None`: the example plans and plan
+            files relative to the current directory.
+        inputs: Values of the plan's `inputs` (input name to value); inputs
+            not given take their defaults. A required one missing is an `ERROR`.
+        executor: Where tool steps run: `None` or `"inprocess"` (here);
+            `"dask"` (a `distributed.LocalCluster` started for the run);
+            `"dask://HOST:PORT"` (a running Dask scheduler); or a
+            `distributed.Client` (docs/dask.md, `engine.dask_host`).
+        gather: On Dask, ids of the steps whose outputs come back to this
+            process whole (key findings always do), or `True` for all; the
+            others stay on the workers and events carry their summaries
+            (`dask_host.RemoteOutput`). Ignored in process.
 
     Returns:
         A `PlanRun`: an async iterator of `Event`s, `START` first and
@@ -209,9 +231,11 @@ def execute_plan(
         `ExecutionResult` once it finished.
 
     Raises:
-        UsageError: `max_workers` is less than 1, or `keep_outputs` is not
-            one of its forms. An invalid plan does not raise: it yields
-            `START`, an `ERROR` with the problems, `FINISH`.
+        UsageError: `max_workers` is less than 1; `keep_outputs` is not one
+            of its forms; `executor` is not one of the forms above, or names
+            Dask without `distributed` installed; `journal` with a Dask
+            executor (outputs stay on the workers). An invalid plan does not
+            raise: it yields `START`, an `ERROR` with the problems, `FINISH`.
 
     Stopping early (`break` then `aclose()`, leaving `async with`, cancelling
     the consumer) cancels the running steps and interrupts their worker
@@ -228,8 +252,26 @@ def execute_plan(
         recorder=_recorder(journal, on_intervention),
         run_id=run_id,
         keep_outputs=keep_outputs,
+        plans=plans,
+        inputs=inputs,
+        target=_target(executor, gather, journal),
     )
     return PlanRun(run, buffer_size)
+
+
+def _target(executor: Any, gather: Any, journal: Any) -> Any:
+    """The run's target for `executor` (`None`: in process); see `dask_host.dask_target`."""
+    if executor is None or executor == "inprocess":
+        return None
+    from marimo_engine.engine.dask_host import dask_target
+
+    target = dask_target(executor, gather=gather)
+    if target is not None and journal is not None and journal is not False:
+        raise UsageError(
+            "A run on Dask keeps step outputs on the workers, so it cannot be journaled here: "
+            "drop journal= or run in process."
+        )
+    return target
 
 
 def _recorder(journal: Any, on_intervention: InterventionCallback | None) -> RunRecorder | None:
@@ -257,6 +299,10 @@ def execute_plan_sync(
     run_id: str | None = None,
     on_intervention: InterventionCallback | None = None,
     keep_outputs: KeepOutputs = "all",
+    plans: PlanLibrary | Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    executor: str | Any | None = None,
+    gather: bool | Collection[str] = (),
 ) -> ExecutionResult:
     """Run a plan to the end and return its result (blocks).
 
@@ -274,14 +320,18 @@ def execute_plan_sync(
         run_id: As for `execute_plan`.
         on_intervention: As for `execute_plan`.
         keep_outputs: As for `execute_plan`.
+        plans: As for `execute_plan`.
+        inputs: As for `execute_plan`.
+        executor: As for `execute_plan`.
+        gather: As for `execute_plan`.
 
     Returns:
         The `ExecutionResult`, including every event and the notebook source.
 
     Raises:
-        UsageError: `max_workers` is less than 1, or `keep_outputs` is not
-            one of its forms. An invalid plan does not raise: the result's
-            verdict is `FAILURE` with the problems in `result.error.problems`.
+        UsageError: As for `execute_plan`. An invalid plan does not
+            raise: the result's verdict is `FAILURE` with the problems in
+            `result.error.problems`.
 
     Called from a thread with a running event loop (a notebook, an async
     app), the run happens on a fresh loop in a helper thread.
@@ -295,6 +345,9 @@ def execute_plan_sync(
         recorder=_recorder(journal, on_intervention),
         run_id=run_id,
         keep_outputs=keep_outputs,
+        plans=plans,
+        inputs=inputs,
+        target=_target(executor, gather, journal),
     )
     return run_sync(run)
 

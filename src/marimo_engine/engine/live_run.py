@@ -137,6 +137,17 @@ class _LiveTarget:
 
         self.run = run
         self.plan = plan
+        subplan_steps = [step.id for step in plan.steps if step.plan is not None]
+        if subplan_steps or plan.inputs:  # plan language 2: not in a live kernel yet
+            what = (
+                f"sub-plan steps ({', '.join(repr(s) for s in subplan_steps)})"
+                if subplan_steps
+                else "plan inputs ($input)"
+            )
+            raise UsageError(
+                f"A live run cannot run {what} yet; run the plan with execute_plan, or open "
+                "its compiled notebook (marimo-engine export) in marimo edit."
+            )
         try:
             self.cell_ids = await self._place_cells(plan)
         except LiveError as exc:
@@ -192,7 +203,8 @@ class _LiveTarget:
             ops.append({"op": "edit", "target": setup_id, "code": setup, "run": True})
         for step in plan.steps:
             step_cell = ir.step_cells[step.id]
-            about = _one_line(f"{step.id} · {step.tool}: {step.description or ''}").rstrip(": ")
+            about = _one_line(f"{step.id} · {step.tool or step.kind}: {step.description or ''}")
+            about = about.rstrip(": ")
             code = (
                 f"{mark}step {python_string(step.id)}\n# {python_string(about)}\n{step_cell.code}"
             )
@@ -238,7 +250,7 @@ class _LiveTarget:
 
         assert self.run is not None
         paths: dict[str, list[str]] = {}
-        for name in dict.fromkeys(s.tool for s in plan.steps):
+        for name in plan.tool_names:
             import_path = self.run.tools.get(name).import_path
             if import_path is None:  # its steps fail with UnknownToolError, as in a notebook
                 paths[name] = []

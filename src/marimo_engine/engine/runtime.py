@@ -85,19 +85,24 @@ class StepRunner:
         tools: Mapping[str, Callable[..., Any] | None],
         *,
         missing: Mapping[str, str] | None = None,
+        subplans: Mapping[str, str] | None = None,
+        embedded: bool = False,
     ) -> None:
         from marimo_engine.plans.schema import load_plan
         from marimo_engine.tools.registry import build_tool_spec
 
         self.plan = load_plan(plan)
         self.plan_id = self.plan.id
+        self.embedded = embedded
+        self.plan_inputs: dict[str, Any] | None = None
         specs = {
             name: None if function is None else build_tool_spec(function, name=name)
             for name, function in tools.items()
         }
-        why = {s.tool: self._missing_reason for s in self.plan.steps}
+        why = {s.tool: self._missing_reason for s in self.plan.steps if s.tool is not None}
         why.update(missing or {})
-        self._steps = prepare_steps(self.plan, specs, missing=why)
+        notebooks = {sid: _SubNotebook(sid, source) for sid, source in (subplans or {}).items()}
+        self._steps = prepare_steps(self.plan, specs, missing=why, subplans=notebooks)
         self._pool: WorkerPool | None = None
         self._stopped_by: str | None = None
         from marimo_engine.engine._script_report import ScriptReport
@@ -129,8 +134,14 @@ class StepRunner:
         self.record(event)
 
     def record(self, event: Event) -> None:
-        """Fold the event in; append it to `$MARIMO_ENGINE_EVENTS`; print it in a script run."""
+        """Fold the event in; append it to `$MARIMO_ENGINE_EVENTS`; print it in a script run.
+
+        A sub-plan's notebook (`embedded`) only folds: its parent records its
+        events, with `parent_step_id`, once the step ran.
+        """
         self.fold.add(event)
+        if self.embedded:
+            return
         path = os.environ.get(EVENTS_FILE_VARIABLE)
         if path:
             with open(path, "a", encoding="utf-8") as sink:
@@ -143,7 +154,74 @@ class StepRunner:
 
         await asyncio.sleep(seconds)
 
-    async def step(self, step_id: str, *inputs: Any) -> Any:
+    def default_inputs(self) -> dict[str, Any] | None:
+        """The plan's input values when none are given (the inputs cell's value).
+
+        Raises:
+            UsageError: A required input has no value: run the notebook as
+                a sub-plan (its parent gives the inputs) or give a default.
+        """
+        from marimo_engine.engine._subplan import input_values
+
+        return input_values(self.plan, None)
+
+    async def run_subplan(self, prepared: Any, values: Mapping[str, Any]) -> Any:
+        """`run_step`'s hook for a sub-plan step: its notebook, run with marimo's `app.embed()`.
+
+        The sub-plan's events of this run are recorded here with
+        `parent_step_id`. When marimo answers from its cache (the same
+        inputs again in `marimo edit`), no cell runs and the last result is
+        the answer again.
+
+        Returns:
+            The sub-plan's `ExecutionResult` (its verdict from its events).
+        """
+        from marimo_engine.engine.compiler import INPUTS_NAME
+        from marimo_engine.engine.events import ErrorInfo, EventFold, ExecutionResult, Verdict
+
+        notebook: _SubNotebook = prepared.subplan
+        child = notebook.last_runner or notebook.runner
+        child._stopped_by = child._report.held_back_by = None  # a new run of the sub-plan
+        defs = {INPUTS_NAME: dict(values)} if notebook.plan.inputs else None
+        raised: Exception | None = None
+        try:
+            embedded = await notebook.app.embed(defs=defs)
+        except Exception as exc:  # as a script, marimo re-raises a cell's error
+            raised = exc
+        else:
+            # In a kernel, the embedded app has its own globals (its own runner).
+            child = embedded.defs.get("plan_run", child)
+        notebook.last_runner = child
+        start = notebook.marks.get(id(child), 0)
+        new = child.fold.events[start:]
+        notebook.marks[id(child)] = len(child.fold.events)
+        if not new and raised is None and notebook.last_result is not None:
+            return notebook.last_result
+        fold = EventFold()
+        for event in new:
+            fold.add(event)
+        error = fold.error
+        if error is None and raised is not None:
+            cause = raised.__cause__ or raised
+            error = ErrorInfo.from_exception(cause)
+        for event in new:
+            nested = event.model_copy()
+            if nested.parent_step_id is None:
+                nested.parent_step_id = prepared.id
+            self.record(nested)
+        result = ExecutionResult(
+            plan_id=child.plan_id,
+            verdict=Verdict.FAILURE if error is not None else fold.verdict(),
+            outputs=dict(fold.outputs),
+            skipped=list(fold.skipped),
+            error=error,
+            intervention=fold.intervention,
+            events=list(new),
+        )
+        notebook.last_result = result
+        return result
+
+    async def step(self, step_id: str, *inputs: Any, plan_inputs: Any = None) -> Any:
         """Run one step in a marimo cell and return its output.
 
         Args:
@@ -151,6 +229,8 @@ class StepRunner:
             *inputs: The outputs of the step's dependencies, in the order of
                 `step_dependencies(plan)[step_id]` (the cell passes them so
                 that marimo's graph holds the plan's edges).
+            plan_inputs: The plan's input values, passed by the cells of
+                steps that read `$input` (the inputs cell's `plan_inputs`).
 
         Returns:
             The tool's output, which the cell assigns to the step's variable
@@ -182,6 +262,8 @@ class StepRunner:
             note = f"**Not started** `{step_id}`: the run stopped at step `{self._stopped_by}`."
             mo.stop(True, mo.md(note))
         inputs_by_id = dict(zip(prepared.dependencies, inputs, strict=True))
+        if plan_inputs is not None:
+            self.plan_inputs = plan_inputs
         result = await run_step(prepared, inputs_by_id, self)
         outcome = result.outcome
         if outcome in (StepOutcome.FAILED, StepOutcome.INTERVENTION):
@@ -195,8 +277,42 @@ class StepRunner:
             raise result.error
         if outcome is StepOutcome.INTERVENTION:
             stop_for_person(step_id, prepared.step.intervention_if, result.output)
-        mo.output.replace(result.output)
+        shown = result.output
+        if prepared.step.markdown is not None:  # a markdown step shows as markdown
+            shown = mo.md(result.output)
+        mo.output.replace(shown)
         return result.output
+
+
+class _SubNotebook:
+    """A sub-plan step's own notebook (compiled source), loaded as a marimo `App`.
+
+    The source is run as a module (its `with app.setup:` block runs then and
+    builds the sub-plan's runner); `linecache` holds it so that marimo can
+    read each cell's code back, as it does from a file.
+
+    Attributes:
+        app: The sub-plan's `marimo.App`, embedded with `app.embed()`.
+        plan: The sub-plan.
+        runner: Its `StepRunner` (embedded: records events, prints nothing).
+    """
+
+    def __init__(self, step_id: str, source: str) -> None:
+        import linecache
+        import textwrap
+
+        text = textwrap.dedent(source).strip("\n") + "\n"
+        filename = f"<marimo-engine sub-plan of step {step_id}>"
+        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        namespace: dict[str, Any] = {"__name__": f"marimo_engine_subplan_{id(self):x}"}
+        namespace["__file__"] = filename
+        exec(compile(text, filename, "exec"), namespace)
+        self.app = namespace["app"]
+        self.runner: StepRunner = namespace["plan_run"]
+        self.plan = self.runner.plan
+        self.last_runner: StepRunner | None = None
+        self.last_result: Any = None
+        self.marks: dict[int, int] = {}  # id of a runner -> its events already reported
 
 
 def _import_tool(module: str, qualname: str, source: str = "") -> Any:

@@ -30,10 +30,30 @@ everywhere, in this order:
 6. A failed try is retried `retries` times, after 0.1, 0.2, 0.4 s …
    (`STEP_RETRY` before each), unless the failed try is still running: a
    retry never runs beside an earlier try of the same step.
-7. `STEP_COMPLETE` with the output, then `intervention_if` (on the
-   dependencies' outputs and the step's own): true gives
+7. The output contract (`expect`, `schema`; `plans.contracts`): a broken
+   one fails the step with `ContractError`, not retried.
+8. `STEP_COMPLETE` with the output, then `intervention_if` (on the
+   dependencies' outputs and the step's own, also as `$self`): true gives
    `INTERVENTION_NEEDED`.
-8. A failure at any point gives one `ERROR` (the step's last one).
+9. A failure at any point gives one `ERROR` (the step's last one).
+
+A markdown step (plan language 2) calls no tool: steps 3 to 6 are replaced
+by filling the references into its text, which is its output.
+
+Plan language 2 keeps this order: a `map` step (`engine._map`) resolves its
+list after `run_if` and calls the tool once per item in 5 and 6 (per-item
+retries, timeouts, `run_if`/`intervention_if` naming `$item`); a sub-plan
+step (`engine._subplan`) resolves its `args` as the sub-plan's inputs, goes
+through the durable hook, and has its host run the sub-plan in 5
+(`run_subplan`). A host with `plan_inputs` gives `$input.NAME`.
+
+A host whose step outputs live elsewhere (a Dask cluster: `engine.dask_host`)
+gives `run_step` three optional hooks, so that what touches the data runs
+where the data is while the semantics above stay here:
+`async evaluate(prepared, expression, values) -> bool` (steps 2 and 7),
+`async resolve_args(prepared, inputs) -> dict` (step 4) and
+`async call_tool(prepared, kwargs) -> output` (one try of step 5, which
+`timeout_s` bounds and cancellation interrupts as any other try).
 
 This module imports nothing heavy at module level: compiled notebooks and live
 kernels import it.
@@ -53,11 +73,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from marimo_engine.engine._threads import INTERRUPT_GRACE_S, WorkerPool
 from marimo_engine.errors import ToolCancelledError, UnknownToolError
+from marimo_engine.plans.contracts import SELF
 
 _log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from marimo_engine.engine.events import Event
+    from marimo_engine.plans.contracts import Contract
     from marimo_engine.plans.expressions import Expression
     from marimo_engine.plans.schema import Plan, Step
     from marimo_engine.tools.registry import ToolSpec
@@ -69,6 +91,7 @@ __all__ = [
     "StepOutcome",
     "StepResult",
     "approval_event",
+    "markdown_output",
     "needs_approval",
     "new_intervention_id",
     "prepare_steps",
@@ -98,7 +121,9 @@ def retry_delay_s(attempt: int) -> float:
 
 def started_message(step: Step) -> str:
     """`msg` of a step's `STEP_START`."""
-    what = (step.description or step.tool).strip().rstrip(".")
+    what = step.description or step.tool
+    what = what or (f"run plan {step.plan}" if step.plan is not None else f"{step.kind} step")
+    what = what.strip().rstrip(".")
     return f"Step {step.id!r} started: {what}."
 
 
@@ -231,6 +256,26 @@ def approval_event(plan_id: str, prepared: PreparedStep, kwargs: Mapping[str, An
     )
 
 
+def markdown_output(text: str, inputs: Mapping[str, Any]) -> str:
+    """Return a markdown step's output: its text with references filled in.
+
+    Args:
+        text: The step's `markdown`.
+        inputs: Outputs of the steps it names, by step id.
+
+    Returns:
+        The text; each `$id.path` replaced by `str()` of its value (a text
+        that is one whole reference gives `str()` of that value).
+
+    Raises:
+        UnknownReferenceError: A reference names nothing.
+    """
+    from marimo_engine.plans.references import resolve_value
+
+    value = resolve_value(text, inputs)
+    return value if isinstance(value, str) else str(value)
+
+
 # -- the prepared step ---------------------------------------------------------------------
 
 
@@ -248,6 +293,11 @@ class PreparedStep:
         intervention_if: The parsed `intervention_if`, or `None`.
         dependencies: Ids of the steps it depends on, in the order a compiled
             cell passes their outputs (`plans.dependencies.step_dependencies`).
+        item_run_if: A `map` step whose `run_if` names `$item`/`$index`: it
+            is evaluated per item (else once, for the step).
+        item_intervention_if: The same for `intervention_if`.
+        subplan: A sub-plan step's plan (`plans.subplans.ResolvedPlan`), else `None`.
+        contract: The parsed `expect` and `schema`, or `None` when it has neither.
     """
 
     step: Step
@@ -257,6 +307,10 @@ class PreparedStep:
     run_if: Expression | None
     intervention_if: Expression | None
     dependencies: tuple[str, ...]
+    item_run_if: bool = False
+    item_intervention_if: bool = False
+    subplan: Any = None
+    contract: Contract | None = None
 
     @property
     def id(self) -> str:
@@ -266,10 +320,11 @@ class PreparedStep:
 
 def prepare_steps(
     plan: Plan,
-    tools: Mapping[str, ToolSpec | None],
+    tools: Mapping[str | None, ToolSpec | None],
     *,
     missing: Mapping[str, str] | None = None,
     dependencies: Mapping[str, tuple[str, ...]] | None = None,
+    subplans: Mapping[str, Any] | None = None,
 ) -> dict[str, PreparedStep]:
     """Prepare every step of a plan.
 
@@ -280,6 +335,7 @@ def prepare_steps(
         missing: Tool name to why it cannot be called, for the error message.
         dependencies: `step_dependencies(plan)` when the caller has it
             already (the compiled IR's); worked out here otherwise.
+        subplans: Step id of each sub-plan step to its `ResolvedPlan`.
 
     Returns:
         Step id to its `PreparedStep`, in plan order.
@@ -288,6 +344,7 @@ def prepare_steps(
         InvalidExpressionError: A `run_if`/`intervention_if` does not parse
             (validation rejects those plans first).
     """
+    from marimo_engine.plans.contracts import Contract
     from marimo_engine.plans.dependencies import step_dependencies
     from marimo_engine.plans.expressions import parse_expression
 
@@ -295,25 +352,36 @@ def prepare_steps(
     why = missing or {}
     prepared: dict[str, PreparedStep] = {}
     for step in plan.steps:
-        spec = tools.get(step.tool)
+        spec = tools.get(step.tool) if step.tool is not None else None
         reason = None
         converted: Mapping[str, Any] = {}
         if spec is None:
-            reason = why.get(step.tool, "it is not among the tools given")
+            reason = why.get(step.tool or "", "it is not among the tools given")
         elif step.args:
             converted = spec.convert_literals(step.args)
+        run_if = parse_expression(step.run_if) if step.run_if else None
+        intervention_if = parse_expression(step.intervention_if) if step.intervention_if else None
         prepared[step.id] = PreparedStep(
             step=step,
             tool=spec,
             missing=reason,
             converted_args=converted,
-            run_if=parse_expression(step.run_if) if step.run_if else None,
-            intervention_if=parse_expression(step.intervention_if)
-            if step.intervention_if
-            else None,
+            run_if=run_if,
+            intervention_if=intervention_if,
             dependencies=deps[step.id],
+            item_run_if=step.map is not None and _names_item(run_if),
+            item_intervention_if=step.map is not None and _names_item(intervention_if),
+            subplan=(subplans or {}).get(step.id),
+            contract=Contract.of(step),
         )
     return prepared
+
+
+def _names_item(expression: Expression | None) -> bool:
+    """Whether an expression names `$item` or `$index` (then a map step evaluates it per item)."""
+    return expression is not None and any(
+        ref.step_id in ("item", "index") for ref in expression.references
+    )
 
 
 # -- the host ------------------------------------------------------------------------------
@@ -325,7 +393,16 @@ class StepHost(Protocol):
     Attributes:
         plan_id: The plan's id, put on every event.
         pool: Runs plain-function tools in worker threads and interrupts them
-            (`WorkerPool.run` with the step id as label).
+            (`WorkerPool.run` with the step id as label); `run_step` also asks
+            it `is_running(step_id)` and hands it `abandon_task(step_id, task)`.
+
+    Optional hooks, looked up with `getattr` (absent: the step runs here):
+    `before_tool` and `intervene` (`durable.RunRecorder`'s, see
+    docs/architecture.md); for outputs kept elsewhere (`dask_host.DaskTarget`)
+    `evaluate(prepared, expression, values) -> bool` evaluates a `run_if` or
+    `intervention_if` where the outputs are, `resolve_args(prepared, inputs)
+    -> dict` builds the tool's keyword arguments (references resolved, literals
+    converted) and `call_tool(prepared, kwargs) -> output` makes one try.
     """
 
     plan_id: str
@@ -379,13 +456,18 @@ class _Raised:
         self.exc = exc
 
 
-async def _invoke(prepared: PreparedStep, kwargs: dict[str, Any], host: StepHost) -> Any:
+async def _invoke(
+    prepared: PreparedStep, kwargs: dict[str, Any], host: StepHost, label: str
+) -> Any:
     tool = prepared.tool
     assert tool is not None
     try:
+        remote_call = getattr(host, "call_tool", None)
+        if remote_call is not None:  # the host runs the tool elsewhere (a Dask worker)
+            return await remote_call(prepared, kwargs)
         if tool.is_async:
             return await tool.function(**kwargs)
-        output = await host.pool.run(tool.function, kwargs, label=prepared.id)
+        output = await host.pool.run(tool.function, kwargs, label=label)
         if inspect.isawaitable(output):  # a plain wrapper around a coroutine function
             output = await output
         return output
@@ -394,9 +476,16 @@ async def _invoke(prepared: PreparedStep, kwargs: dict[str, Any], host: StepHost
 
 
 async def _one_try(
-    prepared: PreparedStep, kwargs: dict[str, Any], host: StepHost, timeout_s: float | None
+    prepared: PreparedStep,
+    kwargs: dict[str, Any],
+    host: StepHost,
+    timeout_s: float | None,
+    label: str | None = None,
 ) -> Any:
     """Call the tool once, bounded by `timeout_s`; never waits on a tool that ignores its end.
+
+    `label` names the call in the worker pool (the step id, or `step[3]` for
+    an item of a `map` step).
 
     Raises:
         TimeoutError: The try outlived `timeout_s` (its `__cause__`, if any,
@@ -409,26 +498,27 @@ async def _one_try(
         # No deadline: no task of its own (the common case, and the fast
         # one). A cancellation of the run reaches the tool directly; a plain
         # function's worker is interrupted, and abandoned if it does not end.
-        output = await _invoke(prepared, kwargs, host)
+        output = await _invoke(prepared, kwargs, host, label or prepared.id)
         if isinstance(output, _Raised):
             raise output.exc
         return output
-    task = asyncio.ensure_future(_invoke(prepared, kwargs, host))
+    label = label or prepared.id
+    task = asyncio.ensure_future(_invoke(prepared, kwargs, host, label))
     try:
         done, _ = await asyncio.wait((task,), timeout=timeout_s)
     except asyncio.CancelledError:
-        await _stop(task, prepared.id, host)
+        await _stop(task, label, host)
         raise
     if done:
         output = task.result()
         if isinstance(output, _Raised):
             raise output.exc
         return output
-    ended = await _stop(task, prepared.id, host)
+    ended = await _stop(task, label, host)
     timeout = TimeoutError(f"the tool call took longer than {timeout_s} s")
     if task.done() and not task.cancelled() and task.exception() is not None:
         timeout.__cause__ = task.exception()
-    setattr(timeout, _STILL_RUNNING, not ended or host.pool.is_running(prepared.id))
+    setattr(timeout, _STILL_RUNNING, not ended or host.pool.is_running(label))
     raise timeout
 
 
@@ -475,7 +565,7 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
         asyncio.CancelledError: The caller was cancelled (the running try is
             interrupted first).
     """
-    from marimo_engine.engine.events import ErrorInfo, Event, EventType
+    from marimo_engine.engine.events import Event, EventType
 
     step = prepared.step
     step_id = step.id
@@ -497,9 +587,24 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
         )
         return StepResult(StepOutcome.FAILED, error=exc)
 
+    evaluate = getattr(host, "evaluate", None)  # outputs kept elsewhere: evaluate there
     await host.emit(event(EventType.STEP_START, started_message(step)))
+    items: list[Any] | None = None
+    plan_inputs = getattr(host, "plan_inputs", None)
+    if plan_inputs is not None:  # `$input.NAME` (a plan with `inputs`)
+        from collections import ChainMap
+
+        inputs = ChainMap({"input": plan_inputs}, inputs)  # type: ignore[arg-type]
     try:
-        if prepared.run_if is not None and not prepared.run_if.is_true(inputs):
+        if (
+            prepared.run_if is not None
+            and not prepared.item_run_if
+            and not (
+                prepared.run_if.is_true(inputs)
+                if evaluate is None
+                else await evaluate(prepared, prepared.run_if, inputs)
+            )
+        ):
             reason = f"run_if is false: {step.run_if}"
             await host.emit(
                 event(
@@ -510,13 +615,27 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
                 )
             )
             return StepResult(StepOutcome.SKIPPED)
-        if prepared.tool is None:
+        if step.map is not None:
+            from marimo_engine.engine._map import map_items
+
+            items = map_items(step, inputs)
+        if step.markdown is not None:  # plan language 2: a markdown step calls no tool
+            output = markdown_output(step.markdown, inputs)
+        elif step.plan is not None:  # a sub-plan step: its args are the sub-plan's inputs
+            from marimo_engine.plans.references import resolve_value
+
+            kwargs = resolve_value(step.args, inputs) if step.args else {}
+        elif prepared.tool is None:
             raise UnknownToolError(
-                step.tool,
+                step.tool or "",
                 message=f"Tool {step.tool!r} of step {step_id!r} cannot be called here: "
                 f"{prepared.missing}.",
             )
-        if step.args:
+        elif items is not None:
+            kwargs = {"map": items, "args": dict(step.args)}
+        elif (resolve_args := getattr(host, "resolve_args", None)) is not None:
+            kwargs = await resolve_args(prepared, inputs)
+        elif step.args:
             from marimo_engine.plans.references import resolve_value
 
             kwargs = resolve_value(step.args, inputs)
@@ -525,10 +644,13 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
             kwargs = {}
     except Exception as exc:
         return await fail(exc, None)
+    if step.markdown is not None:
+        return await complete_step(prepared, inputs, host, output, attempt=1, started=started)
 
     # The durable-run hook (`durable.RunRecorder.before_tool`): journal the
     # receipt, reuse a journaled output, ask for an approval. Without it, a
-    # step needing approval stops the run before it starts.
+    # step needing approval stops the run before it starts. A map step's
+    # arguments here are its items and its args as written.
     gate = getattr(host, "before_tool", None)
     if gate is not None:
         decided = await gate(prepared, kwargs)
@@ -538,11 +660,56 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
         await host.emit(approval_event(host.plan_id, prepared, kwargs))
         return StepResult(StepOutcome.INTERVENTION)
 
+    if step.plan is not None:
+        from marimo_engine.engine._subplan import run_subplan_step
+
+        return await run_subplan_step(prepared, kwargs, inputs, host, started, fail)
+    if items is not None:
+        from marimo_engine.engine._map import run_map
+
+        return await run_map(prepared, items, inputs, host, started)
+
+    try:
+        output, attempt = await call_tool(prepared, kwargs, host)
+    except TriesFailed as failed:
+        return await fail(failed.error, failed.attempt)
+    return await complete_step(prepared, inputs, host, output, attempt=attempt, started=started)
+
+
+class TriesFailed(Exception):
+    """Every try of a tool call failed (`call_tool`); `error` is the last try's."""
+
+    def __init__(self, error: BaseException, attempt: int) -> None:
+        super().__init__(attempt)  # never str(error): a tool's __str__ may raise
+        self.error = error
+        self.attempt = attempt
+
+
+async def call_tool(
+    prepared: PreparedStep, kwargs: dict[str, Any], host: StepHost, *, item: int | None = None
+) -> tuple[Any, int]:
+    """Call a step's tool with its retries (module docstring, 5 and 6): `(output, tries made)`.
+
+    Args:
+        prepared: The step (its tool must be callable).
+        kwargs: The resolved arguments.
+        host: The step's host (its `STEP_RETRY` events go there).
+        item: The item's index in a `map` step (on `STEP_RETRY` and in the
+            pool's label), else `None`.
+
+    Raises:
+        TriesFailed: No try succeeded; it carries the last error and the tries made.
+        asyncio.CancelledError: The caller was cancelled.
+    """
+    from marimo_engine.engine.events import ErrorInfo, Event, EventType
+
+    step = prepared.step
+    step_id = step.id
+    label = step_id if item is None else f"{step_id}[{item}]"
     attempt = 1
     while True:
         try:
-            output = await _one_try(prepared, kwargs, host, step.timeout_s)
-            break
+            return await _one_try(prepared, kwargs, host, step.timeout_s, label), attempt
         except BaseException as exc:  # a failing tool is data, whatever it raised
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -559,47 +726,135 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
                     f"{error}; not retried: the timed-out try is still running "
                     "(a blocking call the interruption cannot stop)"
                 )
-            return await fail(error, attempt)
+            raise TriesFailed(error, attempt)
         attempt += 1
-        _log.debug("Step %r will retry after: %r", step_id, error, exc_info=error)
+        _log.debug("Step %r will retry after: %r", label, error, exc_info=error)
+        msg = retry_message(step_id, error, attempt, step.retries)
+        if item is not None:
+            msg = msg.replace(f"Step {step_id!r} failed", f"Step {step_id!r} item {item} failed")
         await host.emit(
-            event(
-                EventType.STEP_RETRY,
-                retry_message(step_id, error, attempt, step.retries),
+            Event(
+                type=EventType.STEP_RETRY,
+                plan_id=host.plan_id,
+                step_id=step_id,
+                tool=step.tool,
+                msg=msg,
                 attempt=attempt,
                 error=ErrorInfo.from_exception(error, step_id=step_id),
+                item=item,
             )
         )
         await host.sleep(retry_delay_s(attempt))
 
+
+async def complete_step(
+    prepared: PreparedStep,
+    inputs: Mapping[str, Any],
+    host: StepHost,
+    output: Any,
+    *,
+    attempt: int | None,
+    started: float,
+    items: list[Any] | None = None,
+    note: str = "",
+) -> StepResult:
+    """The output contract, `STEP_COMPLETE`, then `intervention_if` (module docstring, 7-8).
+
+    Args:
+        prepared: The step.
+        inputs: What its references read (outputs by step id).
+        host: The step's host.
+        output: The step's output.
+        attempt: Tries made (`None` for a map step: each item has its own).
+        started: `time.monotonic()` when the step started.
+        items: A map step's items: an `intervention_if` that names `$item` or
+            `$index` is evaluated per item, on that item's result as the
+            step's own output; the first true one needs a person (its `item`).
+        note: Text added to the `STEP_COMPLETE` message.
+
+    Returns:
+        `COMPLETED`, or `INTERVENTION` (or a durable callback's answer).
+    """
+    from marimo_engine.engine.events import Event, EventType
+
+    step = prepared.step
+    step_id = step.id
+    if prepared.contract is not None:  # plan language 2: output contracts
+        try:
+            prepared.contract.check(output, inputs)
+        except Exception as exc:  # ContractError; never retried: the tool has answered
+            await host.emit(
+                error_event(
+                    host.plan_id, step, exc, attempt=attempt, duration_s=time.monotonic() - started
+                )
+            )
+            return StepResult(StepOutcome.FAILED, error=exc)
     duration_s = time.monotonic() - started
+    msg = complete_message(step_id, duration_s, step.key_finding)
+    if note:
+        msg = msg[:-1] + f" ({note})."
     await host.emit(
-        event(
-            EventType.STEP_COMPLETE,
-            complete_message(step_id, duration_s, step.key_finding),
+        Event(
+            type=EventType.STEP_COMPLETE,
+            plan_id=host.plan_id,
+            step_id=step_id,
+            tool=step.tool,
+            msg=msg,
             output=output,
             key_finding=step.key_finding,
             attempt=attempt,
             duration_s=duration_s,
         )
     )
-    if prepared.intervention_if is not None:
-        try:
-            needed = prepared.intervention_if.is_true({**inputs, step_id: output})
-        except Exception as exc:
-            return await fail(exc, None)
-        if needed:
-            needed_event = event(
-                EventType.INTERVENTION_NEEDED,
-                intervention_message(step_id, step.intervention_if),
-                expression=step.intervention_if,
-                output=output,
-                kind="condition",
-                intervention_id=new_intervention_id(),
+    expression = prepared.intervention_if
+    if expression is None:
+        return StepResult(StepOutcome.COMPLETED, output=output)
+    evaluate = getattr(host, "evaluate", None)  # outputs kept elsewhere: evaluate there
+    needed_item: int | None = None
+    try:
+        if items is not None and prepared.item_intervention_if:
+            for index, item in enumerate(items):
+                scope = {
+                    **inputs,
+                    "item": item,
+                    "index": index,
+                    step_id: output[index],
+                    SELF: output[index],
+                }
+                if expression.is_true(scope):
+                    needed_item = index
+                    break
+            needed = needed_item is not None
+        elif evaluate is not None:
+            needed = await evaluate(prepared, expression, {**inputs, step_id: output})
+        else:
+            needed = expression.is_true({**inputs, step_id: output, SELF: output})
+    except Exception as exc:
+        await host.emit(
+            error_event(
+                host.plan_id, step, exc, attempt=None, duration_s=time.monotonic() - started
             )
-            intervene = getattr(host, "intervene", None)  # durable: a callback may answer
-            if intervene is not None:
-                return await intervene(prepared, needed_event, output)
-            await host.emit(needed_event)
-            return StepResult(StepOutcome.INTERVENTION, output=output)
-    return StepResult(StepOutcome.COMPLETED, output=output)
+        )
+        return StepResult(StepOutcome.FAILED, error=exc)
+    if not needed:
+        return StepResult(StepOutcome.COMPLETED, output=output)
+    msg = intervention_message(step_id, step.intervention_if)
+    if needed_item is not None:
+        msg = msg[:-1] + f" for item {needed_item}."
+    needed_event = Event(
+        type=EventType.INTERVENTION_NEEDED,
+        plan_id=host.plan_id,
+        step_id=step_id,
+        tool=step.tool,
+        msg=msg,
+        expression=step.intervention_if,
+        output=output,
+        kind="condition",
+        intervention_id=new_intervention_id(),
+        item=needed_item,
+    )
+    intervene = getattr(host, "intervene", None)  # durable: a callback may answer
+    if intervene is not None:
+        return await intervene(prepared, needed_event, output)
+    await host.emit(needed_event)
+    return StepResult(StepOutcome.INTERVENTION, output=output)

@@ -3,7 +3,8 @@
 Every `*.json` file here is one plan; its name without `.json` is the
 example's name. `hull-check-7` is the plan language spec's own example;
 `breach-response` and `oxygen-watch` add `depends_on`, interpolation,
-`key_finding`, `intervention_if`, retries and timeouts. The hull and air
+`key_finding`, `intervention_if`, retries and timeouts; `air-report` adds
+output contracts (`expect`, `schema`) and a markdown step. The hull and air
 plans call the tools of `marimo_engine.tools.examples`
 (`example_registry()`).
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from marimo_engine.mcp_server._sessions import SessionTable
     from marimo_engine.tools.registry import ToolRegistry
 
-__all__ = ["register_live_tools"]
+__all__ = ["Session", "live_client", "register_live_tools"]
 
 Session = Annotated[
     str,
@@ -42,6 +42,31 @@ Session = Annotated[
 CellTarget = Annotated[str, Field(description="The cell's id or name, from list_cells.")]
 
 
+@asynccontextmanager
+async def live_client(sessions: SessionTable, session: str) -> AsyncIterator[LiveClient]:
+    """A `LiveClient` on the session a tool call names; errors in the block become tool errors.
+
+    A session found gone (its server stopped, marimo forgot it) is dropped
+    from the table, and the error says to call `list_sessions` again.
+
+    Args:
+        sessions: The server's session table.
+        session: The id (or stable id) the call gave.
+
+    Raises:
+        ToolError: For any error in the block (`_errors.tool_errors`).
+    """
+    with tool_errors(session=session):
+        known = await sessions.resolve(session)
+        try:
+            async with sessions.client(known) as client:
+                yield client
+        except LiveError as exc:
+            if session_is_gone(exc):
+                await sessions.forget(known.session_id)
+            raise
+
+
 def register_live_tools(server: MCPServer, sessions: SessionTable, registry: ToolRegistry) -> None:
     """Add the live-notebook tools to `server`.
 
@@ -51,17 +76,8 @@ def register_live_tools(server: MCPServer, sessions: SessionTable, registry: Too
         registry: The tools `run_plan_live` may call (importable in the kernel).
     """
 
-    @asynccontextmanager
-    async def use(session: str) -> AsyncIterator[LiveClient]:
-        with tool_errors(session=session):
-            known = await sessions.resolve(session)
-            try:
-                async with sessions.client(known) as client:
-                    yield client
-            except LiveError as exc:
-                if session_is_gone(exc):
-                    await sessions.forget(known.session_id)
-                raise
+    def use(session: str) -> Any:
+        return live_client(sessions, session)
 
     async def list_sessions() -> dict[str, Any]:
         with tool_errors():

@@ -62,11 +62,12 @@ def _decision(action: str | None, reason: str | None, answer: Any) -> Any:
     return None
 
 
-def _cli_words(message: str) -> str:
-    """Say the engine's CLI option names as this tool's arguments."""
-    return message.replace(
-        "--approve, --reject or --answer JSON", "decision='approve', 'reject' or 'answer'"
-    ).replace("pass --approve or --reject", "pass decision='approve' or 'reject'")
+_DECISION_ARGUMENTS = {
+    "approve": "decision='approve'",
+    "reject": "decision='reject'",
+    "answer": "decision='answer' with 'answer'",
+}
+"""How `resume_run` takes each decision (`DecisionError.choices`)."""
 
 
 def register_run_tools(server: MCPServer, registry: ToolRegistry) -> None:
@@ -174,10 +175,11 @@ def register_run_tools(server: MCPServer, registry: ToolRegistry) -> None:
                         intervention_id=intervention_id,
                         max_workers=max_workers,
                     )
+                except durable.DecisionError as exc:
+                    hint = f" Pass {exc.choices(_DECISION_ARGUMENTS)}." if exc.accepted else ""
+                    raise ToolError(f"{exc}{hint} Call show_run to see the run.") from exc
                 except UsageError as exc:
-                    raise ToolError(
-                        _cli_words(str(exc)) + " Call show_run to see the run."
-                    ) from exc
+                    raise ToolError(f"{exc} Call show_run to see the run.") from exc
                 return run, total
 
             # Shielded: once the lease is taken the run must start, so that a cancelled

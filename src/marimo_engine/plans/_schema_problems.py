@@ -28,7 +28,8 @@ def plan_problem(message: str, field: str | None = None) -> Problem:
 
 
 _PLAN_FIELDS = tuple(Plan.model_fields)
-_STEP_FIELDS = tuple(Step.model_fields)
+_STEP_FIELDS = tuple(info.alias or name for name, info in Step.model_fields.items())
+"""The step's fields as a plan spells them (`"schema"`, not the attribute `output_schema`)."""
 
 _EXPECTED = {
     "plan.id": "a non-empty string (or absent, to generate one)",
@@ -45,6 +46,17 @@ _EXPECTED = {
     "depends_on": "a list of step ids",
     "timeout_s": "a number of seconds greater than 0",
     "retries": "an integer from 0 to 10",
+    # plan language 2: map and sub-plans
+    "map": "a reference to a list in a string, such as '$s1.files'",
+    "map_concurrency": "an integer of at least 1",
+    "map_errors": "'fail' or 'collect'",
+    "plan": "the name of a plan or the path of a plan file, in a string",
+    "output": "true or false",
+    "plan.inputs": "an object of input names to {description, default, required}",
+    # plan language 2: contracts and markdown steps
+    "expect": "a list of expressions, each in a string",
+    "schema": "a JSON schema (an object)",
+    "markdown": "a string of markdown text",
 }
 
 
@@ -161,6 +173,12 @@ def _problem_from_error(error: Any, data: object) -> Problem:
 def _plan_level_problem(loc: tuple[Any, ...], kind: str, value: object) -> Problem:
     name = str(loc[0])
     field = ".".join(str(part) for part in loc)
+    if kind == "extra_forbidden" and name == "inputs" and len(loc) == 3:
+        from marimo_engine.plans.schema import PlanInput
+
+        where = f"The plan's input {str(loc[1])!r}"
+        allowed = tuple(PlanInput.model_fields)
+        return plan_problem(_unknown_field_message(where, str(loc[2]), allowed), field=field)
     if kind == "extra_forbidden":
         return plan_problem(_unknown_field_message("The plan", name, _PLAN_FIELDS), field=field)
     if name == "steps" and kind == "missing":

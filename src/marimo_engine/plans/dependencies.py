@@ -1,9 +1,10 @@
 """The dependencies between a plan's steps, and cycle finding.
 
-A step depends on every step that its `args`, `run_if`, `intervention_if`
-(other than itself) or `depends_on` name (the plan language spec,
-"Dependencies and scheduling"). The dependencies must form a DAG; a cycle is
-the validation problem `cycle`.
+A step depends on every step that its `map`, `args`, `run_if`, `intervention_if`
+(other than itself), `depends_on`, `expect` (other than itself) or `markdown`
+text name (not `$item`, `$index`, `$input` or `$self`, which name no step) (the
+plan language spec, "Dependencies and scheduling"). The dependencies must form
+a DAG; a cycle is the validation problem `cycle`.
 
 Everything here is iterative and linear in the number of steps and
 dependencies, so plans of thousands of steps (and chains deeper than
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from marimo_engine.errors import EngineError
 from marimo_engine.plans.references import find_references
+from marimo_engine.plans.schema import RESERVED_NAMES
 
 if TYPE_CHECKING:
     from marimo_engine.plans.schema import Plan, Step
@@ -46,11 +48,19 @@ def expression_step_ids(text: str | None) -> list[str]:
 
 
 def _named_ids(step: Step) -> Iterable[str]:
+    if step.map is not None:
+        for ref in find_references(step.map):
+            yield ref.step_id
     for ref in find_references(step.args):
         yield ref.step_id
     yield from expression_step_ids(step.run_if)
     yield from expression_step_ids(step.intervention_if)
     yield from step.depends_on
+    for text in step.expect:
+        yield from expression_step_ids(text)
+    if step.markdown is not None:
+        for ref in find_references(step.markdown):
+            yield ref.step_id
 
 
 def step_dependencies(plan: Plan) -> dict[str, tuple[str, ...]]:
@@ -75,7 +85,9 @@ def step_dependencies(plan: Plan) -> dict[str, tuple[str, ...]]:
         if step.id in deps:
             continue
         named = {
-            step_id for step_id in _named_ids(step) if step_id in position and step_id != step.id
+            step_id
+            for step_id in _named_ids(step)
+            if step_id in position and step_id != step.id and step_id not in RESERVED_NAMES
         }
         deps[step.id] = tuple(sorted(named, key=position.__getitem__))
     return deps

@@ -25,6 +25,16 @@ class ProblemCode(StrEnum):
     CYCLE = "cycle"
     INVALID_EXPRESSION = "invalid_expression"
     INVALID_ARGS = "invalid_args"
+    # plan language 2: map and sub-plans
+    INVALID_MAP = "invalid_map"
+    ITEM_OUTSIDE_MAP = "item_outside_map"
+    UNKNOWN_INPUT = "unknown_input"
+    UNKNOWN_PLAN = "unknown_plan"
+    RECURSIVE_PLAN = "recursive_plan"
+    # plan language 2: contracts and markdown steps
+    INVALID_SCHEMA = "invalid_schema"
+    UNKNOWN_FIELD = "unknown_field"
+    TYPE_MISMATCH = "type_mismatch"
 
 
 class Problem(BaseModel):

@@ -15,7 +15,7 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -28,13 +28,16 @@ from pydantic import (
 )
 
 from marimo_engine.errors import PlanValidationError, UsageError
-from marimo_engine.plans.problems import Problem
+from marimo_engine.plans.problems import Problem, ProblemCode
 
 __all__ = [
+    "RESERVED_NAMES",
     "SCHEMA_KEY",
     "STEP_ID_PATTERN",
+    "STEP_KINDS",
     "TOOL_NAME_PATTERN",
     "Plan",
+    "PlanInput",
     "Step",
     "load_plan",
     "problems_from_validation_error",
@@ -51,6 +54,11 @@ The same rule as `ToolRegistry` applies when a tool is registered, so every
 registered tool can be named in a plan; a plan's tool name is checked even
 when no registry is given, so that no text other than a name reaches the
 places where tool names are written (notebook source, events, terminals)."""
+
+RESERVED_NAMES = frozenset({"item", "index", "input", "self"})
+"""Names that references give a meaning of their own (`$item`, `$index` in a `map` step,
+`$input.NAME` in a plan with `inputs`, `$self` in `expect` and `intervention_if`), so no
+step may take them as its id."""
 
 SCHEMA_KEY = "$schema"
 """A top-level key that editors add to point at a JSON schema; accepted and ignored."""
@@ -75,26 +83,48 @@ ToolName = Annotated[
 ]
 
 
+STEP_KINDS: tuple[str, ...] = ("tool", "plan", "markdown")
+"""The fields that say what a step does: it calls a tool, runs a sub-plan or shows a
+markdown text, exactly one (`docs/plan-language.md`, "Kinds of steps";
+`step_kind_problems` is the rule)."""
+
+_KIND_WORDS = {"tool": "a tool name", "plan": "a sub-plan to run", "markdown": "a text to show"}
+
+
+def _step_kind_json_schema(schema: dict[str, Any]) -> None:
+    """Say `STEP_KINDS`'s rule in the step's JSON schema: exactly one of them is present."""
+    schema["oneOf"] = [{"required": [name]} for name in STEP_KINDS]
+
+
 def _new_plan_id() -> str:
     return f"plan-{secrets.token_hex(4)}"
 
 
 class Step(BaseModel):
-    """One step of a plan: a tool call with its arguments and conditions.
+    """One step of a plan: a tool call with its arguments and conditions, or a markdown text.
 
-    Fields follow the plan language spec's table ("A plan"). Numbers and
-    booleans are strict: `"5"` is not a number and `1` is not `true`.
+    A step is exactly one kind: it has a `tool` or a `markdown` text. Fields
+    follow the plan language spec's table ("A plan"). Numbers and booleans are
+    strict: `"5"` is not a number and `1` is not `true`.
     """
 
     model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, use_attribute_docstrings=True
+        extra="forbid",
+        validate_assignment=True,
+        use_attribute_docstrings=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        json_schema_extra=lambda schema: _step_kind_json_schema(schema),
     )
 
     id: StepId
     """The step's name: 1-64 characters of `A-Z a-z 0-9 _ -`, unique in the plan."""
 
-    tool: ToolName
-    """A name in the tool registry given to the run: 1-64 characters of `A-Z a-z 0-9 _ -`."""
+    tool: ToolName | None = None
+    """A name in the tool registry given to the run: 1-64 characters of `A-Z a-z 0-9 _ -`.
+    Required unless the step is of another kind (`STEP_KINDS`): a sub-plan step (`plan`)
+    or a `markdown` step has none."""
 
     description: StrictStr | None = None
     """Human text, shown in events and in the notebook; `None` for none."""
@@ -150,13 +180,77 @@ class Step(BaseModel):
     arguments) before its tool is called: the run stops with
     `INTERVENTION_NEEDED` of kind `approval` (docs/runs.md)."""
 
-    @field_validator("args", "depends_on", mode="before")
+    # plan language 2: map and sub-plans
+    map: StrictStr | None = None
+    """A whole reference to a list (`"$s1.files"`): the tool runs once per item,
+    with `$item` and `$index` in `args`, `run_if` and `intervention_if`; the
+    output is the list of results in item order. `None`: one call."""
+
+    map_concurrency: int | None = Field(default=None, ge=1, strict=True)
+    """`map` only: most items in flight at once (also bounded by the run's
+    `max_workers`); `None` takes `max_workers`."""
+
+    map_errors: Literal["fail", "collect"] | None = None
+    """`map` only: `"fail"` (the default) fails the step at the first failing
+    item; `"collect"` puts each failing item's error in its place of the output."""
+
+    plan: StrictStr | None = Field(default=None, min_length=1)
+    """A sub-plan to run as this step instead of a tool: the name of a plan given to
+    the run, the name of an example plan, or a `.json` file next to the parent
+    plan. `args` are its inputs; its output is its outputs."""
+
+    output: bool = Field(default=False, strict=True)
+    """In a plan run as a sub-plan: this step's output is part of the sub-plan's
+    output. When no step says so, every completed step's output is."""
+
+    # plan language 2: contracts and markdown steps
+    expect: list[StrictStr] = Field(default_factory=list)
+    """Expressions over the step's own output (`$self`, such as `"$self.rows > 0"`) that
+    must all be true once the step has its output; a false one fails the step with
+    `ContractError` (not retried). Empty when absent."""
+
+    output_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    """A JSON schema (draft 2020-12) the step's output must match, written `"schema"` in
+    the plan; a mismatch fails the step with `ContractError` (not retried). `None`
+    checks nothing."""
+
+    markdown: StrictStr | None = None
+    """Markdown text a person reads, with `$id.path` references filled in (`str()` of
+    each value): a step with no tool whose output is the text, shown as a markdown cell
+    in the notebook. `None` for a tool step."""
+
+    @field_validator("args", "depends_on", "expect", mode="before")
     @classmethod
     def _null_is_empty(cls, value: object, info: ValidationInfo) -> object:
-        """`null` for `args` or `depends_on` means none (models often write it)."""
+        """`null` for `args`, `depends_on` or `expect` means none (models often write it).
+
+        A single expression written as a string for `expect` is a list of one.
+        """
         if value is None:
             return {} if info.field_name == "args" else []
+        if info.field_name == "expect" and isinstance(value, str):
+            return [value]
         return value
+
+    @property
+    def kind(self) -> str:
+        """What the step does: the first of `STEP_KINDS` it names (`"tool"`, `"markdown"`)."""
+        return next((name for name in STEP_KINDS if getattr(self, name) is not None), "tool")
+
+
+class PlanInput(BaseModel):
+    """One input of a plan (`Plan.inputs`), read by its steps as `$input.NAME`."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    description: StrictStr | None = None
+    """Human text, shown to a model that writes a sub-plan step."""
+
+    default: Any = None
+    """The value when none is given; only used when `required` is false."""
+
+    required: bool = Field(default=True, strict=True)
+    """Whether a value must be given (a sub-plan step's `args`, or `inputs=` of the run)."""
 
 
 class Plan(BaseModel):
@@ -185,10 +279,19 @@ class Plan(BaseModel):
     """The steps, at least one. List order breaks ties between ready steps;
     it is not the schedule (dependencies are)."""
 
+    inputs: dict[str, PlanInput] = Field(default_factory=dict)
+    """Inputs of the plan, by name (1-64 characters of `A-Z a-z 0-9 _ -`): steps
+    read them as `$input.NAME`; a parent plan's sub-plan step gives them as `args`."""
+
     @field_validator("id", mode="before")
     @classmethod
     def _generate_missing_id(cls, value: object) -> object:
         return _new_plan_id() if value is None else value
+
+    @property
+    def tool_names(self) -> list[str]:
+        """The tools the steps call, each once, in step order (a markdown step calls none)."""
+        return list(dict.fromkeys(step.tool for step in self.steps if step.tool is not None))
 
     @property
     def step_ids(self) -> list[str]:
@@ -272,6 +375,7 @@ def load_plan(source: Plan | Mapping[str, Any] | str | bytes) -> Plan:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
         problems += problems_from_validation_error(exc, data)
+    problems += step_kind_problems(data)
     if problems:
         raise PlanValidationError(problems)
     return plan
@@ -327,6 +431,61 @@ def too_deep_to_read_problem() -> Problem:
         "The plan's JSON is nested too deeply to read (a value may nest lists and objects "
         "at most 100 levels deep); flatten it."
     )
+
+
+def step_kind_problems(data: object) -> list[Problem]:
+    """`invalid_plan` for each step that names none, or more than one, of `STEP_KINDS`.
+
+    A step calls a tool (`tool`), runs a sub-plan (`plan`) or shows a markdown
+    text (`markdown`), exactly one: the one place of the rule "`tool` is
+    required unless the step is of another kind" (plan language 2). Checked
+    on the raw document (or a `Plan`), so it is reported beside the
+    document's other problems.
+
+    Args:
+        data: A plan as a mapping (its `steps` a list of mappings) or a `Plan`.
+
+    Returns:
+        The problems, in step order: field `tool` for a step with no kind, the
+        second kind named for a step with several. Steps that are not objects
+        are skipped (pydantic reports them).
+    """
+    steps = data.steps if isinstance(data, Plan) else None
+    if steps is None:
+        raw = data.get("steps") if isinstance(data, Mapping) else None
+        steps = raw if isinstance(raw, list | tuple) else []
+    problems = []
+    for index, step in enumerate(steps):
+        if isinstance(step, Mapping):
+            named = [kind for kind in STEP_KINDS if step.get(kind) is not None]
+        elif isinstance(step, Step):
+            named = [kind for kind in STEP_KINDS if getattr(step, kind) is not None]
+        else:
+            continue
+        if len(named) == 1:
+            continue
+        step_id = readable_step_id(step)
+        where = f"Step {step_id!r}" if step_id is not None else f"The step at index {index}"
+        if named:
+            field = named[1]
+            listed = " and ".join(repr(kind) for kind in named)
+            message = (
+                f"{where} has both {listed}; a step calls a tool, runs a sub-plan or shows a "
+                "markdown text: keep one."
+            )
+        else:
+            field = "tool"
+            others = ", or ".join(f"{kind!r}: {_KIND_WORDS[kind]}" for kind in STEP_KINDS[1:])
+            message = f"{where} has no 'tool'; add it: a tool name (or {others})."
+        problems.append(
+            Problem(
+                step_id=step_id,
+                field=field if step_id is not None else f"steps.{index}.{field}",
+                code=ProblemCode.INVALID_PLAN,
+                message=message,
+            )
+        )
+    return problems
 
 
 def readable_step_id(step: object) -> str | None:

@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
+
 if TYPE_CHECKING:
     import altair as alt
     import pandas as pd
@@ -46,6 +48,7 @@ else:
 __all__ = [
     "AGGREGATIONS",
     "CHART_MARKS",
+    "TableDescription",
     "aggregate_table",
     "chart_table",
     "data_registry",
@@ -242,7 +245,18 @@ def query_row(query: str, tables: dict[str, Any]) -> dict[str, Any]:
     return {str(c): _python_scalar(frame[c].iloc[0]) for c in frame.columns}
 
 
-def describe_table(table: Table) -> dict[str, Any]:
+class TableDescription(TypedDict):
+    """A table's description: its shape, column types, missing values and statistics."""
+
+    rows: int
+    columns: int
+    column_types: dict[str, str]
+    missing: dict[str, int]
+    missing_total: int
+    summary: dict[str, dict[str, Any]]
+
+
+def describe_table(table: Table) -> TableDescription:
     """Describe a table: shape, column types, missing values and summary statistics.
 
     Args:

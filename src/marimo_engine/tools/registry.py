@@ -125,12 +125,19 @@ class ToolSpec:
         return tuple(p.name for p in self._parameters)
 
     def schema(self) -> dict[str, Any]:
-        """Return `{"name", "description", "parameters"}`: the tool as a model sees it."""
-        return {
+        """Return `{"name", "description", "parameters"}`: the tool as a model sees it.
+
+        With `"returns"`, the JSON schema of its output, when it is declared: the
+        model then writes `$step.path` references that exist.
+        """
+        schema = {
             "name": self.name,
             "description": self.description,
             "parameters": self.parameters_schema,
         }
+        if self.returns_schema is not None:
+            schema["returns"] = self.returns_schema
+        return schema
 
     def check_args(self, args: Mapping[str, Any]) -> list[ArgProblem]:
         """Check a step's `args` against the signature, as `ToolRegistry.check_args` does.
@@ -301,6 +308,7 @@ class ToolRegistry:
         description: str | None = None,
         replace: bool = False,
         requires_approval: bool = False,
+        returns_schema: Mapping[str, Any] | None = None,
     ) -> Any:
         """Register a tool; usable as a bare decorator, a decorator factory or a call.
 
@@ -315,6 +323,10 @@ class ToolRegistry:
                 already registered.
             requires_approval: Whether each step calling the tool stops for a
                 person's approval before it runs.
+            returns_schema: A JSON schema of the tool's output, for a tool
+                whose return annotation says too little (`dict`, none):
+                validation checks `$step.path` references against it and a
+                model sees it. Replaces the one derived from the annotation.
 
         Returns:
             The function itself (so the decorator leaves it unchanged), or the
@@ -322,8 +334,19 @@ class ToolRegistry:
 
         Raises:
             UsageError: The name is invalid or taken, the callable has no name
-                and none was given, or a parameter cannot be passed by keyword.
+                and none was given, a parameter cannot be passed by keyword, or
+                `returns_schema` is not a valid JSON schema.
         """
+        if returns_schema is not None:
+            from marimo_engine.plans.contracts import schema_problem
+
+            problem = (
+                schema_problem(returns_schema)
+                if isinstance(returns_schema, Mapping)
+                else "it is not a JSON object"
+            )
+            if problem is not None:
+                raise UsageError(f"returns_schema is not a valid JSON schema: {problem}.")
         if function is None:
 
             def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -333,6 +356,7 @@ class ToolRegistry:
                     description=description,
                     replace=replace,
                     requires_approval=requires_approval,
+                    returns_schema=returns_schema,
                 )
                 return func
 
@@ -340,6 +364,8 @@ class ToolRegistry:
         spec = build_tool_spec(function, name=name, description=description)
         if requires_approval:
             spec = dataclasses.replace(spec, requires_approval=True)
+        if returns_schema is not None:
+            spec = dataclasses.replace(spec, returns_schema=dict(returns_schema))
         self._add(spec, replace=replace)
         return function
 
@@ -385,8 +411,26 @@ class ToolRegistry:
         return list(self._specs.values())
 
     def schemas(self) -> list[dict[str, Any]]:
-        """Return what a model sees: `[{"name", "description", "parameters"}, ...]`."""
+        """Return what a model sees: `[{"name", "description", "parameters"[, "returns"]}, ...]`."""
         return [spec.schema() for spec in self._specs.values()]
+
+    def returns_schema(self, tool_name: str) -> dict[str, Any] | None:
+        """Return the JSON schema of tool `tool_name`'s output, or `None` when undeclared.
+
+        Validation checks `$step.path` references against it (typed references).
+
+        Raises:
+            UnknownToolError: `tool_name` is not registered.
+        """
+        return self.get(tool_name).returns_schema
+
+    def parameters_schema(self, tool_name: str) -> dict[str, Any]:
+        """Return the JSON schema (an object schema) of tool `tool_name`'s keyword arguments.
+
+        Raises:
+            UnknownToolError: `tool_name` is not registered.
+        """
+        return self.get(tool_name).parameters_schema
 
     def check_args(self, tool_name: str, args: Mapping[str, Any]) -> list[str]:
         """Check a step's literal `args` against tool `tool_name`'s signature.

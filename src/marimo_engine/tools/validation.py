@@ -24,7 +24,9 @@ __all__ = ["check_plan", "validate_plan"]
 Tools = ToolRegistry | Mapping[str, Callable[..., Any]] | None
 
 
-def validate_plan(plan: _plans.PlanSource, tools: Tools = None) -> list[Problem]:
+def validate_plan(
+    plan: _plans.PlanSource, tools: Tools = None, *, plans: Any = None
+) -> list[Problem]:
     """Return every problem of a plan, or an empty list when it is valid.
 
     Args:
@@ -32,6 +34,9 @@ def validate_plan(plan: _plans.PlanSource, tools: Tools = None) -> list[Problem]
         tools: The tools the plan will run with: a `ToolRegistry` or a mapping
             of names to callables. With `None`, tool names and `args` are not
             checked (only the plan's own structure and references).
+        plans: Where sub-plan steps find their plans (`PlanLibrary`, or a
+            mapping of names to plans); `None`: examples and files relative
+            to the current directory.
 
     Returns:
         As `plans.validation.validate_plan`: every problem, never raising for
@@ -40,18 +45,21 @@ def validate_plan(plan: _plans.PlanSource, tools: Tools = None) -> list[Problem]
     Raises:
         UsageError: `tools` is not a registry or a mapping of callables.
     """
-    return _plans.validate_plan(plan, None if tools is None else as_registry(tools))
+    registry = None if tools is None else as_registry(tools)
+    return _plans.validate_plan(plan, registry, plans=plans)
 
 
-def check_plan(plan: _plans.PlanSource, tools: Tools = None) -> Plan:
+def check_plan(plan: _plans.PlanSource, tools: Tools = None, *, plans: Any = None) -> Plan:
     """Return the parsed plan when it has no problem.
 
     Args:
         plan: As for `validate_plan`.
         tools: As for `validate_plan`.
+        plans: As for `validate_plan`.
 
     Raises:
         PlanValidationError: The plan has problems (all of them).
         UsageError: `tools` is not a registry or a mapping of callables.
     """
-    return _plans.check_plan(plan, None if tools is None else as_registry(tools))
+    registry = None if tools is None else as_registry(tools)
+    return _plans.check_plan(plan, registry, plans=plans)

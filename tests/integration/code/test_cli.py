@@ -22,6 +22,8 @@ from marimo_engine.live.client import LiveClient
 from marimo_engine.live.server import HeadlessServer
 from marimo_engine.live.session import SessionHolder
 from tests.integration.code.conftest import NOTEBOOK, STARTUP_TIMEOUT_S, server_env
+from tests.integration.conftest import notebook_file
+from tests.processes import run_process, started_process
 from tests.unit.llm.openai_server import scripted_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(360)]
@@ -30,10 +32,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(36
 def _cli(
     args: list[str], env: dict[str, str], cwd: Path, *, answers: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return run_process(
         [sys.executable, "-m", "marimo_engine.cli.main", *args],
-        capture_output=True, text=True, timeout=600, env=env, cwd=cwd,
-        input=answers, stdin=None if answers is not None else subprocess.DEVNULL,
+        timeout_s=600, env=env, cwd=cwd, input=answers,
     )  # fmt: skip
 
 
@@ -165,6 +166,7 @@ def test_eda_on_a_file_over_the_wire_writes_a_notebook_and_its_html(tmp_path: Pa
     assert "Exploratory analysis brief" in told and '"name": "precipitation"' in told
     assert '"rows": 1461' in told
     assert (tmp_path / "eda.html").stat().st_size > 10_000
+    assert (tmp_path / "eda.py").read_text().count("@app.cell") == 3  # no blank first cell
     run = subprocess.run(
         [sys.executable, str(tmp_path / "eda.py")], capture_output=True, text=True,
         timeout=300, cwd=tmp_path,
@@ -174,14 +176,15 @@ def test_eda_on_a_file_over_the_wire_writes_a_notebook_and_its_html(tmp_path: Pa
     assert f"WETTEST {expected}" in run.stdout, run.stderr[-2000:]
 
 
-async def test_eda_on_a_dataframe_variable_of_a_running_session(tmp_path: Path) -> None:
+async def test_eda_on_a_dataframe_variable_of_a_running_session(
+    tmp_path: Path, notebook_server: HeadlessServer
+) -> None:
     data = _seattle(tmp_path)
-    notebook = tmp_path / "person.py"
-    notebook.write_text(
+    notebook = notebook_file(
+        notebook_server, tmp_path, "person.py",
         NOTEBOOK.replace("base_value = 10", f"import pandas as pd\n    weather = "
                          f"pd.read_csv({str(data)!r})\n    base_value = 10")
         .replace("return (base_value,)", "return (base_value, weather)"),
-        encoding="utf-8",
     )  # fmt: skip
     script = [
         {"tool": "apply_patch", "tool_args": {"ops": [
@@ -190,9 +193,9 @@ async def test_eda_on_a_dataframe_variable_of_a_running_session(tmp_path: Path) 
         {"tool": "finish", "tool_args": {"answer": "max wind", "cells": ["windiest"]}},
     ]  # fmt: skip
     env = server_env(tmp_path)
+    server = notebook_server
     with (
-        HeadlessServer(notebook, startup_timeout_s=STARTUP_TIMEOUT_S, env=env) as server,
-        SessionHolder(server.url, open_timeout_s=STARTUP_TIMEOUT_S) as person,
+        SessionHolder(server.url, file=str(notebook), open_timeout_s=STARTUP_TIMEOUT_S) as person,
         scripted_server(script) as model,
     ):
         async with LiveClient(server.url, person.session_id) as client:
@@ -233,14 +236,17 @@ def test_code_with_sandbox_over_the_wire(tmp_path: Path) -> None:
              "OPENAI_API_KEY": "test"}, tmp_path,
         )  # fmt: skip
     assert done.returncode == 0, done.stderr + done.stdout
-    assert "north = int(" in (work / "nb.py").read_text()  # saved by the sandboxed kernel
+    saved = (work / "nb.py").read_text()  # saved by the sandboxed kernel
+    assert "north = int(" in saved
+    assert saved.count("@app.cell") == 1  # the agent's cell only: marimo's blank one removed
     events = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     assert events[-1]["verdict"] == "SUCCESS"
 
 
-def test_approve_ask_prompts_and_a_no_goes_back_to_the_model(tmp_path: Path) -> None:
-    notebook = tmp_path / "analysis.py"
-    notebook.write_text(NOTEBOOK, encoding="utf-8")
+def test_approve_ask_prompts_and_a_no_goes_back_to_the_model(
+    tmp_path: Path, notebook_server: HeadlessServer
+) -> None:
+    notebook = notebook_file(notebook_server, tmp_path, "analysis.py", NOTEBOOK)
     script = [
         {"tool": "apply_patch", "tool_args": {"ops": [
             {"op": "create", "name": "fetch", "code": "import requests\npage = requests.get('x')"}
@@ -251,8 +257,8 @@ def test_approve_ask_prompts_and_a_no_goes_back_to_the_model(tmp_path: Path) -> 
     ]  # fmt: skip
     with scripted_server(script) as model:
         done = _cli(
-            ["code", "get it", str(notebook), "--approve", "ask", "--model", "openai:scripted",
-             "--json"],
+            ["code", "get it", str(notebook), "--url", notebook_server.url, "--approve", "ask",
+             "--model", "openai:scripted", "--json"],
             {**server_env(tmp_path), "OPENAI_BASE_URL": model.base_url,
              "OPENAI_API_KEY": "test"}, tmp_path, answers="n\n",
         )  # fmt: skip
@@ -266,10 +272,12 @@ def test_approve_ask_prompts_and_a_no_goes_back_to_the_model(tmp_path: Path) -> 
     assert "import requests" not in notebook.read_text()
 
 
-def test_an_unanswered_prompt_ends_at_the_wall_time_limit(tmp_path: Path) -> None:
+def test_an_unanswered_prompt_ends_at_the_wall_time_limit(
+    tmp_path: Path, notebook_server: HeadlessServer
+) -> None:
     # A person who never answers: the run stops at --max-wall and the command exits,
     # with the prompt's thread left behind (it must not keep the interpreter alive).
-    notebook = tmp_path / "nb.py"
+    notebook = notebook_file(notebook_server, tmp_path, "nb.py")
     script = [
         {"tool": "apply_patch", "tool_args": {"ops": [
             {"op": "create", "name": "fetch", "code": "import requests"}]}},
@@ -277,18 +285,14 @@ def test_an_unanswered_prompt_ends_at_the_wall_time_limit(tmp_path: Path) -> Non
     env = {**server_env(tmp_path), "OPENAI_API_KEY": "test"}
     silent_read, silent_write = os.pipe()  # a terminal no one types into: open, never written
     try:
-        with scripted_server(script) as model, subprocess.Popen(
+        with scripted_server(script) as model, started_process(
             [sys.executable, "-m", "marimo_engine.cli.main", "code", "get it", str(notebook),
-             "--approve", "ask", "--model", "openai:scripted", "--json", "--max-wall", "20"],
+             "--url", notebook_server.url, "--approve", "ask", "--model", "openai:scripted",
+             "--json", "--max-wall", "20"],
             stdin=silent_read, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**env, "OPENAI_BASE_URL": model.base_url}, cwd=tmp_path,
-            start_new_session=True,
         ) as process:  # fmt: skip
-            try:
-                out, err = process.communicate(timeout=240)
-            finally:
-                if process.poll() is None:
-                    os.killpg(process.pid, 9)
+            out, err = process.communicate(timeout=240)
     finally:
         os.close(silent_read)
         os.close(silent_write)

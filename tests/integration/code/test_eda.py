@@ -18,9 +18,11 @@ from marimo_engine.agents.code import CodeAgent, CodeOptions
 from marimo_engine.agents.code.data import describe_file
 from marimo_engine.agents.code.eda import eda_brief, eda_goal
 from marimo_engine.engine.events import Verdict
+from marimo_engine.live.server import HeadlessServer
 from marimo_engine.live.session import open_session
-from tests.integration.code.conftest import STARTUP_TIMEOUT_S, server_env
+from tests.integration.code.conftest import STARTUP_TIMEOUT_S
 from tests.integration.code.scripted import ScriptedCoder, create, finish, patch
+from tests.integration.conftest import notebook_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(360)]
 
@@ -34,7 +36,7 @@ def _seattle(tmp_path: Path) -> Path:
 
 
 async def test_the_eda_agent_builds_a_notebook_that_runs_and_matches_the_data(
-    tmp_path: Path,
+    tmp_path: Path, notebook_server: HeadlessServer
 ) -> None:
     data = _seattle(tmp_path)
     context = describe_file(data)
@@ -78,17 +80,19 @@ async def test_the_eda_agent_builds_a_notebook_that_runs_and_matches_the_data(
 
     coder = ScriptedCoder([cells_from_context, finish("Summary computed.", "summary")])
     agent = CodeAgent(coder.model(), options=CodeOptions(), memory_dir=False, brief=eda_brief())
-    notebook = tmp_path / "eda_seattle.py"
+    notebook = notebook_file(notebook_server, tmp_path, "eda_seattle.py")  # a new notebook
     with open_session(
-        notebook, startup_timeout_s=STARTUP_TIMEOUT_S, env=server_env(tmp_path)
+        notebook, url=notebook_server.url, startup_timeout_s=STARTUP_TIMEOUT_S
     ) as live:
         async with live.client() as client:
             result = await agent.run(
-                eda_goal(data), client, notebook=notebook, data_context=[context]
-            )
+                eda_goal(data), client, notebook=notebook, data_context=[context],
+                new_notebook=True,
+            )  # fmt: skip
             cells = await client.cells()
     assert result.verdict is Verdict.SUCCESS, (result.stop_reason, result.error)
     assert all(not c.errors for c in cells), [(c.name, c.errors) for c in cells]
+    assert all(c.name and c.code for c in cells)  # no blank cell left from marimo's new notebook
 
     frame = pd.read_csv(data)
     expected = (

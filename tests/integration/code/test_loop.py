@@ -23,9 +23,11 @@ from marimo_engine.agents.code import (
 )
 from marimo_engine.agents.code.checkpoints import NotebookMemory
 from marimo_engine.engine.events import Verdict
+from marimo_engine.live.server import HeadlessServer
 from marimo_engine.live.session import LiveSession, open_session
 from tests.integration.code.conftest import STARTUP_TIMEOUT_S, server_env
 from tests.integration.code.scripted import ScriptedCoder, create, delete, edit, finish, patch
+from tests.integration.conftest import notebook_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -72,6 +74,56 @@ async def test_a_goal_met_in_one_turn(tmp_path: Path, live: LiveSession, noteboo
         assert kind in kinds, kind
     # marimo's kernel saved the cell to the file: we never wrote it.
     assert "tripled = base_value * 3" in notebook.read_text()
+
+
+async def test_a_notebook_the_agent_creates_holds_only_its_cells(
+    tmp_path: Path, notebook_server: HeadlessServer
+) -> None:
+    notebook = notebook_file(notebook_server, tmp_path, "new.py")  # empty: a new notebook
+    coder = ScriptedCoder(
+        [patch(create("seven", "seven = 7\nseven")), finish("seven is 7.", "seven")]
+    )
+    agent = agent_for(coder, tmp_path)
+    with open_session(
+        notebook, url=notebook_server.url, startup_timeout_s=STARTUP_TIMEOUT_S
+    ) as live:
+        async with live.client() as client:
+            assert [c.code for c in await client.cells()] == [""]  # marimo's blank cell
+            result = await agent.run("seven", client, notebook=notebook, new_notebook=True)
+            cells = await client.cells()
+    assert result.verdict is Verdict.SUCCESS, result.stop_reason
+    assert [(c.name, c.code) for c in cells] == [("seven", "seven = 7\nseven")]
+    # The file the kernel saved has the agent's cell and nothing else.
+    assert notebook.read_text().count("@app.cell") == 1
+    # Undo of the turn leaves the notebook as the agent found it after removing the blank.
+    assert [c.diff()["added"][0]["name"] for c in result.checkpoints] == ["seven"]
+
+
+async def test_a_person_is_asked_after_the_patch_is_shown(
+    tmp_path: Path, live: LiveSession, notebook: Path
+) -> None:
+    shown: list[str] = []  # the events the reader took, in order
+    asked_after: list[list[str]] = []
+
+    def person(request: ApprovalRequest) -> bool:
+        asked_after.append(list(shown))
+        return False
+
+    coder = ScriptedCoder(
+        [
+            patch(create("fetch", "import requests\npage = requests.get('x')")),
+            patch(create("local", "local = base_value + 5")),
+            finish("15", "local"),
+        ]
+    )
+    agent = agent_for(coder, tmp_path, approve="ask")
+    agent.on_intervention = person
+    async with live.client() as client:
+        async for event in agent.events("get it", client, notebook=notebook):
+            shown.append(event.type.value)
+    # The patch a person is asked about is on screen before the question.
+    assert asked_after == [["START", "TURN", "PATCH_PROPOSED"]]
+    assert shown[-1] == "DONE"
 
 
 async def test_an_undefined_name_is_fixed_in_the_next_turn(
@@ -233,7 +285,7 @@ async def test_undo_restores_cells_code_and_order_exactly(
 
 
 async def test_undo_of_two_turns_in_a_later_session_restores_the_file_exactly(
-    tmp_path: Path, notebook: Path
+    tmp_path: Path, notebook: Path, notebook_server: HeadlessServer
 ) -> None:
     # The person's flow: the agent's session ends; later `code --undo nb.py` opens the
     # file again, where marimo gives the cells ids by position, not the turn's ids.
@@ -245,15 +297,16 @@ async def test_undo_of_two_turns_in_a_later_session_restores_the_file_exactly(
         ]
     )
     agent = agent_for(coder, tmp_path, approve="auto")
-    env = server_env(tmp_path)
-    with open_session(notebook, startup_timeout_s=STARTUP_TIMEOUT_S, env=env) as first:
+    # Sessions end with their websocket (--session-ttl 0): the later one reads the file anew.
+    where = {"url": notebook_server.url, "startup_timeout_s": STARTUP_TIMEOUT_S}
+    with open_session(notebook, **where) as first:
         async with first.client() as client:
             before = [(c.name, c.code) for c in await client.cells()]
         result, _ = await run(agent, first, "rework", notebook)
     assert result.verdict is Verdict.SUCCESS and len(result.checkpoints) == 2
 
     memory_dir = tmp_path / "memory"
-    with open_session(notebook, startup_timeout_s=STARTUP_TIMEOUT_S, env=env) as later:
+    with open_session(notebook, **where) as later:
         async with later.client() as client:
             # marimo numbers cells by position when a file is opened: the id the first
             # turn's deleted 'note' had now names the cell the agent created.

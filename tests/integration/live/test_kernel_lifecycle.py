@@ -1,13 +1,12 @@
 """A kernel that dies or restarts under the agent: the call ends with a clear error.
 
-Each test opens its own headless session from nothing (a real `marimo edit`
-server, private `XDG_STATE_HOME`, stopped by its process group), since the
-kernel does not survive the test.
+Each test opens a session of its own on a notebook of its own, on the run's
+shared folder server (`notebook_server`), since the kernel does not survive
+the test; the server does (each session has its own kernel process).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,9 @@ import pytest
 
 from marimo_engine.errors import LiveSessionEndedError
 from marimo_engine.live import open_session
+from marimo_engine.live.server import HeadlessServer
 from marimo_engine.live.session import LiveSession
+from tests.integration.conftest import notebook_file
 
 from .conftest import STARTUP_TIMEOUT_S, server_token
 
@@ -43,11 +44,11 @@ GUARD_S = 120.0
 
 
 @pytest.fixture
-def own_session(tmp_path: Path) -> Iterator[LiveSession]:
-    notebook = tmp_path / "lifecycle.py"
-    notebook.write_text(NOTEBOOK, encoding="utf-8")
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    with open_session(notebook, env=env, startup_timeout_s=STARTUP_TIMEOUT_S) as live:
+def own_session(notebook_server: HeadlessServer, tmp_path: Path) -> Iterator[LiveSession]:
+    notebook = notebook_file(notebook_server, tmp_path, "lifecycle.py", NOTEBOOK)
+    with open_session(
+        notebook, url=notebook_server.url, startup_timeout_s=STARTUP_TIMEOUT_S
+    ) as live:
         yield live
 
 

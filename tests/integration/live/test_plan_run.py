@@ -318,3 +318,29 @@ def test_run_plan_command_with_a_tools_file_and_an_invalid_plan(
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [e["type"] for e in events] == ["START", "ERROR", "FINISH"]
     assert [p["code"] for p in events[1]["error"]["problems"]] == ["unknown_tool"]
+
+
+async def test_contracts_and_a_markdown_step_run_live(live_session: LiveSession) -> None:
+    plan = {
+        "id": "live-contracts",
+        "steps": [
+            {"id": "s2", "tool": "check_oxygen", "expect": ["$self.level > 0"],
+             "schema": {"type": "object", "required": ["level"]}},
+            {"id": "note", "markdown": "Oxygen **$s2.level** %"},
+            {"id": "strict", "tool": "check_oxygen", "expect": ["$self.level > 50"],
+             "depends_on": ["note"], "retries": 2},
+        ],
+    }  # fmt: skip
+    async with live_session.client() as client:
+        events = await _run(client, plan)
+        cells = _owned(await client.cells(), "live-contracts")
+    steps = _per_step(events)
+    assert steps["note"] == ["STEP_START", "STEP_COMPLETE"]
+    assert steps["strict"] == ["STEP_START", "ERROR"]  # not retried
+    error = next(e.error for e in events if e.type is EventType.ERROR)
+    assert error is not None and error.type == "ContractError"
+    assert "'$self.level > 50' is false; seen: $self.level = 20.9." in error.message
+    assert events[-1].verdict is Verdict.FAILURE
+    assert events[-1].outputs["note"] == "Oxygen **20.9** %"
+    note = next(c for c in cells.values() if ".step('note'" in c.code)
+    assert note.output == "Oxygen 20.9 %" and note.output_mimetype == "text/markdown"

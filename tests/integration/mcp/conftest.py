@@ -1,8 +1,8 @@
 """Fixtures of the MCP server tests: the real `marimo-engine mcp`, over stdio and HTTP.
 
-The marimo server comes from tests/integration/live/conftest.py (a real
-`marimo edit --headless --no-token` with a private registry); the fixtures
-are imported here, so this folder gets its own instance. The MCP server
+The marimo server is the run's shared `live_server` (tests/integration/conftest.py:
+a real `marimo edit --headless --no-token` with a private registry), the
+one the live tests use too. The MCP server
 runs as the installed `marimo-engine mcp` console script: over stdio the
 SDK's `stdio_client` starts it (in its own process group, ended with its
 tree); over HTTP the fixture starts it with `tests/processes.py`. The marimo
@@ -29,12 +29,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from marimo_engine.live.session import free_port
-from tests.integration.live.conftest import (  # noqa: F401 (fixtures of this folder too)
-    STARTUP_TIMEOUT_S,
-    LiveServer,
-    live_server,
-    live_session,
-)
+from tests.integration.conftest import STARTUP_TIMEOUT_S, LiveServer
 from tests.processes import adopt_group, release_group, start_process, stop_process
 
 MARIMO_ENGINE = str(Path(sys.executable).with_name("marimo-engine"))
@@ -73,10 +68,15 @@ def server_env(live: LiveServer) -> dict[str, str]:
     return {**live.env, "PYTHONUNBUFFERED": "1"}
 
 
-def stdio_mcp_client(env: dict[str, str], errlog: IO[str], *args: str) -> Client:
-    """An MCP client that launches `marimo-engine mcp` and talks to it over stdio."""
+def stdio_mcp_client(env: dict[str, str], errlog: IO[str], *args: str, **options: Any) -> Client:
+    """An MCP client that launches `marimo-engine mcp ARGS` and talks to it over stdio.
+
+    `options` go to the SDK's `Client` (such as `elicitation_callback`).
+    """
     params = StdioServerParameters(command=MARIMO_ENGINE, args=["mcp", *args], env=env)
-    return Client(stdio_client(params, errlog=errlog), read_timeout_seconds=READ_TIMEOUT_S)
+    return Client(
+        stdio_client(params, errlog=errlog), read_timeout_seconds=READ_TIMEOUT_S, **options
+    )
 
 
 @dataclass(frozen=True)
@@ -102,20 +102,21 @@ class HttpMcpServer:
                 yield client
 
 
-@pytest.fixture
-def http_mcp(live_server: LiveServer, tmp_path: Path) -> Iterator[HttpMcpServer]:  # noqa: F811
-    """`marimo-engine mcp --http` on a free loopback port, token from the environment."""
+@contextlib.contextmanager
+def started_http_mcp(env: dict[str, str], log_path: Path, *args: str) -> Iterator[HttpMcpServer]:
+    """`marimo-engine mcp --http ARGS` on a free loopback port, token from the environment.
+
+    Stopped (by its process group) when the block ends, or when the run does.
+    """
     token = secrets.token_urlsafe(24)
     port = free_port()
-    log_path = tmp_path / "mcp-http.log"
-    env = {**server_env(live_server), "MARIMO_ENGINE_MCP_TOKEN": token}
     with log_path.open("wb") as log:
         process = start_process(
-            [MARIMO_ENGINE, "mcp", "--http", "--port", str(port)],
+            [MARIMO_ENGINE, "mcp", "--http", "--port", str(port), *args],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env={**env, "MARIMO_ENGINE_MCP_TOKEN": token},
         )
     url = f"http://127.0.0.1:{port}/mcp"
     try:
@@ -136,3 +137,10 @@ def http_mcp(live_server: LiveServer, tmp_path: Path) -> Iterator[HttpMcpServer]
         yield HttpMcpServer(url=url, token=token, process=process, log=log_path)
     finally:
         stop_process(process)
+
+
+@pytest.fixture
+def http_mcp(live_server: LiveServer, tmp_path: Path) -> Iterator[HttpMcpServer]:
+    """`marimo-engine mcp --http` on a free loopback port, next to the shared `live_server`."""
+    with started_http_mcp(server_env(live_server), tmp_path / "mcp-http.log") as server:
+        yield server

@@ -1,4 +1,4 @@
-"""`marimo-engine mcp --http`: the bearer token, the loopback bind, and parallel clients."""
+"""`marimo-engine mcp --http`: the token, the loopback bind, parallel clients, runs, code_goal."""
 
 from __future__ import annotations
 
@@ -10,16 +10,21 @@ import anyio
 import httpx
 import pytest
 
+from marimo_engine.live.server import HeadlessServer
 from marimo_engine.live.session import free_port
+from tests.integration.conftest import LiveServer, notebook_file
 from tests.integration.mcp.conftest import (
     MARIMO_ENGINE,
     HttpMcpServer,
     adopt_opened_server,
     release_opened_server,
+    server_env,
+    started_http_mcp,
     wait_until_down,
 )
-from tests.integration.mcp.test_stdio import Progress, call, fail
+from tests.integration.mcp.test_stdio import Progress, call, durable_run_tools, fail
 from tests.processes import run_process
+from tests.unit.llm.openai_server import scripted_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(900)]
 
@@ -144,3 +149,45 @@ async def test_sigterm_stops_the_server_and_the_notebooks_it_opened(
     assert code == 0
     assert await anyio.to_thread.run_sync(wait_until_down, opened["url"])
     release_opened_server(opened)
+
+
+async def test_durable_run_tools_over_http(http_mcp: HttpMcpServer, tmp_path: Path) -> None:
+    async with http_mcp.client() as client:
+        await durable_run_tools(client, str(tmp_path / "journal.sqlite3"))
+
+
+async def test_code_goal_over_http_refuses_what_no_one_can_approve(
+    live_server: LiveServer, notebook_server: HeadlessServer, tmp_path: Path
+) -> None:
+    # This client declares no elicitation: a patch the policy asks about is refused,
+    # the model is told why, and the run goes on without it.
+    notebook = notebook_file(notebook_server, tmp_path, "goal.py")
+    script = [
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "shell", "code": "import subprocess\nsubprocess.run(['ls'])"}
+        ]}},
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "local", "code": "local = 2 ** 5\nlocal"}]}},
+        {"tool": "finish", "tool_args": {"answer": "32", "cells": ["local"]}},
+    ]  # fmt: skip
+    with scripted_server(script) as model:
+        env = {**server_env(live_server), "OPENAI_BASE_URL": model.base_url,
+               "OPENAI_API_KEY": "test"}  # fmt: skip
+        with started_http_mcp(env, tmp_path / "mcp.log") as server:
+            async with server.client() as client:
+                opened = await call(
+                    client, "open_notebook", path=str(notebook), url=notebook_server.url
+                )
+                done = await call(
+                    client,
+                    "code_goal",
+                    session=opened["session"],
+                    goal="a power of two",
+                    model="openai:scripted",
+                    max_turns=5,
+                )
+                await call(client, "close_notebook", session=opened["session"])
+        told = [r.text() for r in model.requests]
+    assert done["verdict"] == "SUCCESS" and done["answer"] == "32", done
+    assert "cannot ask a person" in told[1] and "--approve auto" in told[1]
+    assert "subprocess" not in notebook.read_text()

@@ -10,11 +10,12 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from mcp import Client
+from mcp import Client, types
 
 from marimo_engine.examples import load_example
+from marimo_engine.live.server import HeadlessServer
 from marimo_engine.live.session import LiveSession
-from tests.integration.live.conftest import LiveServer
+from tests.integration.conftest import LiveServer, notebook_file
 from tests.integration.mcp.conftest import (
     adopt_opened_server,
     release_opened_server,
@@ -22,6 +23,7 @@ from tests.integration.mcp.conftest import (
     stdio_mcp_client,
     wait_until_down,
 )
+from tests.unit.llm.openai_server import scripted_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(900)]
 
@@ -175,44 +177,119 @@ async def test_servers_opened_over_stdio_stop_when_the_client_leaves(
     release_opened_server(opened)
 
 
-async def test_durable_run_tools_over_stdio(tmp_path: Path) -> None:
-    journal = str(tmp_path / "journal.sqlite3")
+async def durable_run_tools(client: Client, journal: str) -> None:
+    """A run that waits for an approval, listed, shown, refused twice, then resumed.
+
+    The same calls over each transport (stdio here, HTTP in test_http.py).
+    """
     plan = load_example("hull-check-7")
     plan["steps"][1]["requires_approval"] = True  # check_oxygen waits for a person
     progress = Progress()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with (tmp_path / "mcp.log").open("w") as errlog:
-        async with stdio_mcp_client(env, errlog) as client:
-            paused = await call(client, "run_plan", plan=plan, journal=journal)
-            listed = await call(client, "list_runs", journal=journal)
-            shown = await call(client, "show_run", run_id=paused["run_id"], journal=journal)
-            stale = await fail(
-                client,
-                "resume_run",
-                run_id=paused["run_id"],
-                journal=journal,
-                decision="approve",
-                intervention_id="not-it",
-            )
-            resumed = await client.call_tool(
-                "resume_run",
-                {
-                    "run_id": paused["run_id"],
-                    "journal": journal,
-                    "decision": "approve",
-                    "intervention_id": paused["intervention"]["intervention_id"],
-                },
-                progress_callback=progress,
-            )
-            after = await call(client, "show_run", run_id=paused["run_id"], journal=journal)
+    paused = await call(client, "run_plan", plan=plan, journal=journal)
+    run_id = paused["run_id"]
+    listed = await call(client, "list_runs", journal=journal)
+    shown = await call(client, "show_run", run_id=run_id, journal=journal)
+    unanswered = await fail(client, "resume_run", run_id=run_id, journal=journal)
+    stale = await fail(
+        client,
+        "resume_run",
+        run_id=run_id,
+        journal=journal,
+        decision="approve",
+        intervention_id="not-it",
+    )
+    resumed = await client.call_tool(
+        "resume_run",
+        {
+            "run_id": run_id,
+            "journal": journal,
+            "decision": "approve",
+            "intervention_id": shown["pending"]["intervention_id"],
+        },
+        progress_callback=progress,
+    )
+    after = await call(client, "show_run", run_id=run_id, journal=journal)
     assert paused["verdict"] == "INTERVENTION_NEEDED"
     assert paused["intervention"]["kind"] == "approval"
-    assert [r["run_id"] for r in listed["runs"]] == [paused["run_id"]]
+    assert paused["intervention"]["intervention_id"] == shown["pending"]["intervention_id"]
+    assert [r["run_id"] for r in listed["runs"]] == [run_id]
     assert shown["pending"]["step_id"] == "s2"
+    assert "Pass decision='approve' or decision='reject'." in unanswered
     assert "is stale" in stale
     assert not resumed.is_error, resumed.content[0].text
     assert resumed.structured_content["verdict"] == "SUCCESS"
-    assert progress.messages[-1].startswith("FINISH")
+    assert resumed.structured_content["run_id"] == run_id
+    assert progress.messages[0].startswith("START") and progress.messages[-1].startswith("FINISH")
     steps = {s["step_id"]: s for s in after["steps"]}
     assert steps["s1"]["starts"] == 1  # completed before the pause: not run again
     assert steps["s2"]["status"] == "completed" and after["pending"] is None
+
+
+async def test_durable_run_tools_over_stdio(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with (tmp_path / "mcp.log").open("w") as errlog:
+        async with stdio_mcp_client(env, errlog) as client:
+            await durable_run_tools(client, str(tmp_path / "journal.sqlite3"))
+
+
+async def test_code_goal_over_stdio_asks_the_person_in_the_client(
+    notebook_server: HeadlessServer, tmp_path: Path
+) -> None:
+    # The model is the loopback OpenAI-compatible server answering from a script: a
+    # patch the policy asks about (a network import), then, refused, a local one.
+    notebook = notebook_file(notebook_server, tmp_path, "goal.py")  # new: one blank cell
+    script = [
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "fetch", "code": "import requests\npage = requests.get('x')"}
+        ]}},
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "local", "code": "local = 6 * 7\nlocal"}]}},
+        {"tool": "finish", "tool_args": {"answer": "42", "cells": ["local"]}},
+    ]  # fmt: skip
+    asked: list[str] = []
+
+    async def person(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"approve": False, "note": "no web"})
+
+    progress = Progress()
+    with scripted_server(script) as model, (tmp_path / "mcp.log").open("w") as errlog:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OPENAI_BASE_URL": model.base_url,
+               "OPENAI_API_KEY": "test", "XDG_STATE_HOME": str(tmp_path / "state")}  # fmt: skip
+        # The handshake clients such as Claude Code speak (MCP up to 2025-11-25), where a
+        # server may ask the person in the middle of a tool call.
+        client = stdio_mcp_client(
+            env, errlog, "--model", "openai:scripted", elicitation_callback=person, mode="legacy"
+        )
+        async with client:
+            opened = await call(
+                client, "open_notebook", path=str(notebook), url=notebook_server.url
+            )
+            result = await client.call_tool(
+                "code_goal",
+                {"session": opened["session"], "goal": "the answer"},
+                progress_callback=progress,
+            )
+            cells = await call(client, "list_cells", session=opened["session"])
+            await call(client, "close_notebook", session=opened["session"])
+        told = [r.text() for r in model.requests]
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content["verdict"] == "SUCCESS", (
+        result.structured_content,
+        progress.messages,
+        (tmp_path / "mcp.log").read_text(),
+    )
+    refused = told[1]
+    done = result.structured_content
+    assert done is not None and done["verdict"] == "SUCCESS" and done["answer"] == "42"
+    assert done["answer_cells"] == ["local"] and done["session"] == opened["session"]
+    # The person was asked in the client, with the code, and their note reached the model.
+    assert len(asked) == 1 and "Apply this patch?" in asked[0]
+    assert "import requests" in asked[0]
+    assert "no web" in refused
+    kinds = [m.split(":")[0] for m in progress.messages]
+    assert kinds[0] == "START" and kinds[-1] == "DONE"
+    assert kinds.index("PATCH_PROPOSED") < kinds.index("APPROVAL")
+    # Only the agent's cell: marimo's blank first cell went, the refused one never came.
+    assert [(c["name"], c["code"]) for c in cells["cells"]] == [("local", "local = 6 * 7\nlocal")]
+    assert "requests" not in notebook.read_text()

@@ -89,3 +89,30 @@ def test_modules_import_nothing_heavy() -> None:
     done = run_process([sys.executable, "-c", code], cwd=ROOT, timeout_s=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.anyio
+async def test_rich_display_keeps_colons_and_brackets_of_model_and_plan_text() -> None:
+    from pydantic_ai.models.function import FunctionModel
+
+    from marimo_engine.agents import PlannerOptions
+    from tests.unit.agents.scripted import paced_stream
+
+    named = {**GOOD, "name": "quarter :x: [bold]not bold[/bold]"}
+    out = io.StringIO()
+    # The console rich makes by default (emoji and markup on), as on a terminal.
+    display = _RichDisplay("ollama:x:", console=Console(file=out, width=200, color_system=None))
+    model = FunctionModel(
+        ScriptedPlanner([named]), stream_function=paced_stream(named), model_name="x:"
+    )
+    agent = PlannerAgent(model, planner_registry(), options=PlannerOptions(stream=True))
+    try:
+        async for event in agent.events("a quarter :x:"):
+            display.handle(event)
+    finally:
+        display.close()
+    text = out.getvalue()
+    assert "❌" not in text, text
+    assert "planner model ollama:x:" in text
+    assert "function:x: answered: " in text  # the model's progress line
+    assert "quarter :x: [bold]not bold[/bold]" in text  # the plan's name in the summary

@@ -336,3 +336,86 @@ async def test_closing_the_stream_early_stops_the_run_and_says_so(tmp_path: Path
         "FAILURE",
         "interrupted",
     )
+
+
+BROKEN_CONTRACT = {
+    "name": "contract",
+    "steps": [
+        {"id": "s1", "tool": "read_oxygen", "args": {"level": 12},
+         "expect": ["$self.level >= 19.5"]},
+        {"id": "s2", "tool": "summarize", "args": {"value": "$s1.level"}},
+    ],
+}  # fmt: skip
+"""A plan whose first step's output breaks its `expect`."""
+
+WITH_MARKDOWN = {
+    "name": "report",
+    "steps": [
+        {"id": "s1", "tool": "read_oxygen", "args": {"level": 21}, "expect": ["$self.level > 0"],
+         "schema": {"type": "object", "required": ["level"]}},
+        {"id": "s2", "markdown": "Oxygen: **$s1.level** %"},
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_a_broken_contract_is_in_the_replan_request_with_expression_and_values() -> None:
+    script = ScriptedPlanner([BROKEN_CONTRACT, WITH_MARKDOWN])
+    result = await PlannerAgent(script.model(), planner_registry()).run("oxygen report")
+    told = script.told(1)
+    report = json.loads(told[told.index("{") :])
+    assert report["error"] == {
+        "type": "ContractError",
+        "message": "The output of step 's1' breaks its contract: expect[0] "
+        "'$self.level >= 19.5' is false; seen: $self.level = 12.",
+        "step_id": "s1",
+        "problems": None,
+    }
+    assert report["not_run"] == ["s2"]
+    assert result.verdict is Verdict.SUCCESS
+    assert result.execution.outputs["s2"] == "Oxygen: **21** %"
+
+
+@pytest.mark.anyio
+async def test_the_model_sees_the_published_plan_schema_with_contracts_and_markdown() -> None:
+    from marimo_engine.plans.json_schema import model_plan_schema
+
+    script = ScriptedPlanner([GOOD])
+    await PlannerAgent(script.model(), planner_registry()).run("goal")
+    info = script.infos[0]
+    schema = info.output_tools[0].parameters_json_schema
+    step = schema["properties"]["steps"]["items"]  # pydantic-ai inlines the $defs
+    assert {"expect", "schema", "markdown"} <= set(step["properties"])
+    assert step["oneOf"] == [{"required": [kind]} for kind in ("tool", "plan", "markdown")]
+    assert step == model_plan_schema()["$defs"]["Step"]
+    assert info.instructions is not None and '"expect"' in info.instructions
+    # Each tool's output schema, where declared, so that the model writes paths that exist.
+    oxygen = next(t for t in planner_registry().schemas() if t["name"] == "read_oxygen")
+    assert oxygen["returns"]["properties"]["level"]["type"] == "number"
+    assert json.dumps(planner_registry().schemas(), indent=1) in info.instructions
+    assert '"title": "OxygenLevel"' in info.instructions
+
+
+MISSPELT_FIELD = {
+    "name": "typo",
+    "steps": [
+        {"id": "s1", "tool": "read_oxygen", "args": {"level": 21}},
+        {"id": "s2", "tool": "summarize", "args": {"value": "$s1.levl"}},
+    ],
+}
+
+
+@pytest.mark.anyio
+async def test_a_misspelt_field_is_repaired_from_its_unknown_field_problem() -> None:
+    fixed = {**MISSPELT_FIELD, "steps": [MISSPELT_FIELD["steps"][0],
+             {"id": "s2", "tool": "summarize", "args": {"value": "$s1.level"}}]}  # fmt: skip
+    script = ScriptedPlanner([MISSPELT_FIELD, fixed])
+    result = await PlannerAgent(script.model(), planner_registry()).run("oxygen")
+    told = script.told(1)
+    problems = json.loads(told[told.index("{") :])["problems"]
+    assert [(p["step_id"], p["field"], p["code"]) for p in problems] == [
+        ("s2", "args.value", "unknown_field")
+    ]
+    assert "Did you mean 'level'?" in problems[0]["message"]
+    assert result.verdict is Verdict.SUCCESS
+    assert result.execution.outputs["s2"] == "result: 21"

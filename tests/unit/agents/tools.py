@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing_extensions import TypedDict
+
 from marimo_engine.tools.registry import ToolRegistry
+
+
+class OxygenLevel(TypedDict):
+    """An oxygen reading: its declared type lets validation check `$step.level`."""
+
+    level: float
 
 
 def divide(a: float, b: float) -> float:
@@ -15,7 +23,7 @@ def divide(a: float, b: float) -> float:
     return a / b
 
 
-def read_oxygen(level: float) -> dict[str, float]:
+def read_oxygen(level: float) -> OxygenLevel:
     """Read the oxygen level, in percent.
 
     Args:

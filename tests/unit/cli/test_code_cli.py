@@ -31,6 +31,13 @@ def test_code_and_eda_are_registered() -> None:
          "does not exist"),
         (["code", "do it", "nb.py", "--model", "nope"], "PROVIDER:NAME"),
         (["eda", "missing.csv", "--model", "openai:x"], "does not exist"),
+        # A --url no server answers on names nothing: bad input, as a --session that matches none.
+        (["code", "do it", "--url", "http://127.0.0.1:9", "--model", "openai:x"],
+         "Could not list sessions at http://127.0.0.1:9"),
+        (["code", "--undo", "nb.py", "--url", "http://127.0.0.1:9"], "Could not list sessions"),
+        (["eda", "weather", "--url", "http://127.0.0.1:9", "--model", "openai:x"],
+         "Could not list sessions"),
+        (["live", "cells", "--url", "http://127.0.0.1:9"], "Could not list sessions"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(

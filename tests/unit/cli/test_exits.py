@@ -101,3 +101,18 @@ def test_no_command_module_has_its_own_exit_codes_or_error_reporting() -> None:
             if isinstance(text, str) and text.startswith("error: unexpected"):
                 offenders.append(f"{path.name}:{node.lineno}: its own error report")
     assert offenders == []
+
+
+def test_selecting_makes_an_unreachable_server_bad_input_but_not_an_ended_kernel() -> None:
+    from marimo_engine.cli.exits import selecting
+    from marimo_engine.errors import (
+        LiveConnectionError,
+        LiveSelectionError,
+        LiveSessionEndedError,
+    )
+
+    with pytest.raises(LiveSelectionError, match="refused"), selecting():
+        raise LiveConnectionError("refused")
+    ended = LiveSessionEndedError("ended", session_id="s1", reason="kernel-stopped")
+    with pytest.raises(LiveSessionEndedError), selecting():
+        raise ended

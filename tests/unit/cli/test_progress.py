@@ -359,3 +359,16 @@ def test_final_panel_names_the_run() -> None:
     for event in result.events:
         model.apply(event)
     assert "run run-for-panel" in _text(render_summary(model))
+
+
+def test_a_plans_name_is_shown_as_written_not_as_markup_or_emoji() -> None:
+    plan = load_plan(
+        {
+            "id": "p2",
+            "name": "oxygen :x: [red]check[/red]",
+            "steps": [{"id": "a", "tool": "scan_hull"}],
+        }
+    )
+    model = ProgressModel.from_plan(plan)
+    text = _text(render_steps(model)) + _text(render_summary(model))
+    assert "oxygen :x: [red]check[/red]" in text and "❌" not in text

@@ -40,3 +40,22 @@ def test_present_output_formats_only_tables_with_such_columns() -> None:
     assert type(table).__name__ == "table"
     assert table._format_mapping is not None and set(table._format_mapping) == {"year"}
     assert table._format_mapping["year"](2012) == "2012"
+
+
+def test_the_report_shows_a_markdown_steps_output_as_markdown() -> None:
+    from marimo_engine import execute_plan_sync
+    from marimo_engine.cli.report import render_report_notebook
+    from marimo_engine.cli.run_state import ProgressModel
+    from marimo_engine.plans.schema import load_plan
+
+    plan = load_plan(
+        {"steps": [{"id": "s1", "tool": "one"}, {"id": "md", "markdown": "**$s1** row"}]}
+    )
+    model = ProgressModel.from_plan(plan)
+    for event in execute_plan_sync(plan, {"one": lambda: 1}).events:
+        model.apply(event)
+    assert model.steps["md"].tool == "markdown" and model.steps["md"].is_markdown
+    source = render_report_notebook(model, "/nowhere.pickle")
+    assert "mo.md(str(show('md')))" in source
+    assert "    show('s1')" in source
+    assert "Markdown · **done**" in source

@@ -56,6 +56,9 @@ def test_run_resume_approve_then_reject_approval(
     code = main(["resume", "cli-1", "--tools", TOOLS, *j, "--intervention", "stale"])
     assert code == ExitCode.BAD_INPUT
     assert "stale" in capsys.readouterr().err
+    code = main(["resume", "cli-1", "--tools", TOOLS, *j])
+    assert code == ExitCode.BAD_INPUT
+    assert "Pass --approve, --reject or --answer JSON." in capsys.readouterr().err
 
     code = main(
         [
@@ -74,6 +77,10 @@ def test_run_resume_approve_then_reject_approval(
     approval = next(e for e in events if e["type"] == "INTERVENTION_NEEDED")
     assert approval["kind"] == "approval" and approval["args"] == {"z": 4}
 
+    code = main(["resume", "cli-1", "--tools", TOOLS, *j, "--answer", "5"])
+    assert code == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err
+    assert "takes approve or reject, not answer. Pass --approve or --reject." in err
     code = main(["resume", "cli-1", "--tools", TOOLS, *j, "--reject", "--reason", "no"])
     events = _events(capsys.readouterr().out)
     assert code == ExitCode.OK

@@ -99,3 +99,18 @@ def test_a_cell_not_in_the_plain_form_is_compiled_as_written() -> None:
     assert got.code == code
     assert got.refs == want.refs == {"plan_run", "s1", "extra"}
     assert got.body == want.body
+
+
+def test_a_cell_passing_plan_inputs_is_compiled_by_marimo_as_written() -> None:
+    """Not the plain form: marimo's compiler, with `plan_inputs` among the refs."""
+    from marimo_engine.engine._cells import compile_step_cells
+    from marimo_engine.engine.compiler import INPUTS_NAME
+
+    refs = ("s1", INPUTS_NAME)
+    code = step_cell_code("plan_run", "s2", python_string("s2"), ("s1",), inputs=True)
+    assert code.endswith(", s1, plan_inputs=plan_inputs)")
+    (got,) = compile_step_cells("plan_run", [(code, "s2", "s2", python_string("s2"), refs, "c")])
+    want = compile_cell(code, cell_id="c")
+    assert got.code == want.code and got.body == want.body
+    assert got.defs == want.defs == {"s2"}
+    assert got.refs == want.refs and {"s1", INPUTS_NAME} <= got.refs

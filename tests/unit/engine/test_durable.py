@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from marimo_engine import execute_plan_sync
-from marimo_engine.engine.durable import Decision, list_runs, rerun, resume_run
+from marimo_engine.engine.durable import (
+    Decision,
+    DecisionError,
+    list_runs,
+    rerun,
+    resume_run,
+)
 from marimo_engine.engine.events import EventType, Verdict
 from marimo_engine.engine.executor import run_sync
 from marimo_engine.engine.journal import open_journal
@@ -73,8 +79,13 @@ def test_resume_after_intervention_runs_completed_steps_once(journal: str, side_
             decision=Decision.approve(),
             intervention_id="not-it",
         )
-    with pytest.raises(UsageError, match="waits for a person"):
+    with pytest.raises(DecisionError, match="waits for a person") as missing:
         resume_run(first.run_id, TOOLS, journal=journal)
+    # Interface-free: the engine names decisions; each interface adds its own words.
+    assert missing.value.accepted == ("approve", "reject", "answer")
+    assert "needs a decision: approve, reject or answer." in str(missing.value)
+    assert "--" not in str(missing.value)
+    assert missing.value.choices({"approve": "A", "answer": "C"}) == "A, reject or C"
 
     resumed = _finish(
         resume_run(
@@ -108,7 +119,7 @@ def test_reject_ends_the_run_with_the_reason(journal: str, side_log: Path) -> No
 
 def test_answer_becomes_the_output(journal: str, side_log: Path) -> None:
     first = execute_plan_sync(PLAN, TOOLS, journal=journal)
-    with pytest.raises(UsageError, match="does not fit the output of step 'b'"):
+    with pytest.raises(UsageError, match=r"^The answer does not fit the output of step 'b'"):
         resume_run(first.run_id, TOOLS, journal=journal, decision=Decision.answer([1, 2]))
     resumed = _finish(
         resume_run(first.run_id, TOOLS, journal=journal, decision=Decision.answer({"v": 10}))
@@ -258,3 +269,105 @@ def test_journal_stores_dataframes_as_arrow(journal: str) -> None:
     )
     assert resumed.verdict is Verdict.SUCCESS
     pd.testing.assert_frame_equal(resumed.outputs["f"], frame())
+
+
+def test_a_markdown_step_and_a_contract_in_a_durable_run(journal: str, side_log: Path) -> None:
+    plan = {
+        "id": "durable-md",
+        "steps": [
+            {"id": "a", "tool": "first", "args": {"x": 1}, "expect": ["$self == 2"]},
+            {"id": "note", "markdown": "a is **$a**"},
+            {"id": "c", "tool": "last", "args": {"z": "$a"}, "requires_approval": True,
+             "depends_on": ["note"]},
+        ],
+    }  # fmt: skip
+    first = execute_plan_sync(plan, TOOLS, journal=journal)
+    assert first.verdict is Verdict.INTERVENTION_NEEDED
+    assert first.outputs == {"a": 2, "note": "a is **2**"}
+    resumed = _finish(resume_run(first.run_id, TOOLS, journal=journal, decision=Decision.approve()))
+    assert resumed.verdict is Verdict.SUCCESS, resumed.error
+    assert resumed.outputs == {"a": 2, "note": "a is **2**", "c": 2}
+    assert counts(side_log) == {"first": 1, "last": 1}  # `a` ran once; the text is filled in again
+    broken = {**plan, "id": "durable-broken"}
+    broken["steps"] = [{**plan["steps"][0], "expect": ["$self > 5"], "retries": 2}]
+    failed = execute_plan_sync(broken, TOOLS, journal=journal)
+    assert failed.error is not None and failed.error.type == "ContractError"
+    assert counts(side_log) == {"first": 2, "last": 1}  # tried once, not retried
+
+
+def test_a_refused_resume_closes_the_journal_it_opened(
+    journal: str, side_log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = execute_plan_sync(PLAN, TOOLS, journal=journal)
+    from marimo_engine.engine import journal as journal_module
+
+    opened: list[Any] = []
+    real_open = journal_module.open_journal
+
+    def spying_open(spec: Any = None) -> Any:
+        store = real_open(spec)
+        closed = store.close
+        store.closed = False
+
+        def close() -> None:
+            store.closed = True
+            closed()
+
+        store.close = close
+        opened.append(store)
+        return store
+
+    monkeypatch.setattr(journal_module, "open_journal", spying_open)
+    with pytest.raises(DecisionError):
+        resume_run(first.run_id, TOOLS, journal=journal)  # no decision
+    with pytest.raises(UsageError, match="No run"):
+        resume_run("nope", TOOLS, journal=journal)
+    assert [store.closed for store in opened] == [True, True]
+    with open_journal(journal) as mine:
+        with pytest.raises(DecisionError):
+            resume_run(first.run_id, TOOLS, journal=mine)
+        assert mine.get_run(first.run_id, steps=False) is not None  # the caller's: left open
+
+
+@pytest.mark.anyio
+async def test_a_resume_closed_before_it_starts_lets_go_of_the_run(
+    journal: str, side_log: Path
+) -> None:
+    first = execute_plan_sync(PLAN, TOOLS, journal=journal)
+    info = first.intervention
+    assert info is not None
+    closed = resume_run(first.run_id, TOOLS, journal=journal, decision=Decision.approve())
+    await closed.aclose()  # never iterated: it never starts
+    assert not closed.finished
+    with pytest.raises(UsageError, match="has not finished"):
+        _ = closed.result
+    with open_journal(journal) as store:
+        record = store.get_run(first.run_id, steps=False)
+    # Nothing was written: the run still waits for the same person, and its lease is free.
+    assert record is not None and record.status == "INTERVENTION_NEEDED"
+    assert record.pending is not None
+    assert record.pending["intervention_id"] == info.intervention_id
+    again = resume_run(
+        first.run_id,
+        TOOLS,
+        journal=journal,
+        decision=Decision.approve(),
+        intervention_id=info.intervention_id,
+    )
+    events = [event async for event in again]
+    assert events[-1].verdict is Verdict.SUCCESS
+    assert counts(side_log) == {"first": 1, "double": 1, "last": 1}
+
+
+@pytest.mark.anyio
+async def test_closing_a_run_that_began_still_ends_it_with_finish(
+    journal: str, side_log: Path
+) -> None:
+    first = execute_plan_sync(PLAN, TOOLS, journal=journal)
+    run = resume_run(first.run_id, TOOLS, journal=journal, decision=Decision.approve())
+    start = await run.__anext__()
+    assert start.type is EventType.START
+    await run.aclose()
+    assert run.finished and run.result.events[-1].type is EventType.FINISH
+    again = resume_run(first.run_id, TOOLS, journal=journal)  # the lease was released
+    await again.aclose()

@@ -230,3 +230,47 @@ def test_on_intervention_continues_and_still_releases() -> None:
     assert result.verdict is Verdict.SUCCESS
     assert result.outputs["p"] == ["b"]
     assert result.released == ["a", "b"]
+
+
+def test_needed_keeps_what_map_markdown_contracts_and_sub_plans_read() -> None:
+    """Each output below is read only by a plan language 2 reader that runs late."""
+    from marimo_engine.plans.subplans import PlanLibrary
+    from tests.unit.engine import map_tools
+
+    child = {
+        "id": "child",
+        "inputs": {"n": {}},
+        "steps": [{"id": "c1", "tool": "double", "args": {"x": "$input.n"}, "output": True}],
+    }
+    late = {"depends_on": ["slow"]}
+    plan = {
+        "id": "readers",
+        "steps": [
+            {"id": "slow", "tool": "measure_sync", "args": {"name": "slow"}},
+            {"id": "files", "tool": "listing", "args": {"count": 2}},
+            {"id": "n", "tool": "double", "args": {"x": 2}},
+            {"id": "limit", "tool": "double", "args": {"x": 50}},
+            {"id": "sub_n", "tool": "double", "args": {"x": 3}},
+            {"id": "sizes", "tool": "measure_sync", "map": "$files", "args": {"name": "$item"}}
+            | late,
+            {"id": "report", "markdown": "n is $n"} | late,
+            {"id": "checked", "tool": "double", "args": {"x": 1}, "expect": ["$self < $limit"]}
+            | late,
+            {"id": "nested", "plan": "child", "args": {"n": "$sub_n"}} | late,
+        ],
+    }
+    tools = {
+        "listing": map_tools.listing,
+        "measure_sync": map_tools.measure_sync,
+        "double": map_tools.double,
+    }
+    ends = ["sizes", "report", "checked", "nested"]
+    result = execute_plan_sync(plan, tools, keep_outputs=ends, plans=PlanLibrary({"child": child}))
+    assert result.verdict is Verdict.SUCCESS, result.error
+    assert result.outputs == {
+        "sizes": [6, 6],
+        "report": "n is 4",
+        "checked": 2,
+        "nested": {"c1": 12},
+    }
+    assert sorted(result.released) == ["files", "limit", "n", "slow", "sub_n"]

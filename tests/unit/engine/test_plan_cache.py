@@ -36,9 +36,9 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     calls: list[Any] = []
     real = validation.check_plan
 
-    def counted(plan: Any, tools: Any = None) -> Any:
+    def counted(plan: Any, tools: Any = None, **options: Any) -> Any:
         calls.append(plan)
-        return real(plan, tools)
+        return real(plan, tools, **options)
 
     monkeypatch.setattr(validation, "check_plan", counted)
     return calls
@@ -124,3 +124,45 @@ def test_closures_are_not_kept_alive_by_the_cache(checks: list[Any]) -> None:
     del big
     gc.collect()
     assert seen() is None
+
+
+def test_plan_language_2_plans_use_the_cache_and_each_run_its_own_inputs(
+    checks: list[Any],
+) -> None:
+    """Inputs, a map step and a markdown step: cached once, the input values per run."""
+    from tests.unit.engine import map_tools
+
+    plan = {
+        "id": "cached-lang2",
+        "inputs": {"count": {"description": "files"}},
+        "steps": [
+            {"id": "files", "tool": "listing", "args": {"count": "$input.count"}},
+            {"id": "sizes", "tool": "measure_sync", "map": "$files", "args": {"name": "$item"}},
+            {"id": "report", "markdown": "Sizes: $sizes"},
+        ],
+    }
+    tools = {"listing": map_tools.listing, "measure_sync": map_tools.measure_sync}
+    two = execute_plan_sync(plan, tools, inputs={"count": 2})
+    three = execute_plan_sync(plan, tools, inputs={"count": 3})
+    assert two.outputs["sizes"] == [6, 6] and three.outputs["sizes"] == [6, 6, 6]
+    assert three.outputs["report"] == "Sizes: [6, 6, 6]"
+    assert len(checks) == 1
+    assert two.notebook == three.notebook and "plan_inputs" in three.notebook
+
+
+def test_a_plan_with_sub_plan_steps_is_checked_against_its_library_every_run(
+    checks: list[Any],
+) -> None:
+    """A cached parent must not hide a changed sub-plan."""
+    from marimo_engine.plans.subplans import PlanLibrary
+
+    parent = {"id": "cached-parent", "steps": [{"id": "p", "plan": "child", "args": {}}]}
+
+    def child(x: int) -> dict[str, Any]:
+        step = {"id": "c", "tool": "f", "args": {"x": x}, "output": True}
+        return {"id": "child", "steps": [step]}
+
+    first = execute_plan_sync(parent, {"f": double}, plans=PlanLibrary({"child": child(1)}))
+    again = execute_plan_sync(parent, {"f": double}, plans=PlanLibrary({"child": child(5)}))
+    assert first.outputs["p"] == {"c": 2} and again.outputs["p"] == {"c": 10}
+    assert "SUBPLANS" in again.notebook

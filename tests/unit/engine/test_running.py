@@ -176,9 +176,10 @@ async def test_plain_functions_run_in_worker_threads_and_coroutines_on_the_loop(
 
 
 async def test_a_missing_path_in_an_output_is_an_error_naming_the_reference() -> None:
+    # `echo` declares no output type, so validation cannot see the path is missing.
     plan = {
         "steps": [
-            {"id": "a", "tool": "reading"},
+            {"id": "a", "tool": "echo", "args": {"value": {"level": 20.9}}},
             {"id": "b", "tool": "echo", "args": {"value": "$a.pressure"}},
         ]
     }

@@ -176,10 +176,10 @@ async def test_stale_ids_missing_answers_and_busy_runs_are_tool_errors(
                 store.release(run_id, token)
     assert stale.is_error and "Intervention 'x' is stale" in stale.content[0].text
     assert paused["intervention"]["intervention_id"] in stale.content[0].text
-    assert unanswered.is_error and "decision='approve', 'reject' or 'answer'" in (
+    assert unanswered.is_error and "Pass decision='approve' or decision='reject'." in (
         unanswered.content[0].text
     )
-    assert answered.is_error and "decision='approve' or 'reject'" in answered.content[0].text
+    assert answered.is_error and "takes approve or reject, not answer" in answered.content[0].text
     assert missing.is_error and "No run 'nope'" in missing.content[0].text
     assert busy.is_error and "is being run by process" in busy.content[0].text
     assert calls == {"first": 1}  # none of them ran anything

@@ -16,7 +16,13 @@ from mcp import Client
 
 from marimo_engine.examples import load_example
 from marimo_engine.mcp_server._sessions import SessionTable
-from marimo_engine.mcp_server.server import PLAN_LANGUAGE_URI, TOOLS_URI, build_server
+from marimo_engine.mcp_server.server import (
+    PLAN_LANGUAGE_URI,
+    PLAN_SCHEMA_URI,
+    TOOLS_URI,
+    build_server,
+)
+from marimo_engine.plans.json_schema import published_plan_schema_text
 
 pytestmark = pytest.mark.anyio
 
@@ -27,6 +33,7 @@ LIVE_TOOLS = [
     "create_cell", "edit_cell", "run_cells", "delete_cell", "describe", "variables",
     "run_plan_live",
 ]  # fmt: skip
+CODE_TOOLS = ["code_goal"]
 MISSPELT = {"id": "bad-1", "steps": [{"id": "s1", "tool": "scan_hul"}]}
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 
@@ -42,7 +49,7 @@ def server(tmp_path: Path) -> Any:
 async def test_every_tool_has_a_description_and_a_schema(server: Any) -> None:
     async with Client(server) as client:
         tools = (await client.list_tools()).tools
-    assert [t.name for t in tools] == PLAN_TOOLS + RUN_TOOLS + LIVE_TOOLS
+    assert [t.name for t in tools] == PLAN_TOOLS + RUN_TOOLS + LIVE_TOOLS + CODE_TOOLS
     for tool in tools:
         assert tool.description and len(tool.description) > 30, tool.name
         assert tool.input_schema["type"] == "object"
@@ -51,6 +58,9 @@ async def test_every_tool_has_a_description_and_a_schema(server: Any) -> None:
     assert "list_sessions" in session["description"]
     assert by_name["run_plan"].input_schema["required"] == ["plan"]
     assert "ctx" not in by_name["run_plan"].input_schema["properties"]
+    code = by_name["code_goal"].input_schema
+    assert code["required"] == ["session", "goal"]
+    assert "approve" not in code["properties"]  # the server's owner sets the policy, not a model
 
 
 async def test_list_tools_returns_the_registry_schemas(server: Any) -> None:
@@ -161,7 +171,9 @@ async def test_resources_serve_the_reference_and_the_schemas(server: Any) -> Non
         reference = await client.read_resource(PLAN_LANGUAGE_URI)
         schemas = await client.read_resource(TOOLS_URI)
         example = await client.read_resource("marimo-engine://examples/seattle-weather")
-    assert listed == {PLAN_LANGUAGE_URI, TOOLS_URI}
+        plan_schema = await client.read_resource(PLAN_SCHEMA_URI)
+    assert listed == {PLAN_LANGUAGE_URI, PLAN_SCHEMA_URI, TOOLS_URI}
+    assert plan_schema.contents[0].text == published_plan_schema_text()
     text = reference.contents[0].text
     assert text == (DOCS / "plan-language.md").read_text(encoding="utf-8")
     assert any(t["name"] == "scan_hull" for t in json.loads(schemas.contents[0].text))
@@ -186,3 +198,44 @@ async def test_bad_arguments_are_tool_errors_not_crashes(server: Any) -> None:
         again = await client.call_tool("list_tools", {})
     assert result.is_error and "max_workers" in result.content[0].text
     assert not again.is_error
+
+
+async def test_code_goal_says_what_is_missing(
+    server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    async with Client(server) as client:
+        no_model = await client.call_tool("code_goal", {"session": "s_gone", "goal": "x"})
+        no_key = await client.call_tool(
+            "code_goal", {"session": "s_gone", "goal": "x", "model": "openai:x"}
+        )
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        no_session = await client.call_tool(
+            "code_goal", {"session": "s_gone", "goal": "x", "model": "openai:x"}
+        )
+        no_data = await client.call_tool(
+            "code_goal",
+            {"session": "s_gone", "goal": "x", "model": "openai:x",
+             "data": [str(tmp_path / "missing.csv")]},
+        )  # fmt: skip
+    assert no_model.is_error and "Give model, such as 'openai:gpt-4o-mini'" in (
+        no_model.content[0].text
+    )
+    assert "--model" in no_model.content[0].text
+    assert no_key.is_error and "has no key or endpoint: set OPENAI_API_KEY" in (
+        no_key.content[0].text
+    )
+    assert no_session.is_error and "Session 's_gone' is not open" in no_session.content[0].text
+    assert no_data.is_error and "does not exist" in no_data.content[0].text
+
+
+def test_the_approval_policy_is_the_servers_and_checked(tmp_path: Path) -> None:
+    from marimo_engine.cli.main import build_parser
+    from marimo_engine.errors import UsageError
+
+    args = build_parser().parse_args(["mcp", "--model", "openai:x", "--approve", "deny"])
+    assert (args.model, args.approve) == ("openai:x", "deny")
+    assert build_parser().parse_args(["mcp"]).approve == "ask"
+    with pytest.raises(UsageError, match="use ask, auto or deny"):
+        build_server(approve="always", sessions=SessionTable(registry_dir=str(tmp_path)))  # type: ignore[arg-type]

@@ -96,7 +96,9 @@ CASES = [
                 "invalid_plan",
                 "Step 's1' has an unknown field 'tiemout_s'. Did you mean 'timeout_s'? Allowed "
                 "fields: 'id', 'tool', 'description', 'args', 'run_if', 'intervention_if', "
-                "'key_finding', 'depends_on', 'timeout_s', 'retries', 'requires_approval'.",
+                "'key_finding', 'depends_on', 'timeout_s', 'retries', 'requires_approval', "
+                "'map', 'map_concurrency', 'map_errors', 'plan', 'output', 'expect', 'schema', "
+                "'markdown'.",
             ),
             (
                 "s2",
@@ -251,7 +253,7 @@ CASES = [
                 "self_reference",
                 "Step 's3' refers to its own output ('$s3.o2_level') in args.o2_level, which "
                 "does not exist before the step runs. Refer to another step, or move the test "
-                "to intervention_if, which runs after the step.",
+                "to expect or intervention_if, which run after the step.",
             )
         ],
     ),
@@ -265,7 +267,7 @@ CASES = [
                 "self_reference",
                 "Step 's2' refers to its own output ('$s2.level') in run_if, which does not "
                 "exist before the step runs. Refer to another step, or move the test to "
-                "intervention_if, which runs after the step.",
+                "expect or intervention_if, which run after the step.",
             )
         ],
     ),
@@ -291,7 +293,7 @@ CASES = [
         "cycle-names-the-steps-in-order",
         _steps(
             {"id": "a", "tool": "analyze_atmosphere", "args": {"o2_level": "$b.level"}},
-            _o2("b", run_if="$c.o2_level > 1"),
+            _o2("b", run_if="$c.level > 1"),
             _o2("c", depends_on=["a"]),
         ),
         [
@@ -421,7 +423,7 @@ CASES = [
                 "nmae",
                 "invalid_plan",
                 "The plan has an unknown field 'nmae'. Did you mean 'name'? Allowed fields: "
-                "'id', 'name', 'steps'.",
+                "'id', 'name', 'steps', 'inputs'.",
             ),
             (
                 "s1",
@@ -458,7 +460,12 @@ def test_validate_plan(case: Case) -> None:
 
 
 def test_every_problem_code_is_covered_by_a_case() -> None:
-    covered = {code for case in CASES for _, _, code, _ in case.expected}
+    from tests.unit.plans.test_plan_language_2 import COVERED
+
+    from .test_contracts_markdown import CONTRACT_CASES
+
+    covered = {code for case in [*CASES, *CONTRACT_CASES] for _, _, code, _ in case.expected}
+    covered |= COVERED
     assert covered == {code.value for code in ProblemCode}
 
 
@@ -601,7 +608,7 @@ def test_long_cycles_are_shortened_in_the_message() -> None:
 
 
 def _chain(count: int) -> dict[str, Any]:
-    steps = [_o2("s0")] + [
+    steps = [{"id": "s0", "tool": "analyze_atmosphere", "args": {"o2_level": 20.9}}] + [
         {
             "id": f"s{i}",
             "tool": "analyze_atmosphere",

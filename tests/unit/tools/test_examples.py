@@ -205,6 +205,7 @@ def test_unknown_example_names_close_ones_or_all() -> None:
     ):
         load_example("hull-check")
     with pytest.raises(
-        UsageError, match=r"^There is no example plan 'zzz'\. Examples: 'breach-response', "
+        UsageError,
+        match=r"^There is no example plan 'zzz'\. Examples: 'air-report', 'breach-response', ",
     ):
         load_example("zzz")

@@ -272,6 +272,7 @@ def test_schema_of_a_documented_function_has_types_defaults_and_descriptions() -
             "required": ["depth_m"],
             "additionalProperties": False,
         },
+        "returns": {"type": "object", "additionalProperties": {"type": "number"}},
     }
     json.dumps(schema)  # what a model sees is plain JSON
 
@@ -356,7 +357,10 @@ def test_schemas_lists_every_tool_in_registration_order() -> None:
         "shapes",
         "with_constraints",
     ]
-    assert all(set(s) == {"name", "description", "parameters"} for s in schemas)
+    # "returns" only where the output's type is declared (`loose` has no annotation).
+    assert [set(s) - {"name", "description", "parameters"} for s in schemas] == [
+        {"returns"} if s["name"] != "loose" else set() for s in schemas
+    ]
 
 
 # --- lookup -------------------------------------------------------------------

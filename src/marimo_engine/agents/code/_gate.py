@@ -173,6 +173,8 @@ class Gate:
             why = "--approve deny" if mode == "deny" else "no one to ask (no on_intervention)"
             decision = ApprovalDecision(False, f"refused: {why}")
         else:
+            if state.show is not None:  # the patch's events come before the question
+                await state.show()
             answer = self.on_intervention(request)
             if inspect.isawaitable(answer):
                 answer = await answer

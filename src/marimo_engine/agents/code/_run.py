@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,9 @@ class CodeRun:
     """Seconds the last batch was allowed to run (for its timeout report)."""
     run: Any = None
     """pydantic-ai's `AgentRun` of the model turn under way, or `None`."""
+    show: Callable[[], Awaitable[None]] | None = None
+    """Hands the queued events to the run's reader and waits until it has taken them
+    (set during a model turn): what a person is asked about is shown before the question."""
 
     def run_timeout(self, per_run_s: float) -> float:
         """Seconds a batch may run: `per_run_s`, cut to the wall time left (at least 1 s)."""

@@ -225,6 +225,7 @@ class CodeAgent(Gate, Applier):
         data: Sequence[str | os.PathLike[str]] = (),
         workdir: str | os.PathLike[str] | None = None,
         data_context: list[dict[str, Any]] | None = None,
+        new_notebook: bool = False,
     ) -> AsyncIterator[CodeEvent]:
         """Run the agent, yielding a `CodeEvent` per action; the last is `DONE`.
 
@@ -238,6 +239,9 @@ class CodeAgent(Gate, Applier):
             workdir: The folder writes are allowed in; `None` means the
                 notebook's folder, else the current one.
             data_context: Descriptions of the data already made (`data.describe_files`).
+            new_notebook: The notebook was created for this run: the blank cell
+                marimo puts in a new notebook is removed before the first turn
+                (a notebook with anything else in it is left as it is).
 
         Raises:
             UsageError: An empty goal.
@@ -291,6 +295,8 @@ class CodeAgent(Gate, Applier):
                 msg=f"Goal: {goal} (model {self.model_label}, notebook {key})",
             )
             try:
+                if new_notebook:
+                    await remove_blank_cell(client)
                 async for event in self._loop(state, described):
                     yield event
                 verdict, reason = Verdict.SUCCESS, "finished"
@@ -470,6 +476,11 @@ class CodeAgent(Gate, Applier):
                 if kind == "events":
                     for event in value:
                         yield event
+                elif kind == "shown":  # the turn waits until its events are taken
+                    taken, shown = value
+                    for event in taken:
+                        yield event
+                    shown.set()
                 elif kind == "error":
                     for event in state.drain():
                         yield event
@@ -496,6 +507,13 @@ class CodeAgent(Gate, Applier):
 
         async def validate(output: Patch | Finish) -> Patch | Finish:
             return await self._validate(state, output)
+
+        async def show() -> None:
+            shown = asyncio.Event()
+            events.put_nowait(("shown", (state.drain(), shown)))
+            await shown.wait()  # `_ask` sets it once its reader took the events
+
+        state.show = show
 
         run: Any = None
         try:
@@ -545,6 +563,8 @@ class CodeAgent(Gate, Applier):
                 raise  # only `_ask` cancels the turn, when it no longer waits for it
             events.put_nowait(("error", exc))
             return
+        finally:
+            state.show = None
         events.put_nowait(("output", output))
 
     def _record_responses(self, state: CodeRun, run: Any) -> None:
@@ -564,6 +584,26 @@ class CodeAgent(Gate, Applier):
                 output_tokens=message.usage.output_tokens,
             )
             state.tracker.record(message)  # raises ModelLimitError past the budget
+
+
+async def remove_blank_cell(client: LiveClient) -> bool:
+    """Delete the one blank cell of a notebook that has nothing else (marimo's new notebook).
+
+    marimo creates a missing notebook file with one empty cell; a notebook the
+    agent creates should hold only the agent's cells.
+
+    Args:
+        client: A `LiveClient` on the session.
+
+    Returns:
+        Whether a cell was deleted (`False` when the notebook has other cells,
+        or code in its one cell).
+    """
+    cells = await client.cells(max_output_chars=0)
+    if len(cells) != 1 or cells[0].code.strip():
+        return False
+    await client.delete_cell(cells[0].id, allow_person_cell=True)  # blank: nothing to lose
+    return True
 
 
 def _options_json(options: CodeOptions) -> dict[str, Any]:

@@ -115,6 +115,22 @@ class ApprovalRequest:
             return f"Install package {self.package!r} (module {self.module!r} is missing)?"
         return "Apply this patch? " + "; ".join(f.describe() for f in self.findings)
 
+    def patch_lines(self) -> list[str]:
+        """The patch a person is asked about, as lines to show: `--- OP NAME`, then its code.
+
+        Returns:
+            One `--- create NAME` (or `edit`, `delete`) line per operation,
+            each followed by its code indented four spaces; empty without a patch.
+        """
+        lines: list[str] = []
+        for op in self.patch.ops if self.patch is not None else ():
+            code = getattr(op, "code", None)
+            label = getattr(op, "name", None) or getattr(op, "target", "")
+            lines.append(f"--- {op.op} {label}")
+            if code:
+                lines.extend(f"    {line}" for line in code.splitlines())
+        return lines
+
 
 @dataclass(frozen=True)
 class ApprovalDecision:

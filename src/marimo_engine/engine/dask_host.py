@@ -1,0 +1,853 @@
+"""Run a plan's tool steps on a Dask cluster: one more host of the one step runtime.
+
+`execute_plan(plan, tools, executor=...)` (CLI: `run --executor ...`) takes:
+
+- `None` or `"inprocess"` (default): steps run in this process;
+- `"dask"`: a `distributed.LocalCluster` of worker processes, sized to the
+  machine, is started for the run and closed after it;
+- `"dask://HOST:PORT"` (or `"tcp://HOST:PORT"`): an existing Dask scheduler;
+- a `distributed.Client`: its scheduler (the client stays open).
+
+The run is the same `_Run` as in process (validation, the scheduler, the
+events, `FINISH`), with `DaskTarget` as its target, and each step is
+`step.run_step` with `DaskTarget` as its host: `run_if`, `intervention_if`,
+references, retries with backoff, `timeout_s`, approvals and events keep
+their meaning because they are the same code. What the host moves to the
+cluster is what touches data (`engine._dask_tasks`):
+
+- each try of a tool is a Dask task (`_dask_tasks.call`); its output stays
+  on the worker that made it, as a Dask future, and dependents get that
+  future as their argument, so a dataframe passed from step to step never
+  travels through this process;
+- beside the output, the same task computes what the driver needs and
+  reports it as a Dask event (`_dask_tasks.Report`, forwarded by the
+  scheduler to this client): the output's JSON summary (the form events
+  take in JSON today, `_json.to_jsonable`), its size, and the truth of the
+  step's `intervention_if`; a key finding's output, and the outputs named in
+  `gather`, come back whole;
+- a `run_if`, and a reference with a path (`$s1.rows`) or inside text, into
+  an output that stayed on the cluster are evaluated there
+  (`_dask_tasks.evaluate`, `_dask_tasks.resolve`): one round trip each.
+
+A step's output that stayed on the cluster is a `RemoteOutput` in events and
+results: its `summary` is what its JSON says; its future is released when
+the run ends. Timeouts end a try on time, and a timed-out or cancelled try is
+interrupted on its worker (`_dask_tasks.interrupt`, the same interruption as
+the in-process worker pool); a try that cannot be stopped (a call blocked in
+C) is not retried and is named in `FINISH` (`abandoned`). A worker that dies
+during a try fails that try (`KilledWorker`), which `retries` retries on
+another worker: the local cluster is started with Dask's
+`distributed.scheduler.allowed-failures` at 0 for that; a scheduler of your
+own reruns such a task up to its own setting first. Tools must be importable
+on the workers (a tool without an import path is sent pickled by value); a
+step whose tool cannot be loaded there fails with `UnknownToolError` saying
+so, before it runs. See docs/dask.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import time
+import uuid
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
+
+from marimo_engine.engine.step import (
+    StepOutcome,
+    blocked_events,
+    error_event,
+    prepare_steps,
+    run_step,
+)
+from marimo_engine.errors import EngineError, UsageError
+
+if TYPE_CHECKING:
+    from marimo_engine.engine._dask_tasks import Description, ToolRef
+    from marimo_engine.engine._run import _Run
+    from marimo_engine.engine.compiler import NotebookIR
+    from marimo_engine.engine.events import Event
+    from marimo_engine.engine.graph import StepGraph
+    from marimo_engine.engine.step import PreparedStep
+    from marimo_engine.plans.expressions import Expression
+    from marimo_engine.plans.schema import Plan
+
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "EXTRA_INSTALL",
+    "WORKER_WAIT_S",
+    "DaskTarget",
+    "RemoteOutput",
+    "dask_target",
+]
+
+EXTRA_INSTALL = 'pip install "marimo-engine[dask]"'
+"""The install line for the optional Dask extra."""
+
+CONNECT_TIMEOUT_S = 30.0
+"""Seconds to reach a Dask scheduler before the run fails."""
+
+WORKER_WAIT_S = 60.0
+"""Seconds to wait for a first worker on a scheduler that has none."""
+
+CLOSE_TIMEOUT_S = 30.0
+"""Seconds closing a client or a local cluster may take; never more."""
+
+WATCH_S = 0.5
+"""Seconds between looks at the states of the tries waiting for their report."""
+
+REPORT_GRACE_S = 10.0
+"""Seconds a try that ended may take to deliver its report before it fails."""
+
+_POLL_S = 0.02
+"""Seconds between looks at an interrupted try's state."""
+
+
+def _require_distributed() -> None:
+    if importlib.util.find_spec("distributed") is None:
+        raise UsageError(f"Running steps on Dask needs the 'distributed' package: {EXTRA_INSTALL}.")
+
+
+def dask_target(executor: Any, *, gather: bool | Collection[str] = ()) -> DaskTarget | None:
+    """The target for `execute_plan(..., executor=executor)`, or `None` to run in process.
+
+    Args:
+        executor: `None` or `"inprocess"`; `"dask"` (a local cluster for the
+            run); `"dask://HOST:PORT"` or `"tcp://HOST:PORT"` (a running
+            scheduler); or a `distributed.Client`.
+        gather: Ids of steps whose outputs come back to this process whole
+            (key findings always do); `True` for every step.
+
+    Returns:
+        A `DaskTarget`, or `None` for the in-process run.
+
+    Raises:
+        UsageError: `executor` is none of those, `gather` is not a collection
+            of step ids or `True`, or `distributed` is not installed (the
+            message gives the install line).
+    """
+    if not (gather is True or gather is False or _is_ids(gather)):
+        raise UsageError(f"gather must be True or a collection of step ids, got {gather!r}.")
+    if executor is None or executor == "inprocess":
+        return None
+    if isinstance(executor, str):
+        if executor == "dask":
+            _require_distributed()
+            return DaskTarget(address=None, client=None, gather=gather)
+        for scheme, replace in (("dask://", "tcp://"), ("tcp://", "tcp://"), ("tls://", "tls://")):
+            if executor.startswith(scheme) and len(executor) > len(scheme):
+                _require_distributed()
+                address = replace + executor[len(scheme) :]
+                return DaskTarget(address=address, client=None, gather=gather)
+        raise UsageError(
+            f"executor must be 'inprocess', 'dask', 'dask://HOST:PORT' or a "
+            f"distributed.Client, got {executor!r}."
+        )
+    if type(executor).__module__.startswith("distributed") and hasattr(executor, "submit"):
+        return DaskTarget(address=None, client=executor, gather=gather)
+    raise UsageError(
+        f"executor must be 'inprocess', 'dask', 'dask://HOST:PORT' or a distributed.Client, "
+        f"got a {type(executor).__name__}."
+    )
+
+
+def _is_ids(value: Any) -> bool:
+    return (
+        isinstance(value, Collection)
+        and not isinstance(value, str | bytes)
+        and all(isinstance(v, str) for v in value)
+    )
+
+
+class RemoteOutput:
+    """A step's output kept on a Dask worker: its summary here, the data there.
+
+    Events (`STEP_COMPLETE`, `INTERVENTION_NEEDED`, `FINISH`) and results
+    carry it where the in-process run carries the output itself; in JSON it
+    is `summary`, so `run --json` writes the same lines either way.
+
+    Attributes:
+        step_id: The step that made it.
+        summary: Its JSON form (`_json.to_jsonable`), computed on the worker.
+        type_name: The output's class, `module.qualname`.
+        nbytes: Dask's estimate of its size in bytes (`-1` if unknown).
+        future: The Dask future that holds it, or `None` once the run ended
+            (the run releases its outputs; ask for them with `gather`).
+        value: The output itself when it came back (`has_value`).
+        has_value: Whether `value` holds the output.
+    """
+
+    __slots__ = ("future", "has_value", "nbytes", "step_id", "summary", "type_name", "value")
+
+    def __init__(self, step_id: str, description: Description, future: Any) -> None:
+        self.step_id = step_id
+        self.type_name = description.type_name
+        self.nbytes = description.nbytes
+        self.future = future
+        self.has_value = description.gathered
+        if description.gathered:
+            from marimo_engine._json import to_jsonable
+
+            self.value: Any = description.summary
+            self.summary: Any = to_jsonable(description.summary)
+        else:
+            self.value = None
+            self.summary = description.summary
+
+    def __jsonable__(self) -> Any:
+        """The JSON form: `summary` (the `_json` fallback's own rule 6)."""
+        return self.summary
+
+    def __repr__(self) -> str:
+        return (
+            f"RemoteOutput(step_id={self.step_id!r}, type={self.type_name!r}, nbytes={self.nbytes})"
+        )
+
+
+class _RemoteArgs(dict):  # type: ignore[type-arg]
+    """A step's keyword arguments resolved on the cluster.
+
+    As a dict it holds the args as written (what an approval shows); `future`
+    is the Dask future of the resolved ones.
+    """
+
+    future: Any = None
+
+
+class _Tries:
+    """The `pool` of the Dask host: which tries could not be stopped on their worker."""
+
+    def __init__(self) -> None:
+        self.stuck: dict[str, list[str]] = {}  # step id -> tokens of tries still running
+        self._tasks: list[tuple[str, asyncio.Future[Any]]] = []
+
+    def is_running(self, label: str) -> bool:
+        """Whether a try of step `label` was left running on its worker."""
+        return bool(self.stuck.get(label)) or any(
+            lbl == label and not task.done() for lbl, task in self._tasks
+        )
+
+    def abandon_task(self, label: str, task: asyncio.Future[Any]) -> None:
+        """Count a try whose stopping outlived the grace as abandoned."""
+        self._tasks.append((label, task))
+
+
+class DaskTarget:
+    """The Dask target of a run, and the host of `step.run_step` for its steps.
+
+    Made by `dask_target`; `execute_plan` hands it to the run. Holds the
+    client (and the local cluster it started) from `prepare` to `close`.
+    """
+
+    concurrency = None
+
+    def __init__(
+        self,
+        *,
+        address: str | None,
+        client: Any | None,
+        gather: bool | Collection[str],
+    ) -> None:
+        self.address = address
+        self.given_client = client
+        self.gather = gather
+        self.client: Any = None
+        self.cluster: Any = None
+        self.owns_client = False
+        self.pool = _Tries()
+        self.run: _Run | None = None
+        self.plan_id = ""
+        self._prepared: dict[str, PreparedStep] = {}
+        self._refs: dict[str, ToolRef] = {}
+        self._outputs: dict[str, Any] = {}  # step id -> RemoteOutput, or a value given here
+        self._remote: dict[str, RemoteOutput] = {}  # the last successful try of each step
+        self._described: dict[str, Description] = {}
+        self._futures: set[Any] = set()  # every future of this run not yet released
+        self._topic = f"marimo-engine-{uuid.uuid4().hex}"  # the tries report here
+        self._waiting: dict[str, asyncio.Future[tuple[str, Any]]] = {}  # token -> its report
+        self._batch: list[tuple[Any, ...]] = []  # tries to submit at the end of this turn
+        self._tries: dict[str, Any] = {}  # token -> the try's Dask future
+        self._watcher: asyncio.Future[None] | None = None
+
+    # -- the target interface ---------------------------------------------------------
+
+    async def prepare(self, run: _Run, plan: Plan, ir: NotebookIR) -> StepGraph:
+        """Connect (or start a local cluster), check the tools load on the workers.
+
+        Raises:
+            UsageError: No scheduler at the address, no worker joined it in
+                time, `gather` names steps the plan does not have, or the
+                plan has `map` or sub-plan steps (not run on Dask yet).
+        """
+        from marimo_engine.engine.graph import StepGraph
+
+        self.run = run
+        self.plan_id = run.plan_id
+        if self.gather is not True and self.gather is not False:
+            unknown = [s for s in self.gather if s not in plan.step_ids]
+            if unknown:
+                raise UsageError(
+                    f"gather names steps the plan does not have: "
+                    f"{', '.join(repr(s) for s in unknown)}."
+                )
+        later = [s.id for s in plan.steps if s.map is not None or s.plan is not None]
+        if later:
+            raise UsageError(
+                f"Map and sub-plan steps do not run on Dask yet ({', '.join(map(repr, later))}): "
+                "run this plan in process (drop executor=)."
+            )
+        await self._connect()
+        self.client.subscribe_topic(self._topic, self._on_report)
+        registry = run.tools
+        specs = {s.tool: registry.get(s.tool) for s in plan.steps}
+        missing = await self._load_tools(specs)
+        available = {name: (None if name in missing else spec) for name, spec in specs.items()}
+        self._prepared = prepare_steps(plan, available, missing=missing)
+        return StepGraph.from_dependencies(plan.step_ids, ir.dependencies)
+
+    async def _connect(self) -> None:
+        import dask
+        import distributed
+
+        if self.given_client is not None:
+            given = self.given_client
+            if getattr(given, "asynchronous", False) and given.loop.asyncio_loop is (
+                asyncio.get_running_loop()
+            ):
+                self.client = given
+                return
+            self.address = given.scheduler.address  # a client of another loop: our own one
+        if self.address is None:
+            with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                self.cluster = await distributed.LocalCluster(
+                    processes=True, asynchronous=True, dashboard_address=None
+                )
+            address = self.cluster
+        else:
+            address = self.address
+        try:
+            self.client = await distributed.Client(
+                address,
+                asynchronous=True,
+                set_as_default=False,
+                timeout=CONNECT_TIMEOUT_S,
+            )
+        except (OSError, TimeoutError) as exc:
+            raise UsageError(
+                f"No Dask scheduler answered at {self.address} within {CONNECT_TIMEOUT_S} s "
+                f"({exc}); start one ('dask scheduler') or fix the address."
+            ) from None
+        self.owns_client = True
+        if not self.client.scheduler_info().get("workers"):
+            try:
+                await self.client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+            except TimeoutError:
+                raise UsageError(
+                    f"No Dask worker joined the scheduler at {self.address} within "
+                    f"{WORKER_WAIT_S} s; start workers ('dask worker {self.address}')."
+                ) from None
+
+    async def _load_tools(self, specs: Mapping[str, Any]) -> dict[str, str]:
+        """Tool name to why it cannot be called on the workers (only those that cannot)."""
+        import cloudpickle
+
+        from marimo_engine.engine._dask_tasks import ToolRef, check_tools
+
+        missing: dict[str, str] = {}
+        for name, spec in specs.items():
+            if spec is None:
+                continue
+            path = spec.import_path
+            if path is not None:
+                self._refs[name] = ToolRef(name, path, None)
+                continue
+            try:
+                pickled = cloudpickle.dumps(spec.function)
+            except Exception as exc:
+                missing[name] = (
+                    f"it cannot be sent to the Dask workers: it has no import path and "
+                    f"pickling it failed ({type(exc).__name__}: {exc}); define it in a module "
+                    "the workers can import"
+                )
+                continue
+            self._refs[name] = ToolRef(name, None, pickled)
+        if self._refs:
+            answers = await asyncio.wait_for(
+                self.client.run(check_tools, list(self._refs.values())), WORKER_WAIT_S
+            )
+            for problems in answers.values():
+                for name, message in problems.items():
+                    missing.setdefault(name, message.rstrip("."))
+        return missing
+
+    async def start(self, step_id: str) -> StepOutcome | None:
+        """Run one step (`run_step` with this host); never raises but `CancelledError`."""
+        run = self.run
+        assert run is not None
+        if run.stopping:
+            return None
+        prepared = self._prepared[step_id]
+        try:
+            result = await run_step(prepared, self._outputs, self)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # an engine bug is this step's error, never a hang
+            await self.emit(error_event(self.plan_id, prepared.step, exc))
+            return StepOutcome.FAILED
+        if result.outcome in (StepOutcome.COMPLETED, StepOutcome.INTERVENTION):
+            remote = self._remote.get(step_id)
+            output = result.output
+            if remote is not None and (
+                output is remote or (remote.has_value and output is remote.value)
+            ):
+                self._outputs[step_id] = remote
+            else:  # a person's answer replaced the output: it lives here
+                self._outputs[step_id] = output
+        return result.outcome
+
+    async def blocked(self, step_id: str, dependency: str) -> None:
+        """Emit the events of a step skipped because `dependency` was skipped."""
+        for event in blocked_events(self.plan_id, self._prepared[step_id].step, dependency):
+            await self.emit(event)
+
+    async def close(self) -> None:
+        """Release every future of the run, close what the run opened; bounded in time."""
+        client = self.client
+        if client is None:
+            return
+        run = self.run
+        if self._watcher is not None:
+            self._watcher.cancel()
+        try:
+            stuck = [t for tokens in self.pool.stuck.values() for t in tokens]
+            still: set[str] = set()
+            if stuck:  # interrupted once more; give them the grace to end
+                still = await self._still_running(stuck)
+            if run is not None:
+                run.abandoned = [
+                    sid for sid, tokens in self.pool.stuck.items() if still.intersection(tokens)
+                ]
+            with contextlib.suppress(Exception):
+                client.unsubscribe_topic(self._topic)
+                await asyncio.wait_for(
+                    client.run_on_scheduler(_forget_topic, self._topic), CLOSE_TIMEOUT_S
+                )
+            futures = list(self._futures)
+            self._futures.clear()
+            for remote in self._remote.values():
+                remote.future = None
+            if futures and not self.owns_client:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.cancel(futures, force=True), CLOSE_TIMEOUT_S)
+            del futures
+        finally:
+            self.client = None
+            if self.owns_client:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.close(), CLOSE_TIMEOUT_S)
+            if self.cluster is not None:
+                cluster, self.cluster = self.cluster, None
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(cluster.close(), CLOSE_TIMEOUT_S)
+
+    # -- the host interface of `step.run_step` ----------------------------------------
+
+    async def emit(self, event: Event) -> None:
+        """Fold and deliver an event (the run's)."""
+        assert self.run is not None
+        await self.run.emit(event)
+
+    async def sleep(self, seconds: float) -> None:
+        """The retry backoff."""
+        await asyncio.sleep(seconds)
+
+    async def before_tool(self, prepared: PreparedStep, kwargs: Mapping[str, Any]) -> Any:
+        """`run_step`'s approval hook: `durable.RunRecorder`'s (no journal on Dask)."""
+        assert self.run is not None
+        return await self.run.recorder.before_tool(prepared, kwargs, self)
+
+    async def intervene(self, prepared: PreparedStep, needed: Event, output: Any) -> Any:
+        """`run_step`'s hook for a true `intervention_if`: `durable.RunRecorder`'s."""
+        assert self.run is not None
+        return await self.run.recorder.intervene(prepared, needed, output, self)
+
+    async def evaluate(
+        self, prepared: PreparedStep, expression: Expression, values: Mapping[str, Any]
+    ) -> bool:
+        """A `run_if`/`intervention_if` evaluated where the outputs it reads are.
+
+        Here when every output it reads is here; else in one Dask task. A
+        step's own `intervention_if` was evaluated beside its output already.
+
+        Raises:
+            ExpressionError, UnknownReferenceError: As in process.
+        """
+        own = values.get(prepared.id)
+        described = self._described.get(prepared.id)
+        if (
+            expression is prepared.intervention_if
+            and described is not None
+            and isinstance(self._remote.get(prepared.id), RemoteOutput)
+            and (own is self._remote[prepared.id] or own is self._remote[prepared.id].value)
+        ):
+            truth = described.intervention
+            if truth is not None and not isinstance(truth, bool):
+                raise truth.unpack()
+            return bool(truth)
+        local, remote = _split({r.step_id for r in expression.references}, values)
+        if not remote:
+            return expression.is_true(local)
+        from marimo_engine.engine._dask_tasks import CarriedError, evaluate
+
+        answer = await self._small(evaluate, expression.text, {**local, **remote})
+        if isinstance(answer, CarriedError):
+            raise answer.unpack()
+        return bool(answer)
+
+    async def resolve_args(
+        self, prepared: PreparedStep, inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The tool's keyword arguments; references into outputs on the cluster stay there.
+
+        A whole reference (`"$s1"`) to an output on the cluster becomes its
+        `RemoteOutput` (its future goes to the try); a reference with a path
+        or inside text into one is resolved on the cluster.
+
+        Raises:
+            UnknownReferenceError: A reference does not resolve (as in process).
+        """
+        from marimo_engine.plans.references import find_references, resolve_value
+
+        step = prepared.step
+        if not step.args:
+            return {}
+        if not _needs_cluster(step.args, inputs):
+            view = {
+                sid: (v.value if isinstance(v, RemoteOutput) and v.has_value else v)
+                for sid, v in inputs.items()
+            }
+            kwargs = resolve_value(step.args, view)
+            assert isinstance(kwargs, dict)
+            kwargs.update(prepared.converted_args)
+            return kwargs
+        from marimo_engine.engine._dask_tasks import CarriedError, done, resolve
+
+        local, remote = _split({r.step_id for r in find_references(step.args)}, inputs)
+        client = self.client
+        future = client.submit(
+            resolve,
+            dict(step.args),
+            dict(prepared.converted_args),
+            {**local, **remote},
+            pure=False,
+            key=self._key(prepared.id, "args"),
+        )
+        self._futures.add(future)
+        try:
+            await self._small(done, future)
+        except CarriedError as exc:
+            self._release(future)
+            raise exc.unpack() from None
+        except BaseException:
+            self._release(future)
+            raise
+        shown = _RemoteArgs({**step.args, **prepared.converted_args})
+        shown.future = future
+        return shown
+
+    async def call_tool(self, prepared: PreparedStep, kwargs: Mapping[str, Any]) -> Any:
+        """One try: the tool runs on a worker; its output stays there.
+
+        The try's task reports its outcome as a Dask event (`_dask_tasks.Report`);
+        a try that ends without one (its worker died, Dask cancelled it) fails
+        with what Dask says (`KilledWorker`, ...).
+
+        Returns:
+            The output itself when it comes back (a key finding, `gather`),
+            else its `RemoteOutput`.
+
+        Raises:
+            BaseException: What the tool raised (rebuilt here), `KilledWorker`
+                when its worker died, `UnknownToolError` when the tool cannot
+                be loaded on that worker.
+            asyncio.CancelledError: The try was cancelled (timeout, cancelled
+                run); it was interrupted on its worker first.
+        """
+        from marimo_engine.engine._dask_tasks import CarriedError, Report
+
+        sid = prepared.id
+        step = prepared.step
+        token = uuid.uuid4().hex
+        payload: Any = kwargs.future if isinstance(kwargs, _RemoteArgs) else _to_futures(kwargs)
+        condition = prepared.intervention_if
+        reads: dict[str, Any] = {}
+        if condition is not None:
+            local, remote = _split(
+                {r.step_id for r in condition.references if r.step_id != sid}, self._outputs
+            )
+            reads = {**local, **remote}
+        gather = (
+            step.key_finding
+            or self.gather is True
+            or (self.gather is not False and sid in self.gather)
+        )
+        report = Report(self._topic, sid, gather, condition.text if condition else None)
+        waiter: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = waiter
+        self._enqueue((self._refs[step.tool], payload, token, report, reads, self._key(sid, token)))
+        try:
+            kind, answer = await waiter
+        except asyncio.CancelledError:
+            await self._stop_try(sid, token)
+            raise
+        except BaseException:
+            self._waiting.pop(token, None)
+            self._release(self._tries.pop(token, None))
+            raise
+        out = self._tries.pop(token)
+        if kind == "error":
+            self._release(out)
+            assert isinstance(answer, CarriedError)
+            raise _as_tool_error(answer.unpack(), step.tool, sid)
+        remote = RemoteOutput(sid, answer, out)
+        old = self._remote.get(sid)
+        if old is not None and old.future is not None:
+            self._release(old.future)
+        self._remote[sid] = remote
+        self._described[sid] = answer
+        return remote.value if remote.has_value else remote
+
+    def _on_report(self, event: tuple[float, Any]) -> None:
+        """A try's report arrived (the client's handler of the run's topic)."""
+        import pickle
+
+        try:
+            token, kind, payload = pickle.loads(event[1])
+        except Exception:  # not ours: the topic is the run's alone
+            return
+        waiter = self._waiting.pop(token, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result((kind, payload))
+
+    def _enqueue(self, item: tuple[Any, ...]) -> None:
+        """Queue a try; the tries queued in one turn of the loop go to Dask as one graph.
+
+        Many steps start at once (a fan-out): one `client.map` costs the
+        scheduler one graph update where one `submit` each would cost many.
+        """
+        self._batch.append(item)
+        if len(self._batch) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        from marimo_engine.engine._dask_tasks import call
+
+        batch, self._batch = self._batch, []
+        batch = [item for item in batch if item[2] in self._waiting]  # not cancelled meanwhile
+        if not batch:
+            return
+        try:
+            refs, payloads, tokens, reports, reads, keys = zip(*batch, strict=True)
+            futures = self.client.map(
+                call, refs, payloads, tokens, reports, reads, key=list(keys), pure=False
+            )
+        except Exception as exc:  # the arguments do not serialise, the client closed
+            for token in (item[2] for item in batch):
+                waiter = self._waiting.pop(token, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        for token, future in zip(tokens, futures, strict=True):
+            self._tries[token] = future
+            self._futures.add(future)
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        """Fail the tries whose task ended without a report (`KilledWorker`, a cancel).
+
+        Looks at the tries' states every `WATCH_S` (a dead worker shows within
+        that); a try that finished gets `REPORT_GRACE_S` for its report.
+        """
+        finished_at: dict[str, float] = {}
+        while self._waiting:
+            await asyncio.sleep(WATCH_S)
+            now = time.monotonic()
+            for token in list(self._waiting):
+                future = self._tries.get(token)
+                if future is None or future.status == "pending":
+                    continue
+                if future.status == "finished":
+                    if now - finished_at.setdefault(token, now) < REPORT_GRACE_S:
+                        continue
+                    error: BaseException = EngineError(
+                        "The try ended on its Dask worker without reporting its outcome."
+                    )
+                elif future.status == "cancelled":
+                    error = EngineError("Dask cancelled the try.")
+                else:  # "error", or "lost" with its worker (Dask may recompute it)
+                    try:
+                        error = await asyncio.wait_for(future.exception(), REPORT_GRACE_S)
+                    except TimeoutError:
+                        error = EngineError(f"The try's task is {future.status} on Dask.")
+                    except Exception as exc:
+                        error = exc
+                    if not isinstance(error, BaseException):  # it finished meanwhile
+                        continue
+                waiter = self._waiting.pop(token, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(error)
+
+    async def _still_running(self, tokens: list[str]) -> set[str]:
+        """Interrupt these tries again; the ones still running after the grace."""
+        from marimo_engine.engine._dask_tasks import interrupt, running
+        from marimo_engine.engine._threads import INTERRUPT_GRACE_S
+
+        client = self.client
+        still = set(tokens)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.run(interrupt, tokens), CLOSE_TIMEOUT_S)
+            deadline = time.monotonic() + INTERRUPT_GRACE_S
+            while still and time.monotonic() < deadline:
+                answers = await asyncio.wait_for(client.run(running, tokens), CLOSE_TIMEOUT_S)
+                still = {t for found in answers.values() for t in found}
+                if still:
+                    await asyncio.sleep(_POLL_S * 5)
+        return still
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _key(self, step_id: str, what: str) -> str:
+        return f"marimo-engine-{self.plan_id}-{step_id}-{what}"
+
+    async def _small(self, function: Any, *args: Any) -> Any:
+        """Run `function(*args)` as a Dask task and return its (small) result."""
+        future = self.client.submit(function, *args, pure=False)
+        self._futures.add(future)
+        try:
+            return await future
+        finally:
+            self._release(future)
+
+    def _release(self, *futures: Any) -> None:
+        for future in futures:
+            if future is None:
+                continue
+            self._futures.discard(future)
+            with contextlib.suppress(Exception):
+                future.release()
+
+    async def _stop_try(self, sid: str, token: str) -> None:
+        """Interrupt a cancelled try on its worker and give it most of the grace to end."""
+        from marimo_engine.engine._threads import INTERRUPT_GRACE_S
+
+        client = self.client
+        deadline = time.monotonic() + INTERRUPT_GRACE_S * 0.8
+        self._waiting.pop(token, None)  # a try still queued is never submitted
+        out = self._tries.pop(token, None)
+        if out is None:
+            return
+        futures = (out,)
+        try:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    client.run(_interrupt_target(), [token]), INTERRUPT_GRACE_S * 0.5
+                )
+            while out.status == "pending" and time.monotonic() < deadline:
+                await asyncio.sleep(_POLL_S)
+            if out.status == "pending":  # still running on its worker: not stopped
+                self.pool.stuck.setdefault(sid, []).append(token)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.cancel(list(futures), force=True), 1.0)
+            self._release(*futures)
+
+
+def _forget_topic(topic: str, dask_scheduler: Any = None) -> None:
+    """On the scheduler: drop the run's events (a long-lived scheduler keeps each topic)."""
+    dask_scheduler._broker.truncate(topic)
+
+
+def _interrupt_target() -> Any:
+    from marimo_engine.engine._dask_tasks import interrupt
+
+    return interrupt
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _split(
+    step_ids: Collection[str], values: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The values of `step_ids` that are here, and futures of those on the cluster."""
+    local: dict[str, Any] = {}
+    remote: dict[str, Any] = {}
+    for sid in step_ids:
+        if sid not in values:
+            continue  # resolving then says which step has no output, as in process
+        value = values[sid]
+        if isinstance(value, RemoteOutput):
+            if value.has_value:
+                local[sid] = value.value
+            else:
+                remote[sid] = value.future
+        else:
+            local[sid] = value
+    return local, remote
+
+
+def _needs_cluster(args: Any, inputs: Mapping[str, Any]) -> bool:
+    """Whether resolving `args` reads into an output that stayed on the cluster."""
+    from marimo_engine.plans.references import parse_template
+
+    if isinstance(args, str):
+        if "$" not in args:
+            return False
+        try:
+            template = parse_template(args)
+        except Exception:
+            return False  # resolving here raises the same error as in process
+        for ref in template.references:
+            value = inputs.get(ref.step_id)
+            if (
+                isinstance(value, RemoteOutput)
+                and not value.has_value
+                and (ref.path or not template.is_whole)
+            ):
+                return True
+        return False
+    if isinstance(args, Mapping):
+        return any(_needs_cluster(v, inputs) for v in args.values())
+    if isinstance(args, list | tuple):
+        return any(_needs_cluster(v, inputs) for v in args)
+    return False
+
+
+def _to_futures(value: Any) -> Any:
+    """`value` with each `RemoteOutput` replaced by its future (Dask passes the data)."""
+    if isinstance(value, RemoteOutput):
+        return value.future if value.future is not None else value.value
+    if isinstance(value, dict):
+        return {k: _to_futures(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_futures(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_to_futures(v) for v in value)
+    return value
+
+
+def _as_tool_error(exc: BaseException, tool: str, step_id: str) -> BaseException:
+    """A tool that cannot be loaded on its worker is `UnknownToolError`, as anywhere else."""
+    from marimo_engine.engine._dask_tasks import ToolLoadError
+
+    if isinstance(exc, ToolLoadError):
+        from marimo_engine.errors import UnknownToolError
+
+        return UnknownToolError(
+            tool, message=f"Tool {tool!r} of step {step_id!r} cannot be called here: {exc}"
+        )
+    return exc

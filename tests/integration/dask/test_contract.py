@@ -1,0 +1,284 @@
+"""The plan contract on a Dask cluster: the same plans give the same events as in process.
+
+Each plan of the contract (the spec's "Running" clauses, as
+`tests/unit/engine/test_running.py` checks them in process) runs in process
+and on the tests' cluster (2 worker processes); per step, the events must
+say the same (type, attempt, error type, reason, expression, output as
+JSON, key finding), and the verdicts and `FINISH` outputs (as JSON) must
+match. On Dask, outputs stay on the workers: events carry the JSON summary
+computed there, which is the JSON the in-process run writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from marimo_engine import EventType, Verdict
+from marimo_engine.engine.dask_host import RemoteOutput
+from marimo_engine.engine.events import Event
+from marimo_engine.engine.executor import execute_plan
+from marimo_engine.errors import UsageError
+
+from . import tools
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(600)]
+
+TOOLS = {
+    name: getattr(tools, name)
+    for name in (
+        "reading", "echo", "aecho", "boom", "flaky", "spin", "asleep", "sometimes_slow",
+        "raise_base",
+    )
+}  # fmt: skip
+
+
+def _plans(markers: Path) -> dict[str, dict[str, Any]]:
+    """The contract's plans; `markers` is a folder of the run's own counter files."""
+    return {
+        "frame": {"steps": [
+            {"id": "a", "tool": "reading"},
+            {"id": "b", "tool": "echo", "args": {"value": "$a.level"}},
+        ]},
+        "skips": {"steps": [
+            {"id": "a", "tool": "echo", "args": {"value": 1}, "run_if": "1 > 2"},
+            {"id": "b", "tool": "echo", "args": {"value": "$a"}},
+            {"id": "c", "tool": "echo", "depends_on": ["b"]},
+            {"id": "d", "tool": "echo", "args": {"value": 4}},
+            {"id": "r", "tool": "reading"},
+            {"id": "e", "tool": "echo", "args": {"value": 1}, "run_if": "$r.level < 19.5"},
+            {"id": "f", "tool": "echo", "args": {"value": 2}, "run_if": "$r.level > 19.5"},
+        ]},
+        "references": {"steps": [
+            {"id": "a", "tool": "reading", "args": {"level": 14.5}},
+            {"id": "b", "tool": "aecho", "args": {"value": {
+                "whole": "$a", "level": "$a.level", "item": "$a.items.1",
+                "text": "O2 is $a.level % ($$5)", "nested": ["$a.level", {"deep": "$a.items.0"}],
+            }}},
+            {"id": "c", "tool": "echo", "args": {"value": "$b"}},
+        ]},
+        "missing-path": {"steps": [
+            {"id": "a", "tool": "reading"},
+            {"id": "b", "tool": "echo", "args": {"value": "$a.pressure"}},
+        ]},
+        "expression-error": {"steps": [
+            {"id": "a", "tool": "echo"},
+            {"id": "b", "tool": "echo", "run_if": "$a < 15"},
+        ]},
+        "retries": {"steps": [
+            {"id": "f", "tool": "flaky", "retries": 3,
+             "args": {"marker": str(markers / "flaky"), "fail_times": 2}},
+            {"id": "use", "tool": "echo", "args": {"value": "$f.value"}, "key_finding": True},
+        ]},
+        "last-retry": {"steps": [{"id": "b", "tool": "boom", "retries": 1}]},
+        "timeout-plain": {"steps": [
+            {"id": "s", "tool": "spin", "args": {"seconds": 60}, "timeout_s": 0.5},
+        ]},
+        "timeout-coroutine": {"steps": [
+            {"id": "s", "tool": "asleep", "args": {"seconds": 60}, "timeout_s": 0.5},
+        ]},
+        "timeout-retried": {"steps": [
+            {"id": "s", "tool": "sometimes_slow", "timeout_s": 4.0, "retries": 1,
+             "args": {"marker": str(markers / "slow")}},
+        ]},
+        "base-exceptions": {"steps": [
+            {"id": "h", "tool": "raise_base", "args": {"kind": "halt"}},
+            {"id": "k", "tool": "raise_base", "args": {"kind": "keyboard"}},
+            {"id": "x", "tool": "raise_base", "args": {"kind": "exit"}},
+            {"id": "y", "tool": "echo", "depends_on": ["h", "k", "x"]},
+        ]},
+        "key-finding": {"steps": [
+            {"id": "a", "tool": "reading", "key_finding": True},
+            {"id": "b", "tool": "echo", "args": {"value": 3}},
+        ]},
+        "intervention": {"steps": [
+            {"id": "o2", "tool": "reading", "args": {"level": 14.0},
+             "intervention_if": "$o2.level < 15"},
+            {"id": "next", "tool": "echo", "args": {"value": "$o2.level"}},
+        ]},
+        "no-intervention": {"steps": [
+            {"id": "base", "tool": "reading", "args": {"level": 3}},
+            {"id": "o2", "tool": "reading", "intervention_if": "$o2.level < $base.level"},
+            {"id": "next", "tool": "echo", "args": {"value": "$o2.level"}},
+        ]},
+        "invalid": {"steps": [
+            {"id": "a", "tool": "nope"},
+            {"id": "b", "tool": "echo", "args": {"value": "$zz.level"}},
+        ]},
+    }  # fmt: skip
+
+
+def _shape(events: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
+    """Per step, what each event says (not its message, time or duration)."""
+    steps: dict[str, list[tuple[Any, ...]]] = {}
+    for e in events:
+        error = e.get("error") or {}
+        steps.setdefault(e["step_id"] or e["type"], []).append(
+            (
+                e["type"],
+                e.get("attempt"),
+                error.get("type"),
+                e.get("reason"),
+                e.get("expression"),
+                json.dumps(e.get("output"), sort_keys=True),
+                json.dumps(e.get("outputs"), sort_keys=True),
+                e.get("key_finding"),
+                e.get("verdict"),
+            )
+        )
+    return steps
+
+
+async def tasks_left(client: Any, prefix: str, wait_s: float = 30.0) -> list[str]:
+    """Keys starting with `prefix` still on the scheduler, once gone or after `wait_s` s."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        keys = await client.run_on_scheduler(
+            lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks]
+        )
+        left = [k for k in keys if k.startswith(prefix)]
+        if not left or loop.time() > deadline:
+            return left
+        await asyncio.sleep(0.1)
+
+
+async def _run(plan: dict[str, Any], **options: Any) -> list[Event]:
+    async with execute_plan(plan, TOOLS, **options) as run:
+        return [event async for event in run]
+
+
+async def test_every_contract_plan_gives_the_same_events_on_dask(
+    dask_address: str, tmp_path: Path
+) -> None:
+    from distributed import Client
+
+    (tmp_path / "inprocess").mkdir()
+    (tmp_path / "dask").mkdir()
+    async with Client(dask_address, asynchronous=True, set_as_default=False) as client:
+        for name, plan in _plans(tmp_path / "inprocess").items():
+            here = await _run({"id": f"contract-{name}", **plan})
+            there_plan = _plans(tmp_path / "dask")[name]
+            there = await _run({"id": f"contract-{name}", **there_plan}, executor=client)
+            expected = _shape([e.to_json() for e in here])
+            assert _shape([e.to_json() for e in there]) == expected, name
+            assert there[-1].verdict is here[-1].verdict, name
+        # Nothing of the runs is left on the cluster.
+        assert await tasks_left(client, "marimo-engine-contract-") == []
+
+
+async def test_outputs_stay_remote_unless_asked_for(dask_address: str) -> None:
+    plan = {
+        "id": "remote-outputs",
+        "steps": [
+            {"id": "a", "tool": "reading"},
+            {"id": "b", "tool": "reading", "args": {"level": 3}},
+            {"id": "c", "tool": "echo", "args": {"value": "$a"}, "key_finding": True},
+        ],
+    }
+    address = "dask://" + dask_address.removeprefix("tcp://")
+    events = await _run(plan, executor=address, gather=["b"])
+    finish = events[-1]
+    assert finish.verdict is Verdict.SUCCESS
+    outputs = finish.outputs or {}
+    assert isinstance(outputs["a"], RemoteOutput)
+    assert outputs["a"].summary == {"level": 20.9, "items": ["a", "b"]}
+    assert outputs["a"].type_name == "tests.integration.dask.tools.Reading"
+    assert outputs["a"].future is None  # released when the run ended
+    assert outputs["b"] == tools.Reading(3)  # asked for
+    assert outputs["c"] == tools.Reading(20.9)  # a key finding comes back whole
+    complete = next(e for e in events if e.type is EventType.STEP_COMPLETE and e.step_id == "a")
+    assert complete.to_json()["output"] == {"level": 20.9, "items": ["a", "b"]}
+
+
+async def test_a_tool_the_workers_cannot_import_fails_its_step_saying_so(
+    dask_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "only_here_tools.py").write_text(
+        "def local_only(value=None):\n    return value\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "only_here_tools", raising=False)
+    import only_here_tools  # type: ignore[import-not-found]
+
+    plan = {
+        "id": "not-on-workers",
+        "steps": [
+            {"id": "a", "tool": "echo", "args": {"value": 1}},
+            {"id": "b", "tool": "local_only", "args": {"value": "$a"}, "retries": 2},
+        ],
+    }
+    registry = {"echo": tools.echo, "local_only": only_here_tools.local_only}
+    async with execute_plan(plan, registry) as run:  # in process it runs
+        assert [e async for e in run][-1].verdict is Verdict.SUCCESS
+    async with execute_plan(plan, registry, executor=dask_address) as run:
+        events = [e async for e in run]
+    error = next(e for e in events if e.type is EventType.ERROR)
+    assert error.step_id == "b" and error.error is not None
+    assert error.error.type == "UnknownToolError"
+    assert "cannot be loaded on Dask worker" in error.error.message
+    assert "No module named 'only_here_tools'" in error.error.message
+    assert "Install module 'only_here_tools' where the workers run" in error.error.message
+    assert not any(e.type is EventType.STEP_RETRY for e in events)  # not retried
+    assert events[-1].verdict is Verdict.FAILURE
+
+
+async def test_a_journal_with_dask_is_refused_in_one_line(dask_address: str) -> None:
+    with pytest.raises(UsageError, match="cannot be journaled here"):
+        execute_plan({"steps": [{"id": "a", "tool": "echo"}]}, TOOLS, executor="dask", journal=True)
+
+
+async def test_approvals_and_a_persons_answer_work_on_dask(dask_address: str) -> None:
+    from marimo_engine.engine.durable import Decision, InterventionInfo
+
+    asked: list[InterventionInfo] = []
+
+    def answer(info: InterventionInfo) -> Decision:
+        asked.append(info)
+        if info.kind == "approval":
+            return Decision.approve()
+        return Decision.answer({"level": 21.0})
+
+    plan = {
+        "id": "dask-approvals",
+        "steps": [
+            {
+                "id": "a",
+                "tool": "reading",
+                "args": {"level": 12},
+                "intervention_if": "$a.level < 15",
+            },
+            {"id": "b", "tool": "echo", "args": {"value": "$a.level"}, "requires_approval": True},
+        ],
+    }
+    events = await _run(plan, executor=dask_address, on_intervention=answer)
+    assert [i.kind for i in asked] == ["condition", "approval"]
+    assert asked[0].output is not None
+    assert json.loads(asked[1].model_dump_json())["args"] == {"value": 21.0}
+    assert events[-1].verdict is Verdict.SUCCESS
+    assert (events[-1].outputs or {})["a"] == {"level": 21.0}  # the person's answer
+    assert events[-1].to_json()["outputs"]["b"] == 21.0
+
+
+def test_a_synchronous_client_is_used_through_its_scheduler(dask_address: str) -> None:
+    from distributed import Client
+
+    from marimo_engine import execute_plan_sync
+
+    with Client(dask_address, set_as_default=False) as client:
+        result = execute_plan_sync(
+            {"steps": [{"id": "a", "tool": "reading"}, {"id": "b", "tool": "echo",
+                        "args": {"value": "$a.items"}}]},
+            TOOLS,
+            executor=client,
+            gather=["b"],
+        )  # fmt: skip
+        assert result.verdict is Verdict.SUCCESS, result.error
+        assert result.outputs["b"] == ("a", "b")
+        assert client.status == "running"  # the caller's client stays open
