@@ -29,6 +29,11 @@ How it measures (marimo-engine issue 19):
   keeps plain functions off the event loop pays; the thread-pool floor runs
   K blocking calls on K threads.
 
+Plan language 2 figures come from `benchmarks/plan_language.py` (`bench_map`,
+`bench_subplan`), under "map" and "subplan" in the JSON: a map step against
+`asyncio.gather` (`step_ratio`, `run_ratio`) and a sub-plan step's overhead
+against the same steps inlined (`overhead_ms`).
+
 Workloads: chains of N no-op steps (each reads the previous output), with
 plain-function tools (run in worker threads) and coroutine tools; fan-outs
 of K steps sleeping 50 ms, then one step reading them all; a chain of 10
@@ -50,6 +55,10 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# plan language 2 (a map step against asyncio.gather, a sub-plan's overhead): its own
+# script, importable because `python benchmarks/engine.py` puts benchmarks/ on sys.path
+from plan_language import bench_map, bench_subplan
 
 from marimo_engine import execute_plan_sync
 from marimo_engine.engine import _plan_cache
@@ -619,6 +628,19 @@ def print_report(figures: dict[str, Any]) -> None:
         f"{memory['engine_all_peak_mib']:.1f} MiB, 'needed' {memory['engine_needed_peak_mib']:.1f} "
         f"MiB; LangGraph {fmt(memory['langgraph_peak_mib'], ' MiB', 1)}"
     )
+    mapped = figures["map"]
+    console.print(
+        f"Map step over {mapped['items']:,} items of a {mapped['sleep_s'] * 1000:.0f} ms "
+        f"coroutine (wall, medians): step {mapped['map_step_s'] * 1000:.1f} ms vs asyncio.gather "
+        f"{mapped['gather_s'] * 1000:.1f} ms, step_ratio {mapped['step_ratio']:.3f}x "
+        f"(target 1.1x); whole run vs asyncio.run(gather) run_ratio {mapped['run_ratio']:.3f}x"
+    )
+    subplan = figures["subplan"]
+    console.print(
+        f"Sub-plan of {subplan['steps']} steps vs the same steps inlined (wall, medians): "
+        f"{subplan['subplan_s'] * 1000:.2f} ms vs {subplan['inline_s'] * 1000:.2f} ms, "
+        f"overhead_ms {subplan['overhead_ms']:.2f}"
+    )
 
     done = Table(title="Done when (marimo-engine issue 19)")
     for col in ("target", "figure", "limit", "result"):
@@ -664,6 +686,12 @@ def main(argv: list[str] | None = None) -> int:
         bench_fan_out(100, "blocking", rounds),
     ]
     memory = bench_memory(10)
+    if quick:
+        mapped = bench_map(count=200, reps=2)
+        subplan = bench_subplan(steps=5, reps=3)
+    else:
+        mapped = bench_map()
+        subplan = bench_subplan()
     figures: dict[str, Any] = {
         "python": sys.version.split()[0],
         "quick": quick,
@@ -672,6 +700,8 @@ def main(argv: list[str] | None = None) -> int:
         "growth": growth,
         "fan_out": fans,
         "memory": memory,
+        "map": mapped,
+        "subplan": subplan,
     }
     figures["done_when"] = done_when(figures)
     figures["benchmark_seconds"] = time.perf_counter() - started
