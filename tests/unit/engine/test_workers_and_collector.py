@@ -119,7 +119,8 @@ def test_overlapping_runs_freeze_no_more_than_the_first_snapshot() -> None:
         garbage = [[] for _ in range(1000)]
         with frozen_heap():
             freeze_prepared()  # another run is going: nothing more is frozen
-            assert gc.get_freeze_count() == frozen
+            # (at most as many: a frozen object another test's thread lets go leaves the count)
+            assert gc.get_freeze_count() <= frozen
         del garbage
     finally:
         outer.__exit__(None, None, None)
