@@ -111,16 +111,14 @@ async def run(
         `key_findings`, `skipped`, `error` (with `problems` for an invalid
         plan), `events` and `notebook`.
     """
-    from marimo_engine.engine.compiler import plan_to_notebook
-    from marimo_engine.engine.events import ExecutionResult
     from marimo_engine.engine.executor import execute_plan
 
-    registry = _registry(tools)
-    events = [e async for e in execute_plan(plan, registry, max_workers=max_workers)]
-    result = ExecutionResult.from_events(events)
-    if result.error is None or result.error.problems is None:  # the plan was valid
-        result.notebook = plan_to_notebook(plan, registry)
-    return result
+    # The run's own result: the plan validated and compiled once, and the
+    # notebook rendered from that compilation when read (none for an invalid plan).
+    async with execute_plan(plan, _registry(tools), max_workers=max_workers) as run:
+        async for _ in run:
+            pass
+    return run.result
 
 
 def notebook(plan: dict[str, Any] | str, tools: Sequence[str] = ()) -> str:

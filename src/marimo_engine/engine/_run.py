@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from marimo_engine.engine._outputs import KeepOutputs, OutputKeeper, checked_keep_outputs
 from marimo_engine.engine.events import ErrorInfo, Event, EventFold, EventType
 from marimo_engine.engine.step import (
     StepOutcome,
@@ -34,6 +35,7 @@ from marimo_engine.engine.step import (
 from marimo_engine.errors import EngineError, PlanValidationError, UsageError
 
 if TYPE_CHECKING:
+    from marimo_engine.engine._plan_cache import PreparedPlan
     from marimo_engine.engine._threads import WorkerPool
     from marimo_engine.engine.compiler import NotebookIR
     from marimo_engine.engine.durable import RunRecorder
@@ -86,6 +88,7 @@ class _Run:
         target: _Target | None = None,
         recorder: RunRecorder | None = None,
         run_id: str | None = None,
+        keep_outputs: KeepOutputs = "all",
         plans: Any = None,
         inputs: Mapping[str, Any] | None = None,
     ) -> None:
@@ -99,6 +102,7 @@ class _Run:
             raise UsageError(
                 f"max_workers must be a whole number of at least 1, got {max_workers!r}."
             )
+        self.keep = checked_keep_outputs(keep_outputs)
         self.source = plan
         self.tools = as_registry(tools)
         # plan language 2: where sub-plan steps find their plans; the plan's input values
@@ -118,6 +122,8 @@ class _Run:
         self.cancel_reason: str | None = None
         self.ir: NotebookIR | None = None
         self.plan: Plan | None = None
+        self.cache_key: tuple[Any, ...] | None = None  # engine/_plan_cache.py
+        self.cached: PreparedPlan | None = None
         self.started = time.monotonic()
         self.finished = False
         self.abandoned: list[str] = []  # steps whose worker was left running
@@ -188,7 +194,19 @@ class _Run:
     # -- the run ------------------------------------------------------------
 
     async def main(self) -> None:
-        """Run the plan; always emits exactly one `FINISH` last."""
+        """Run the plan; always emits exactly one `FINISH` last.
+
+        The objects that exist before the run are kept out of the cyclic
+        collector's walks while it runs (`_gc.frozen_heap`): they are most of
+        the process, and walking them again and again made long plans cost
+        more per step than short ones.
+        """
+        from marimo_engine.engine._gc import frozen_heap
+
+        with frozen_heap():
+            await self._main()
+
+    async def _main(self) -> None:
         self.started = time.monotonic()
         try:
             await self._emit(EventType.START, f"Plan {self.plan_id!r} started.")
@@ -227,16 +245,28 @@ class _Run:
         await self.emit(Event(type=type_, plan_id=self.plan_id, msg=msg, **fields))
 
     async def _prepare(self) -> StepGraph | None:
+        from marimo_engine.engine import _plan_cache
+        from marimo_engine.engine._gc import collector_paused, freeze_prepared
         from marimo_engine.engine.compiler import compile_checked_plan
         from marimo_engine.plans.validation import check_plan
 
         try:
-            plan = check_plan(self.source, self.tools, plans=self.plans)  # every problem at once
-            if _own_id(self.source) is None:
-                plan = plan.model_copy(update={"id": self.plan_id})  # the id START carried
-            self.plan = plan
-            self.ir = compile_checked_plan(plan, self.tools, plans=self.plans)
-            return await self.target.prepare(self, plan, self.ir)
+            with collector_paused():  # builds long-lived objects only
+                own_id = _own_id(self.source) is not None
+                self.cache_key = _plan_cache.cache_key(self.source, self.tools) if own_id else None
+                self.cached = _plan_cache.lookup(self.cache_key)  # validated and compiled before
+                if self.cached is not None:
+                    plan, self.ir = self.cached.plan, self.cached.ir
+                else:
+                    # every problem at once
+                    plan = check_plan(self.source, self.tools, plans=self.plans)
+                    if not own_id:
+                        plan = plan.model_copy(update={"id": self.plan_id})  # START's id
+                    self.ir = compile_checked_plan(plan, self.tools, plans=self.plans)
+                self.plan = plan
+            graph = await self.target.prepare(self, plan, self.ir)
+            freeze_prepared()
+            return graph
         except (PlanValidationError, UsageError) as exc:
             await self._emit(EventType.ERROR, str(exc), error=ErrorInfo.from_exception(exc))
             return None
@@ -273,8 +303,8 @@ class _Run:
         """Build the `ExecutionResult` of a finished run."""
         from marimo_engine.engine.compiler import render_notebook
 
-        notebook = render_notebook(self.ir) if self.ir is not None else None
-        return self.fold.result(notebook)
+        ir = self.ir
+        return self.fold.result(None if ir is None else functools.partial(render_notebook, ir))
 
 
 # -- in process ------------------------------------------------------------------------------
@@ -286,20 +316,6 @@ class _StepFailed(Exception):
 
 class _StepNotStarted(Exception):
     """Aborts a step cell scheduled just before the run began to stop."""
-
-
-@functools.lru_cache(maxsize=16_384)
-def _compile_cell(code: str, cell_id: str) -> Any:
-    """Compile one cell with marimo's compiler, memoised by code (as marimo keys cells)."""
-    import ast
-    import dataclasses
-
-    from marimo._ast.compiler import compile_cell
-
-    cell = compile_cell(code, cell_id=cell_id)
-    # Keep the compiled code, not the syntax tree: cached trees are many small
-    # objects that every full garbage collection would walk again.
-    return dataclasses.replace(cell, mod=ast.Module(body=[], type_ignores=[]))
 
 
 @functools.cache
@@ -331,44 +347,58 @@ class _InProcess:
         self._evaluator: Any = None
         self._outcomes: dict[str, StepOutcome] = {}
         self._not_started: set[str] = set()
+        self._keeper: OutputKeeper | None = None  # keep_outputs other than "all"
         self.plan_inputs: dict[str, Any] | None = None
 
     async def prepare(self, run: _Run, plan: Plan, ir: NotebookIR) -> StepGraph:
+        from marimo_engine.engine import _plan_cache
+        from marimo_engine.engine._gc import collector_paused
+        from marimo_engine.engine._subplan import input_values
         from marimo_engine.engine._threads import WorkerPool
+        from marimo_engine.engine.compiler import INPUTS_NAME
         from marimo_engine.engine.graph import StepGraph
 
         self.run = run
         self.plan_id = run.plan_id
-        registry = run.tools
-        # plan language 2: sub-plans and inputs
-        from marimo_engine.engine._subplan import input_values
-
+        # plan language 2: the input values are this run's (cell globals), never cached
         self.plan_inputs = input_values(plan, run.given_inputs)
-        subplans = {s.id: run.plans.resolve(s.plan) for s in plan.steps if s.plan is not None}
-        self._prepared = prepare_steps(
-            plan, {name: registry.get(name) for name in plan.tool_names}, subplans=subplans
-        )
-        self._cells = {
-            sid: _compile_cell(cell.code, cell.name) for sid, cell in ir.step_cells.items()
-        }
-        cells = self._cells
-        graph = StepGraph.from_cells(
-            plan.step_ids,
-            defs={sid: c.defs for sid, c in cells.items()},
-            refs={sid: c.refs for sid, c in cells.items()},
-        )
-        for sid in plan.step_ids:  # marimo's graph must be the plan's graph
-            if set(graph.parents[sid]) != set(ir.dependencies[sid]):
-                raise AssertionError(
-                    f"marimo's analysis of step {sid!r} gives parents {graph.parents[sid]}, "
-                    f"but the plan says {ir.dependencies[sid]}."
+        cached = run.cached
+        if cached is not None:
+            self._prepared, self._cells, graph = cached.prepared, cached.cells, cached.graph
+        else:
+            registry = run.tools
+            with collector_paused():  # builds long-lived objects only
+                tools = {name: registry.get(name) for name in plan.tool_names}
+                subplans = {
+                    s.id: run.plans.resolve(s.plan) for s in plan.steps if s.plan is not None
+                }
+                self._prepared = prepare_steps(
+                    plan, tools, dependencies=ir.dependencies, subplans=subplans
                 )
+                self._cells = cells = _compile_step_cells(ir)
+                graph = StepGraph.from_cells(
+                    plan.step_ids,
+                    defs={sid: c.defs for sid, c in cells.items()},
+                    refs={sid: c.refs for sid, c in cells.items()},
+                )
+            for sid in plan.step_ids:  # marimo's graph must be the plan's graph
+                if set(graph.parents[sid]) != set(ir.dependencies[sid]):
+                    raise AssertionError(
+                        f"marimo's analysis of step {sid!r} gives parents {graph.parents[sid]}, "
+                        f"but the plan says {ir.dependencies[sid]}."
+                    )
+            _plan_cache.store(  # not a plan with sub-plan steps (_plan_cache.store)
+                run.cache_key,
+                _plan_cache.PreparedPlan(plan, ir, self._cells, self._prepared, graph),
+            )
         self._glbls = {
             "__name__": "__marimo_engine__",
             "plan_run": self,
-            "plan_inputs": self.plan_inputs,
+            INPUTS_NAME: self.plan_inputs,
         }
         self._variables = ir.variables
+        if run.keep is not None:
+            self._keeper = OutputKeeper(plan, graph, run.keep, self._release)
         evaluator_class, cell_executor = _marimo_evaluator_parts()
         self._evaluator = evaluator_class(executor=cell_executor, lifecycles=[])
         self.pool = WorkerPool(self.max_workers)
@@ -420,6 +450,21 @@ class _InProcess:
     # the target interface
 
     async def start(self, step_id: str) -> StepOutcome | None:
+        outcome = await self._start(step_id)
+        if self._keeper is not None and outcome is not None:
+            self._keeper.ended(step_id, outcome)
+        return outcome
+
+    def _release(self, step_id: str) -> None:
+        """Drop a completed step's output everywhere the run holds it (`_outputs.OutputKeeper`)."""
+        run = self.run
+        if run is None or step_id not in run.fold.outputs:
+            return
+        run.fold.release(step_id)
+        self._glbls.pop(self._variables.get(step_id, step_id), None)
+        run.recorder.reuse.pop(step_id, None)  # a journaled output, when resuming
+
+    async def _start(self, step_id: str) -> StepOutcome | None:
         try:
             result = await self._evaluator.evaluate(self._cells[step_id], self._glbls)
             exc = result.exception
@@ -451,6 +496,8 @@ class _InProcess:
         self._glbls[self._variables.get(step_id, step_id)] = None
         for event in blocked_events(self.plan_id, self._prepared[step_id].step, dependency):
             await self.emit(event)
+        if self._keeper is not None:
+            self._keeper.ended(step_id, StepOutcome.SKIPPED)
 
     async def close(self) -> None:
         pool, self.pool = self.pool, None
@@ -458,6 +505,25 @@ class _InProcess:
             if self.run is not None:
                 self.run.abandoned = pool.abandoned()
             pool.shutdown()  # never waits for an abandoned worker
+        # The cells' globals hold this host (`plan_run`) and every output: let
+        # go, so that refcounting frees the run without waiting for the collector.
+        self._glbls.clear()
+        self._cells = {}
+        self._evaluator = None
+        self.run = None  # and the run holds this target: no cycle is left
+
+
+def _compile_step_cells(ir: NotebookIR) -> dict[str, Any]:
+    """Step id to marimo's compiled cell of each step cell (`_cells.compile_step_cells`)."""
+    from marimo_engine.engine._cells import compile_step_cells
+    from marimo_engine.engine.compiler import RUNNER_NAME, python_string
+
+    cells = ir.step_cells
+    compiled = compile_step_cells(
+        RUNNER_NAME,
+        [(c.code, c.name, sid, python_string(sid), c.refs, c.name) for sid, c in cells.items()],
+    )
+    return dict(zip(cells, compiled, strict=True))
 
 
 def _own_id(plan: Any) -> str | None:

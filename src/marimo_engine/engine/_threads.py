@@ -34,13 +34,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import os
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["StepInterrupted", "ThreadCall", "WorkerPool"]
+__all__ = ["DEFAULT_MAX_WORKERS", "StepInterrupted", "ThreadCall", "WorkerPool"]
+
+DEFAULT_MAX_WORKERS = 128
+"""Worker threads a run's plain-function tools may use at once when `max_workers` is not given.
+
+Plain-function tools in plans are mostly I/O-bound (HTTP calls, database
+queries, files, subprocesses): they wait with the GIL released, so a fan-out
+of K of them takes as long as one only when K threads run them. Threads are
+started only when a call is waiting and no worker is idle, and leave after
+`IDLE_EXIT_S` idle, so a plan that never fans out never holds more than a few.
+For CPU-bound plain tools (pure-Python loops hold the GIL; more threads only
+switch more), pass `max_workers` about the number of cores.
+"""
 
 
 class StepInterrupted(BaseException):
@@ -74,7 +85,7 @@ class ThreadCall:
 
     Attributes:
         label: What the call is for (a step id), used to name abandoned calls.
-        ended: Set once the function returned or raised, or the call was
+        ended: Whether the function returned or raised, or the call was
             cancelled before it started.
         interrupted: Whether `StepInterrupted` was sent to the worker.
     """
@@ -82,6 +93,7 @@ class ThreadCall:
     __slots__ = (
         "_future",
         "_loop",
+        "_waiter",
         "ended",
         "function",
         "ident",
@@ -106,7 +118,10 @@ class ThreadCall:
         self.ident: int | None = None
         self.state = _QUEUED
         self.interrupted = False
-        self.ended = threading.Event()
+        self.ended = False
+        # A threading.Event only for a caller that waits for the end (an
+        # interrupted call): most calls end without anyone waiting.
+        self._waiter: threading.Event | None = None
         self._loop = loop
         # No loop: the call runs on the caller's own thread (`run_here`, a Dask worker).
         self._future: asyncio.Future[Any] = loop.create_future() if loop is not None else None  # type: ignore[assignment]
@@ -114,7 +129,13 @@ class ThreadCall:
     @property
     def running(self) -> bool:
         """Whether the function is still running on its worker."""
-        return not self.ended.is_set()
+        return not self.ended
+
+    def _mark_ended(self) -> None:
+        """Record the end (with `lock` held) and wake a waiter, if any."""
+        self.ended = True
+        if self._waiter is not None:
+            self._waiter.set()
 
     def interrupt(self) -> bool:
         """Stop the call: drop it if it has not started, else interrupt its worker.
@@ -126,7 +147,7 @@ class ThreadCall:
         with self.lock:
             if self.state == _QUEUED:
                 self.state = _CANCELLED
-                self.ended.set()
+                self._mark_ended()
                 return True
             if self.state == _RUNNING and not self.interrupted and self.ident is not None:
                 self.interrupted = True
@@ -139,8 +160,12 @@ class ThreadCall:
         Returns:
             Whether it has ended.
         """
-        if self.ended.is_set():
-            return True
+        with self.lock:
+            if self.ended:
+                return True
+            if self._waiter is None:
+                self._waiter = threading.Event()
+            ended = self._waiter
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
 
@@ -149,7 +174,7 @@ class ThreadCall:
                 waiter.set_result(None)
 
         def watch() -> None:  # on a helper thread: the loop must not block
-            if self.ended.wait(timeout_s):
+            if ended.wait(timeout_s):
                 with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
                     loop.call_soon_threadsafe(wake)
 
@@ -159,7 +184,7 @@ class ThreadCall:
                 await waiter
         except TimeoutError:
             pass
-        return self.ended.is_set()
+        return self.ended
 
     def run_here(self) -> Any:
         """Run the function on the calling thread, interruptible by `interrupt()` from another.
@@ -178,7 +203,8 @@ class ThreadCall:
         try:
             ok, result = self._execute()
         except StepInterrupted:  # arrived between the call's end and the clear
-            self.ended.set()
+            with self.lock:
+                self._mark_ended()
             raise
         if ok:
             return result
@@ -196,12 +222,14 @@ class ThreadCall:
             self.ident = threading.get_ident()
             self.state = _RUNNING
         ok = False
+        kwargs, self.kwargs = self.kwargs, {}  # held only while the function runs
         try:
-            result: Any = self.function(**self.kwargs)
+            result: Any = self.function(**kwargs)
             ok = True
         except BaseException as exc:  # the tool's error is the caller's data
             result = exc
         finally:
+            del kwargs
             with self.lock:
                 self.state = _DONE  # no interruption is sent from here on
                 interrupted = self.interrupted
@@ -214,7 +242,8 @@ class ThreadCall:
                         pass
                 except StepInterrupted:
                     pass
-            self.ended.set()
+            with self.lock:
+                self._mark_ended()
         if self._loop is not None:
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 self._loop.call_soon_threadsafe(_settle, self._future, ok, result)
@@ -255,43 +284,83 @@ class WorkerPool:
 
     Args:
         max_workers: Largest number of tools running at once in threads;
-            `None` takes Python's default for thread pools
-            (`min(32, cpu_count + 4)`). Abandoned workers do not count.
+            `None` takes `DEFAULT_MAX_WORKERS` (128; threads start only as
+            calls need them). Abandoned workers do not count.
         name: Prefix of the worker threads' names.
     """
 
     def __init__(self, max_workers: int | None = None, *, name: str = "marimo-engine-step") -> None:
-        self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
+        self.max_workers = max_workers or DEFAULT_MAX_WORKERS
         self._name = name
         self._jobs: queue.SimpleQueue[ThreadCall | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._workers: set[threading.Thread] = set()  # in the pool (not abandoned)
         self._idle = 0
         self._pending = 0  # queued calls no worker has taken yet
+        self._starting = 0  # workers created that do not count as idle yet
+        self._spawning = False  # a worker is starting the others a burst needs
         self._count = 0
         self._slots: asyncio.Semaphore | None = None
         self._abandoned: list[ThreadCall | _AbandonedTask] = []
         self._closed = False
         self.active = 0  # calls submitted and not yet returned to their caller
 
+    def _needs_worker(self) -> bool:
+        """Whether queued calls outnumber the workers that will take them (lock held)."""
+        return (
+            not self._closed
+            and self._pending > self._idle + self._starting
+            and len(self._workers) < self.max_workers
+        )
+
+    def _new_worker(self, *, spawner: bool = False) -> threading.Thread:
+        """Create (not start) a worker thread, counted as starting (lock held)."""
+        self._count += 1
+        self._starting += 1
+        worker = threading.Thread(
+            target=self._work, args=(spawner,), name=f"{self._name}_{self._count}", daemon=True
+        )
+        self._workers.add(worker)
+        return worker
+
     def _submit(self, call: ThreadCall) -> None:
+        # `Thread.start()` waits until the new thread runs (60-250 µs, more
+        # on a busy machine). The event loop pays that once per burst: the
+        # worker it starts (the spawner) starts the others the queue needs,
+        # off the loop, while the loop goes on queueing calls.
         with self._lock:
             self._pending += 1
-            start = self._pending > self._idle and len(self._workers) < self.max_workers
-            if start:
-                self._count += 1
-                worker = threading.Thread(
-                    target=self._work, name=f"{self._name}_{self._count}", daemon=True
-                )
-                self._workers.add(worker)
+            spawner = None
+            if not self._spawning and self._needs_worker():
+                self._spawning = True
+                spawner = self._new_worker(spawner=True)
         self._jobs.put(call)
-        if start:
-            worker.start()
+        if spawner is not None:
+            spawner.start()
 
-    def _work(self) -> None:
-        me = threading.current_thread()
+    def _spawn(self) -> None:
+        """Start workers while queued calls need them, then stop being the spawner.
+
+        The spawner itself counts as starting: it takes a call afterwards.
+        """
         while True:
             with self._lock:
+                if not self._needs_worker():
+                    self._spawning = False
+                    return
+                worker = self._new_worker()
+            worker.start()
+
+    def _work(self, spawner: bool = False) -> None:
+        me = threading.current_thread()
+        if spawner:
+            self._spawn()
+        starting = True
+        while True:
+            with self._lock:
+                if starting:
+                    self._starting -= 1
+                    starting = False
                 if me not in self._workers:  # abandoned: its stuck call is over now
                     return
                 self._idle += 1
@@ -315,7 +384,11 @@ class WorkerPool:
             try:
                 call._execute()
             except StepInterrupted:  # arrived between the call's end and the clear
-                call.ended.set()
+                with call.lock:
+                    call._mark_ended()
+            # An idle worker holds no call: its arguments (other steps' outputs)
+            # must be freed when the run lets them go (keep_outputs="needed").
+            call = None
 
     def _abandon(self, call: ThreadCall) -> None:
         """Take the worker of an interrupted, still running call out of the pool."""
@@ -413,4 +486,5 @@ class WorkerPool:
         for _ in workers:
             self._jobs.put(None)
         for worker in workers:
-            worker.join(_JOIN_BOUND_S)
+            with contextlib.suppress(RuntimeError):  # created, not started yet: it will see None
+                worker.join(_JOIN_BOUND_S)

@@ -53,7 +53,7 @@ import html
 import json
 import keyword
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -116,27 +116,114 @@ class CellIR:
 class NotebookIR:
     """A plan compiled to notebook form.
 
+    A run needs only the step cells; the rest of the notebook (the setup
+    cell with the plan's JSON and its sub-plans' notebooks, the inputs and
+    markdown cells) is built the first time it is read (`setup_code`,
+    `cells`), which is when the notebook is written (`render_notebook`),
+    never during a run.
+
     Attributes:
         plan: The plan compiled.
         title: The notebook's title (the plan's name, else its id).
-        setup_code: The setup cell's code: imports, the plan literal and the
-            `plan_run` runner.
-        cells: Markdown and step cells, in plan order (markdown first).
         variables: Step id to the variable holding its output.
         dependencies: Step id to the ids of the steps it depends on, in the
             order its cell passes them to `plan_run.step`.
         unimportable_tools: Tool names that could not be imported by module
             path; a standalone run of the notebook fails those steps.
+        step_cells: Step id to its step cell, in plan order.
+        runner: The name step cells call the runner by.
+        embedded: Whether this is a sub-plan's notebook (its runner records
+            events for the parent).
+        setup_code: The setup cell's code: imports, the plan literal, the
+            sub-plans' notebooks (`SUBPLANS`) and the `plan_run` runner
+            (built on first read).
+        cells: The inputs cell (a plan with `inputs`), then markdown and step
+            cells, in plan order (markdown first; a markdown step has its step
+            cell only; built on first read).
     """
 
     plan: Plan
     title: str
-    setup_code: str
-    cells: tuple[CellIR, ...]
     variables: Mapping[str, str]
     dependencies: Mapping[str, tuple[str, ...]]
     unimportable_tools: tuple[str, ...] = ()
     step_cells: Mapping[str, CellIR] = field(default_factory=dict)
+    runner: str = RUNNER_NAME
+    embedded: bool = False
+    import_lines: tuple[str, ...] = field(default=(), repr=False)
+    tool_expressions: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # What the sub-plans' notebooks are compiled with (only for a plan with sub-plan steps).
+    registry: Any = field(default=None, repr=False, compare=False)
+    plans: Any = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def setup_code(self) -> str:
+        """The setup cell's code: imports, the plan literal, `SUBPLANS` and the runner."""
+        plan = self.plan
+        plan_literal = _plan_literal(
+            _plan_json(plan.model_dump(mode="json", exclude_defaults=True))
+        )
+        tools_literal = (
+            "{"
+            + ", ".join(
+                f"{python_string(name)}: {self.tool_expressions[name]}"
+                for name in plan.tool_names
+                if name in self.tool_expressions
+            )
+            + "}"
+        )
+        subplan_lines = _subplan_sources(plan, self.registry, self.plans)
+        runner_args = f"PLAN, tools={tools_literal}"
+        if subplan_lines:
+            runner_args += ", subplans=SUBPLANS"
+        if self.embedded:
+            runner_args += ", embedded=True"
+        unimportable = self.unimportable_tools
+        setup_lines = [
+            "import json",
+            "",
+            "import marimo as mo",
+            "from marimo_engine.engine.runtime import StepRunner",
+            *self.import_lines,
+            "",
+            *(
+                [
+                    "# Not importable by module path, so not callable here: "
+                    + ", ".join(python_string(name) for name in unimportable)
+                ]
+                if unimportable
+                else []
+            ),
+            f"PLAN = {plan_literal}",
+            *subplan_lines,
+            f"{RUNNER_NAME} = StepRunner({runner_args})",
+        ]
+        return "\n".join(setup_lines)
+
+    @functools.cached_property
+    def cells(self) -> tuple[CellIR, ...]:
+        """The inputs cell, then markdown and step cells, in plan order (markdown first)."""
+        cells: list[CellIR] = []
+        if self.plan.inputs:
+            cells.append(
+                CellIR(
+                    name=INPUTS_NAME,
+                    code=f"{INPUTS_NAME} = {self.runner}.default_inputs()",
+                    kind="inputs",
+                    step_id="",
+                    defs=(INPUTS_NAME,),
+                    hide_code=True,
+                )
+            )
+        for step in self.plan.steps:
+            if step.markdown is None:  # a markdown step's own cell is the markdown a person reads
+                variable = self.variables[step.id]
+                md = f"mo.md({python_string(_markdown_text(step, variable), block=True)})"
+                cells.append(
+                    CellIR(name="_", code=md, kind="markdown", step_id=step.id, hide_code=True)
+                )
+            cells.append(self.step_cells[step.id])
+        return tuple(cells)
 
 
 def safe_variable_names(
@@ -419,92 +506,57 @@ def compile_checked_plan(
         import_lines, tool_exprs, unimportable, imported = _import_lines(registry, tool_names)
     variables = safe_variable_names(plan.step_ids, reserved=set(imported) | set(reserved))
     deps = step_dependencies(plan)
-
-    plan_literal = _plan_literal(_plan_json(plan.model_dump(mode="json", exclude_defaults=True)))
-    tools_literal = (
-        "{"
-        + ", ".join(
-            f"{python_string(name)}: {tool_exprs[name]}"
-            for name in tool_names
-            if name in tool_exprs
-        )
-        + "}"
-    )
-    subplan_lines = _subplan_sources(plan, registry, plans)
-    runner_args = f"PLAN, tools={tools_literal}"
-    if subplan_lines:
-        runner_args += ", subplans=SUBPLANS"
-    if embedded:
-        runner_args += ", embedded=True"
-    setup_lines = [
-        "import json",
-        "",
-        "import marimo as mo",
-        "from marimo_engine.engine.runtime import StepRunner",
-        *import_lines,
-        "",
-        *(
-            [
-                "# Not importable by module path, so not callable here: "
-                + ", ".join(python_string(name) for name in unimportable)
-            ]
-            if unimportable
-            else []
-        ),
-        f"PLAN = {plan_literal}",
-        *subplan_lines,
-        f"{RUNNER_NAME} = StepRunner({runner_args})",
-    ]
-    setup_code = "\n".join(setup_lines)
-
-    cells: list[CellIR] = []
     step_cells: dict[str, CellIR] = {}
-    if plan.inputs:
-        cells.append(
-            CellIR(
-                name=INPUTS_NAME,
-                code=f"{INPUTS_NAME} = {runner}.default_inputs()",
-                kind="inputs",
-                step_id="",
-                defs=(INPUTS_NAME,),
-                hide_code=True,
-            )
-        )
+    subplans = False
     for step in plan.steps:
         variable = variables[step.id]
-        if step.markdown is None:  # a markdown step's own cell is the markdown a person reads
-            md = f"mo.md({python_string(_markdown_text(step, variable), block=True)})"
-            cells.append(
-                CellIR(name="_", code=md, kind="markdown", step_id=step.id, hide_code=True)
-            )
         refs = tuple(variables[d] for d in deps[step.id])
-        call_args = ", ".join([python_string(step.id), *refs])
-        if plan.inputs and _reads_inputs(step):
-            refs = (*refs, INPUTS_NAME)
-            call_args += f", {INPUTS_NAME}={INPUTS_NAME}"
-        code = f"{variable} = await {runner}.step({call_args})"
-        cell = CellIR(
+        inputs = bool(plan.inputs) and _reads_inputs(step)
+        subplans = subplans or step.plan is not None
+        step_cells[step.id] = CellIR(
             name=variable,
-            code=code,
+            code=step_cell_code(runner, variable, python_string(step.id), refs, inputs=inputs),
             kind="step",
             step_id=step.id,
             defs=(variable,),
-            refs=refs,
+            refs=(*refs, INPUTS_NAME) if inputs else refs,
             is_async=True,
             hide_code=step.markdown is not None,
         )
-        cells.append(cell)
-        step_cells[step.id] = cell
     return NotebookIR(
         plan=plan,
         title=plan.name or plan.id,
-        setup_code=setup_code,
-        cells=tuple(cells),
         variables=variables,
         dependencies=deps,
         unimportable_tools=tuple(unimportable),
         step_cells=step_cells,
+        runner=runner,
+        embedded=embedded,
+        import_lines=tuple(import_lines),
+        tool_expressions=tool_exprs,
+        # kept for the setup cell's SUBPLANS only; a plan without sub-plans holds neither
+        registry=registry if subplans else None,
+        plans=plans if subplans else None,
     )
+
+
+def step_cell_code(
+    runner: str, variable: str, step_literal: str, refs: Sequence[str], *, inputs: bool = False
+) -> str:
+    """A step cell's code: `s3 = await plan_run.step("s3", s1, s2)`.
+
+    Args:
+        runner: The name the cell calls the runner by.
+        variable: The step's variable.
+        step_literal: The step id's string literal (`python_string(step_id)`).
+        refs: The variables of its dependencies, in `step_dependencies` order.
+        inputs: Whether the step reads `$input` (then the call ends with
+            `plan_inputs=plan_inputs`).
+    """
+    args = ", ".join([step_literal, *refs])
+    if inputs:
+        args += f", {INPUTS_NAME}={INPUTS_NAME}"
+    return f"{variable} = await {runner}.step({args})"
 
 
 def _reads_inputs(step: Any) -> bool:

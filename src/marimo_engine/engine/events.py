@@ -9,11 +9,19 @@ result is serialised to JSON they go through the documented fallback in
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    computed_field,
+    field_serializer,
+    model_validator,
+)
 
 from marimo_engine._json import to_jsonable
 from marimo_engine.plans.problems import Problem
@@ -255,7 +263,13 @@ class ExecutionResult(BaseModel):
         intervention: Why the run stopped for a person, or `None`.
         events: Every event of the run, `START` first and `FINISH` last.
         duration_s: Wall-clock seconds from `START` to `FINISH`.
-        notebook: The marimo notebook source (`.py`) the run executed.
+        notebook: The marimo notebook source (`.py`) the run executed; a
+            run's result renders it on first read (a run does not build
+            notebook text nobody reads).
+        released: Ids of completed steps whose outputs the run released
+            once no remaining step read them (`keep_outputs="needed"`), in
+            the order released: `outputs` does not hold them and their
+            `STEP_COMPLETE` events in `events` carry no `output`.
         abandoned: Ids of steps whose tool was still running in an abandoned
             worker thread when the run ended (from `FINISH`).
     """
@@ -272,8 +286,35 @@ class ExecutionResult(BaseModel):
     intervention: InterventionInfo | None = None
     events: list[Event] = Field(default_factory=list)
     duration_s: float = 0.0
-    notebook: str | None = None
     abandoned: list[str] = Field(default_factory=list)
+    released: list[str] = Field(default_factory=list)
+    _notebook: str | Callable[[], str] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _take_notebook(cls, data: Any, handler: Any) -> Any:
+        """Keep `notebook=` (text, or a function rendering it) aside: `notebook` reads it."""
+        notebook = None
+        if isinstance(data, dict) and "notebook" in data:
+            data = dict(data)
+            notebook = data.pop("notebook")
+        result = handler(data)
+        if notebook is not None:
+            result._notebook = notebook
+        return result
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def notebook(self) -> str | None:
+        """The notebook source (`.py`) the run executed, or `None` (rendered on first read)."""
+        notebook = self._notebook
+        if callable(notebook):
+            notebook = self._notebook = notebook()
+        return notebook
+
+    @notebook.setter
+    def notebook(self, value: str | None) -> None:
+        self._notebook = value
 
     @field_serializer("outputs", "key_findings", when_used="json")
     def _serialize_outputs(self, value: dict[str, Any]) -> Any:
@@ -301,6 +342,9 @@ class ExecutionResult(BaseModel):
         return self.verdict is Verdict.SUCCESS
 
 
+_MISSING = object()
+
+
 class EventFold:
     """A run's events folded, one at a time, into what its result says: the one fold.
 
@@ -316,9 +360,21 @@ class EventFold:
         error: The first `ERROR`'s error, or `None`.
         intervention: The first `INTERVENTION_NEEDED`, or `None`.
         finish: The `FINISH` event once added, else `None`.
+        released: Ids of completed steps whose outputs were released
+            (`release`, or absent from `FINISH`'s outputs), in order.
     """
 
-    __slots__ = ("error", "events", "finish", "intervention", "key_findings", "outputs", "skipped")
+    __slots__ = (
+        "_completed_at",
+        "error",
+        "events",
+        "finish",
+        "intervention",
+        "key_findings",
+        "outputs",
+        "released",
+        "skipped",
+    )
 
     def __init__(self) -> None:
         self.events: list[Event] = []
@@ -328,6 +384,8 @@ class EventFold:
         self.error: ErrorInfo | None = None
         self.intervention: InterventionInfo | None = None
         self.finish: Event | None = None
+        self.released: list[str] = []
+        self._completed_at: dict[str, int] = {}  # step id -> index of its STEP_COMPLETE
 
     def add(self, event: Event) -> None:
         """Fold one event in.
@@ -336,10 +394,13 @@ class EventFold:
         the step that ran the sub-plan carries their outcome. An item's
         `STEP_SKIPPED` (`item` set) does not skip the step.
         """
-        self.events.append(event)
         if event.parent_step_id is not None:
+            self.events.append(event)
             return
         kind = event.type
+        if kind is EventType.STEP_COMPLETE and event.step_id is not None:
+            self._completed_at[event.step_id] = len(self.events)
+        self.events.append(event)
         if kind is EventType.STEP_SKIPPED and event.item is not None:
             return
         if kind is EventType.STEP_COMPLETE and event.step_id is not None:
@@ -362,7 +423,29 @@ class EventFold:
         elif kind is EventType.FINISH:
             self.finish = event
             if event.outputs is not None:
+                self.released += [
+                    sid
+                    for sid in self.outputs
+                    if sid not in event.outputs and sid not in self.released
+                ]
                 self.outputs = dict(event.outputs)
+
+    def release(self, step_id: str) -> None:
+        """Let go of a completed step's output: `outputs` drops it, its event's copy here too.
+
+        The `STEP_COMPLETE` already delivered is not changed (a consumer that
+        kept it keeps the output); the fold's list holds a copy without it.
+        A key finding's output stays in `key_findings`.
+
+        Args:
+            step_id: A step whose `STEP_COMPLETE` was added.
+        """
+        if self.outputs.pop(step_id, _MISSING) is _MISSING:
+            return
+        self.released.append(step_id)
+        at = self._completed_at.get(step_id)
+        if at is not None:
+            self.events[at] = self.events[at].model_copy(update={"output": None})
 
     def verdict(self, *, cancelled: bool = False) -> Verdict:
         """The verdict the events so far call for (`FINISH`'s own once it came).
@@ -382,11 +465,13 @@ class EventFold:
             return Verdict.INTERVENTION_NEEDED
         return Verdict.SUCCESS
 
-    def result(self, notebook: str | None = None) -> ExecutionResult:
+    def result(self, notebook: str | Callable[[], str] | None = None) -> ExecutionResult:
         """The `ExecutionResult`: verdict, outputs and duration of `FINISH`.
 
         Args:
-            notebook: The notebook source of the run, if known.
+            notebook: The notebook source of the run, or a function that
+                renders it (called on the result's first `notebook` read),
+                or `None`.
 
         Returns:
             The result; without a `FINISH` the verdict is `FAILURE`.
@@ -405,4 +490,5 @@ class EventFold:
             duration_s=(finish.duration_s or 0.0) if finish else 0.0,
             notebook=notebook,
             abandoned=list((finish.abandoned or []) if finish else []),
+            released=list(self.released),
         )

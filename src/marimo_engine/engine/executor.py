@@ -5,14 +5,16 @@ The run follows the plan language spec ("Running", "Events and results"):
 1. The plan is validated; an invalid plan emits `START`, one `ERROR`
    (`PlanValidationError`, with every problem) and `FINISH` (`FAILURE`).
 2. The plan is compiled (`compiler.compile_checked_plan`); each step cell is compiled
-   by marimo's own compiler (`marimo._ast.compiler.compile_cell`, memoised by
-   code) and the DAG is built from the cells' defs and refs (`graph.StepGraph`).
+   by marimo's own compiler (`marimo._ast.compiler.compile_cell`, once per
+   shape of cell: `_cells`) and the DAG is built from the cells' defs and refs
+   (`graph.StepGraph`). A plan run before with the same tools skips steps 1
+   and 2 (`_plan_cache`).
 3. Steps whose dependencies are done run at the same time; list order decides
    who starts first. Each step cell runs through marimo's `Evaluator` and
    executor, as marimo's own script runner runs cells, in one globals dict.
    The cell's `plan_run.step(...)` call lands in this module's runner:
    coroutine tools run on the event loop, plain functions in a bounded
-   worker pool (`max_workers`).
+   worker pool (`max_workers`, default `DEFAULT_MAX_WORKERS`).
 4. An error or an intervention stops new steps from starting; running ones
    finish. Every run ends with exactly one `FINISH` carrying the verdict and
    all outputs, also when the consumer stops iterating or the run is
@@ -33,7 +35,9 @@ import threading
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
+from marimo_engine.engine._outputs import KeepOutputs
 from marimo_engine.engine._run import EventCallback, _Run
+from marimo_engine.engine._threads import DEFAULT_MAX_WORKERS
 from marimo_engine.engine.events import Event, ExecutionResult
 from marimo_engine.errors import UsageError
 
@@ -44,7 +48,13 @@ if TYPE_CHECKING:
     from marimo_engine.plans.subplans import PlanLibrary
     from marimo_engine.tools.registry import ToolRegistry
 
-__all__ = ["DEFAULT_EVENT_BUFFER", "PlanRun", "execute_plan", "execute_plan_sync"]
+__all__ = [
+    "DEFAULT_EVENT_BUFFER",
+    "DEFAULT_MAX_WORKERS",
+    "PlanRun",
+    "execute_plan",
+    "execute_plan_sync",
+]
 
 DEFAULT_EVENT_BUFFER = 1024
 """Events the channel holds before a slow consumer makes the run wait."""
@@ -161,6 +171,7 @@ def execute_plan(
     journal: Journal | str | os.PathLike[str] | bool | None = None,
     run_id: str | None = None,
     on_intervention: InterventionCallback | None = None,
+    keep_outputs: KeepOutputs = "all",
     plans: PlanLibrary | Mapping[str, Any] | None = None,
     inputs: Mapping[str, Any] | None = None,
     executor: str | Any | None = None,
@@ -173,8 +184,9 @@ def execute_plan(
         tools: A `ToolRegistry` or a mapping of tool names to callables
             (plain or coroutine functions).
         max_workers: Largest number of plain-function tools running at once
-            in worker threads; `None` takes Python's default
-            (`min(32, cpu_count + 4)`).
+            in worker threads; `None` takes `DEFAULT_MAX_WORKERS` (128, for
+            I/O-bound tools; threads start only as calls need them). Pass
+            about the number of cores for CPU-bound plain tools.
         buffer_size: Events held for a slow consumer before the run waits.
         on_event: Called with every event, `FINISH` included, also when the
             consumer stops iterating early (then `FINISH` reaches only this
@@ -185,6 +197,16 @@ def execute_plan(
             `True` for `$MARIMO_ENGINE_JOURNAL` or the default file; `None`
             (default) or `False` records nothing.
         run_id: The run's id (default: a fresh one); every event carries it.
+        keep_outputs: Which outputs the run holds (docs/engine.md, "Memory").
+            `"all"` (default): every completed step's output, to the end, as
+            the spec's `FINISH` carries them. `"needed"`: an output is
+            released as soon as the last step reading it has ended (at once
+            for a step no step reads), unless the step is a key finding; a
+            list of step ids is `"needed"` that also keeps those steps'
+            outputs. Released outputs leave `outputs`, the `FINISH` event
+            and the result's copies of their `STEP_COMPLETE` events; the
+            result names them in `released`. In process only: with a Dask
+            `executor` outputs stay on the workers (`gather`).
         on_intervention: Called with an `InterventionInfo` when a step needs a
             person (an approval, a true `intervention_if`); returning a
             `durable.Decision` answers it and the run goes on, `None` stops
@@ -209,11 +231,11 @@ def execute_plan(
         `ExecutionResult` once it finished.
 
     Raises:
-        UsageError: `max_workers` is less than 1; `executor` is not one of
-            the forms above, or names Dask without `distributed` installed;
-            `journal` with a Dask executor (outputs stay on the workers). An
-            invalid plan does not raise: it yields `START`, an `ERROR` with
-            the problems, `FINISH`.
+        UsageError: `max_workers` is less than 1; `keep_outputs` is not one
+            of its forms; `executor` is not one of the forms above, or names
+            Dask without `distributed` installed; `journal` with a Dask
+            executor (outputs stay on the workers). An invalid plan does not
+            raise: it yields `START`, an `ERROR` with the problems, `FINISH`.
 
     Stopping early (`break` then `aclose()`, leaving `async with`, cancelling
     the consumer) cancels the running steps and interrupts their worker
@@ -229,6 +251,7 @@ def execute_plan(
         on_event=on_event,
         recorder=_recorder(journal, on_intervention),
         run_id=run_id,
+        keep_outputs=keep_outputs,
         plans=plans,
         inputs=inputs,
         target=_target(executor, gather, journal),
@@ -275,6 +298,7 @@ def execute_plan_sync(
     journal: Journal | str | os.PathLike[str] | bool | None = None,
     run_id: str | None = None,
     on_intervention: InterventionCallback | None = None,
+    keep_outputs: KeepOutputs = "all",
     plans: PlanLibrary | Mapping[str, Any] | None = None,
     inputs: Mapping[str, Any] | None = None,
     executor: str | Any | None = None,
@@ -286,13 +310,16 @@ def execute_plan_sync(
         plan: A `Plan`, a dict or a JSON string.
         tools: A `ToolRegistry` or a mapping of tool names to callables.
         max_workers: Largest number of plain-function tools running at once
-            in worker threads; `None` takes Python's default.
+            in worker threads; `None` takes `DEFAULT_MAX_WORKERS` (128, for
+            I/O-bound tools; threads start only as calls need them). Pass
+            about the number of cores for CPU-bound plain tools.
         on_event: Called with every event as it happens (a plain function).
             If it raises, it is not called again and the run fails with an
             `ERROR` saying so (the steps themselves are not blamed).
         journal: As for `execute_plan`.
         run_id: As for `execute_plan`.
         on_intervention: As for `execute_plan`.
+        keep_outputs: As for `execute_plan`.
         plans: As for `execute_plan`.
         inputs: As for `execute_plan`.
         executor: As for `execute_plan`.
@@ -317,6 +344,7 @@ def execute_plan_sync(
         on_event=on_event,
         recorder=_recorder(journal, on_intervention),
         run_id=run_id,
+        keep_outputs=keep_outputs,
         plans=plans,
         inputs=inputs,
         target=_target(executor, gather, journal),

@@ -40,6 +40,12 @@ async def schedule(
 ) -> None:
     """Walk the DAG, starting each step when it is ready.
 
+    Steps run in **workers** (asyncio tasks). When a worker's step ends, the
+    worker releases the step's children and takes the first ready one
+    itself; only the other ready steps get tasks of their own. So a chain
+    runs in one task, and no step's end waits for a central loop to wake up:
+    the work per step is the same however many steps are in flight.
+
     Args:
         graph: The plan's step DAG.
         start: Runs one step to its end and returns how it ended (`None`: it
@@ -52,44 +58,70 @@ async def schedule(
     Raises:
         asyncio.CancelledError: The run was cancelled; running steps are
             cancelled and awaited first.
+        BaseException: What `blocked` raised (after the running steps ended).
     """
     from marimo_engine.engine.graph import ReadyQueue
 
+    loop = asyncio.get_running_loop()
     ready = ReadyQueue(graph)
-    release = ready.release
-    done: asyncio.Queue[tuple[str, StepOutcome | None]] = asyncio.Queue()
-    running: dict[str, asyncio.Task[None]] = {}
+    parents = graph.parents
     skipped: set[str] = set()
+    tasks: set[asyncio.Task[None]] = set()
+    finished: asyncio.Future[None] = loop.create_future()
+    workers = 0  # workers running a step or taking the next one
 
-    async def run_one(sid: str) -> None:
-        outcome: StepOutcome | None = None
-        try:
-            outcome = await start(sid)
-        finally:
-            done.put_nowait((sid, outcome))
-
-    try:
-        while ready or running:
-            while ready and not stopping() and (concurrency is None or len(running) < concurrency):
-                sid = ready.pop()
-                blocked_by = next((p for p in graph.parents[sid] if p in skipped), None)
-                if blocked_by is not None:
-                    await blocked(sid, blocked_by)
-                    skipped.add(sid)
-                    release(sid)
-                    continue
-                running[sid] = asyncio.create_task(run_one(sid), name=f"marimo-engine step {sid}")
-            if not running:
+    async def take() -> str | None:
+        """The next step for the calling worker; other ready steps get new workers."""
+        nonlocal workers
+        mine: str | None = None
+        while ready and not stopping():
+            if mine is not None and concurrency is not None and workers >= concurrency:
                 break
-            sid, outcome = await done.get()
-            running.pop(sid, None)
-            if outcome is StepOutcome.SKIPPED:
+            sid = ready.pop()
+            blocked_by = next((p for p in parents[sid] if p in skipped), None)
+            if blocked_by is not None:
+                await blocked(sid, blocked_by)
                 skipped.add(sid)
-                release(sid)
-            elif outcome is StepOutcome.COMPLETED:
-                release(sid)
-    except asyncio.CancelledError:
-        for task in running.values():
+                ready.release(sid)
+            elif mine is None:
+                mine = sid
+            else:
+                workers += 1
+                task = loop.create_task(work(sid), name=f"marimo-engine step {sid}")
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        return mine
+
+    async def work(sid: str | None) -> None:
+        nonlocal workers
+        try:
+            if sid is None:
+                sid = await take()
+            while sid is not None:
+                outcome = await start(sid)
+                if outcome is StepOutcome.SKIPPED:
+                    skipped.add(sid)
+                    ready.release(sid)
+                elif outcome is StepOutcome.COMPLETED:
+                    ready.release(sid)
+                sid = await take()
+        except BaseException as exc:
+            if not finished.done() and not isinstance(exc, asyncio.CancelledError):
+                finished.set_exception(exc)
+            raise
+        finally:
+            workers -= 1
+            if workers == 0 and not finished.done():
+                finished.set_result(None)
+
+    workers += 1
+    first = loop.create_task(work(None))  # takes up the steps ready at the start
+    tasks.add(first)
+    first.add_done_callback(tasks.discard)
+    try:
+        await finished
+    except BaseException:
+        for task in list(tasks):
             task.cancel()
-        await asyncio.gather(*running.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         raise

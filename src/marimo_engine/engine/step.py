@@ -323,6 +323,7 @@ def prepare_steps(
     tools: Mapping[str | None, ToolSpec | None],
     *,
     missing: Mapping[str, str] | None = None,
+    dependencies: Mapping[str, tuple[str, ...]] | None = None,
     subplans: Mapping[str, Any] | None = None,
 ) -> dict[str, PreparedStep]:
     """Prepare every step of a plan.
@@ -332,6 +333,8 @@ def prepare_steps(
         tools: Tool name to its spec; a name absent or mapped to `None`
             cannot be called (its steps fail with `UnknownToolError`).
         missing: Tool name to why it cannot be called, for the error message.
+        dependencies: `step_dependencies(plan)` when the caller has it
+            already (the compiled IR's); worked out here otherwise.
         subplans: Step id of each sub-plan step to its `ResolvedPlan`.
 
     Returns:
@@ -345,7 +348,7 @@ def prepare_steps(
     from marimo_engine.plans.dependencies import step_dependencies
     from marimo_engine.plans.expressions import parse_expression
 
-    deps = step_dependencies(plan)
+    deps = dependencies if dependencies is not None else step_dependencies(plan)
     why = missing or {}
     prepared: dict[str, PreparedStep] = {}
     for step in plan.steps:
