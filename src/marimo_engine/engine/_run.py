@@ -326,7 +326,38 @@ def _marimo_evaluator_parts() -> tuple[Any, Any]:
     return Evaluator, resolve_executor()
 
 
-class _InProcess:
+class RunHost:
+    """The part of `step.run_step`'s host that is the same wherever a run's steps run.
+
+    Events go to the run (`_Run.emit`: folded, journaled, delivered), retries
+    wait on the loop, and the durable hooks are the run's `RunRecorder`'s.
+    The in-process target and the Dask target (`dask_host.DaskTarget`) are
+    such hosts; each sets `run` in its `prepare`.
+    """
+
+    run: _Run | None
+
+    async def emit(self, event: Event) -> None:
+        """Hand an event to the run."""
+        assert self.run is not None
+        await self.run.emit(event)
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait `seconds` (a retry's backoff) on the loop."""
+        await asyncio.sleep(seconds)
+
+    async def before_tool(self, prepared: PreparedStep, kwargs: Mapping[str, Any]) -> Any:
+        """`run_step`'s durable hook (journal, reuse, approvals): `durable.RunRecorder`'s."""
+        assert self.run is not None
+        return await self.run.recorder.before_tool(prepared, kwargs, self)
+
+    async def intervene(self, prepared: PreparedStep, needed: Event, output: Any) -> Any:
+        """`run_step`'s hook for a true `intervention_if`: `durable.RunRecorder`'s."""
+        assert self.run is not None
+        return await self.run.recorder.intervene(prepared, needed, output, self)
+
+
+class _InProcess(RunHost):
     """The in-process target: the compiled cells run through marimo's evaluator here.
 
     Also the host of `step.run_step` for the run's steps, and what the cells
@@ -404,24 +435,7 @@ class _InProcess:
         self.pool = WorkerPool(self.max_workers)
         return graph
 
-    # the host interface of `step.run_step`
-
-    async def emit(self, event: Event) -> None:
-        assert self.run is not None
-        await self.run.emit(event)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-    async def before_tool(self, prepared: PreparedStep, kwargs: Mapping[str, Any]) -> Any:
-        """`run_step`'s durable hook (journal, reuse, approvals): `durable.RunRecorder`'s."""
-        assert self.run is not None
-        return await self.run.recorder.before_tool(prepared, kwargs, self)
-
-    async def intervene(self, prepared: PreparedStep, needed: Event, output: Any) -> Any:
-        """`run_step`'s hook for a true `intervention_if`: `durable.RunRecorder`'s."""
-        assert self.run is not None
-        return await self.run.recorder.intervene(prepared, needed, output, self)
+    # the rest of the host interface of `step.run_step` (`RunHost` has the common part)
 
     async def run_subplan(self, prepared: PreparedStep, values: Mapping[str, Any]) -> Any:
         """`run_step`'s hook for a sub-plan step: a nested run (`_subplan.run_nested`)."""

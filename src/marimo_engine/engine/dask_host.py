@@ -54,6 +54,7 @@ import uuid
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
+from marimo_engine.engine._run import RunHost
 from marimo_engine.engine.step import (
     StepOutcome,
     blocked_events,
@@ -67,7 +68,6 @@ if TYPE_CHECKING:
     from marimo_engine.engine._dask_tasks import Description, ToolRef
     from marimo_engine.engine._run import _Run
     from marimo_engine.engine.compiler import NotebookIR
-    from marimo_engine.engine.events import Event
     from marimo_engine.engine.graph import StepGraph
     from marimo_engine.engine.step import PreparedStep
     from marimo_engine.plans.expressions import Expression
@@ -233,7 +233,7 @@ class _Tries:
         self._tasks.append((label, task))
 
 
-class DaskTarget:
+class DaskTarget(RunHost):
     """The Dask target of a run, and the host of `step.run_step` for its steps.
 
     Made by `dask_target`; `execute_plan` hands it to the run. Holds the
@@ -452,25 +452,6 @@ class DaskTarget:
                     await asyncio.wait_for(cluster.close(), CLOSE_TIMEOUT_S)
 
     # -- the host interface of `step.run_step` ----------------------------------------
-
-    async def emit(self, event: Event) -> None:
-        """Fold and deliver an event (the run's)."""
-        assert self.run is not None
-        await self.run.emit(event)
-
-    async def sleep(self, seconds: float) -> None:
-        """The retry backoff."""
-        await asyncio.sleep(seconds)
-
-    async def before_tool(self, prepared: PreparedStep, kwargs: Mapping[str, Any]) -> Any:
-        """`run_step`'s approval hook: `durable.RunRecorder`'s (no journal on Dask)."""
-        assert self.run is not None
-        return await self.run.recorder.before_tool(prepared, kwargs, self)
-
-    async def intervene(self, prepared: PreparedStep, needed: Event, output: Any) -> Any:
-        """`run_step`'s hook for a true `intervention_if`: `durable.RunRecorder`'s."""
-        assert self.run is not None
-        return await self.run.recorder.intervene(prepared, needed, output, self)
 
     async def evaluate(
         self, prepared: PreparedStep, expression: Expression, values: Mapping[str, Any]
