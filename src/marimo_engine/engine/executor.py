@@ -243,20 +243,46 @@ def execute_plan(
     short grace (a tool blocked in C) is abandoned and named in `FINISH`
     (`abandoned`), never waited for.
     """
-    run = _Run(
+    run = _new_run(
         plan,
         tools,
         max_workers=max_workers,
-        emit=None,
         on_event=on_event,
-        recorder=_recorder(journal, on_intervention),
+        journal=journal,
         run_id=run_id,
+        on_intervention=on_intervention,
         keep_outputs=keep_outputs,
         plans=plans,
         inputs=inputs,
-        target=_target(executor, gather, journal),
+        executor=executor,
+        gather=gather,
     )
     return PlanRun(run, buffer_size)
+
+
+def _new_run(
+    plan: Any,
+    tools: Any,
+    *,
+    journal: Any,
+    on_intervention: InterventionCallback | None,
+    executor: Any,
+    gather: Any,
+    **options: Any,
+) -> _Run:
+    """The `_Run` of `execute_plan` and `execute_plan_sync` (their arguments, as they say).
+
+    Raises:
+        UsageError: As `execute_plan` says (`executor`, `journal` with Dask).
+    """
+    return _Run(
+        plan,
+        tools,
+        emit=None,
+        recorder=_recorder(journal, on_intervention),
+        target=_target(executor, gather, journal),
+        **options,
+    )
 
 
 def _target(executor: Any, gather: Any, journal: Any) -> Any:
@@ -309,10 +335,7 @@ def execute_plan_sync(
     Args:
         plan: A `Plan`, a dict or a JSON string.
         tools: A `ToolRegistry` or a mapping of tool names to callables.
-        max_workers: Largest number of plain-function tools running at once
-            in worker threads; `None` takes `DEFAULT_MAX_WORKERS` (128, for
-            I/O-bound tools; threads start only as calls need them). Pass
-            about the number of cores for CPU-bound plain tools.
+        max_workers: As for `execute_plan`.
         on_event: Called with every event as it happens (a plain function).
             If it raises, it is not called again and the run fails with an
             `ERROR` saying so (the steps themselves are not blamed).
@@ -336,18 +359,19 @@ def execute_plan_sync(
     Called from a thread with a running event loop (a notebook, an async
     app), the run happens on a fresh loop in a helper thread.
     """
-    run = _Run(
+    run = _new_run(
         plan,
         tools,
         max_workers=max_workers,
-        emit=None,
         on_event=on_event,
-        recorder=_recorder(journal, on_intervention),
+        journal=journal,
         run_id=run_id,
+        on_intervention=on_intervention,
         keep_outputs=keep_outputs,
         plans=plans,
         inputs=inputs,
-        target=_target(executor, gather, journal),
+        executor=executor,
+        gather=gather,
     )
     return run_sync(run)
 
