@@ -271,20 +271,20 @@ async def test_an_approval_answered_no_skips_the_step_and_the_run_succeeds() -> 
     assert talk.event_types()[-2:] == [(EventType.STEP_SKIPPED, "s2"), (EventType.FINISH, None)]
 
 
-async def test_interrupting_the_bot_cancels_the_run_with_one_finish() -> None:
-    holder = Holder()
-    plan = {
-        "name": "Long watch",
+def _scan_then(name: str, tool: str, description: str) -> dict[str, Any]:
+    """A plan `name`: scan the hull (`s1`), then `tool` (`s2`, described as `description`)."""
+    return {
+        "name": name,
         "steps": [
             {"id": "s1", "tool": "scan_hull", "description": "Scan the hull"},
-            {
-                "id": "s2",
-                "tool": "hold_line",
-                "description": "Watch the line",
-                "depends_on": ["s1"],
-            },
+            {"id": "s2", "tool": tool, "description": description, "depends_on": ["s1"]},
         ],
     }
+
+
+async def test_interrupting_the_bot_cancels_the_run_with_one_finish() -> None:
+    holder = Holder()
+    plan = _scan_then("Long watch", "hold_line", "Watch the line")
     talk = Conversation(
         [Call("run_plan", {"plan": plan})],
         Person(interrupt_at="s2"),
@@ -441,18 +441,7 @@ class Listener(Person):
 
 async def test_a_sentence_kept_for_later_is_said_when_its_time_comes() -> None:
     gate = Gate()
-    plan = {
-        "name": "Crew check",
-        "steps": [
-            {"id": "s1", "tool": "scan_hull", "description": "Scan the hull"},
-            {
-                "id": "s2",
-                "tool": "wait_for_crew",
-                "description": "Wait for the crew",
-                "depends_on": ["s1"],
-            },
-        ],
-    }
+    plan = _scan_then("Crew check", "wait_for_crew", "Wait for the crew")
     talk = Conversation(
         [Call("run_plan", {"plan": plan}), say_summary],
         Listener(gate),
