@@ -430,6 +430,9 @@ class _InProcess(RunHost):
         self._variables = ir.variables
         if run.keep is not None:
             self._keeper = OutputKeeper(plan, graph, run.keep, self._release)
+        else:  # every output kept: the scheduler calls `_start` itself, one coroutine less a step
+            self.start = self._start  # type: ignore[method-assign]
+        self.emit = run.emit  # type: ignore[method-assign]  # the run's, one coroutine less an event
         evaluator_class, cell_executor = _marimo_evaluator_parts()
         self._evaluator = evaluator_class(executor=cell_executor, lifecycles=[])
         self.pool = WorkerPool(self.max_workers)
@@ -524,6 +527,8 @@ class _InProcess(RunHost):
         self._glbls.clear()
         self._cells = {}
         self._evaluator = None
+        self.__dict__.pop("start", None)  # bound methods of this host and of the run
+        self.__dict__.pop("emit", None)
         self.run = None  # and the run holds this target: no cycle is left
 
 

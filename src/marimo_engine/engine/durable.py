@@ -367,6 +367,11 @@ class RunRecorder:
         Returns:
             `None` to call the tool, or how the step ended without calling it.
         """
+        if (
+            not (prepared.approval or self.reuse or self.match_fingerprints)
+            and self.journal is None
+        ):
+            return None  # nothing to record, reuse or ask: the common case, kept cheap
         step = prepared.step
         sid = step.id
         fp: str | None = None

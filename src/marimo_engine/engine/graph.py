@@ -12,6 +12,7 @@ O(cells + edges), from the `defs` and `refs` that marimo's compiler found.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -125,8 +126,6 @@ class ReadyQueue:
     __slots__ = ("_graph", "_heap", "_waiting")
 
     def __init__(self, graph: StepGraph) -> None:
-        import heapq
-
         self._graph = graph
         self._waiting = {sid: len(parents) for sid, parents in graph.parents.items()}
         self._heap = [(graph.index[sid], sid) for sid, n in self._waiting.items() if n == 0]
@@ -137,14 +136,10 @@ class ReadyQueue:
 
     def pop(self) -> str:
         """Take the ready step that comes first in the plan."""
-        import heapq
-
         return heapq.heappop(self._heap)[1]
 
     def release(self, step_id: str) -> None:
         """A step ended so that its children may run: children with no parent left become ready."""
-        import heapq
-
         graph = self._graph
         for child in graph.children[step_id]:
             self._waiting[child] -= 1

@@ -78,7 +78,7 @@ async def schedule(
             if mine is not None and concurrency is not None and workers >= concurrency:
                 break
             sid = ready.pop()
-            blocked_by = next((p for p in parents[sid] if p in skipped), None)
+            blocked_by = next((p for p in parents[sid] if p in skipped), None) if skipped else None
             if blocked_by is not None:
                 await blocked(sid, blocked_by)
                 skipped.add(sid)

@@ -66,7 +66,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -76,6 +76,23 @@ from marimo_engine.errors import ToolCancelledError, UnknownToolError
 from marimo_engine.plans.contracts import SELF
 
 _log = logging.getLogger(__name__)
+
+_events: Any = None
+"""`marimo_engine.engine.events` once a step has run (`_load_events`)."""
+
+
+def _load_events() -> Any:
+    """Import the events module on first use: it imports pydantic, which a notebook may not need.
+
+    Two steps' worth of `from ... import` in the hot path cost as much as
+    building an event, so the module is kept here after the first step.
+    """
+    global _events
+    from marimo_engine.engine import events
+
+    _events = events
+    return events
+
 
 if TYPE_CHECKING:
     from marimo_engine.engine.events import Event
@@ -233,10 +250,7 @@ def needs_approval(prepared: PreparedStep) -> bool:
     True when the step says `"requires_approval": true` or its tool was
     registered with `requires_approval=True`.
     """
-    return bool(
-        getattr(prepared.step, "requires_approval", False)
-        or getattr(prepared.tool, "requires_approval", False)
-    )
+    return prepared.approval
 
 
 def approval_event(plan_id: str, prepared: PreparedStep, kwargs: Mapping[str, Any]) -> Event:
@@ -298,6 +312,13 @@ class PreparedStep:
         item_intervention_if: The same for `intervention_if`.
         subplan: A sub-plan step's plan (`plans.subplans.ResolvedPlan`), else `None`.
         contract: The parsed `expect` and `schema`, or `None` when it has neither.
+        started_msg: The `msg` of its `STEP_START` (`started_message`).
+        approval: Whether a person must approve it before its tool is
+            called (`needs_approval`).
+        static_kwargs: The tool's keyword arguments when its `args` name no
+            reference and every value is a `str`, number, `bool` or `None`
+            (nothing a tool could change in place): literals converted,
+            copied for each call. `None` otherwise: they are resolved per call.
     """
 
     step: Step
@@ -311,6 +332,9 @@ class PreparedStep:
     item_intervention_if: bool = False
     subplan: Any = None
     contract: Contract | None = None
+    started_msg: str = ""
+    approval: bool = False
+    static_kwargs: Mapping[str, Any] | None = None
 
     @property
     def id(self) -> str:
@@ -373,8 +397,33 @@ def prepare_steps(
             item_intervention_if=step.map is not None and _names_item(intervention_if),
             subplan=(subplans or {}).get(step.id),
             contract=Contract.of(step),
+            started_msg=started_message(step),
+            approval=bool(
+                getattr(step, "requires_approval", False)
+                or getattr(spec, "requires_approval", False)
+            ),
+            static_kwargs=_static_kwargs(step, converted),
         )
     return prepared
+
+
+def _static_kwargs(step: Step, converted: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A tool step's keyword arguments if they are the same on every call, else `None`.
+
+    They are when no value is a reference (no `$` in a string: `$$`, the
+    escape, is resolved per call too) and every value is immutable (a list
+    is made anew per call, so a tool changing it changes nothing for the next).
+    """
+    if step.map is not None or step.plan is not None or step.markdown is not None:
+        return None
+    kwargs = {**step.args, **converted}
+    for value in kwargs.values():
+        if isinstance(value, str):
+            if "$" in value:
+                return None
+        elif value is not None and not isinstance(value, int | float):  # bool is an int
+            return None
+    return kwargs
 
 
 def _names_item(expression: Expression | None) -> bool:
@@ -475,19 +524,20 @@ async def _invoke(
         return _Raised(exc)
 
 
-async def _one_try(
+def _one_try(
     prepared: PreparedStep,
     kwargs: dict[str, Any],
     host: StepHost,
     timeout_s: float | None,
-    label: str | None = None,
-) -> Any:
+    label: str,
+) -> Awaitable[Any]:
     """Call the tool once, bounded by `timeout_s`; never waits on a tool that ignores its end.
 
     `label` names the call in the worker pool (the step id, or `step[3]` for
-    an item of a `map` step).
+    an item of a `map` step). Returns what to await for the output (a
+    `_Raised` when the tool raised `KeyboardInterrupt` or `SystemExit`).
 
-    Raises:
+    Awaiting it raises:
         TimeoutError: The try outlived `timeout_s` (its `__cause__`, if any,
             is what the interrupted tool raised); marked with `_STILL_RUNNING`
             when the try could not be stopped.
@@ -495,14 +545,18 @@ async def _one_try(
             interrupted (and abandoned if it did not end within the grace).
     """
     if timeout_s is None:
-        # No deadline: no task of its own (the common case, and the fast
-        # one). A cancellation of the run reaches the tool directly; a plain
-        # function's worker is interrupted, and abandoned if it does not end.
-        output = await _invoke(prepared, kwargs, host, label or prepared.id)
-        if isinstance(output, _Raised):
-            raise output.exc
-        return output
-    label = label or prepared.id
+        # No deadline: the tool call itself, no task and no coroutine of its
+        # own (the common case, and the fast one). A cancellation of the run
+        # reaches the tool directly; a plain function's worker is interrupted,
+        # and abandoned if it does not end.
+        return _invoke(prepared, kwargs, host, label)
+    return _timed_try(prepared, kwargs, host, timeout_s, label)
+
+
+async def _timed_try(
+    prepared: PreparedStep, kwargs: dict[str, Any], host: StepHost, timeout_s: float, label: str
+) -> Any:
+    """`_one_try` with a deadline: the call in a task of its own, stopped at `timeout_s`."""
     task = asyncio.ensure_future(_invoke(prepared, kwargs, host, label))
     try:
         done, _ = await asyncio.wait((task,), timeout=timeout_s)
@@ -510,10 +564,7 @@ async def _one_try(
         await _stop(task, label, host)
         raise
     if done:
-        output = task.result()
-        if isinstance(output, _Raised):
-            raise output.exc
-        return output
+        return task.result()
     ended = await _stop(task, label, host)
     timeout = TimeoutError(f"the tool call took longer than {timeout_s} s")
     if task.done() and not task.cancelled() and task.exception() is not None:
@@ -565,16 +616,16 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
         asyncio.CancelledError: The caller was cancelled (the running try is
             interrupted first).
     """
-    from marimo_engine.engine.events import Event, EventType
+    events = _events or _load_events()
+    EventType = events.EventType
 
     step = prepared.step
     step_id = step.id
     started = time.monotonic()
 
     def event(type_: EventType, msg: str, **fields: Any) -> Event:
-        return Event(
-            type=type_, plan_id=host.plan_id, step_id=step_id, tool=step.tool, msg=msg, **fields
-        )
+        fields.update(type=type_, plan_id=host.plan_id, step_id=step_id, tool=step.tool, msg=msg)
+        return events.new_event(fields)
 
     async def fail(exc: BaseException, attempt: int | None) -> StepResult:
         # The event carries type and message; the traceback goes to the log
@@ -588,7 +639,7 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
         return StepResult(StepOutcome.FAILED, error=exc)
 
     evaluate = getattr(host, "evaluate", None)  # outputs kept elsewhere: evaluate there
-    await host.emit(event(EventType.STEP_START, started_message(step)))
+    await host.emit(event(EventType.STEP_START, prepared.started_msg or started_message(step)))
     items: list[Any] | None = None
     plan_inputs = getattr(host, "plan_inputs", None)
     if plan_inputs is not None:  # `$input.NAME` (a plan with `inputs`)
@@ -635,6 +686,8 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
             kwargs = {"map": items, "args": dict(step.args)}
         elif (resolve_args := getattr(host, "resolve_args", None)) is not None:
             kwargs = await resolve_args(prepared, inputs)
+        elif prepared.static_kwargs is not None:
+            kwargs = dict(prepared.static_kwargs)
         elif step.args:
             from marimo_engine.plans.references import resolve_value
 
@@ -701,15 +754,16 @@ async def call_tool(
         TriesFailed: No try succeeded; it carries the last error and the tries made.
         asyncio.CancelledError: The caller was cancelled.
     """
-    from marimo_engine.engine.events import ErrorInfo, Event, EventType
-
     step = prepared.step
     step_id = step.id
     label = step_id if item is None else f"{step_id}[{item}]"
     attempt = 1
     while True:
         try:
-            return await _one_try(prepared, kwargs, host, step.timeout_s, label), attempt
+            output = await _one_try(prepared, kwargs, host, step.timeout_s, label)
+            if isinstance(output, _Raised):
+                raise output.exc
+            return output, attempt
         except BaseException as exc:  # a failing tool is data, whatever it raised
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -729,6 +783,8 @@ async def call_tool(
             raise TriesFailed(error, attempt)
         attempt += 1
         _log.debug("Step %r will retry after: %r", label, error, exc_info=error)
+        from marimo_engine.engine.events import ErrorInfo, Event, EventType
+
         msg = retry_message(step_id, error, attempt, step.retries)
         if item is not None:
             msg = msg.replace(f"Step {step_id!r} failed", f"Step {step_id!r} item {item} failed")
@@ -775,7 +831,8 @@ async def complete_step(
     Returns:
         `COMPLETED`, or `INTERVENTION` (or a durable callback's answer).
     """
-    from marimo_engine.engine.events import Event, EventType
+    events = _events or _load_events()
+    EventType = events.EventType
 
     step = prepared.step
     step_id = step.id
@@ -794,16 +851,18 @@ async def complete_step(
     if note:
         msg = msg[:-1] + f" ({note})."
     await host.emit(
-        Event(
-            type=EventType.STEP_COMPLETE,
-            plan_id=host.plan_id,
-            step_id=step_id,
-            tool=step.tool,
-            msg=msg,
-            output=output,
-            key_finding=step.key_finding,
-            attempt=attempt,
-            duration_s=duration_s,
+        events.new_event(
+            {
+                "type": EventType.STEP_COMPLETE,
+                "plan_id": host.plan_id,
+                "step_id": step_id,
+                "tool": step.tool,
+                "msg": msg,
+                "output": output,
+                "key_finding": step.key_finding,
+                "attempt": attempt,
+                "duration_s": duration_s,
+            }
         )
     )
     expression = prepared.intervention_if
@@ -841,7 +900,7 @@ async def complete_step(
     msg = intervention_message(step_id, step.intervention_if)
     if needed_item is not None:
         msg = msg[:-1] + f" for item {needed_item}."
-    needed_event = Event(
+    needed_event = events.Event(
         type=EventType.INTERVENTION_NEEDED,
         plan_id=host.plan_id,
         step_id=step_id,

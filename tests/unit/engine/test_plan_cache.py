@@ -52,6 +52,28 @@ def test_the_same_plan_and_tools_are_checked_once(checks: list[Any]) -> None:
     assert again.notebook == first.notebook
 
 
+def test_an_equal_plan_built_anew_is_found_and_a_changed_value_type_is_not(
+    checks: list[Any],
+) -> None:
+    """The key is the plan's content: not the objects' identity, sharing or interning."""
+    import copy
+    import json
+    import sys
+
+    execute_plan_sync(PLAN, {"f": double})
+    execute_plan_sync(copy.deepcopy(PLAN), {"f": double})
+    execute_plan_sync(json.loads(json.dumps(PLAN)), {"f": double})
+    shared = {**PLAN, "id": sys.intern("cached")}
+    shared["steps"] = [PLAN["steps"][0], PLAN["steps"][1]]
+    execute_plan_sync(shared, {"f": double})
+    assert len(checks) == 1
+    # 2.0 is not 2 (nor True 1): a plan differing only so is checked again
+    floats = copy.deepcopy(PLAN)
+    floats["steps"][0]["args"]["x"] = 2.0
+    execute_plan_sync(floats, {"f": double})
+    assert len(checks) == 2
+
+
 def test_other_tools_a_changed_plan_or_an_approval_flag_are_checked_again(
     checks: list[Any],
 ) -> None:
