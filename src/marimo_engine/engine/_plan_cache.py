@@ -47,7 +47,15 @@ if TYPE_CHECKING:
     from marimo_engine.plans.schema import Plan
     from marimo_engine.tools.registry import ToolRegistry
 
-__all__ = ["MAX_CACHED_STEPS", "PreparedPlan", "cache_key", "clear", "lookup", "store"]
+__all__ = [
+    "MAX_CACHED_STEPS",
+    "PreparedPlan",
+    "cache_key",
+    "clear",
+    "discard",
+    "lookup",
+    "store",
+]
 
 MAX_CACHED_STEPS = 50_000
 """Steps the cache holds at most, over all plans in it."""
@@ -166,6 +174,17 @@ def store(key: tuple[Any, ...] | None, prepared: PreparedPlan) -> None:
 def _has_subplans(plan: Plan) -> bool:
     """Whether a plan has sub-plan steps (their plans are read from the plan library afresh)."""
     return any(step.plan is not None for step in plan.steps)
+
+
+def discard(key: tuple[Any, ...] | None) -> None:
+    """Forget the plan stored under `key`, if any (benchmarks: a first run leaves no trace)."""
+    global _steps
+    if key is None:
+        return
+    with _lock:
+        old = _plans.pop(key, None)
+        if old is not None:
+            _steps -= len(old.plan.steps)
 
 
 def clear() -> None:
