@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import time
@@ -545,10 +546,15 @@ def _one_try(
             interrupted (and abandoned if it did not end within the grace).
     """
     if timeout_s is None:
-        # No deadline: the tool call itself, no task and no coroutine of its
-        # own (the common case, and the fast one). A cancellation of the run
-        # reaches the tool directly; a plain function's worker is interrupted,
-        # and abandoned if it does not end.
+        # No deadline: the tool call itself, no task of its own (the common
+        # case, and the fast one); a coroutine function's own coroutine, not
+        # even one of ours. A cancellation of the run reaches the tool
+        # directly; a plain function's worker is interrupted, and abandoned if
+        # it does not end. Whatever the tool raises reaches the caller as it
+        # is (no task in between to mind a `KeyboardInterrupt`).
+        tool = prepared.tool
+        if tool is not None and tool.is_async and getattr(host, "call_tool", None) is None:
+            return tool.function(**kwargs)  # type: ignore[no-any-return]
         return _invoke(prepared, kwargs, host, label)
     return _timed_try(prepared, kwargs, host, timeout_s, label)
 
@@ -622,24 +628,19 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
     step = prepared.step
     step_id = step.id
     started = time.monotonic()
-
-    def event(type_: EventType, msg: str, **fields: Any) -> Event:
-        fields.update(type=type_, plan_id=host.plan_id, step_id=step_id, tool=step.tool, msg=msg)
-        return events.new_event(fields)
-
-    async def fail(exc: BaseException, attempt: int | None) -> StepResult:
-        # The event carries type and message; the traceback goes to the log
-        # (`marimo-engine --debug` shows it).
-        _log.debug("Step %r failed: %s", step_id, type(exc).__name__, exc_info=exc)
-        await host.emit(
-            error_event(
-                host.plan_id, step, exc, attempt=attempt, duration_s=time.monotonic() - started
-            )
-        )
-        return StepResult(StepOutcome.FAILED, error=exc)
-
+    # No closures here: their cells were a tenth of the objects a step left to the collector.
     evaluate = getattr(host, "evaluate", None)  # outputs kept elsewhere: evaluate there
-    await host.emit(event(EventType.STEP_START, prepared.started_msg or started_message(step)))
+    await host.emit(
+        events.new_event(
+            {
+                "type": EventType.STEP_START,
+                "plan_id": host.plan_id,
+                "step_id": step_id,
+                "tool": step.tool,
+                "msg": prepared.started_msg or started_message(step),
+            }
+        )
+    )
     items: list[Any] | None = None
     plan_inputs = getattr(host, "plan_inputs", None)
     if plan_inputs is not None:  # `$input.NAME` (a plan with `inputs`)
@@ -658,9 +659,12 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
         ):
             reason = f"run_if is false: {step.run_if}"
             await host.emit(
-                event(
-                    EventType.STEP_SKIPPED,
-                    skipped_message(step_id, reason),
+                events.Event(
+                    type=EventType.STEP_SKIPPED,
+                    plan_id=host.plan_id,
+                    step_id=step_id,
+                    tool=step.tool,
+                    msg=skipped_message(step_id, reason),
                     reason=reason,
                     expression=step.run_if,
                 )
@@ -696,7 +700,7 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
         else:
             kwargs = {}
     except Exception as exc:
-        return await fail(exc, None)
+        return await _fail(host, step, started, exc, None)
     if step.markdown is not None:
         return await complete_step(prepared, inputs, host, output, attempt=1, started=started)
 
@@ -716,7 +720,9 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
     if step.plan is not None:
         from marimo_engine.engine._subplan import run_subplan_step
 
-        return await run_subplan_step(prepared, kwargs, inputs, host, started, fail)
+        return await run_subplan_step(
+            prepared, kwargs, inputs, host, started, functools.partial(_fail, host, step, started)
+        )
     if items is not None:
         from marimo_engine.engine._map import run_map
 
@@ -725,8 +731,29 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
     try:
         output, attempt = await call_tool(prepared, kwargs, host)
     except TriesFailed as failed:
-        return await fail(failed.error, failed.attempt)
+        return await _fail(host, step, started, failed.error, failed.attempt)
     return await complete_step(prepared, inputs, host, output, attempt=attempt, started=started)
+
+
+async def _fail(
+    host: StepHost, step: Step, started: float, exc: BaseException, attempt: int | None
+) -> StepResult:
+    """A step failed with `exc`: its `ERROR`, and the result saying so.
+
+    Args:
+        host: The step's host.
+        step: The step.
+        started: `time.monotonic()` when the step started.
+        exc: What failed it.
+        attempt: Tries made, if the tool was called.
+    """
+    # The event carries type and message; the traceback goes to the log
+    # (`marimo-engine --debug` shows it).
+    _log.debug("Step %r failed: %s", step.id, type(exc).__name__, exc_info=exc)
+    await host.emit(
+        error_event(host.plan_id, step, exc, attempt=attempt, duration_s=time.monotonic() - started)
+    )
+    return StepResult(StepOutcome.FAILED, error=exc)
 
 
 class TriesFailed(Exception):
