@@ -188,3 +188,26 @@ def test_a_plan_with_sub_plan_steps_is_checked_against_its_library_every_run(
     again = execute_plan_sync(parent, {"f": double}, plans=PlanLibrary({"child": child(5)}))
     assert first.outputs["p"] == {"c": 2} and again.outputs["p"] == {"c": 10}
     assert "SUBPLANS" in again.notebook
+
+
+def keep(items: list[int], label: str = "", count: int = 0) -> dict[str, Any]:
+    """Changes its list in place, as a careless tool may."""
+    items.append(len(items))
+    return {"items": list(items), "label": label, "count": count}
+
+
+def test_a_cached_plans_literal_args_are_fresh_on_every_run(checks: list[Any]) -> None:
+    """A tool changing a literal list, and `$$` in a literal, are the same on every run."""
+    plan = {
+        "id": "literal-args",
+        "steps": [
+            {"id": "a", "tool": "keep", "args": {"items": [7], "label": "costs $$5", "count": 2}},
+            {"id": "b", "tool": "keep", "args": {"items": [], "label": "plain", "count": 3}},
+        ],
+    }
+    runs = [execute_plan_sync(plan, {"keep": keep}) for _ in range(3)]
+    assert len(checks) == 1
+    for result in runs:
+        assert result.outputs["a"] == {"items": [7, 1], "label": "costs $5", "count": 2}
+        assert result.outputs["b"] == {"items": [0], "label": "plain", "count": 3}
+    assert plan["steps"][0]["args"]["items"] == [7]
