@@ -144,7 +144,8 @@ class _Run:
         The journal records the event first (write-ahead); a journal that
         fails adds one `ERROR` and the run stops.
         """
-        event.run_id = self.run_id
+        if event.run_id != self.run_id:  # the step runtime's events come with it
+            event.run_id = self.run_id
         journal_failure = self.recorder.record(event)
         if journal_failure is not None:
             self.fold.add(journal_failure)
@@ -371,6 +372,7 @@ class _InProcess(RunHost):
         self.pool: WorkerPool | None = None
         self.run: _Run | None = None
         self.plan_id = ""
+        self.run_id: str | None = None
         self._prepared: dict[str, PreparedStep] = {}
         self._cells: dict[str, Any] = {}
         self._glbls: dict[str, Any] = {}
@@ -391,6 +393,7 @@ class _InProcess(RunHost):
 
         self.run = run
         self.plan_id = run.plan_id
+        self.run_id = run.run_id  # put on the step runtime's events as they are made
         # plan language 2: the input values are this run's (cell globals), never cached
         self.plan_inputs = input_values(plan, run.given_inputs)
         cached = run.cached

@@ -446,7 +446,9 @@ class StepHost(Protocol):
             (`WorkerPool.run` with the step id as label); `run_step` also asks
             it `is_running(step_id)` and hands it `abandon_task(step_id, task)`.
 
-    Optional hooks, looked up with `getattr` (absent: the step runs here):
+    Optional: `run_id`, put on the step's events as they are made (the run
+    sets it on every event anyway). Optional hooks, looked up with `getattr`
+    (absent: the step runs here):
     `before_tool` and `intervene` (`durable.RunRecorder`'s, see
     docs/architecture.md); for outputs kept elsewhere (`dask_host.DaskTarget`)
     `evaluate(prepared, expression, values) -> bool` evaluates a `run_if` or
@@ -635,6 +637,7 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
             {
                 "type": EventType.STEP_START,
                 "plan_id": host.plan_id,
+                "run_id": getattr(host, "run_id", None),
                 "step_id": step_id,
                 "tool": step.tool,
                 "msg": prepared.started_msg or started_message(step),
@@ -882,6 +885,7 @@ async def complete_step(
             {
                 "type": EventType.STEP_COMPLETE,
                 "plan_id": host.plan_id,
+                "run_id": getattr(host, "run_id", None),
                 "step_id": step_id,
                 "tool": step.tool,
                 "msg": msg,
