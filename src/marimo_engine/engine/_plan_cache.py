@@ -24,7 +24,7 @@ change between runs, so such a plan is checked against it on every run.
 Input values (`inputs=`) are not part of what is cached: each run puts its
 own in the cells' globals. What is cached is never changed by a run:
 the checked `Plan`, the `NotebookIR`, marimo's compiled cells (marimo's
-evaluator does not change a cell it runs) and the `PreparedStep`s.
+cell executor does not change a cell it runs) and the `PreparedStep`s.
 
 The cache holds at most `MAX_CACHED_STEPS` steps in all, the least recently
 used plans leaving first.

@@ -7,7 +7,7 @@ plan's cells ready and how it starts one step (`_Target`). Everything else is
 here once: `START`, validation and compilation, the scheduler
 (`scheduler.schedule`), the event fold (`events.EventFold`) and `FINISH`.
 
-In process, a step cell runs through marimo's `Evaluator` and its call
+In process, a step cell runs through marimo's cell executor and its call
 `plan_run.step(...)` lands in `_InProcess.step`, a thin host of
 `step.run_step`.
 """
@@ -320,11 +320,16 @@ class _StepNotStarted(Exception):
 
 
 @functools.cache
-def _marimo_evaluator_parts() -> tuple[Any, Any]:
-    """marimo's cell executor, resolved once: the lookup scans entry points (~4 ms)."""
-    from marimo._runtime.executor.evaluator import Evaluator, resolve_executor
+def _marimo_cell_executor() -> Any:
+    """marimo's cell executor, resolved once: the lookup scans entry points (~4 ms).
 
-    return Evaluator, resolve_executor()
+    A run calls its `execute_cell_async` directly: marimo's `Evaluator` only
+    wraps it in lifecycles, and a run has none (it was one coroutine and one
+    `RunResult` more per step).
+    """
+    from marimo._runtime.executor.evaluator import resolve_executor
+
+    return resolve_executor()
 
 
 class RunHost:
@@ -359,7 +364,7 @@ class RunHost:
 
 
 class _InProcess(RunHost):
-    """The in-process target: the compiled cells run through marimo's evaluator here.
+    """The in-process target: the compiled cells run through marimo's cell executor here.
 
     Also the host of `step.run_step` for the run's steps, and what the cells
     find as `plan_run` in their globals.
@@ -377,7 +382,7 @@ class _InProcess(RunHost):
         self._cells: dict[str, Any] = {}
         self._glbls: dict[str, Any] = {}
         self._variables: Mapping[str, str] = {}
-        self._evaluator: Any = None
+        self._execute_cell: Any = None  # marimo's executor's `execute_cell_async`
         self._outcomes: dict[str, StepOutcome] = {}
         self._not_started: set[str] = set()
         self._keeper: OutputKeeper | None = None  # keep_outputs other than "all"
@@ -436,8 +441,7 @@ class _InProcess(RunHost):
         else:  # every output kept: the scheduler calls `_start` itself, one coroutine less a step
             self.start = self._start  # type: ignore[method-assign]
         self.emit = run.emit  # type: ignore[method-assign]  # the run's, one coroutine less an event
-        evaluator_class, cell_executor = _marimo_evaluator_parts()
-        self._evaluator = evaluator_class(executor=cell_executor, lifecycles=[])
+        self._execute_cell = _marimo_cell_executor().execute_cell_async
         self.pool = WorkerPool(self.max_workers)
         return graph
 
@@ -486,13 +490,14 @@ class _InProcess(RunHost):
 
     async def _start(self, step_id: str) -> StepOutcome | None:
         try:
-            result = await self._evaluator.evaluate(self._cells[step_id], self._glbls)
-            exc = result.exception
-            if isinstance(exc, asyncio.CancelledError):
-                raise exc
-            cause = None if exc is None else (exc.__cause__ or exc)
-            if cause is not None and not isinstance(cause, _StepFailed | _StepNotStarted):
-                return await self._fail(step_id, cause)  # outside run_step
+            try:
+                await self._execute_cell(self._cells[step_id], self._glbls)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # marimo's MarimoRuntimeException: the cause is the cell's
+                cause = exc.__cause__ or exc
+                if not isinstance(cause, _StepFailed | _StepNotStarted):
+                    return await self._fail(step_id, cause)  # outside run_step
             if step_id in self._not_started:
                 return None
             if step_id not in self._outcomes:
@@ -529,7 +534,7 @@ class _InProcess(RunHost):
         # go, so that refcounting frees the run without waiting for the collector.
         self._glbls.clear()
         self._cells = {}
-        self._evaluator = None
+        self._execute_cell = None
         self.__dict__.pop("start", None)  # bound methods of this host and of the run
         self.__dict__.pop("emit", None)
         self.run = None  # and the run holds this target: no cycle is left

@@ -10,8 +10,9 @@ The run follows the plan language spec ("Running", "Events and results"):
    (`graph.StepGraph`). A plan run before with the same tools skips steps 1
    and 2 (`_plan_cache`).
 3. Steps whose dependencies are done run at the same time; list order decides
-   who starts first. Each step cell runs through marimo's `Evaluator` and
-   executor, as marimo's own script runner runs cells, in one globals dict.
+   who starts first. Each step cell runs through marimo's cell executor
+   (`execute_cell_async`), as marimo's own script runner runs cells, in one
+   globals dict.
    The cell's `plan_run.step(...)` call lands in this module's runner:
    coroutine tools run on the event loop, plain functions in a bounded
    worker pool (`max_workers`, default `DEFAULT_MAX_WORKERS`).
