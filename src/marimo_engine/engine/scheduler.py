@@ -87,9 +87,7 @@ async def schedule(
                 mine = sid
             else:
                 workers += 1
-                task = loop.create_task(work(sid), name=f"marimo-engine step {sid}")
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                tasks.add(loop.create_task(work(sid), name=f"marimo-engine step {sid}"))
         return mine
 
     async def work(sid: str | None) -> None:
@@ -110,14 +108,15 @@ async def schedule(
                 finished.set_exception(exc)
             raise
         finally:
+            # The worker leaves the set itself: a done callback per task was a
+            # loop callback more per step.
+            tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
             workers -= 1
             if workers == 0 and not finished.done():
                 finished.set_result(None)
 
     workers += 1
-    first = loop.create_task(work(None))  # takes up the steps ready at the start
-    tasks.add(first)
-    first.add_done_callback(tasks.discard)
+    tasks.add(loop.create_task(work(None)))  # takes up the steps ready at the start
     try:
         await finished
     except BaseException:
