@@ -20,7 +20,7 @@ import functools
 import inspect
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from marimo_engine.engine._outputs import KeepOutputs, OutputKeeper, checked_keep_outputs
@@ -131,10 +131,25 @@ class _Run:
 
     # -- events -------------------------------------------------------------
 
-    async def emit(self, event: Event) -> None:
-        """Fold an event into the run's state and deliver it (the hosts' `emit`)."""
+    def emit(self, event: Event) -> Awaitable[None]:
+        """Fold an event into the run's state and deliver it (the hosts' `emit`).
+
+        Returns:
+            What to await for the delivery: nothing is left to wait for when
+            the run has no callback and no stream (`execute_plan_sync`
+            without `on_event`), so then the event is journaled here and a
+            finished awaitable comes back, not a coroutine per event.
+        """
         self.fold.add(event)
-        await self._deliver(event)
+        if self._on_event is None and self._emit_to is None:
+            if event.run_id != self.run_id:
+                event.run_id = self.run_id
+            journal_failure = self.recorder.record(event)
+            if journal_failure is not None:  # as `_deliver`: the event again, then the failure
+                self.fold.add(journal_failure)
+                self.recorder.record(event)
+            return _DELIVERED
+        return self._deliver(event)
 
     async def _deliver(self, event: Event) -> None:
         """Hand an event to the caller's callback, then to the stream.
@@ -309,6 +324,18 @@ class _Run:
 
 
 # -- in process ------------------------------------------------------------------------------
+
+
+class _Delivered:
+    """An awaitable that is already done (`_Run.emit` with nobody to deliver to)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Iterator[None]:
+        return iter(())
+
+
+_DELIVERED = _Delivered()
 
 
 class _StepFailed(Exception):

@@ -398,3 +398,52 @@ def test_a_retried_step_in_a_journaled_run_is_journaled_with_its_tries(
     assert record is not None and record.status == "SUCCESS"
     (step,) = record.steps
     assert step.status == "completed"
+
+
+@pytest.mark.parametrize("consumer", ["none", "on_event", "stream"])
+def test_a_journal_that_fails_mid_run_stops_the_run_with_one_error(
+    tmp_path: Path, consumer: str
+) -> None:
+    """Write-ahead: the event the journal could not write, then one ERROR, then FINISH.
+
+    The same with nobody listening (`execute_plan_sync`, whose events go straight to
+    the run's fold), with an `on_event` callback, and with a consumer of the stream.
+    """
+    from marimo_engine.engine.executor import execute_plan
+
+    store = open_journal(str(tmp_path / "journal.sqlite3"))
+
+    def breaks_the_journal(x: int) -> int:
+        store.close()  # the journal's connection is gone: its next write fails
+        return x
+
+    def after(y: int) -> int:
+        return y
+
+    plan = {
+        "id": "journal-breaks",
+        "steps": [
+            {"id": "a", "tool": "breaks", "args": {"x": 1}},
+            {"id": "b", "tool": "after", "args": {"y": "$a"}},
+        ],
+    }
+    tools = {"breaks": breaks_the_journal, "after": after}
+    seen: list[Any] = []
+    if consumer == "stream":
+
+        async def consume() -> list[Any]:
+            async with execute_plan(plan, tools, journal=store) as run:
+                return [event async for event in run]
+
+        events = asyncio.run(consume())
+    else:
+        callback = seen.append if consumer == "on_event" else None
+        events = execute_plan_sync(plan, tools, journal=store, on_event=callback).events
+    kinds = [(e.type, e.step_id) for e in events]
+    errors = [e for e in events if e.type is EventType.ERROR]
+    assert len(errors) == 1 and "The run journal failed, the run stops" in errors[0].msg
+    assert kinds.index((EventType.STEP_COMPLETE, "a")) < kinds.index((EventType.ERROR, None))
+    assert (EventType.STEP_START, "b") not in kinds
+    assert events[-1].type is EventType.FINISH and events[-1].verdict is Verdict.FAILURE
+    if consumer == "on_event":
+        assert [(e.type, e.step_id) for e in seen] == kinds
