@@ -21,8 +21,9 @@ A try may go ahead only where that cannot change what happens:
   outputs that must be known when it is submitted;
 - each of its dependencies has completed, or has a try on the cluster
   whose success means it completes (`may_lead`): no `intervention_if`, no
-  output contract, no `retries`. Such a try that fails, times out or is
-  cancelled holds `NO_OUTPUT`, or is cancelled with its dependents, and the
+  output contract, no `retries`, no `timeout_s` (a deadline the driver
+  keeps could fail a try that succeeded on its worker). Such a try that
+  fails holds `NO_OUTPUT`, or is cancelled with its dependents, and the
   try submitted ahead then does not call its tool (`_dask_tasks.call`);
   the run stops on that failure, as in process, and the step never starts;
 - the run is not stopping, and no journaled output is reused (a resumed
@@ -122,7 +123,12 @@ class LookAhead:
         lead: set[str] = set()
         for sid, p in prepared.items() if enabled else ():
             step = p.step
-            if p.intervention_if is None and p.contract is None and step.retries == 0:
+            if (
+                p.intervention_if is None
+                and p.contract is None
+                and step.retries == 0
+                and step.timeout_s is None
+            ):
                 lead.add(sid)
             if (
                 p.tool is not None

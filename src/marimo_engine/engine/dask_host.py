@@ -592,8 +592,8 @@ class DaskTarget(RunHost):
         step = prepared.step
         assert self._ahead is not None
         ahead = self._ahead.tries.pop(sid, None)
-        if ahead is not None and ahead.waiter.done() and ahead.waiter.result()[0] == "not-run":
-            self._release(self._tries.pop(ahead.token, None))  # cannot happen: a safety net
+        if ahead is not None and _reported(ahead.waiter) == "not-run":  # a safety net:
+            self._release(self._tries.pop(ahead.token, None))  # its dependencies completed
             ahead = None
         if ahead is not None:
             token, waiter = ahead.token, ahead.waiter
@@ -942,12 +942,14 @@ def _settled(pending: set[asyncio.Future[Any]]) -> Any:
 
 def _ran(entry: AheadTry, begun: Collection[str]) -> bool:
     """Whether a try submitted ahead called its tool (a worker said so, or its report did)."""
-    if entry.token in begun:
-        return True
-    waiter = entry.waiter
+    return entry.token in begun or _reported(entry.waiter) in ("ok", "error")
+
+
+def _reported(waiter: asyncio.Future[tuple[str, Any]]) -> str | None:
+    """The kind of a try's report (`"ok"`, `"error"`, `"not-run"`), or `None` without one."""
     if not waiter.done() or waiter.cancelled() or waiter.exception() is not None:
-        return False
-    return waiter.result()[0] != "not-run"
+        return None
+    return waiter.result()[0]
 
 
 def _forget_topic(topic: str, dask_scheduler: Any = None) -> None:

@@ -49,7 +49,7 @@ CASES = [
     Case("a with retries", {"depends_on": ["a"]}, True, {"retries": 1}, False),
     Case("a with intervention_if", {"depends_on": ["a"]}, True, {"intervention_if": "$a"}, False),
     Case("a with a contract", {"depends_on": ["a"]}, True, {"expect": ["$self == 1"]}, False),
-    Case("a with a timeout", {"depends_on": ["a"]}, True, {"timeout_s": 5}, True),
+    Case("a with a timeout", {"depends_on": ["a"]}, True, {"timeout_s": 5}, False),
 ]
 
 
