@@ -40,7 +40,7 @@ running try.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,8 +48,9 @@ if TYPE_CHECKING:
     import asyncio
 
     from marimo_engine.engine.step import PreparedStep
+    from marimo_engine.plans.references import Template
 
-__all__ = ["AheadTry", "LookAhead"]
+__all__ = ["AheadTry", "LookAhead", "templates"]
 
 
 @dataclass(slots=True)
@@ -190,20 +191,33 @@ class LookAhead:
 
 def _whole_references_only(args: Any) -> bool:
     """Whether every reference in `args` is a whole one (`"$s1"`): nothing to resolve."""
+    return all(
+        template is not None
+        and (
+            not template.references
+            or (template.is_whole and not any(r.path for r in template.references))
+        )
+        for template in templates(args)
+    )
+
+
+def templates(args: Any) -> Iterator[Template | None]:
+    """The parsed template of each string with a `$` in `args` (`None`: it does not parse).
+
+    Args:
+        args: A step's `args`: strings, and lists, tuples and dicts of them.
+    """
     from marimo_engine.plans.references import parse_template
 
     if isinstance(args, str):
-        if "$" not in args:
-            return True
-        try:
-            template = parse_template(args)
-        except Exception:
-            return False
-        if not template.references:
-            return True
-        return template.is_whole and not any(r.path for r in template.references)
-    if isinstance(args, Mapping):
-        return all(_whole_references_only(v) for v in args.values())
-    if isinstance(args, list | tuple):
-        return all(_whole_references_only(v) for v in args)
-    return True
+        if "$" in args:
+            try:
+                yield parse_template(args)
+            except Exception:
+                yield None
+    elif isinstance(args, Mapping):
+        for value in args.values():
+            yield from templates(value)
+    elif isinstance(args, list | tuple):
+        for value in args:
+            yield from templates(value)

@@ -989,17 +989,15 @@ def _split(
 
 
 def _needs_cluster(args: Any, inputs: Mapping[str, Any]) -> bool:
-    """Whether resolving `args` reads into an output that stayed on the cluster."""
-    from marimo_engine.plans.references import parse_template
+    """Whether resolving `args` reads into an output that stayed on the cluster.
 
-    if isinstance(args, str):
-        if "$" not in args:
-            return False
-        try:
-            template = parse_template(args)
-        except Exception:
-            return False  # resolving here raises the same error as in process
-        for ref in template.references:
+    A string that does not parse needs nothing: resolving it here raises the
+    same error as in process.
+    """
+    from marimo_engine.engine._dask_ahead import templates
+
+    for template in templates(args):
+        for ref in () if template is None else template.references:
             value = inputs.get(ref.step_id)
             if (
                 isinstance(value, RemoteOutput)
@@ -1007,11 +1005,6 @@ def _needs_cluster(args: Any, inputs: Mapping[str, Any]) -> bool:
                 and (ref.path or not template.is_whole)
             ):
                 return True
-        return False
-    if isinstance(args, Mapping):
-        return any(_needs_cluster(v, inputs) for v in args.values())
-    if isinstance(args, list | tuple):
-        return any(_needs_cluster(v, inputs) for v in args)
     return False
 
 

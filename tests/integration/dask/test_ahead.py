@@ -11,8 +11,6 @@ a test sees whether a tool was called.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from marimo_engine.engine.events import Event
 from marimo_engine.engine.executor import execute_plan
 
 from . import tools
-from .test_cluster import _until
+from .test_cluster import _until, run_killing_a_worker
 from .test_contract import _shape, tasks_left
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(600)]
@@ -79,11 +77,29 @@ async def test_a_chain_goes_to_the_cluster_at_once_and_gives_the_in_process_even
         assert await tasks_left(client, "marimo-engine-ahead-chain-") == []
 
 
+async def _same_as_in_process(
+    plan_in: Any, tmp_path: Path, dask_address: str
+) -> tuple[list[Event], Path]:
+    """Run `plan_in(folder)` in process and on Dask; the Dask events and its marker folder.
+
+    The events must say the same, and nothing of the Dask run is left on the cluster.
+    """
+    from distributed import Client
+
+    (here_dir := tmp_path / "inprocess").mkdir()
+    (there_dir := tmp_path / "dask").mkdir()
+    async with Client(dask_address, asynchronous=True, set_as_default=False) as client:
+        here = await _run(plan_in(here_dir))
+        plan = plan_in(there_dir)
+        there = await _run(plan, executor=client)
+        assert await tasks_left(client, f"marimo-engine-{plan['id']}-") == []
+    assert _shape([e.to_json() for e in there]) == _shape([e.to_json() for e in here])
+    return there, there_dir
+
+
 async def test_a_failed_step_keeps_the_tools_of_the_tries_ahead_of_it_from_running(
     dask_address: str, tmp_path: Path
 ) -> None:
-    from distributed import Client
-
     def plan(folder: Path) -> dict[str, Any]:
         return {
             "id": "ahead-failed",
@@ -95,23 +111,15 @@ async def test_a_failed_step_keeps_the_tools_of_the_tries_ahead_of_it_from_runni
             ],
         }
 
-    (here_dir := tmp_path / "inprocess").mkdir()
-    (there_dir := tmp_path / "dask").mkdir()
-    async with Client(dask_address, asynchronous=True, set_as_default=False) as client:
-        here = await _run(plan(here_dir))
-        there = await _run(plan(there_dir), executor=client)
-        assert _shape([e.to_json() for e in there]) == _shape([e.to_json() for e in here])
-        assert there[-1].verdict is Verdict.FAILURE
-        assert {e.step_id for e in there if e.step_id} == {"a", "b"}
-        assert await tasks_left(client, "marimo-engine-ahead-failed-") == []
-    assert list(there_dir.iterdir()) == []  # neither c's nor d's tool was called
+    there, folder = await _same_as_in_process(plan, tmp_path, dask_address)
+    assert there[-1].verdict is Verdict.FAILURE
+    assert {e.step_id for e in there if e.step_id} == {"a", "b"}
+    assert list(folder.iterdir()) == []  # neither c's nor d's tool was called
 
 
 async def test_a_run_stopped_on_another_branch_starts_no_try_that_went_ahead(
     dask_address: str, tmp_path: Path
 ) -> None:
-    from distributed import Client
-
     def plan(folder: Path) -> dict[str, Any]:
         return {
             "id": "ahead-stopped",
@@ -122,20 +130,14 @@ async def test_a_run_stopped_on_another_branch_starts_no_try_that_went_ahead(
             ],
         }
 
-    (here_dir := tmp_path / "inprocess").mkdir()
-    (there_dir := tmp_path / "dask").mkdir()
-    async with Client(dask_address, asynchronous=True, set_as_default=False) as client:
-        here = await _run(plan(here_dir))
-        there = await _run(plan(there_dir), executor=client)
-        # q fails at once; a, running, finishes; b never starts (its try was cancelled).
-        assert _shape([e.to_json() for e in there]) == _shape([e.to_json() for e in here])
-        assert [e.type for e in there if e.step_id == "a"] == [
-            EventType.STEP_START,
-            EventType.STEP_COMPLETE,
-        ]
-        assert not any(e.step_id == "b" for e in there)
-        assert await tasks_left(client, "marimo-engine-ahead-stopped-") == []
-    assert list(there_dir.iterdir()) == []
+    # q fails at once; a, running, finishes; b never starts (its try was cancelled).
+    there, folder = await _same_as_in_process(plan, tmp_path, dask_address)
+    assert [e.type for e in there if e.step_id == "a"] == [
+        EventType.STEP_START,
+        EventType.STEP_COMPLETE,
+    ]
+    assert not any(e.step_id == "b" for e in there)
+    assert list(folder.iterdir()) == []
 
 
 async def test_a_try_ahead_that_ran_before_the_stop_reached_its_worker_is_reported(
@@ -195,17 +197,7 @@ async def test_a_worker_killed_under_a_step_leaves_the_tries_ahead_of_it_unrun(
         ],
     }
     async with Client(dask_address, asynchronous=True, set_as_default=False) as client:
-        async with execute_plan(plan, TOOLS, executor=client) as run:
-            events = []
-            async for event in run:
-                events.append(event)
-                if event.type is EventType.STEP_START and event.step_id == "w":
-                    await _until(
-                        lambda: pid.exists() and pid.read_text(),
-                        timeout_s=120,
-                        what="w's tool on a worker",
-                    )
-                    os.kill(int(pid.read_text()), signal.SIGKILL)
+        events = await run_killing_a_worker(plan, TOOLS, client, pid)
         assert [(e.step_id, e.type) for e in events if e.step_id] == [
             ("w", EventType.STEP_START),
             ("w", EventType.ERROR),
