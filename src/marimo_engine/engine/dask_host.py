@@ -27,7 +27,12 @@ cluster is what touches data (`engine._dask_tasks`):
   `gather`, come back whole;
 - a `run_if`, and a reference with a path (`$s1.rows`) or inside text, into
   an output that stayed on the cluster are evaluated there
-  (`_dask_tasks.evaluate`, `_dask_tasks.resolve`): one round trip each.
+  (`_dask_tasks.evaluate`, `_dask_tasks.resolve`): one round trip each;
+- a step whose try cannot depend on anything the driver decides goes to
+  the cluster with the try of the step it waits for, taking its future
+  (`engine._dask_ahead`): a chain is submitted at once and the scheduler
+  runs it without a trip to the driver per step, while `run_step` still
+  runs each step here and takes up the try that went ahead.
 
 A step's output that stayed on the cluster is a `RemoteOutput` in events and
 results: its `summary` is what its JSON says; its future is released when
@@ -784,9 +789,12 @@ class DaskTarget(RunHost):
             return
         try:
             sids, refs, payloads, tokens, reports, reads, afters, keys = zip(*batch, strict=True)
-            futures = self.client.map(
-                call, refs, payloads, tokens, reports, reads, afters, key=list(keys), pure=False
-            )
+            if len(batch) == 1:  # a chain's next try: `map` costs more for one
+                futures = [self.client.submit(call, *batch[0][1:7], key=keys[0], pure=False)]
+            else:
+                futures = self.client.map(
+                    call, refs, payloads, tokens, reports, reads, afters, key=list(keys), pure=False
+                )
         except Exception as exc:  # the arguments do not serialise, the client closed
             for token in (item[3] for item in batch):
                 waiter = self._waiting.pop(token, None)
