@@ -16,7 +16,9 @@ part of a step that touches data, never a step's semantics (those stay in
   try's error;
 - `evaluate` and `resolve` evaluate a `run_if` and resolve `$step.path`
   references where the outputs are;
-- `check_tools` tells, per worker, which tools cannot be loaded there.
+- `check_tools` tells, per worker, which tools cannot be loaded there;
+- `stop_ahead` and `forget_run` end the tries a run submitted ahead of their
+  dependencies' end (see `call`'s `after` and `engine.dask_host`).
 
 Exceptions cross the wire as `CarriedError` (class path, args and attributes):
 many exceptions, ours included, take keyword-only arguments that plain
@@ -39,6 +41,7 @@ from typing import Any
 from marimo_engine.engine._threads import StepInterrupted, ThreadCall
 
 __all__ = [
+    "NO_OUTPUT",
     "CarriedError",
     "Description",
     "Report",
@@ -47,9 +50,11 @@ __all__ = [
     "check_tools",
     "describe",
     "evaluate",
+    "forget_run",
     "interrupt",
     "resolve",
     "running",
+    "stop_ahead",
 ]
 
 
@@ -222,12 +227,35 @@ def _call_tool(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     return output
 
 
+class _NoOutput:
+    """The value of a try that failed or did not run: its dependents must not run either."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "NO_OUTPUT"
+
+    def __repr__(self) -> str:
+        return "NO_OUTPUT"
+
+
+NO_OUTPUT = _NoOutput()
+"""What a try's Dask future holds when the tool failed or was not called (pickles as itself)."""
+
+_ahead_lock = threading.Lock()
+_stopped_runs: set[str] = set()
+"""Topics of runs that stopped: their tries submitted ahead no longer start here."""
+_begun_ahead: dict[str, set[str]] = {}
+"""Topic of a run to the tokens of its tries submitted ahead that called their tool here."""
+
+
 def call(
     ref: ToolRef,
     kwargs: dict[str, Any],
     token: str,
     report: Report | None = None,
     reads: Mapping[str, Any] | None = None,
+    after: tuple[Any, ...] = (),
 ) -> Any:
     """Dask task: one try of a step's tool, on this worker's thread.
 
@@ -240,10 +268,15 @@ def call(
             failures instead (a direct call, in tests).
         reads: The outputs of the other steps the `intervention_if` reads
             (an argument of its own, so that Dask passes their values).
+        after: For a try submitted ahead (`report.ahead`): the values of the
+            tries of its dependencies that had not ended when it was
+            submitted. If one is `NO_OUTPUT` (that try failed), or the run
+            stopped (`stop_ahead`), the tool is not called: the report says
+            `"not-run"`.
 
     Returns:
         The tool's output (it stays on the worker as the try's future), or
-        `None` when the try failed and was reported.
+        `NO_OUTPUT` when the try failed and was reported, or did not run.
 
     Raises:
         CarriedError: Without `report`: the tool raised (also a
@@ -251,16 +284,45 @@ def call(
             step's error, never the worker's), it was interrupted, or it
             cannot be loaded here.
     """
+    if report is not None and report.ahead:
+        with _ahead_lock:
+            may_run = report.topic not in _stopped_runs and not any(
+                isinstance(value, _NoOutput) for value in after
+            )
+            if may_run:
+                _begun_ahead.setdefault(report.topic, set()).add(token)
+        if not may_run:
+            report.send(token, "not-run", None)
+            return NO_OUTPUT
     try:
         output = _try(ref, kwargs, token)
     except CarriedError as failure:
         if report is None:
             raise
         report.send(token, "error", failure)
-        return None
+        return NO_OUTPUT
     if report is not None:
         report.send(token, "ok", describe(output, report, reads or {}))
     return output
+
+
+def stop_ahead(topic: str) -> list[str]:
+    """`Client.run` target: no try of this run submitted ahead starts here any more.
+
+    Returns:
+        The tokens of the run's tries submitted ahead that called their tool
+        here (running or ended): those steps ran, and the driver reports them.
+    """
+    with _ahead_lock:
+        _stopped_runs.add(topic)
+        return sorted(_begun_ahead.get(topic, ()))
+
+
+def forget_run(topic: str) -> None:
+    """`Client.run` target: drop what this worker keeps of an ended run."""
+    with _ahead_lock:
+        _stopped_runs.discard(topic)
+        _begun_ahead.pop(topic, None)
 
 
 def _try(ref: ToolRef, kwargs: dict[str, Any], token: str) -> Any:
@@ -348,12 +410,15 @@ class Report:
         step_id: The step's id (its output's name in `intervention_if`).
         gather: Send the output itself back (a key finding, or asked for).
         intervention_if: The step's expression text, or `None`.
+        ahead: The try was submitted before its dependencies ended (`call`'s
+            `after`); it runs only if they succeed and the run goes on.
     """
 
     topic: str
     step_id: str
     gather: bool = False
     intervention_if: str | None = None
+    ahead: bool = False
 
     def send(self, token: str, kind: str, payload: Any) -> None:
         """Send `(token, kind, payload)`, pickled, to the topic."""

@@ -27,7 +27,12 @@ cluster is what touches data (`engine._dask_tasks`):
   `gather`, come back whole;
 - a `run_if`, and a reference with a path (`$s1.rows`) or inside text, into
   an output that stayed on the cluster are evaluated there
-  (`_dask_tasks.evaluate`, `_dask_tasks.resolve`): one round trip each.
+  (`_dask_tasks.evaluate`, `_dask_tasks.resolve`): one round trip each;
+- a step whose try cannot depend on anything the driver decides goes to
+  the cluster with the try of the step it waits for, taking its future
+  (`engine._dask_ahead`): a chain is submitted at once and the scheduler
+  runs it without a trip to the driver per step, while `run_step` still
+  runs each step here and takes up the try that went ahead.
 
 A step's output that stayed on the cluster is a `RemoteOutput` in events and
 results: its `summary` is what its JSON says; its future is released when
@@ -51,7 +56,7 @@ import contextlib
 import importlib.util
 import time
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from marimo_engine.engine._run import RunHost
@@ -65,9 +70,11 @@ from marimo_engine.engine.step import (
 from marimo_engine.errors import EngineError, UsageError
 
 if TYPE_CHECKING:
+    from marimo_engine.engine._dask_ahead import AheadTry, LookAhead
     from marimo_engine.engine._dask_tasks import Description, ToolRef
     from marimo_engine.engine._run import _Run
     from marimo_engine.engine.compiler import NotebookIR
+    from marimo_engine.engine.events import Event
     from marimo_engine.engine.graph import StepGraph
     from marimo_engine.engine.step import PreparedStep
     from marimo_engine.plans.expressions import Expression
@@ -269,6 +276,8 @@ class DaskTarget(RunHost):
         self._batch: list[tuple[Any, ...]] = []  # tries to submit at the end of this turn
         self._tries: dict[str, Any] = {}  # token -> the try's Dask future
         self._watcher: asyncio.Future[None] | None = None
+        self._ahead: LookAhead | None = None  # tries submitted ahead (`_dask_ahead`)
+        self._cancels: set[asyncio.Future[Any]] = set()  # Dask cancels under way
 
     # -- the target interface ---------------------------------------------------------
 
@@ -280,6 +289,7 @@ class DaskTarget(RunHost):
                 time, `gather` names steps the plan does not have, or the
                 plan has `map` or sub-plan steps (not run on Dask yet).
         """
+        from marimo_engine.engine._dask_ahead import LookAhead
         from marimo_engine.engine.graph import StepGraph
 
         self.run = run
@@ -304,7 +314,16 @@ class DaskTarget(RunHost):
         missing = await self._load_tools(specs)
         available = {name: (None if name in missing else spec) for name, spec in specs.items()}
         self._prepared = prepare_steps(plan, available, missing=missing)
-        return StepGraph.from_dependencies(plan.step_ids, ir.dependencies)
+        graph = StepGraph.from_dependencies(plan.step_ids, ir.dependencies)
+        self._ahead = LookAhead.of(
+            self._prepared,
+            self._outputs,
+            graph.parents,
+            graph.children,
+            loadable=self._refs,
+            enabled=not run.recorder.reuse,
+        )
+        return graph
 
     async def _connect(self) -> None:
         import dask
@@ -387,7 +406,13 @@ class DaskTarget(RunHost):
         assert run is not None
         if run.stopping:
             return None
+        return await self._run_step(step_id)
+
+    async def _run_step(self, step_id: str) -> StepOutcome:
         prepared = self._prepared[step_id]
+        ahead = self._ahead
+        assert ahead is not None
+        ahead.started.add(step_id)
         try:
             result = await run_step(prepared, self._outputs, self)
         except asyncio.CancelledError:
@@ -395,6 +420,9 @@ class DaskTarget(RunHost):
         except BaseException as exc:  # an engine bug is this step's error, never a hang
             await self.emit(error_event(self.plan_id, prepared.step, exc))
             return StepOutcome.FAILED
+        finally:
+            ahead.ended(step_id)
+            self._drop_ahead(step_id)  # the step did not call its tool (an approval refused)
         if result.outcome in (StepOutcome.COMPLETED, StepOutcome.INTERVENTION):
             remote = self._remote.get(step_id)
             output = result.output
@@ -420,6 +448,10 @@ class DaskTarget(RunHost):
         if self._watcher is not None:
             self._watcher.cancel()
         try:
+            with contextlib.suppress(Exception):
+                await self._end_ahead()
+            if self._cancels:
+                await asyncio.wait(self._cancels, timeout=CLOSE_TIMEOUT_S)
             stuck = [t for tokens in self.pool.stuck.values() for t in tokens]
             still: set[str] = set()
             if stuck:  # interrupted once more; give them the grace to end
@@ -452,6 +484,14 @@ class DaskTarget(RunHost):
                     await asyncio.wait_for(cluster.close(), CLOSE_TIMEOUT_S)
 
     # -- the host interface of `step.run_step` ----------------------------------------
+
+    async def emit(self, event: Event) -> None:
+        """Hand an event to the run; once the run stops, stop the tries submitted ahead."""
+        await super().emit(event)
+        run = self.run
+        ahead = self._ahead
+        if run is not None and ahead is not None and ahead.tries and run.stopping:
+            await self._stop_ahead()
 
     async def evaluate(
         self, prepared: PreparedStep, expression: Expression, values: Mapping[str, Any]
@@ -504,11 +544,7 @@ class DaskTarget(RunHost):
         if not step.args:
             return {}
         if not _needs_cluster(step.args, inputs):
-            view = {
-                sid: (v.value if isinstance(v, RemoteOutput) and v.has_value else v)
-                for sid, v in inputs.items()
-            }
-            kwargs = resolve_value(step.args, view)
+            kwargs = resolve_value(step.args, _HereView(inputs))
             assert isinstance(kwargs, dict)
             kwargs.update(prepared.converted_args)
             return kwargs
@@ -555,28 +591,20 @@ class DaskTarget(RunHost):
             asyncio.CancelledError: The try was cancelled (timeout, cancelled
                 run); it was interrupted on its worker first.
         """
-        from marimo_engine.engine._dask_tasks import CarriedError, Report
+        from marimo_engine.engine._dask_tasks import CarriedError
 
         sid = prepared.id
         step = prepared.step
-        token = uuid.uuid4().hex
-        payload: Any = kwargs.future if isinstance(kwargs, _RemoteArgs) else _to_futures(kwargs)
-        condition = prepared.intervention_if
-        reads: dict[str, Any] = {}
-        if condition is not None:
-            local, remote = _split(
-                {r.step_id for r in condition.references if r.step_id != sid}, self._outputs
-            )
-            reads = {**local, **remote}
-        gather = (
-            step.key_finding
-            or self.gather is True
-            or (self.gather is not False and sid in self.gather)
-        )
-        report = Report(self._topic, sid, gather, condition.text if condition else None)
-        waiter: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[token] = waiter
-        self._enqueue((self._refs[step.tool], payload, token, report, reads, self._key(sid, token)))
+        assert self._ahead is not None
+        ahead = self._ahead.tries.pop(sid, None)
+        if ahead is not None and _reported(ahead.waiter) == "not-run":  # a safety net:
+            self._release(self._tries.pop(ahead.token, None))  # its dependencies completed
+            ahead = None
+        if ahead is not None:
+            token, waiter = ahead.token, ahead.waiter
+        else:
+            payload: Any = kwargs.future if isinstance(kwargs, _RemoteArgs) else _to_futures(kwargs)
+            token, waiter = self._submit(prepared, payload)
         try:
             kind, answer = await waiter
         except asyncio.CancelledError:
@@ -598,6 +626,137 @@ class DaskTarget(RunHost):
         self._remote[sid] = remote
         self._described[sid] = answer
         return remote.value if remote.has_value else remote
+
+    def _submit(
+        self,
+        prepared: PreparedStep,
+        payload: Any,
+        after: tuple[Any, ...] = (),
+        *,
+        ahead: bool = False,
+    ) -> tuple[str, asyncio.Future[tuple[str, Any]]]:
+        """Queue one try of a step; its token and the future of its report.
+
+        `after` and `ahead`: a try submitted ahead (`_dask_tasks.call`).
+        """
+        from marimo_engine.engine._dask_tasks import Report
+
+        sid = prepared.id
+        step = prepared.step
+        token = uuid.uuid4().hex
+        condition = prepared.intervention_if
+        reads: dict[str, Any] = {}
+        if condition is not None:
+            local, remote = _split(
+                {r.step_id for r in condition.references if r.step_id != sid}, self._outputs
+            )
+            reads = {**local, **remote}
+        gather = (
+            step.key_finding
+            or self.gather is True
+            or (self.gather is not False and sid in self.gather)
+        )
+        report = Report(
+            self._topic, sid, gather, condition.text if condition else None, ahead=ahead
+        )
+        waiter: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = waiter
+        key = self._key(sid, token)
+        self._enqueue((sid, self._refs[step.tool], payload, token, report, reads, after, key))
+        return token, waiter
+
+    def _submit_ahead(self, step_id: str) -> None:
+        """Queue the try of `step_id` ahead of its dependencies' end (`_dask_ahead`)."""
+        from marimo_engine.engine._dask_ahead import AheadTry
+        from marimo_engine.plans.references import resolve_value
+
+        ahead = self._ahead
+        assert ahead is not None
+        prepared = self._prepared[step_id]
+        values, after = ahead.inputs(step_id)
+        kwargs: Any = {}
+        if prepared.step.args:  # whole references only: each becomes the value or future
+            kwargs = resolve_value(prepared.step.args, values)
+            kwargs.update(prepared.converted_args)
+        token, waiter = self._submit(prepared, _to_futures(kwargs), after, ahead=True)
+        ahead.tries[step_id] = AheadTry(token, waiter)
+        ahead.used = True
+
+    def _drop_ahead(self, *step_ids: str) -> None:
+        """Forget tries submitted ahead that no step will take up; cancel them on Dask."""
+        ahead = self._ahead
+        if ahead is None:
+            return
+        futures = []
+        for sid in step_ids:
+            entry = ahead.tries.pop(sid, None)
+            if entry is None:
+                continue
+            self._waiting.pop(entry.token, None)
+            future = self._tries.pop(entry.token, None)
+            if future is not None:
+                futures.append(future)
+        if futures and self.client is not None:
+            with contextlib.suppress(Exception):
+                task = asyncio.ensure_future(self.client.cancel(futures))
+                self._cancels.add(task)
+                task.add_done_callback(_settled(self._cancels))
+            self._release(*futures)
+
+    async def _stop_ahead(self) -> None:
+        """The run stops: no try submitted ahead starts any more (`_dask_ahead`).
+
+        The workers say which of those tries called their tool; the others
+        are cancelled, and their steps never start. The ones that ran stay,
+        for `_end_ahead` to report.
+        """
+        from marimo_engine.engine._dask_tasks import stop_ahead
+
+        ahead = self._ahead
+        if ahead is None or ahead.stopped:
+            return
+        ahead.stopped = True
+        begun: set[str] = set()
+        with contextlib.suppress(Exception):
+            answers = await asyncio.wait_for(
+                self.client.run(stop_ahead, self._topic), CLOSE_TIMEOUT_S
+            )
+            begun = {token for tokens in answers.values() for token in tokens}
+        self._drop_ahead(*[sid for sid, entry in ahead.tries.items() if not _ran(entry, begun)])
+
+    async def _end_ahead(self) -> None:
+        """At the run's end: the steps whose try went ahead and ran, though the run stopped.
+
+        Their tools were called before the stop reached the workers, so they
+        are reported as running steps that finish (`run_step`, taking up
+        their tries) in dependency order; a cancelled run interrupts them
+        instead. Every other try submitted ahead is cancelled.
+        """
+        from marimo_engine.engine._dask_tasks import forget_run
+
+        ahead = self._ahead
+        run = self.run
+        if ahead is None or run is None or not ahead.used:
+            return
+        if ahead.tries:
+            await self._stop_ahead()
+            if run.cancel_reason is None:
+                progress = True
+                while ahead.tries and progress:
+                    progress = False
+                    for sid in [s for s in self._prepared if s in ahead.tries]:
+                        if all(p in self._outputs for p in ahead.parents[sid]):
+                            progress = True
+                            await self._run_step(sid)
+            tokens = [entry.token for entry in ahead.tries.values()]
+            if tokens:  # cancelled, or their dependencies did not complete here
+                still = await self._still_running(tokens)
+                for sid, entry in list(ahead.tries.items()):
+                    if entry.token in still:
+                        self.pool.stuck.setdefault(sid, []).append(entry.token)
+                self._drop_ahead(*ahead.tries)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.client.run(forget_run, self._topic), CLOSE_TIMEOUT_S)
 
     def _on_report(self, event: tuple[float, Any]) -> None:
         """A try's report arrived (the client's handler of the run's topic)."""
@@ -625,23 +784,32 @@ class DaskTarget(RunHost):
         from marimo_engine.engine._dask_tasks import call
 
         batch, self._batch = self._batch, []
-        batch = [item for item in batch if item[2] in self._waiting]  # not cancelled meanwhile
+        batch = [item for item in batch if item[3] in self._waiting]  # not cancelled meanwhile
         if not batch:
             return
         try:
-            refs, payloads, tokens, reports, reads, keys = zip(*batch, strict=True)
-            futures = self.client.map(
-                call, refs, payloads, tokens, reports, reads, key=list(keys), pure=False
-            )
+            sids, refs, payloads, tokens, reports, reads, afters, keys = zip(*batch, strict=True)
+            if len(batch) == 1:  # a chain's next try: `map` costs more for one
+                futures = [self.client.submit(call, *batch[0][1:7], key=keys[0], pure=False)]
+            else:
+                futures = self.client.map(
+                    call, refs, payloads, tokens, reports, reads, afters, key=list(keys), pure=False
+                )
         except Exception as exc:  # the arguments do not serialise, the client closed
-            for token in (item[2] for item in batch):
+            for token in (item[3] for item in batch):
                 waiter = self._waiting.pop(token, None)
                 if waiter is not None and not waiter.done():
                     waiter.set_exception(exc)
             return
-        for token, future in zip(tokens, futures, strict=True):
+        ahead = self._ahead
+        assert ahead is not None
+        for sid, token, future in zip(sids, tokens, futures, strict=True):
             self._tries[token] = future
             self._futures.add(future)
+            if self.run is not None and not self.run.stopping:
+                for follower in ahead.submitted(sid, future):
+                    with contextlib.suppress(Exception):  # else it goes when it starts
+                        self._submit_ahead(follower)  # flushed in the next turn of the loop
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.ensure_future(self._watch())
 
@@ -745,6 +913,53 @@ class DaskTarget(RunHost):
             self._release(*futures)
 
 
+class _HereView(Mapping[str, Any]):
+    """The run's outputs, with each `RemoteOutput` that came back as its value.
+
+    A view, not a copy: resolving one step's `args` reads only what they name.
+    """
+
+    __slots__ = ("_outputs",)
+
+    def __init__(self, outputs: Mapping[str, Any]) -> None:
+        self._outputs = outputs
+
+    def __getitem__(self, step_id: str) -> Any:
+        value = self._outputs[step_id]
+        if isinstance(value, RemoteOutput) and value.has_value:
+            return value.value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._outputs)
+
+    def __len__(self) -> int:
+        return len(self._outputs)
+
+
+def _settled(pending: set[asyncio.Future[Any]]) -> Any:
+    """A done callback: forget the task and read its exception (a cancel is best effort)."""
+
+    def done(task: asyncio.Future[Any]) -> None:
+        pending.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    return done
+
+
+def _ran(entry: AheadTry, begun: Collection[str]) -> bool:
+    """Whether a try submitted ahead called its tool (a worker said so, or its report did)."""
+    return entry.token in begun or _reported(entry.waiter) in ("ok", "error")
+
+
+def _reported(waiter: asyncio.Future[tuple[str, Any]]) -> str | None:
+    """The kind of a try's report (`"ok"`, `"error"`, `"not-run"`), or `None` without one."""
+    if not waiter.done() or waiter.cancelled() or waiter.exception() is not None:
+        return None
+    return waiter.result()[0]
+
+
 def _forget_topic(topic: str, dask_scheduler: Any = None) -> None:
     """On the scheduler: drop the run's events (a long-lived scheduler keeps each topic)."""
     dask_scheduler._broker.truncate(topic)
@@ -782,17 +997,15 @@ def _split(
 
 
 def _needs_cluster(args: Any, inputs: Mapping[str, Any]) -> bool:
-    """Whether resolving `args` reads into an output that stayed on the cluster."""
-    from marimo_engine.plans.references import parse_template
+    """Whether resolving `args` reads into an output that stayed on the cluster.
 
-    if isinstance(args, str):
-        if "$" not in args:
-            return False
-        try:
-            template = parse_template(args)
-        except Exception:
-            return False  # resolving here raises the same error as in process
-        for ref in template.references:
+    A string that does not parse needs nothing: resolving it here raises the
+    same error as in process.
+    """
+    from marimo_engine.engine._dask_ahead import templates
+
+    for template in templates(args):
+        for ref in () if template is None else template.references:
             value = inputs.get(ref.step_id)
             if (
                 isinstance(value, RemoteOutput)
@@ -800,11 +1013,6 @@ def _needs_cluster(args: Any, inputs: Mapping[str, Any]) -> bool:
                 and (ref.path or not template.is_whole)
             ):
                 return True
-        return False
-    if isinstance(args, Mapping):
-        return any(_needs_cluster(v, inputs) for v in args.values())
-    if isinstance(args, list | tuple):
-        return any(_needs_cluster(v, inputs) for v in args)
     return False
 
 

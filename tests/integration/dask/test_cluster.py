@@ -19,6 +19,7 @@ import pytest
 
 from marimo_engine import EventType, Verdict
 from marimo_engine.engine.dask_host import RemoteOutput
+from marimo_engine.engine.events import Event
 from marimo_engine.engine.executor import execute_plan
 from tests.processes import run_process
 
@@ -99,6 +100,30 @@ async def test_a_large_dataframe_passes_three_steps_without_reaching_the_driver(
     assert complete.to_json()["output"]["shape"] == [ROWS, 2]
 
 
+async def run_killing_a_worker(
+    plan: dict[str, Any], registry: dict[str, Any], client: Any, marker: Path
+) -> list[Event]:
+    """Run `plan` on `client`, killing a worker once the first step starts.
+
+    The first step is a `pid_then_wait` that writes its worker's pid to `marker`.
+
+    Returns:
+        The run's events.
+    """
+    async with execute_plan(plan, registry, executor=client) as run:
+        events = []
+        async for event in run:
+            events.append(event)
+            if event.type is EventType.STEP_START and len(events) == 2:
+                await _until(
+                    lambda: marker.exists() and marker.read_text(),
+                    timeout_s=120,
+                    what="the tool's start on a worker",
+                )
+                os.kill(int(marker.read_text()), signal.SIGKILL)
+    return events
+
+
 async def test_a_worker_killed_mid_step_fails_that_try_and_the_retry_runs_on_another(
     dask_address: str, tmp_path: Path
 ) -> None:
@@ -113,19 +138,8 @@ async def test_a_worker_killed_mid_step_fails_that_try_and_the_retry_runs_on_ano
         ],
     }  # fmt: skip
     async with Client(dask_address, asynchronous=True, set_as_default=False) as client:
-        async with execute_plan(
-            plan, {"pid_then_wait": tools.pid_then_wait}, executor=client
-        ) as run:
-            events = []
-            async for event in run:
-                events.append(event)
-                if event.type is EventType.STEP_START:
-                    await _until(
-                        lambda: marker.exists() and marker.read_text(),
-                        timeout_s=120,
-                        what="the tool's start on a worker",
-                    )
-                    os.kill(int(marker.read_text()), signal.SIGKILL)
+        registry = {"pid_then_wait": tools.pid_then_wait}
+        events = await run_killing_a_worker(plan, registry, client, marker)
         killed = int(marker.read_text())
         types = [e.type for e in events if e.step_id == "w"]
         assert types == [EventType.STEP_START, EventType.STEP_RETRY, EventType.STEP_COMPLETE]
