@@ -61,10 +61,13 @@ async def test_a_chain_goes_to_the_cluster_at_once_and_gives_the_in_process_even
                     )
                     return [k for k in keys if k.startswith("marimo-engine-ahead-chain-")]
 
+                later = {f"s{i}" for i in range(2, 20)}
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + 30
-                while len(keys := await submitted()) < 19 and loop.time() < deadline:
+                keys = await submitted()
+                while not later <= {k.split("-")[4] for k in keys} and loop.time() < deadline:
                     await asyncio.sleep(0.05)
+                    keys = await submitted()
                 keys_at_s1.extend(keys)
 
         here = await _run(plan)
