@@ -209,13 +209,26 @@ class RunRecord:
     subplans: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The record as JSON data (`runs show --json`)."""
+        """The record as JSON data (`runs show --json`, MCP `show_run`).
+
+        `inputs` is name to `{"format", "value"}` for a `json` or `unstored`
+        value and `{"format", "bytes"}` (its stored size) for the others;
+        `subplans` lists each sub-plan's `name` and `key`, not its plan.
+        """
         from dataclasses import asdict
 
         data = asdict(self)
         data["plan"] = json.loads(self.plan) if self.plan.startswith("{") else self.plan
-        for key in ("inputs", "subplans"):
-            data[key] = _loads(data[key])
+        inputs = _loads(self.inputs)
+        if isinstance(inputs, dict):
+            for name, item in inputs.items():
+                if "data" in item:  # base64 of arrow or pickle bytes
+                    inputs[name] = {"format": item["format"], "bytes": len(item["data"]) * 3 // 4}
+        data["inputs"] = inputs
+        subplans = _loads(self.subplans)
+        if isinstance(subplans, dict):
+            subplans = [{"name": p["name"], "key": p["key"]} for p in subplans.get("plans", [])]
+        data["subplans"] = subplans
         return data
 
 
