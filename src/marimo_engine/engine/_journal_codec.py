@@ -31,7 +31,7 @@ import hashlib
 import io
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 __all__ = [
@@ -170,11 +170,14 @@ def fingerprint(tool: str, args: Mapping[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def encode_values(values: Mapping[str, Any]) -> str:
+def encode_values(values: Mapping[str, Any], summaries: Collection[str] = ()) -> str:
     """Encode named values (a run's plan inputs) for the journal, each as `encode_output` does.
 
     Args:
         values: Name to value.
+        summaries: Names whose value is already the JSON summary of one that
+            could not be stored (read back from the journal): they stay
+            `unstored`, so whoever reads them next is told so again.
 
     Returns:
         JSON text: name to `{"format": F, "value": V}` for `json` and
@@ -186,6 +189,9 @@ def encode_values(values: Mapping[str, Any]) -> str:
 
     encoded: dict[str, Any] = {}
     for name, value in values.items():
+        if name in summaries:
+            encoded[name] = {"format": UNSTORED, "value": value}
+            continue
         fmt, data = encode_output(value)
         if fmt in (JSON, UNSTORED):
             encoded[name] = {"format": fmt, "value": json.loads(data.decode())}

@@ -32,7 +32,7 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -201,6 +201,7 @@ class RunRecorder:
         self.began = False  # the run emitted START: its FINISH will release what it holds
         self.status_before: str | None = None  # a resumed run's status, put back by `abandon`
         self.given_inputs: Mapping[str, Any] | None = None  # journaled with the run (`bind`)
+        self.input_summaries: frozenset[str] = frozenset()  # inputs that are `unstored` summaries
         self._input_names: dict[str, tuple[str, ...]] = {}  # step id to the inputs it reads
         self._pending: dict[str, Any] | None = None
         self._approved: set[str] = set()
@@ -293,7 +294,7 @@ class RunRecorder:
             if inputs:
                 from marimo_engine.engine._journal_codec import encode_values
 
-                fields["inputs"] = encode_values(inputs)
+                fields["inputs"] = encode_values(inputs, self.input_summaries)
             subplans = plans.to_json() if plans is not None else None
             if subplans is not None:
                 fields["subplans"] = subplans
@@ -317,7 +318,7 @@ class RunRecorder:
                 if self.given_inputs:  # resolved once the plan is read (`record_plan_data`)
                     from marimo_engine.engine._journal_codec import encode_values
 
-                    given = encode_values(self.given_inputs)
+                    given = encode_values(self.given_inputs, self.input_summaries)
                 self.token = journal.create_run(
                     self.run_id,
                     self.plan_id,
@@ -707,7 +708,7 @@ def resume_run(
     store = open_journal(journal if journal is not None else None)
     try:
         record, decision = _check_resume(store, run_id, tools, decision, intervention_id)
-        run_inputs = _resume_inputs(record, inputs)
+        run_inputs, summaries = _resume_inputs(record, inputs)
         library = _journaled_plans(record, plans)
         token = store.acquire(run_id)
     except BaseException:
@@ -731,6 +732,7 @@ def resume_run(
     )
     recorder.owns_journal = store is not journal
     recorder.status_before = record.status
+    recorder.input_summaries = summaries
     return _plan_run(
         journaled_plan(record),
         tools,
@@ -770,7 +772,7 @@ def journaled_inputs(record: RunRecord) -> tuple[dict[str, Any] | None, list[str
         ) from exc
 
 
-def _warn_unstored(record: RunRecord, names: Sequence[str]) -> None:
+def _warn_unstored(record: RunRecord, names: Collection[str]) -> None:
     if names:
         _log.warning(
             "Run %r: the input(s) %s could not be stored in the journal; the run gets their "
@@ -780,8 +782,15 @@ def _warn_unstored(record: RunRecord, names: Sequence[str]) -> None:
         )
 
 
-def _resume_inputs(record: RunRecord, given: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _resume_inputs(
+    record: RunRecord, given: Mapping[str, Any] | None
+) -> tuple[dict[str, Any] | None, frozenset[str]]:
     """The input values a resumed run runs with: the journaled ones (`resume_run`).
+
+    Returns:
+        `(values, summaries)`: input name to value (`None`: none journaled,
+        `given` as is), and the names whose value is still the summary of
+        one the journal could not store (not in `given`).
 
     Raises:
         UsageError: `given` names an input whose value differs from the journaled one.
@@ -790,7 +799,7 @@ def _resume_inputs(record: RunRecord, given: Mapping[str, Any] | None) -> dict[s
 
     values, unstored = journaled_inputs(record)
     if values is None:
-        return dict(given) if given is not None else None
+        return (dict(given) if given is not None else None), frozenset()
     for name, value in (given or {}).items():
         if name in unstored:
             values[name] = value  # the real value, where the journal has only a summary
@@ -801,8 +810,9 @@ def _resume_inputs(record: RunRecord, given: Mapping[str, Any] | None) -> dict[s
                 f"{_short(repr(value))}: a resume continues the same run; resume without "
                 "inputs=, or use rerun to run it with other inputs."
             )
-    _warn_unstored(record, [n for n in unstored if n not in (given or {})])
-    return values
+    summaries = frozenset(n for n in unstored if n not in (given or {}))
+    _warn_unstored(record, summaries)
+    return values, summaries
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -1018,32 +1028,41 @@ def rerun(
     from marimo_engine.engine.journal import open_journal
 
     store = open_journal(journal)
-    record = store.get_run(run_id, steps=False)
-    if record is None:
-        raise UsageError(f"No run {run_id!r} in the journal {store.location}.")
-    source: Any = journaled_plan(record) if plan is None else plan
-    if changes:
-        if isinstance(source, str):
-            source = json.loads(source)
-        elif not isinstance(source, Mapping):
-            source = json.loads(source.model_dump_json())
-        source = apply_changes(dict(source), changes)
-    old_inputs, unstored = journaled_inputs(record)
-    run_inputs: dict[str, Any] | None = dict(inputs) if inputs is not None else None
-    if old_inputs is not None:
-        declared = _declared_inputs(source)
-        kept = {k: v for k, v in old_inputs.items() if declared is None or k in declared}
-        run_inputs = {**kept, **(inputs or {})}
-        _warn_unstored(record, [n for n in unstored if n in kept and n not in (inputs or {})])
-    library = plans if plans is not None else _journaled_plans(record, None)
+    try:
+        record = store.get_run(run_id, steps=False)
+        if record is None:
+            raise UsageError(f"No run {run_id!r} in the journal {store.location}.")
+        source: Any = journaled_plan(record) if plan is None else plan
+        if changes:
+            if isinstance(source, str):
+                source = json.loads(source)
+            elif not isinstance(source, Mapping):
+                source = json.loads(source.model_dump_json())
+            source = apply_changes(dict(source), changes)
+        old_inputs, unstored = journaled_inputs(record)
+        run_inputs: dict[str, Any] | None = dict(inputs) if inputs is not None else None
+        summaries: frozenset[str] = frozenset()
+        if old_inputs is not None:
+            declared = _declared_inputs(source)
+            kept = {k: v for k, v in old_inputs.items() if declared is None or k in declared}
+            run_inputs = {**kept, **(inputs or {})}
+            summaries = frozenset(n for n in unstored if n in kept and n not in (inputs or {}))
+            _warn_unstored(record, summaries)
+        library = plans if plans is not None else _journaled_plans(record, None)
+        reuse = _load_outputs(store, run_id)
+    except BaseException:
+        if store is not journal:  # ours, and nothing will use it
+            store.close()
+        raise
     recorder = RunRecorder(
         store,
         on_intervention=on_intervention,
-        reuse=_load_outputs(store, run_id),
+        reuse=reuse,
         match_fingerprints=True,
         parent_run_id=run_id,
     )
     recorder.owns_journal = store is not journal
+    recorder.input_summaries = summaries
     return _plan_run(
         source,
         tools,

@@ -217,6 +217,12 @@ def test_an_unstorable_input_is_given_again_or_its_summary_with_a_warning(
         )
     assert summary.outputs["g"]["__type__"] == "_thread.lock"  # the summary
     assert "'guard' could not be stored" in caplog.text
+    with open_journal(journal) as store:  # still marked a summary for whoever reads it next
+        record = store.get_run(second.run_id, steps=False)
+    assert record is not None and record.inputs is not None
+    assert decode_values(record.inputs)[1] == ["guard"]
+    given = _finish(rerun(second.run_id, TOOLS, journal=journal, inputs={"guard": lock}))
+    assert given.outputs["g"] is lock  # a changed value: g ran again with it
 
 
 def test_a_journal_of_the_previous_version_resumes_as_before(journal: str, side_log: Path) -> None:
