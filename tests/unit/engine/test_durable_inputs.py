@@ -45,18 +45,6 @@ def _plan(stop: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def side_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "side.log"
-    monkeypatch.setenv("SIDE_LOG", str(path))
-    return path
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> str:
-    return str(tmp_path / "journal.sqlite3")
-
-
 def _finish(plan_run: Any) -> Any:
     return run_sync(plan_run._run)
 
