@@ -803,8 +803,14 @@ def _resume_inputs(
     for name, value in (given or {}).items():
         if name in unstored:
             values[name] = value  # the real value, where the journal has only a summary
-        elif name not in values or not same_value(value, values[name]):
-            was = repr(values[name]) if name in values else "not given"
+        elif name not in values:
+            listed = ", ".join(repr(n) for n in values) or "none"
+            raise UsageError(
+                f"Run {record.run_id!r} has no input {name!r} (its inputs: {listed}); resume "
+                "without inputs=: the run's values are in the journal."
+            )
+        elif not same_value(value, values[name]):
+            was = repr(values[name])
             raise UsageError(
                 f"Run {record.run_id!r} ran with input {name!r} = {_short(was)}, not "
                 f"{_short(repr(value))}: a resume continues the same run; resume without "

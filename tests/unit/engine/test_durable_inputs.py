@@ -73,6 +73,10 @@ def test_a_resume_with_other_inputs_is_refused_and_the_same_ones_are_taken(
             first.run_id, TOOLS, journal=journal, decision=Decision.approve(), inputs={"x": 2}
         )
     assert "\n" not in str(info.value)
+    with pytest.raises(UsageError, match=r"has no input 'y' \(its inputs: 'x'\)"):
+        resume_run(
+            first.run_id, TOOLS, journal=journal, decision=Decision.approve(), inputs={"y": 1}
+        )
     with open_journal(journal) as store:  # refused before the lease was taken
         record = store.get_run(first.run_id, steps=False)
     assert record is not None and record.lease_owner is None
