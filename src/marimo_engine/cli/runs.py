@@ -358,6 +358,15 @@ def show_command(args: argparse.Namespace) -> int:
     )
     if record.parent_run_id:
         print(f"re-run of {record.parent_run_id}")
+    inputs = record.to_json()["inputs"]
+    if inputs:
+        shown = [
+            f"{name}={json.dumps(item['value'], ensure_ascii=False)[:60]}"
+            if item["format"] == "json"
+            else f"{name}=<{item['format']}>"
+            for name, item in inputs.items()
+        ]
+        print("inputs " + ", ".join(shown))
     for step in record.steps:
         line = f"  {step.step_id:<20} {step.status:<12} attempts {step.attempt}"
         line += f" starts {step.starts}"

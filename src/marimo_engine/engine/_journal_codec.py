@@ -19,6 +19,10 @@ Output formats (the `format` column of a step record; docs/runs.md):
 The fingerprint of a step is `sha256` over the tool name and the resolved
 arguments, each argument encoded as above (sorted by name), so two calls with
 equal JSON arguments or equal dataframes have the same fingerprint.
+
+A run's plan input values (`encode_values`) are encoded one by one in the
+same formats and kept together as one JSON object, so one value that cannot
+be stored leaves the others whole.
 """
 
 from __future__ import annotations
@@ -27,10 +31,17 @@ import hashlib
 import io
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
-__all__ = ["decode_output", "encode_output", "fingerprint"]
+__all__ = [
+    "decode_output",
+    "decode_values",
+    "encode_output",
+    "encode_values",
+    "fingerprint",
+    "same_value",
+]
 
 JSON = "json"
 ARROW = "arrow"
@@ -157,3 +168,70 @@ def fingerprint(tool: str, args: Mapping[str, Any]) -> str:
             digest.update(len(part).to_bytes(8, "big"))
             digest.update(part)
     return digest.hexdigest()
+
+
+def encode_values(values: Mapping[str, Any], summaries: Collection[str] = ()) -> str:
+    """Encode named values (a run's plan inputs) for the journal, each as `encode_output` does.
+
+    Args:
+        values: Name to value.
+        summaries: Names whose value is already the JSON summary of one that
+            could not be stored (read back from the journal): they stay
+            `unstored`, so whoever reads them next is told so again.
+
+    Returns:
+        JSON text: name to `{"format": F, "value": V}` for `json` and
+        `unstored` (V the value or its summary, readable as is), or to
+        `{"format": F, "data": B}` for `arrow` and `pickle` (B the bytes in
+        base64).
+    """
+    import base64
+
+    encoded: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in summaries:
+            encoded[name] = {"format": UNSTORED, "value": value}
+            continue
+        fmt, data = encode_output(value)
+        if fmt in (JSON, UNSTORED):
+            encoded[name] = {"format": fmt, "value": json.loads(data.decode())}
+        else:
+            encoded[name] = {"format": fmt, "data": base64.b64encode(data).decode("ascii")}
+    return json.dumps(encoded, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_values(text: str) -> tuple[dict[str, Any], list[str]]:
+    """Decode what `encode_values` stored.
+
+    Args:
+        text: The stored JSON text.
+
+    Returns:
+        `(values, unstored)`: name to value (an `unstored` one as its JSON
+        summary), and the names of the `unstored` values, in stored order.
+
+    Raises:
+        ValueError: The text is not what `encode_values` writes, or a value
+            has an unknown format (a journal written by a newer version).
+    """
+    import base64
+
+    encoded = json.loads(text)
+    if not isinstance(encoded, dict):
+        raise ValueError("the journaled input values are not a JSON object")
+    values: dict[str, Any] = {}
+    unstored: list[str] = []
+    for name, item in encoded.items():
+        fmt = item["format"]
+        if fmt in (JSON, UNSTORED):
+            values[name] = item["value"]
+            if fmt == UNSTORED:
+                unstored.append(name)
+        else:
+            values[name] = decode_output(fmt, base64.b64decode(item["data"]))
+    return values, unstored
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two values are stored the same (equal encodings; no `==` on frames)."""
+    return encode_output(a) == encode_output(b)

@@ -35,6 +35,10 @@ class _Cursor:
         return self._cur.fetchall()
 
     @property
+    def description(self) -> Any:
+        return self._cur.description
+
+    @property
     def rowcount(self) -> int:
         return int(self._cur.rowcount)
 
@@ -53,6 +57,7 @@ class PostgresJournal(Journal):
 
     blob_type = "BYTEA"
     _for_update = " FOR UPDATE"
+    _if_absent = "IF NOT EXISTS "
 
     def __init__(self, url: str) -> None:
         super().__init__()

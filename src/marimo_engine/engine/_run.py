@@ -108,6 +108,7 @@ class _Run:
         # plan language 2: where sub-plan steps find their plans; the plan's input values
         self.plans = as_library(plans)
         self.given_inputs = inputs
+        self.plan_inputs: dict[str, Any] | None = None  # resolved in `_prepare`: `$input.NAME`
         self.max_workers = max_workers
         self.target: _Target = target if target is not None else _InProcess(max_workers)
         self._emit_to = emit  # the stream to the consumer (trusted)
@@ -117,7 +118,7 @@ class _Run:
         # The journal and intervention hook (engine/durable.py); always one,
         # so approvals and `on_intervention` work without a journal too.
         self.recorder = recorder if recorder is not None else RunRecorder()
-        self.recorder.bind(self.run_id, self.plan_id, plan)
+        self.recorder.bind(self.run_id, self.plan_id, plan, inputs)
         self.fold = EventFold()
         self.cancel_reason: str | None = None
         self.ir: NotebookIR | None = None
@@ -263,6 +264,7 @@ class _Run:
     async def _prepare(self) -> StepGraph | None:
         from marimo_engine.engine import _plan_cache
         from marimo_engine.engine._gc import collector_paused, freeze_prepared
+        from marimo_engine.engine._subplan import input_values
         from marimo_engine.engine.compiler import compile_checked_plan
         from marimo_engine.plans.validation import check_plan
 
@@ -280,6 +282,16 @@ class _Run:
                         plan = plan.model_copy(update={"id": self.plan_id})  # START's id
                     self.ir = compile_checked_plan(plan, self.tools, plans=self.plans)
                 self.plan = plan
+            # plan language 2: the input values are this run's (cell globals), never cached
+            self.plan_inputs = input_values(plan, self.given_inputs)
+            # journaled before any step runs: a resume or rerun reads what this run read
+            has_subplans = any(step.plan is not None for step in plan.steps)
+            failure = self.recorder.record_plan_data(
+                self.plan_inputs, self.plans if has_subplans else None
+            )
+            if failure is not None:
+                await self.emit(failure)
+                return None
             graph = await self.target.prepare(self, plan, self.ir)
             freeze_prepared()
             return graph
@@ -418,7 +430,6 @@ class _InProcess(RunHost):
     async def prepare(self, run: _Run, plan: Plan, ir: NotebookIR) -> StepGraph:
         from marimo_engine.engine import _plan_cache
         from marimo_engine.engine._gc import collector_paused
-        from marimo_engine.engine._subplan import input_values
         from marimo_engine.engine._threads import WorkerPool
         from marimo_engine.engine.compiler import INPUTS_NAME
         from marimo_engine.engine.graph import StepGraph
@@ -426,8 +437,7 @@ class _InProcess(RunHost):
         self.run = run
         self.plan_id = run.plan_id
         self.run_id = run.run_id  # put on the step runtime's events as they are made
-        # plan language 2: the input values are this run's (cell globals), never cached
-        self.plan_inputs = input_values(plan, run.given_inputs)
+        self.plan_inputs = run.plan_inputs
         cached = run.cached
         if cached is not None:
             self._prepared, self._cells, graph = cached.prepared, cached.cells, cached.graph

@@ -209,11 +209,9 @@ async def run_nested(
     """
     from marimo_engine.engine._run import _Run
     from marimo_engine.engine.events import EventType
-    from marimo_engine.plans.subplans import PlanLibrary
 
     resolved = prepared.subplan
-    library = parent.plans
-    nested_library = PlanLibrary(library.given, base_dir=resolved.base_dir)
+    nested_library = parent.plans.at(resolved.base_dir)
 
     async def forward(event: Event) -> None:
         if event.type in (EventType.START, EventType.FINISH):

@@ -8,7 +8,11 @@ sees each event before the consumer does and writes it to the journal
 - **reuse**: a step whose output the journal holds (resume: the same run;
   rerun: the parent run, when the input fingerprint is unchanged) is not
   run again: `STEP_COMPLETE` carries the journaled output and
-  `reused_from`.
+  `reused_from`. The fingerprint covers the plan inputs the step reads
+  (`$input.NAME` anywhere in it) and a sub-plan step's plan.
+- **plan data**: the run's plan input values (after defaults) and the
+  sub-plans it resolved are journaled before its first step, so `resume_run`
+  and `rerun` run with them without being given them again.
 - **approval**: a step with `requires_approval` (the step's or its tool's)
   stops the run with `INTERVENTION_NEEDED` of kind `approval` before its
   tool is called, unless `on_intervention` answers at once or the run
@@ -28,7 +32,7 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +48,7 @@ from marimo_engine.engine.step import (
 from marimo_engine.errors import EngineError, UsageError
 
 if TYPE_CHECKING:
+    from marimo_engine.engine._outputs import KeepOutputs
     from marimo_engine.engine.executor import PlanRun
     from marimo_engine.engine.journal import Journal, RunRecord
     from marimo_engine.engine.step import PreparedStep, StepHost
@@ -195,13 +200,23 @@ class RunRecorder:
         self.owns_journal = False  # closed after FINISH (resume_run/rerun opened it)
         self.began = False  # the run emitted START: its FINISH will release what it holds
         self.status_before: str | None = None  # a resumed run's status, put back by `abandon`
+        self.given_inputs: Mapping[str, Any] | None = None  # journaled with the run (`bind`)
+        self.input_summaries: frozenset[str] = frozenset()  # inputs that are `unstored` summaries
+        self._input_names: dict[str, tuple[str, ...]] = {}  # step id to the inputs it reads
         self._pending: dict[str, Any] | None = None
         self._approved: set[str] = set()
         self._fingerprints: dict[str, str] = {}  # kept on reused outputs: a rerun of a rerun
 
-    def bind(self, run_id: str, plan_id: str, plan_source: Any) -> None:
-        """Attach to a run (called by `_Run`)."""
+    def bind(
+        self,
+        run_id: str,
+        plan_id: str,
+        plan_source: Any,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Attach to a run (called by `_Run`); `inputs` are the plan input values it was given."""
         self.run_id, self.plan_id, self.plan_source = run_id, plan_id, plan_source
+        self.given_inputs = inputs
         pending = self.pending_in
         decision = self.decision
         approved = decision is not None and decision.action == "approve"
@@ -238,18 +253,55 @@ class RunRecorder:
         try:
             self._record(event)
         except Exception as exc:
-            self.failed = exc
             if event.type is EventType.FINISH:  # nothing may follow FINISH
+                self.failed = exc
                 _log.warning("The run journal failed on FINISH: %s", exc)
                 return None
-            message = f"The run journal failed, the run stops: {exc}"
-            return Event(
-                type=EventType.ERROR,
-                plan_id=event.plan_id,
-                run_id=event.run_id,
-                msg=message,
-                error=ErrorInfo(type=type(exc).__name__, message=message),
-            )
+            return self._failure(exc)
+        return None
+
+    def _failure(self, exc: Exception) -> Event:
+        """The `ERROR` that stops the run when the journal failed; journaling stops."""
+        self.failed = exc
+        message = f"The run journal failed, the run stops: {exc}"
+        return Event(
+            type=EventType.ERROR,
+            plan_id=self.plan_id,
+            run_id=self.run_id,
+            msg=message,
+            error=ErrorInfo(type=type(exc).__name__, message=message),
+        )
+
+    def record_plan_data(self, inputs: Mapping[str, Any] | None, plans: Any) -> Event | None:
+        """Journal the run's resolved plan input values and the sub-plans it resolved.
+
+        Called once the plan is read, before any step runs (`_Run._prepare`);
+        writes nothing when there is neither.
+
+        Args:
+            inputs: Input name to the value steps read as `$input.NAME`
+                (given, else the default), or `None` for a plan without inputs.
+            plans: The run's `PlanLibrary` (what validation resolved is in it).
+
+        Returns:
+            `None`, or, when the journal failed, the `ERROR` event that stops
+            the run (as `record`). Never raises.
+        """
+        if self.journal is None or self.token is None or self.failed is not None:
+            return None
+        fields: dict[str, Any] = {}
+        try:
+            if inputs:
+                from marimo_engine.engine._journal_codec import encode_values
+
+                fields["inputs"] = encode_values(inputs, self.input_summaries)
+            subplans = plans.to_json() if plans is not None else None
+            if subplans is not None:
+                fields["subplans"] = subplans
+            if fields:
+                self._write_run(**fields)
+        except Exception as exc:
+            return self._failure(exc)
         return None
 
     def _record(self, event: Event) -> None:
@@ -262,11 +314,17 @@ class RunRecorder:
         assert journal is not None
         if kind is EventType.START:
             if self.token is None:
+                given = None
+                if self.given_inputs:  # resolved once the plan is read (`record_plan_data`)
+                    from marimo_engine.engine._journal_codec import encode_values
+
+                    given = encode_values(self.given_inputs, self.input_summaries)
                 self.token = journal.create_run(
                     self.run_id,
                     self.plan_id,
                     plan_text(self.plan_source),
                     parent_run_id=self.parent_run_id,
+                    inputs=given,
                 )
             else:
                 self._write_run(pending=None, error=None)
@@ -376,9 +434,7 @@ class RunRecorder:
         sid = step.id
         fp: str | None = None
         if self.journal is not None or self.match_fingerprints:
-            from marimo_engine.engine._journal_codec import fingerprint
-
-            fp = fingerprint(step.tool or f"plan:{step.plan}", kwargs)  # a sub-plan step
+            fp = self._fingerprint(prepared, kwargs, host)
         if fp is not None:
             self._fingerprints[sid] = fp
         reused = self.reuse.get(sid)
@@ -413,6 +469,37 @@ class RunRecorder:
             start=True,
         )
         return None
+
+    def _fingerprint(self, prepared: PreparedStep, kwargs: Mapping[str, Any], host: Any) -> str:
+        """The step's input fingerprint (`_journal_codec.fingerprint`).
+
+        Over its tool and resolved args, plus the plan input values it reads
+        anywhere (`run_if`, `intervention_if`, a map step's args as written),
+        under the name `$input` (no argument has it), and for a sub-plan step
+        its plan as resolved: a rerun with a changed input or sub-plan runs
+        the steps that see it again.
+        """
+        from marimo_engine.engine._journal_codec import fingerprint
+
+        step = prepared.step
+        args = kwargs
+        plan_inputs = getattr(host, "plan_inputs", None)
+        if plan_inputs:
+            names = self._input_names.get(step.id)
+            if names is None:
+                from marimo_engine.plans.references import find_references
+
+                found = find_references(step.model_dump(exclude={"id", "description"}))
+                names = tuple(sorted({r.path[0] for r in found if r.step_id == "input" and r.path}))
+                self._input_names[step.id] = names
+            if names:
+                read = {name: plan_inputs.get(name) for name in names}
+                args = {**kwargs, "$input": read}
+        if step.tool is not None:
+            return fingerprint(step.tool, args)
+        subplan = prepared.subplan
+        source = subplan.plan.model_dump_json(exclude_defaults=True) if subplan else ""
+        return fingerprint(f"plan:{step.plan}", {**args, "$plan": source})
 
     async def intervene(
         self, prepared: PreparedStep, needed: Event, output: Any, host: StepHost
@@ -573,12 +660,14 @@ def resume_run(
     on_intervention: InterventionCallback | None = None,
     plans: Any = None,
     inputs: Mapping[str, Any] | None = None,
+    keep_outputs: KeepOutputs = "all",
 ) -> PlanRun:
     """Go on with a run that stopped for a person, failed, or died (docs/runs.md).
 
     Completed steps are not run again (their outputs come from the journal);
     every other step runs (a step that was running when the process died
-    runs again).
+    runs again). It runs with the plan input values and the sub-plans the
+    journal holds for the run: the ones it started with.
 
     Args:
         run_id: The run.
@@ -592,10 +681,15 @@ def resume_run(
         max_workers: As for `execute_plan`.
         on_event: As for `execute_plan`.
         on_intervention: As for `execute_plan`.
-        plans: Where sub-plan steps find their plans, as for `execute_plan`
-            (the journal does not hold it: give the run's again).
-        inputs: The plan's input values, as for `execute_plan` (give the
-            run's again).
+        plans: Where sub-plan steps find plans the journal does not hold
+            (a run journaled by an earlier version), as for `execute_plan`;
+            the journaled sub-plans come first. `None`: the usual rule.
+        inputs: Not needed: the journaled values are used. Given, each must
+            equal the journaled value (a resumed run continues the same
+            run); a value the journal could not store (`unstored`) is taken
+            from here instead of its summary. For a run journaled by an
+            earlier version (no values), these are the run's inputs.
+        keep_outputs: As for `execute_plan` (docs/engine.md, "Memory").
 
     Returns:
         A `PlanRun` with the same `run_id`.
@@ -604,8 +698,8 @@ def resume_run(
         DecisionError: A decision is missing, is not one the pending
             intervention takes, or is given while nothing is pending; its
             `accepted` says what the run takes, for an interface's hint.
-        UsageError: No such run, it succeeded already, or `intervention_id`
-            is stale.
+        UsageError: No such run, it succeeded already, `intervention_id`
+            is stale, or `inputs` differs from the journaled values.
         RunBusyError: Another live process is running or resuming it.
         JournalError: The journal cannot be read.
     """
@@ -614,6 +708,8 @@ def resume_run(
     store = open_journal(journal if journal is not None else None)
     try:
         record, decision = _check_resume(store, run_id, tools, decision, intervention_id)
+        run_inputs, summaries = _resume_inputs(record, inputs)
+        library = _journaled_plans(record, plans)
         token = store.acquire(run_id)
     except BaseException:
         if store is not journal:  # ours, and nothing will use it
@@ -636,9 +732,119 @@ def resume_run(
     )
     recorder.owns_journal = store is not journal
     recorder.status_before = record.status
+    recorder.input_summaries = summaries
     return _plan_run(
-        journaled_plan(record), tools, recorder, run_id, max_workers, on_event, plans, inputs
+        journaled_plan(record),
+        tools,
+        recorder,
+        run_id,
+        max_workers,
+        on_event,
+        library,
+        run_inputs,
+        keep_outputs,
     )
+
+
+def journaled_inputs(record: RunRecord) -> tuple[dict[str, Any] | None, list[str]]:
+    """The plan input values a run was journaled with, and which of them are summaries.
+
+    Returns:
+        `(values, unstored)`: input name to value (after defaults), or
+        `None` when the journal holds none (a plan without inputs, or a run
+        journaled by an earlier version); the names whose value could not be
+        stored and is its JSON summary (`_journal_codec`, format `unstored`).
+
+    Raises:
+        JournalError: The journaled values cannot be read.
+    """
+    if record.inputs is None:
+        return None, []
+    from marimo_engine.engine._journal_codec import decode_values
+    from marimo_engine.engine.journal import JournalError
+
+    try:
+        return decode_values(record.inputs)
+    except Exception as exc:
+        raise JournalError(
+            f"The input values of run {record.run_id!r} cannot be read from the journal "
+            f"({type(exc).__name__}: {exc}); start the plan again with its inputs."
+        ) from exc
+
+
+def _warn_unstored(record: RunRecord, names: Collection[str]) -> None:
+    if names:
+        _log.warning(
+            "Run %r: the input(s) %s could not be stored in the journal; the run gets their "
+            "JSON summary. Pass inputs= with the value(s) to use them.",
+            record.run_id,
+            ", ".join(repr(n) for n in names),
+        )
+
+
+def _resume_inputs(
+    record: RunRecord, given: Mapping[str, Any] | None
+) -> tuple[dict[str, Any] | None, frozenset[str]]:
+    """The input values a resumed run runs with: the journaled ones (`resume_run`).
+
+    Returns:
+        `(values, summaries)`: input name to value (`None`: none journaled,
+        `given` as is), and the names whose value is still the summary of
+        one the journal could not store (not in `given`).
+
+    Raises:
+        UsageError: `given` names an input whose value differs from the journaled one.
+    """
+    from marimo_engine.engine._journal_codec import same_value
+
+    values, unstored = journaled_inputs(record)
+    if values is None:
+        return (dict(given) if given is not None else None), frozenset()
+    for name, value in (given or {}).items():
+        if name in unstored:
+            values[name] = value  # the real value, where the journal has only a summary
+        elif name not in values:
+            listed = ", ".join(repr(n) for n in values) or "none"
+            raise UsageError(
+                f"Run {record.run_id!r} has no input {name!r} (its inputs: {listed}); resume "
+                "without inputs=: the run's values are in the journal."
+            )
+        elif not same_value(value, values[name]):
+            was = repr(values[name])
+            raise UsageError(
+                f"Run {record.run_id!r} ran with input {name!r} = {_short(was)}, not "
+                f"{_short(repr(value))}: a resume continues the same run; resume without "
+                "inputs=, or use rerun to run it with other inputs."
+            )
+    summaries = frozenset(n for n in unstored if n not in (given or {}))
+    _warn_unstored(record, summaries)
+    return values, summaries
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _journaled_plans(record: RunRecord, plans: Any) -> Any:
+    """The run's `PlanLibrary`: the journaled sub-plans, then `plans` for others.
+
+    Raises:
+        JournalError: The journaled sub-plans cannot be read.
+    """
+    if record.subplans is None:
+        return plans
+    from marimo_engine.engine.journal import JournalError
+    from marimo_engine.plans.subplans import PlanLibrary, as_library
+
+    try:
+        return PlanLibrary.from_json(record.subplans, as_library(plans).given)
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise JournalError(
+            f"The sub-plans of run {record.run_id!r} cannot be read from the journal "
+            f"({type(exc).__name__}: {exc}); pass plans= to rerun it."
+        ) from exc
 
 
 def _check_resume(
@@ -753,6 +959,7 @@ def _plan_run(
     on_event: Callable[[Event], Any] | None,
     plans: Any = None,
     inputs: Mapping[str, Any] | None = None,
+    keep_outputs: KeepOutputs = "all",
 ) -> PlanRun:
     from marimo_engine.engine._run import _Run
     from marimo_engine.engine.executor import DEFAULT_EVENT_BUFFER, PlanRun
@@ -767,6 +974,7 @@ def _plan_run(
         run_id=run_id,
         plans=plans,
         inputs=inputs,
+        keep_outputs=keep_outputs,
     )
     return PlanRun(run, DEFAULT_EVENT_BUFFER)
 
@@ -784,13 +992,16 @@ def rerun(
     on_intervention: InterventionCallback | None = None,
     plans: Any = None,
     inputs: Mapping[str, Any] | None = None,
+    keep_outputs: KeepOutputs = "all",
 ) -> PlanRun:
     """Start a new run linked to `run_id` that runs only what changed (marimo's reactive rule).
 
-    A step runs again when its input fingerprint (tool name and resolved
-    arguments) differs from the old run's, or the old run has no output for
-    it; its dependents then see new inputs and run again too. Every other
-    step's output is taken from the old run.
+    A step runs again when its input fingerprint (tool name, resolved
+    arguments, the plan input values it reads, a sub-plan step's plan)
+    differs from the old run's, or the old run has no output for it; its
+    dependents then see new inputs and run again too. Every other step's
+    output is taken from the old run. The new run has the old run's plan
+    input values and sub-plans unless `inputs`/`plans` change them.
 
     Args:
         run_id: The old run.
@@ -803,41 +1014,88 @@ def rerun(
         max_workers: As for `execute_plan`.
         on_event: As for `execute_plan`.
         on_intervention: As for `execute_plan`.
-        plans: As for `resume_run`.
-        inputs: As for `resume_run`.
+        plans: Where sub-plan steps find their plans, as for `execute_plan`:
+            given, it replaces the journaled sub-plans (a changed sub-plan
+            runs again); `None`: the old run's, then the usual rule.
+        inputs: Input name to a new value, over the old run's values (those
+            the plan still declares); the steps reading a changed one run
+            again. `None`: the old run's values.
+        keep_outputs: As for `execute_plan` (docs/engine.md, "Memory").
 
     Returns:
         A `PlanRun` of the new run (its journal record names `run_id` as parent).
 
     Raises:
         UsageError: No such run, or a change names no step or argument.
+        JournalError: The old run's values or sub-plans cannot be read.
     """
     import json
 
     from marimo_engine.engine.journal import open_journal
 
     store = open_journal(journal)
-    record = store.get_run(run_id, steps=False)
-    if record is None:
-        raise UsageError(f"No run {run_id!r} in the journal {store.location}.")
-    source: Any = journaled_plan(record) if plan is None else plan
-    if changes:
-        if isinstance(source, str):
-            source = json.loads(source)
-        elif not isinstance(source, Mapping):
-            source = json.loads(source.model_dump_json())
-        source = apply_changes(dict(source), changes)
+    try:
+        record = store.get_run(run_id, steps=False)
+        if record is None:
+            raise UsageError(f"No run {run_id!r} in the journal {store.location}.")
+        source: Any = journaled_plan(record) if plan is None else plan
+        if changes:
+            if isinstance(source, str):
+                source = json.loads(source)
+            elif not isinstance(source, Mapping):
+                source = json.loads(source.model_dump_json())
+            source = apply_changes(dict(source), changes)
+        old_inputs, unstored = journaled_inputs(record)
+        run_inputs: dict[str, Any] | None = dict(inputs) if inputs is not None else None
+        summaries: frozenset[str] = frozenset()
+        if old_inputs is not None:
+            declared = _declared_inputs(source)
+            kept = {k: v for k, v in old_inputs.items() if declared is None or k in declared}
+            run_inputs = {**kept, **(inputs or {})}
+            summaries = frozenset(n for n in unstored if n in kept and n not in (inputs or {}))
+            _warn_unstored(record, summaries)
+        library = plans if plans is not None else _journaled_plans(record, None)
+        reuse = _load_outputs(store, run_id)
+    except BaseException:
+        if store is not journal:  # ours, and nothing will use it
+            store.close()
+        raise
     recorder = RunRecorder(
         store,
         on_intervention=on_intervention,
-        reuse=_load_outputs(store, run_id),
+        reuse=reuse,
         match_fingerprints=True,
         parent_run_id=run_id,
     )
     recorder.owns_journal = store is not journal
+    recorder.input_summaries = summaries
     return _plan_run(
-        source, tools, recorder, new_run_id_ or new_run_id(), max_workers, on_event, plans, inputs
+        source,
+        tools,
+        recorder,
+        new_run_id_ or new_run_id(),
+        max_workers,
+        on_event,
+        library,
+        run_inputs,
+        keep_outputs,
     )
+
+
+def _declared_inputs(source: Any) -> set[str] | None:
+    """The input names a plan (any form `execute_plan` takes) declares; `None` if unreadable."""
+    import json
+
+    data: Any = source
+    if isinstance(source, str | bytes):
+        try:
+            data = json.loads(source)
+        except ValueError:
+            return None
+    declared = data.get("inputs") if isinstance(data, Mapping) else getattr(data, "inputs", None)
+    if declared is None:
+        return set()
+    return set(declared) if isinstance(declared, Mapping) else None
 
 
 def apply_changes(plan: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

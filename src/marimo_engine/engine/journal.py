@@ -17,6 +17,7 @@ record. `open_journal` picks the kind from its argument.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -69,7 +70,9 @@ _SCHEMA = (
         lease_owner TEXT,
         lease_host TEXT,
         lease_pid INTEGER,
-        lease_until DOUBLE PRECISION
+        lease_until DOUBLE PRECISION,
+        inputs TEXT,
+        subplans TEXT
     )""",
     """CREATE TABLE IF NOT EXISTS me_steps (
         run_id TEXT NOT NULL,
@@ -106,7 +109,15 @@ _STEP_FIELDS = frozenset(
         "reused_from",
     }
 )
-_RUN_FIELDS = frozenset({"status", "duration_s", "pending", "error"})
+_RUN_FIELDS = frozenset({"status", "duration_s", "pending", "error", "inputs", "subplans"})
+
+_ADDED_RUN_COLUMNS = ("inputs", "subplans")
+"""Columns of `me_runs` added after format 1 was first written (TEXT, NULL in older runs).
+
+A journal written before them is migrated in place when opened (`ALTER
+TABLE … ADD COLUMN`): the format stays 1, since an older version reads and
+writes the named columns it knows only, and a run without them resumes as
+before (the caller's `inputs=` and `plans=`)."""
 
 
 class JournalError(EngineError):
@@ -174,6 +185,11 @@ class RunRecord:
         error: The run's error `{"type", "message"}`, or `None`.
         lease_owner: Who holds the lease (`host:pid:token`), or `None`.
         lease_until: Unix seconds the lease lasts to.
+        inputs: The plan's input values as journaled (`_journal_codec.encode_values`'s
+            JSON text), or `None`: the plan has none, the run was journaled by
+            an earlier version, or the record comes from `list_runs`.
+        subplans: The sub-plans the run resolved (`PlanLibrary.to_json` text), or
+            `None` (as for `inputs`).
     """
 
     run_id: str
@@ -189,13 +205,30 @@ class RunRecord:
     lease_owner: str | None
     lease_until: float | None
     steps: list[StepRecord] = field(default_factory=list)
+    inputs: str | None = None
+    subplans: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The record as JSON data (`runs show --json`)."""
+        """The record as JSON data (`runs show --json`, MCP `show_run`).
+
+        `inputs` is name to `{"format", "value"}` for a `json` or `unstored`
+        value and `{"format", "bytes"}` (its stored size) for the others;
+        `subplans` lists each sub-plan's `name` and `key`, not its plan.
+        """
         from dataclasses import asdict
 
         data = asdict(self)
         data["plan"] = json.loads(self.plan) if self.plan.startswith("{") else self.plan
+        inputs = _loads(self.inputs)
+        if isinstance(inputs, dict):
+            for name, item in inputs.items():
+                if "data" in item:  # base64 of arrow or pickle bytes
+                    inputs[name] = {"format": item["format"], "bytes": len(item["data"]) * 3 // 4}
+        data["inputs"] = inputs
+        subplans = _loads(self.subplans)
+        if isinstance(subplans, dict):
+            subplans = [{"name": p["name"], "key": p["key"]} for p in subplans.get("plans", [])]
+        data["subplans"] = subplans
         return data
 
 
@@ -263,6 +296,14 @@ class Journal:
                     f"The journal {self.location} has format {row[0]}, this version reads "
                     f"format {FORMAT_VERSION}: use another --journal."
                 )
+            cur.execute("SELECT * FROM me_runs LIMIT 0")
+            have = {column[0].lower() for column in cur.description}
+            for name in _ADDED_RUN_COLUMNS:
+                if name not in have:
+                    cur.execute(f"ALTER TABLE me_runs ADD COLUMN {self._if_absent}{name} TEXT")
+
+    _if_absent = ""
+    """What follows `ADD COLUMN` so that two processes migrating at once both succeed."""
 
     # -- leases -------------------------------------------------------------------
 
@@ -270,7 +311,13 @@ class Journal:
         return f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def create_run(
-        self, run_id: str, plan_id: str, plan: str, *, parent_run_id: str | None = None
+        self,
+        run_id: str,
+        plan_id: str,
+        plan: str,
+        *,
+        parent_run_id: str | None = None,
+        inputs: str | None = None,
     ) -> str:
         """Record a new run and take its lease.
 
@@ -279,6 +326,9 @@ class Journal:
             plan_id: Its plan's id.
             plan: The plan as JSON text.
             parent_run_id: The run a `rerun` started from.
+            inputs: The plan input values given to the run
+                (`_journal_codec.encode_values`), or `None`; the run replaces
+                them with the resolved values (`write_run`) once its plan is read.
 
         Returns:
             The lease token to pass to every write.
@@ -296,14 +346,15 @@ class Journal:
                     "choose another run id."
                 )
             cur.execute(
-                "INSERT INTO me_runs (run_id, plan_id, plan, status, parent_run_id, started_at, "
-                "updated_at, lease_owner, lease_host, lease_pid, lease_until) "
-                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO me_runs (run_id, plan_id, plan, status, parent_run_id, inputs, "
+                "started_at, updated_at, lease_owner, lease_host, lease_pid, lease_until) "
+                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     plan_id,
                     plan,
                     parent_run_id,
+                    inputs,
                     now,
                     now,
                     owner,
@@ -403,7 +454,18 @@ class Journal:
             )
 
     def write_run(self, run_id: str, token: str, **fields: Any) -> None:
-        """Update the run's record (`status`, `duration_s`, `pending`, `error`)."""
+        """Update the run's record (one transaction).
+
+        Args:
+            run_id: The run.
+            token: The lease token.
+            **fields: `status`, `duration_s`, `pending` and `error` (dicts,
+                stored as JSON), `inputs` and `subplans` (JSON text already,
+                as `RunRecord` says).
+
+        Raises:
+            LeaseLostError: This process does not hold the lease.
+        """
         unknown = set(fields) - _RUN_FIELDS
         if unknown:
             raise ValueError(f"unknown run fields {sorted(unknown)}")
@@ -462,7 +524,9 @@ class Journal:
             row = cur.fetchone()
             if row is None:
                 return None
-            record = self._run_record(row)
+            cur.execute("SELECT inputs, subplans FROM me_runs WHERE run_id = ?", (run_id,))
+            inputs, subplans = cur.fetchone()
+            record = dataclasses.replace(self._run_record(row), inputs=inputs, subplans=subplans)
             if steps:
                 cur.execute(
                     f"SELECT {self._STEP_COLS} FROM me_steps WHERE run_id = ? "

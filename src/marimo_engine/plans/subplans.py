@@ -12,10 +12,16 @@ The rule (`docs/plan-language.md`, "Sub-plans"), in this order:
 Each resolved plan has a `key` (`name:NAME`, `example:NAME` or the file's
 absolute path) so that recursion (a plan that runs itself through any chain
 of sub-plans) is found at validation by the keys on the chain.
+
+What a library resolved can be written down (`to_json`) and read back
+(`PlanLibrary.from_json`): the run journal keeps the sub-plans a run used,
+so that a resume or a rerun runs the same ones (docs/runs.md). A library
+read back answers what it holds from there, before the rule above.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,7 +75,73 @@ class PlanLibrary:
                 raise UsageError(f"Plan names must be non-empty strings; got {name!r}.")
             self._plans[name] = plan
         self.base_dir = Path(base_dir) if base_dir is not None else None
+        # (name, directory it was read from) to the plan found; shared with `at`'s libraries
         self._cache: dict[tuple[str, str], ResolvedPlan] = {}
+
+    def at(self, base_dir: str | os.PathLike[str]) -> PlanLibrary:
+        """This library as seen from another directory (a sub-plan's own sub-plans).
+
+        Args:
+            base_dir: The directory of the plan whose sub-plan steps it serves.
+
+        Returns:
+            A library with the same plans by name and the same plans found so
+            far (one cache: what any of them resolves, all of them know).
+        """
+        other = PlanLibrary(self._plans, base_dir=base_dir)
+        other._cache = self._cache
+        return other
+
+    def to_json(self) -> str | None:
+        """What this library (and those from `at`) resolved so far, as JSON text.
+
+        Returns:
+            `{"base_dir": D, "plans": [{"name", "where", "key", "base_dir",
+            "plan"}, ...]}` (`D` the directory top-level names were read from,
+            `plan` the plan as JSON data), or `None` when nothing was resolved.
+        """
+        if not self._cache:
+            return None
+        found = [
+            {
+                "name": name,
+                "where": where,
+                "key": resolved.key,
+                "base_dir": str(resolved.base_dir),
+                "plan": json.loads(resolved.plan.model_dump_json(exclude_defaults=True)),
+            }
+            for (name, where), resolved in self._cache.items()
+        ]
+        root = str(self.base_dir or Path.cwd())
+        return json.dumps({"base_dir": root, "plans": found}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(
+        cls, text: str, plans: Mapping[str, Plan | Mapping[str, Any] | str] | None = None
+    ) -> PlanLibrary:
+        """A library that resolves what `to_json` wrote as it was resolved then.
+
+        Names it holds are answered from `text`, whatever is in the files or
+        the examples now; others follow the rule (module docstring) from the
+        directory top-level names were read from then.
+
+        Args:
+            text: What `to_json` returned.
+            plans: Plans by name for names `text` does not hold.
+
+        Raises:
+            ValueError: `text` is not what `to_json` writes.
+            PlanValidationError: A plan in it no longer parses (a newer format).
+        """
+        from marimo_engine.plans.schema import load_plan
+
+        data = json.loads(text)
+        library = cls(plans, base_dir=data["base_dir"])
+        for item in data["plans"]:
+            library._cache[(item["name"], item["where"])] = ResolvedPlan(
+                load_plan(item["plan"]), item["key"], Path(item["base_dir"])
+            )
+        return library
 
     @property
     def given(self) -> dict[str, Any]:

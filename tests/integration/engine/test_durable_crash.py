@@ -149,3 +149,59 @@ def test_two_resumers_one_proceeds_the_other_gets_one_line(
     finally:
         stop_process(first)
     assert counts(log)["first"] == 1
+
+
+_RUN_WITH_INPUTS = """
+import json, sys
+from marimo_engine import execute_plan_sync
+from tests.unit.engine import durable_tools as t
+execute_plan_sync(
+    json.loads(sys.argv[1]),
+    {"first": t.first, "slow": t.slow, "last": t.last},
+    journal=sys.argv[2],
+    run_id=sys.argv[3],
+    inputs={"x": 10},
+)
+"""
+
+
+def test_resume_after_kill9_runs_with_the_runs_inputs(tmp_path: Path, env: dict[str, str]) -> None:
+    plan = {
+        "id": "crash-inputs",
+        "inputs": {"x": {"required": False, "default": 1}},
+        "steps": [
+            {"id": "a", "tool": "first", "args": {"x": "$input.x"}},
+            {"id": "s1", "tool": "slow", "args": {"z": "$a", "name": "s1"}},
+            {"id": "c", "tool": "last", "args": {"z": "$input.x"}, "depends_on": ["s1"]},
+        ],
+    }
+    log = Path(env["SIDE_LOG"])
+    root = Path(__file__).resolve().parents[3]  # `tests` importable by the run
+    process = start_process(
+        [
+            sys.executable,
+            "-c",
+            _RUN_WITH_INPUTS,
+            json.dumps(plan),
+            env["MARIMO_ENGINE_JOURNAL"],
+            "crash-in",
+        ],
+        env={**env, "PYTHONPATH": str(root)},
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    _wait_for(log, "s1-start")
+    _kill9(process)
+
+    (Path(env["GATE_DIR"]) / "s1").touch()
+    # The resume is another process that was never told the inputs: the CLI has no option for them.
+    done = run_process(
+        _cli("resume", "crash-in", "--tools", TOOLS, "--json"), env=env, timeout_s=DEADLINE_S
+    )
+    assert done.returncode == 0, done.stderr
+    finish = json.loads(done.stdout.splitlines()[-1])
+    assert finish["verdict"] == "SUCCESS"
+    assert finish["outputs"] == {"a": 11, "s1": 11, "c": 10}  # not the default 1
+    assert counts(log)["first"] == 1

@@ -174,6 +174,43 @@ def test_resume_after_intervention_on_postgres(
     assert counts(log) == {"first": 1, "double": 1, "last": 1}
 
 
+def test_resume_without_inputs_or_plans_on_postgres(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from marimo_engine import execute_plan_sync
+    from marimo_engine.engine.durable import Decision, resume_run
+    from marimo_engine.engine.events import Verdict
+    from marimo_engine.engine.executor import run_sync
+    from marimo_engine.plans.subplans import PlanLibrary
+    from tests.unit.engine import map_tools
+
+    monkeypatch.setenv("SIDE_LOG", str(tmp_path / "side.log"))
+    child = {
+        "id": "child",
+        "inputs": {"n": {}},
+        "steps": [{"id": "c1", "tool": "double", "args": {"x": "$input.n"}}],
+    }
+    plan = {
+        "id": "parent",
+        "inputs": {"x": {"required": False, "default": 1}},
+        "steps": [
+            {"id": "p1", "tool": "double", "args": {"x": "$input.x"}, "requires_approval": True},
+            {"id": "p2", "plan": "child", "args": {"n": "$p1"}},
+            {"id": "p3", "tool": "add", "args": {"values": ["$input.x"]}},
+        ],
+    }
+    tools = {"double": map_tools.double, "add": map_tools.add}
+    first = execute_plan_sync(
+        plan, tools, journal=pg_url, inputs={"x": 10}, plans=PlanLibrary({"child": child})
+    )
+    assert first.verdict is Verdict.INTERVENTION_NEEDED
+    resumed = run_sync(
+        resume_run(first.run_id, tools, journal=pg_url, decision=Decision.approve())._run
+    )
+    assert resumed.verdict is Verdict.SUCCESS, resumed.error
+    assert resumed.outputs == {"p1": 20, "p2": {"c1": 40}, "p3": 10}
+
+
 def test_unreachable_postgres_is_one_clear_error(pg_server: dict[str, Any]) -> None:
     from marimo_engine.engine.journal import JournalError, open_journal
 

@@ -186,3 +186,32 @@ def test_ask_needs_a_terminal(
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     assert main(["run", setup["plan"], "--tools", TOOLS, "--ask"]) == ExitCode.BAD_INPUT
     assert "--ask needs a terminal" in capsys.readouterr().err
+
+
+def test_resume_and_show_a_run_started_with_inputs(
+    setup: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from marimo_engine import execute_plan_sync
+
+    plan = {
+        "id": "cli-inputs",
+        "inputs": {"x": {"required": False, "default": 1}, "tag": {"required": False}},
+        "steps": [
+            {"id": "a", "tool": "first", "args": {"x": "$input.x"}, "requires_approval": True},
+            {"id": "c", "tool": "last", "args": {"z": "$input.x"}},
+        ],
+    }
+    tools = {"first": durable_tools.first, "last": durable_tools.last}
+    started = execute_plan_sync(
+        plan, tools, journal=setup["journal"], run_id="cli-in", inputs={"x": 10, "tag": (1,)}
+    )
+    assert started.intervention is not None
+    j = ["--journal", setup["journal"]]
+    assert main(["runs", "show", "cli-in", *j]) == ExitCode.OK
+    assert "inputs x=10, tag=<pickle>" in capsys.readouterr().out
+
+    # A person resumes it later from a shell: the CLI has no way to give inputs, nor needs one.
+    code = main(["resume", "cli-in", "--tools", TOOLS, *j, "--approve"])
+    events = _events(capsys.readouterr().out)
+    assert code == ExitCode.OK
+    assert events[-1]["outputs"] == {"a": 11, "c": 10}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,3 +34,17 @@ def finish(events: list[Event]) -> Event:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def side_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The file `durable_tools` append each call to (`$SIDE_LOG`); `counts` reads it."""
+    path = tmp_path / "side.log"
+    monkeypatch.setenv("SIDE_LOG", str(path))
+    return path
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> str:
+    """A journal file path of the test's own (created by the first run)."""
+    return str(tmp_path / "journal.sqlite3")

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from marimo_engine.engine._journal_codec import decode_output, encode_output
+from marimo_engine.engine._journal_codec import (
+    decode_output,
+    decode_values,
+    encode_output,
+    encode_values,
+)
 from marimo_engine.engine.journal import Journal, JournalError, LeaseLostError, RunBusyError
 
 
@@ -77,7 +82,39 @@ def counts_starts_across_resumes(journal: Journal) -> None:
     assert record is not None and record.steps[0].starts == 2
 
 
+def keeps_a_runs_inputs_and_subplans(journal: Journal) -> None:
+    given = encode_values({"x": 10})
+    token = journal.create_run("r1", "plan", "{}", inputs=given)
+    record = journal.get_run("r1", steps=False)
+    assert record is not None and record.inputs == given  # written with the run, at once
+    resolved = encode_values({"x": 10, "label": "plain", "when": (1, 2)})
+    journal.write_run("r1", token, inputs=resolved, subplans='{"base_dir": "/", "plans": []}')
+    record = journal.get_run("r1")
+    assert record is not None and record.inputs is not None
+    assert decode_values(record.inputs) == ({"x": 10, "label": "plain", "when": (1, 2)}, [])
+    assert record.to_json()["subplans"] == []
+    listed = journal.list_runs()[0]
+    assert (listed.inputs, listed.subplans) == (None, None)  # a listing does not load them
+
+
+def migrates_a_journal_without_the_input_columns(journal: Journal) -> None:
+    journal.create_run("old", "plan", "{}", inputs=encode_values({"x": 1}))
+    with journal._tx() as cur:  # the layout the previous version wrote
+        cur.execute("ALTER TABLE me_runs DROP COLUMN inputs")
+        cur.execute("ALTER TABLE me_runs DROP COLUMN subplans")
+    journal._create_schema()  # what opening it does
+    journal._create_schema()  # and again: nothing left to add
+    record = journal.get_run("old")
+    assert record is not None and (record.inputs, record.subplans) == (None, None)
+    journal.create_run("new", "plan", "{}", inputs=encode_values({"x": 2}))
+    record = journal.get_run("new", steps=False)
+    assert record is not None and record.inputs is not None
+    assert decode_values(record.inputs) == ({"x": 2}, [])
+
+
 CHECKS = [
+    keeps_a_runs_inputs_and_subplans,
+    migrates_a_journal_without_the_input_columns,
     records_a_run,
     refuses_a_second_run_with_the_same_id,
     one_resumer_wins,

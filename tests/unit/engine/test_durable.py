@@ -38,18 +38,6 @@ PLAN: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-def side_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "side.log"
-    monkeypatch.setenv("SIDE_LOG", str(path))
-    return path
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> str:
-    return str(tmp_path / "journal.sqlite3")
-
-
 TOOLS = {"first": durable_tools.first, "double": durable_tools.double, "last": durable_tools.last}
 
 

@@ -191,3 +191,30 @@ async def test_run_plan_without_a_journal_records_nothing(server: Any, journal: 
         listed = await client.call_tool("list_runs", {"journal": journal})
     assert result.structured_content["verdict"] == "INTERVENTION_NEEDED"
     assert listed.structured_content["runs"] == []
+
+
+async def test_resume_run_takes_a_runs_inputs_from_the_journal(
+    server: Any, journal: str, calls: Counter[str]
+) -> None:
+    from marimo_engine import execute_plan_sync
+
+    plan = {
+        "id": "with-inputs",
+        "inputs": {"x": {"required": False, "default": 1}},
+        "steps": [
+            {"id": "a", "tool": "first", "args": {"x": "$input.x"}},
+            {"id": "pay", "tool": "last", "args": {"z": "$input.x"}, "requires_approval": True},
+        ],
+    }
+    tools = {"first": lambda x: x + 1, "last": lambda z: z}
+    started = execute_plan_sync(plan, tools, journal=journal, inputs={"x": 10})
+    assert started.intervention is not None
+    async with Client(server) as client:
+        shown = await client.call_tool("show_run", {"run_id": started.run_id, "journal": journal})
+        assert shown.structured_content["inputs"] == {"x": {"format": "json", "value": 10}}
+        resumed = await client.call_tool(
+            "resume_run", {"run_id": started.run_id, "journal": journal, "decision": "approve"}
+        )
+    assert not resumed.is_error, resumed.content
+    assert resumed.structured_content["outputs"] == {"a": 11, "pay": 10}  # not the default 1
+    assert calls == {"last": 1}  # the server's tool; "a" came from the journal
