@@ -304,6 +304,30 @@ def test_an_unanswered_prompt_ends_at_the_wall_time_limit(
     assert done["type"] == "DONE" and "wall-time limit (20 s)" in done["msg"]
 
 
+def test_code_with_url_writes_a_new_notebook_on_a_folder_server(
+    tmp_path: Path, notebook_server: HeadlessServer
+) -> None:
+    # `marimo edit FOLDER` is running; the goal names a notebook not written yet.
+    folder = notebook_server.notebook / tmp_path.name
+    folder.mkdir()
+    script = [
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "seven", "code": "seven = 3 + 4"}]}},
+        {"tool": "finish", "tool_args": {"answer": "7", "cells": ["seven"]}},
+    ]  # fmt: skip
+    with scripted_server(script) as model:
+        done = _cli(
+            ["code", "seven", "new.py", "--url", notebook_server.url,
+             "--model", "openai:scripted", "--json"],
+            {**server_env(tmp_path), "OPENAI_BASE_URL": model.base_url,
+             "OPENAI_API_KEY": "test"}, folder,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    saved = (folder / "new.py").read_text()  # saved by marimo as the agent applied the patch
+    assert "seven = 3 + 4" in saved
+    assert saved.count("@app.cell") == 1  # marimo's blank first cell removed
+
+
 def _group_members(pgid: int) -> list[int]:
     """The processes of group `pgid` that still run (zombies left to init do not count)."""
     members = []
