@@ -33,7 +33,8 @@ on imports and calls), applied through marimo's code mode, run, and watched;
 failing cells go back to the model with the facts a fix needs.
 
 NOTEBOOK.py is opened headless (created if missing); --url/--session join a
-running 'marimo edit' instead, where the person sees every change.
+running 'marimo edit' instead, where the person sees every change (a
+NOTEBOOK.py that does not exist yet is created for a server on this machine).
 """
 
 _EPILOG = """\
@@ -317,7 +318,8 @@ def _run_goal(
         return report_error(exc, debug=bool(getattr(args, "debug", False)))
     as_json = bool(args.json) or not sys.stdout.isatty()
     display = _Display(as_json)
-    # A notebook that does not exist yet is created by marimo when the session opens.
+    # A notebook that does not exist yet is created when the session opens (by
+    # marimo for a server of our own, by open_session for a running one).
     new_notebook = path is not None and not path.exists()
     try:
         live = _open(args, path, tuple(data))

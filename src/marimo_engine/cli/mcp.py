@@ -103,7 +103,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until the client disconnects (stdio) or SIGINT/SIGTERM (HTTP); return 0.
+    """Serve until the client disconnects (stdio) or SIGINT/SIGTERM/SIGHUP (HTTP); return 0.
 
     Raises:
         UsageError: A bad `--tools` module, a non-loopback `--host` without
@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     import anyio
 
     from marimo_engine.cli.loading import load_tools
+    from marimo_engine.live.server import EXIT_SIGNALS
     from marimo_engine.mcp_server.transport import TOKEN_ENV, check_bind, serve_http, serve_stdio
 
     token: str | None = None
@@ -146,10 +147,13 @@ def run(args: argparse.Namespace) -> int:
         log_level="DEBUG" if debug else "WARNING",
     )
 
-    def on_sigterm(signum: int, frame: Any) -> None:
+    def on_exit_signal(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    # SIGTERM and SIGHUP end the serving as Ctrl-C does, so that the marimo
+    # servers open_notebook started (on worker threads, which cannot set the
+    # handler `track_server` would) are stopped below.
+    previous = {signum: signal.signal(signum, on_exit_signal) for signum in EXIT_SIGNALS}
     try:
         if args.http:
             assert token is not None
@@ -169,10 +173,12 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         # Stop the marimo servers that open_notebook started, whatever ended the
-        # serving; a SIGTERM meanwhile must not cut that short.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # serving; a SIGTERM or SIGHUP meanwhile must not cut that short.
+        for signum in EXIT_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
         try:
             sessions.close_all()
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     return 0

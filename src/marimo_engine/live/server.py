@@ -2,6 +2,13 @@
 
 The process runs in its own process group (marimo starts kernel
 subprocesses), so that `stop()` ends all of it, by the server's process id.
+
+A server in a group of its own does not get the signals sent to ours, and
+the default action of SIGTERM and SIGHUP ends a process without running its
+`finally` blocks, so a process killed that way would leave its servers
+running. While a server runs, `track_server` makes those signals stop it
+first (`_on_exit_signal`); Ctrl-C raises `KeyboardInterrupt`, whose unwinding
+stops it through the context managers.
 """
 
 from __future__ import annotations
@@ -13,10 +20,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from marimo_engine.errors import LiveConnectionError, UsageError
 from marimo_engine.live import _http
@@ -24,7 +32,19 @@ from marimo_engine.live import _http
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["HeadlessServer", "free_port", "log_tail", "stop_process_group"]
+__all__ = [
+    "EXIT_SIGNALS",
+    "HeadlessServer",
+    "free_port",
+    "log_tail",
+    "stop_process_group",
+    "track_server",
+    "untrack_server",
+]
+
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Signals whose default action ends the process at once: `kill`, `docker stop`,
+systemd and CI runners send SIGTERM, a closed terminal SIGHUP."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -38,7 +58,8 @@ class HeadlessServer:
     """A `marimo edit --headless` process serving one notebook on a loopback port.
 
     The process runs in its own process group; `stop()` ends the whole group
-    (marimo starts kernel subprocesses). Use it as a context manager.
+    (marimo starts kernel subprocesses). Use it as a context manager. While
+    it runs, SIGTERM or SIGHUP to this process stops it first (`track_server`).
 
     Attributes:
         notebook: The notebook path (created by marimo if missing).
@@ -126,6 +147,7 @@ class HeadlessServer:
             UsageError: Already started.
             LiveConnectionError: The process exited or did not answer within
                 `startup_timeout_s`; the message ends with its log's last lines.
+                The process is stopped whenever `start()` raises, Ctrl-C included.
         """
         if self._process is not None:
             raise UsageError("This HeadlessServer was already started; make a new one.")
@@ -141,28 +163,37 @@ class HeadlessServer:
             env=self.env,
             start_new_session=True,
         )
-        if self.token and self._process.stdin is not None:
-            self._process.stdin.write(self.token.encode())
-            self._process.stdin.close()
+        track_server(self)
+        try:
+            if self.token and self._process.stdin is not None:
+                self._process.stdin.write(self.token.encode())
+                self._process.stdin.close()
+            self._wait_until_healthy()
+        except BaseException:  # Ctrl-C during start-up included: no server left behind
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_healthy(self) -> None:
+        """Poll `/health` until it answers 200; raise `LiveConnectionError` as `start()` says."""
+        assert self._process is not None
         deadline = time.monotonic() + self.startup_timeout_s
         delay = 0.05
         while True:
             if self._process.poll() is not None:
                 code = self._process.returncode
                 tail = self.log_tail()
-                self.stop()
                 raise LiveConnectionError(
                     f"marimo edit exited with code {code} before serving {self.notebook} "
                     f"on {self.url}. Its log ends: {tail}"
                 )
             try:
                 if _http.stdlib_request("GET", f"{self.url}/health", timeout_s=2.0)[0] == 200:
-                    return self
+                    return
             except LiveConnectionError:
                 pass  # not listening yet
             if time.monotonic() > deadline:
                 tail = self.log_tail()
-                self.stop()
                 raise LiveConnectionError(
                     f"No marimo server at {self.url} after {self.startup_timeout_s} s; "
                     f"raise startup_timeout_s on a busy machine. Its log ends: {tail}"
@@ -181,6 +212,7 @@ class HeadlessServer:
         process, self._process = self._process, None
         if process is not None:
             stop_process_group(process, timeout_s)
+        untrack_server(self)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
@@ -231,6 +263,65 @@ def stop_process_group(process: subprocess.Popen[Any], timeout_s: float = 10.0) 
             process.wait(timeout=timeout_s)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+class _Stoppable(Protocol):
+    """A server this process started: `stop()` ends its process group and is idempotent."""
+
+    def stop(self, timeout_s: float = 10.0) -> None: ...
+
+
+_tracked: dict[int, _Stoppable] = {}
+"""The servers to stop on an exit signal, by `id()`: started and not yet stopped."""
+_tracked_lock = threading.RLock()  # re-entrant: the handler may interrupt its holder
+
+
+def track_server(server: _Stoppable) -> None:
+    """Stop `server` if this process gets one of `EXIT_SIGNALS` before `untrack_server`.
+
+    Call it right after the server's process starts (`HeadlessServer.start`
+    and the code agent's `SandboxedServer` do). From the main thread, a
+    signal whose action is still the default gets `_on_exit_signal` as its
+    handler, until the last tracked server is untracked. A signal the
+    program handles itself (a Python handler, or ignored) is left to it, as
+    everything is when the first server starts on another thread (Python
+    sets handlers from the main thread only): such a program stops its
+    servers itself (`marimo-engine mcp` and `live open` do).
+
+    Args:
+        server: Any object whose `stop()` ends its process group.
+    """
+    with _tracked_lock:
+        _tracked[id(server)] = server
+        if threading.current_thread() is threading.main_thread():
+            for signum in EXIT_SIGNALS:
+                if signal.getsignal(signum) is signal.SIG_DFL:
+                    signal.signal(signum, _on_exit_signal)
+
+
+def untrack_server(server: _Stoppable) -> None:
+    """Forget a stopped server; after the last one the signals get their default action back."""
+    with _tracked_lock:
+        _tracked.pop(id(server), None)
+        if _tracked or threading.current_thread() is not threading.main_thread():
+            return
+        for signum in EXIT_SIGNALS:
+            if signal.getsignal(signum) is _on_exit_signal:
+                signal.signal(signum, signal.SIG_DFL)
+
+
+def _on_exit_signal(signum: int, frame: object) -> None:
+    """Stop every tracked server, then end the process by `signum`, as its default action does.
+
+    The exit status is the signal's (a shell shows 128 + `signum`).
+    """
+    with _tracked_lock:
+        servers = list(_tracked.values())
+        for server in servers:
+            with contextlib.suppress(Exception):  # the next one must still be stopped
+                server.stop()
+        signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def log_tail(path: Path | None, max_chars: int = 800) -> str:

@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from marimo_engine.errors import LiveConnectionError, LiveError, UsageError
 from marimo_engine.live import _http
@@ -176,9 +176,11 @@ class SessionHolder:
         except ConnectionClosed as exc:
             self._closed_reason = str(exc)
         except (OSError, InvalidHandshake, TimeoutError) as exc:
+            refusal = self._file_refusal() if isinstance(exc, InvalidHandshake) else None
             failure.append(
                 LiveConnectionError(
-                    f"Could not open the notebook's websocket at {self.ws_url}: "
+                    refusal
+                    or f"Could not open the notebook's websocket at {self.ws_url}: "
                     f"{type(exc).__name__}: {exc}; is the server running, and is the token right?"
                 )
             )
@@ -200,6 +202,9 @@ class SessionHolder:
                     self.kernel_ready = dict(message.get("data") or {})
                     break
         except ConnectionClosed as exc:
+            refusal = self._file_refusal()
+            if refusal is not None:
+                raise LiveConnectionError(refusal) from exc
             reason = exc.rcvd.reason if exc.rcvd is not None else "no reason"
             raise LiveConnectionError(
                 f"marimo closed the websocket of session {self.session_id!r} at {self.url}: "
@@ -215,6 +220,32 @@ class SessionHolder:
                 f"The notebook at {self.url} already has a live editor, so this connection "
                 "would only watch. Use that session: 'marimo-engine live sessions'."
             )
+
+    def _file_refusal(self) -> str | None:
+        """Why the server will not open `file`, from its notebook page; `None` when it would.
+
+        marimo refuses the websocket (403) or closes it without a reason (a
+        file that does not exist) when it cannot open the file; its page
+        (`GET /?file=...`) answers 403 or 404 with the reason.
+        """
+        if not self.file:
+            return None
+        try:
+            status, text = _http.stdlib_request(
+                "GET", f"{self.url}/?{urlencode({'file': self.file})}",
+                headers=_http.auth_headers(self.token), timeout_s=10.0,
+            )  # fmt: skip
+        except LiveError:
+            return None
+        if status not in (403, 404):
+            return None
+        with contextlib.suppress(ValueError, KeyError, TypeError):  # not marimo's JSON
+            text = str(json.loads(text)["detail"])
+        return (
+            f"marimo at {self.url} will not open the notebook {self.file!r}: {text!r} "
+            f"(HTTP {status}). Give a notebook this server serves (one started on a folder "
+            "serves that folder only), or start 'marimo edit' on the notebook's folder."
+        )
 
     def run_all(self, timeout_s: float | None = None) -> None:
         """Run every cell as a browser opening the notebook does, and wait until they ran.
@@ -421,8 +452,9 @@ def open_session(
     session is opened by holding its websocket from Python.
 
     Args:
-        notebook: The notebook `.py` path (created if missing). Required
-            without `url`; with `url` it picks the session or the file to open.
+        notebook: The notebook `.py` path (created if missing; with `url`,
+            when the server is on this machine). Required without `url`;
+            with `url` it picks the session or the file to open.
         url: A running server's URL; `None` starts a new server.
         session_id: Session id to create; `None` makes one.
         token: Access token (the new server requires it when given); `None`
@@ -441,8 +473,10 @@ def open_session(
         The open `LiveSession`; close it (or use `with`) to release it.
 
     Raises:
-        UsageError: Neither `notebook` nor `url`, or a remote host.
-        LiveConnectionError: The server did not start or refused the session.
+        UsageError: Neither `notebook` nor `url`, a remote host, or a
+            missing notebook whose folder does not exist.
+        LiveConnectionError: The server did not start or refused the session
+            (such as a notebook outside the folder a server was started on).
         LiveError: Running the cells failed at the transport level.
     """
     started = time.monotonic()
@@ -450,6 +484,7 @@ def open_session(
     path = Path(notebook).expanduser().resolve() if notebook is not None else None
     server: HeadlessServer | None = None
     holder: SessionHolder | None = None
+    created = False
     if url is None:
         if path is None:
             raise UsageError("open_session() needs a notebook path or the url= of a server.")
@@ -483,6 +518,8 @@ def open_session(
                 stable_id=existing.stable_id,
             )  # fmt: skip
         else:
+            if server is None and path is not None:
+                created = _create_missing_notebook(path, base_url)
             holder = SessionHolder(
                 base_url,
                 session_id=session_id,
@@ -504,10 +541,45 @@ def open_session(
             holder.close()
         if server is not None:
             server.stop()
+        if created and path is not None:
+            with contextlib.suppress(OSError):  # ours, and still empty: no stray file left
+                if path.stat().st_size == 0:
+                    path.unlink()
         raise
     live.open_duration_s = time.monotonic() - started
     live.open_phases = phases
     return live
+
+
+def _create_missing_notebook(path: Path, url: str) -> bool:
+    """Create `path` as an empty file when a server on this machine is to open it and it is missing.
+
+    A server started on a folder opens only notebooks that exist (marimo
+    answers 404 otherwise); `marimo edit new.py` creates its file, and an
+    empty file opens as a new notebook (one blank cell), so this gives a
+    running server the same promise. A server on another machine reads its
+    own disk: nothing is created for it.
+
+    Args:
+        path: The notebook path, absolute.
+        url: The server URL.
+
+    Returns:
+        Whether the file was created (the caller removes it if the session
+        does not open).
+
+    Raises:
+        UsageError: The notebook's folder does not exist.
+    """
+    if path.exists() or not _http.is_loopback_host(urlsplit(url).hostname or ""):
+        return False
+    if not path.parent.is_dir():
+        raise UsageError(
+            f"The folder of the notebook {str(path)!r} does not exist; create it, "
+            "or give a notebook in an existing folder."
+        )
+    path.touch(exist_ok=False)
+    return True
 
 
 async def aopen_session(

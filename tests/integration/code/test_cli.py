@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ from marimo_engine.live.server import HeadlessServer
 from marimo_engine.live.session import SessionHolder
 from tests.integration.code.conftest import NOTEBOOK, STARTUP_TIMEOUT_S, server_env
 from tests.integration.conftest import notebook_file
-from tests.processes import run_process, started_process
+from tests.processes import adopt_group, release_group, run_process, started_process
 from tests.unit.llm.openai_server import scripted_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(360)]
@@ -300,3 +302,93 @@ def test_an_unanswered_prompt_ends_at_the_wall_time_limit(
     assert "approval needed" in err
     done = json.loads(out.strip().splitlines()[-1])
     assert done["type"] == "DONE" and "wall-time limit (20 s)" in done["msg"]
+
+
+def test_code_with_url_writes_a_new_notebook_on_a_folder_server(
+    tmp_path: Path, notebook_server: HeadlessServer
+) -> None:
+    # `marimo edit FOLDER` is running; the goal names a notebook not written yet.
+    folder = notebook_server.notebook / tmp_path.name
+    folder.mkdir()
+    script = [
+        {"tool": "apply_patch", "tool_args": {"ops": [
+            {"op": "create", "name": "seven", "code": "seven = 3 + 4"}]}},
+        {"tool": "finish", "tool_args": {"answer": "7", "cells": ["seven"]}},
+    ]  # fmt: skip
+    with scripted_server(script) as model:
+        done = _cli(
+            ["code", "seven", "new.py", "--url", notebook_server.url,
+             "--model", "openai:scripted", "--json"],
+            {**server_env(tmp_path), "OPENAI_BASE_URL": model.base_url,
+             "OPENAI_API_KEY": "test"}, folder,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    saved = (folder / "new.py").read_text()  # saved by marimo as the agent applied the patch
+    assert "seven = 3 + 4" in saved
+    assert saved.count("@app.cell") == 1  # marimo's blank first cell removed
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The processes of group `pgid` that still run (zombies left to init do not count)."""
+    members = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = (Path("/proc") / name / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        state, _ppid, group = stat.rsplit(")", 1)[1].split()[:3]
+        if int(group) == pgid and state != "Z":
+            members.append(int(name))
+    return members
+
+
+def _marimo_child(pid: int) -> int | None:
+    """The `marimo edit` process whose parent is `pid`, from /proc, or `None`."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = (Path("/proc") / name / "stat").read_text()
+            command = (Path("/proc") / name / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"edit" in command:
+            return int(name)
+    return None
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT],
+                         ids=["SIGTERM", "SIGHUP", "SIGINT"])  # fmt: skip
+def test_a_signal_to_the_command_stops_the_marimo_server_it_started(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    # `kill`, `docker stop`, systemd and CI runners send SIGTERM; a closed terminal
+    # SIGHUP; Ctrl-C SIGINT. The headless server the command started goes with it.
+    script = [{"text": "never sent", "trickle_s": 0.5, "trickle_for_s": 600}]  # a model call
+    with scripted_server(script) as model, started_process(
+        [sys.executable, "-m", "marimo_engine.cli.main", "code", "anything",
+         str(tmp_path / "nb.py"), "--model", "openai:scripted", "--json"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**server_env(tmp_path), "OPENAI_BASE_URL": model.base_url,
+             "OPENAI_API_KEY": "test"}, cwd=tmp_path,
+    ) as process:  # fmt: skip
+        assert process.stdout is not None
+        line = process.stdout.readline()  # printed once the server and session are up
+        assert "notebook:" in line, line + (process.stderr.read() if process.poll() else "")
+        server_pid = _marimo_child(process.pid)
+        assert server_pid is not None and _group_members(server_pid)
+        adopt_group(server_pid)  # stopped by the test run whatever happens below
+        deadline = time.monotonic() + 60  # the model call has begun, or is about to
+        while not model.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signum)
+        code = process.wait(timeout=60)
+        # Ctrl-C unwinds (exit 130); SIGTERM and SIGHUP still end the command by the signal.
+        assert code == (130 if signum == signal.SIGINT else -signum), process.stderr.read()
+        deadline = time.monotonic() + 30
+        while _group_members(server_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _group_members(server_pid) == [], "the marimo server outlived the command"
+        release_group(server_pid)

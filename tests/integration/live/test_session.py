@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
-from marimo_engine.errors import LiveHTTPError, LiveSelectionError
+from marimo_engine.errors import LiveConnectionError, LiveHTTPError, LiveSelectionError, UsageError
 from marimo_engine.live import (
     find_session,
     list_servers,
     list_sessions,
     open_session,
 )
+from marimo_engine.live.server import HeadlessServer
 from marimo_engine.live.session import LiveSession
 
 from .conftest import STARTUP_TIMEOUT_S, LiveServer
@@ -156,3 +157,27 @@ async def test_aopen_session_joins_the_notebooks_existing_session(
     # Closing the joined session leaves the original one alone.
     async with live_session.client() as client:
         assert (await client.execute("print(seed_value)")).success
+
+
+def test_open_session_on_a_folder_server_creates_a_missing_notebook(
+    notebook_server: HeadlessServer, tmp_path: Path
+) -> None:
+    # A server started on a folder opens only files that exist; `open_session`
+    # creates the notebook as `marimo edit new.py` would, and says why it cannot.
+    folder = notebook_server.notebook / tmp_path.name
+    folder.mkdir()
+    new = folder / "new.py"
+    with open_session(
+        new, url=notebook_server.url, run_all=False, startup_timeout_s=STARTUP_TIMEOUT_S
+    ) as live:
+        assert new.exists() and live.holder is not None
+        assert [s.path for s in list_sessions(live.url) if s.session_id == live.session_id] == [
+            str(new)
+        ]
+    outside = tmp_path / "outside.py"  # not in the server's folder
+    with pytest.raises(LiveConnectionError, match=r"will not open the notebook .*outside\.py.*"
+                       r"outside the allowed directory .*HTTP 403"):  # fmt: skip
+        open_session(outside, url=notebook_server.url, startup_timeout_s=STARTUP_TIMEOUT_S)
+    assert not outside.exists()  # created for the session, removed when it was refused
+    with pytest.raises(UsageError, match=r"The folder of the notebook .* does not exist"):
+        open_session(folder / "nope" / "x.py", url=notebook_server.url)

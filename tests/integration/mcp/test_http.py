@@ -138,13 +138,14 @@ def test_http_refuses_a_non_loopback_bind_without_the_flag() -> None:
     assert "--allow-remote" in result.stderr
 
 
-async def test_sigterm_stops_the_server_and_the_notebooks_it_opened(
-    http_mcp: HttpMcpServer, tmp_path: Path
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+async def test_a_signal_stops_the_server_and_the_notebooks_it_opened(
+    http_mcp: HttpMcpServer, tmp_path: Path, signum: signal.Signals
 ) -> None:
     async with http_mcp.client() as client:
         opened = await call(client, "open_notebook", path=str(tmp_path / "left_open.py"))
         adopt_opened_server(opened)
-    http_mcp.process.send_signal(signal.SIGTERM)
+    http_mcp.process.send_signal(signum)
     code = await anyio.to_thread.run_sync(lambda: http_mcp.process.wait(timeout=120))
     assert code == 0
     assert await anyio.to_thread.run_sync(wait_until_down, opened["url"])

@@ -188,11 +188,12 @@ class SandboxedServer:
         Raises:
             UsageError: bubblewrap is not installed, or the notebook's folder is missing.
             LiveConnectionError: The server did not answer within `startup_timeout_s`;
-                the message ends with its log.
+                the message ends with its log. The sandbox is stopped whenever
+                `start()` raises, Ctrl-C included; while it runs, SIGTERM or
+                SIGHUP to this process stops it first (`track_server`).
         """
-        import httpx
-
         from marimo_engine.agents.code._relay import TcpToUnixRelay
+        from marimo_engine.live.server import track_server
 
         if not self.workdir.is_dir():
             raise UsageError(f"The working directory {str(self.workdir)!r} does not exist.")
@@ -210,22 +211,31 @@ class SandboxedServer:
             env=self.env,
             start_new_session=True,
         )
-        self._relay = TcpToUnixRelay(socket_path).start()
+        track_server(self)
+        try:
+            self._relay = TcpToUnixRelay(socket_path).start()
+            self._wait_until_healthy()
+        except BaseException:  # Ctrl-C during start-up included: no sandbox left behind
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_healthy(self) -> None:
+        """Poll `/health` until it answers 200; raise `LiveConnectionError` as `start()` says."""
+        import httpx
+
+        assert self._process is not None
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
             if self._process.poll() is not None:
-                tail = self._tail()
-                self.stop()
-                raise LiveConnectionError(f"The sandboxed marimo server exited: {tail}")
+                raise LiveConnectionError(f"The sandboxed marimo server exited: {self._tail()}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.url}/health", timeout=2.0).status_code == 200:
-                    return self
+                    return
             if time.monotonic() > deadline:
-                tail = self._tail()
-                self.stop()
                 raise LiveConnectionError(
                     f"The sandboxed marimo server did not answer in {self.startup_timeout_s} s: "
-                    f"{tail}"
+                    f"{self._tail()}"
                 )
             time.sleep(0.2)
 
@@ -236,11 +246,12 @@ class SandboxedServer:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the sandbox's process group, the relay and remove temporary files. Idempotent."""
-        from marimo_engine.live.server import stop_process_group
+        from marimo_engine.live.server import stop_process_group, untrack_server
 
         process, self._process = self._process, None
         if process is not None:
             stop_process_group(process, timeout_s)
+        untrack_server(self)
         if self._relay is not None:
             self._relay.stop()
             self._relay = None
