@@ -177,28 +177,13 @@ class HeadlessServer:
     def _wait_until_healthy(self) -> None:
         """Poll `/health` until it answers 200; raise `LiveConnectionError` as `start()` says."""
         assert self._process is not None
-        deadline = time.monotonic() + self.startup_timeout_s
-        delay = 0.05
-        while True:
-            if self._process.poll() is not None:
-                code = self._process.returncode
-                tail = self.log_tail()
-                raise LiveConnectionError(
-                    f"marimo edit exited with code {code} before serving {self.notebook} "
-                    f"on {self.url}. Its log ends: {tail}"
-                )
-            try:
-                if _http.stdlib_request("GET", f"{self.url}/health", timeout_s=2.0)[0] == 200:
-                    return
-            except LiveConnectionError:
-                pass  # not listening yet
-            if time.monotonic() > deadline:
-                tail = self.log_tail()
-                raise LiveConnectionError(
-                    f"No marimo server at {self.url} after {self.startup_timeout_s} s; "
-                    f"raise startup_timeout_s on a busy machine. Its log ends: {tail}"
-                )
-            time.sleep(delay)  # short and fixed: every poll late is start-up time lost
+        wait_until_healthy(
+            self._process,
+            self.url,
+            self.startup_timeout_s,
+            what=f"marimo edit serving {self.notebook}",
+            log_path=self.log_path,
+        )
 
     def log_tail(self, max_chars: int = 800) -> str:
         """Return the last `max_chars` characters of the server log, on one line."""
@@ -322,6 +307,47 @@ def _on_exit_signal(signum: int, frame: object) -> None:
                 server.stop()
         signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
+
+
+def wait_until_healthy(
+    process: subprocess.Popen[Any],
+    url: str,
+    timeout_s: float,
+    *,
+    what: str,
+    log_path: Path | None,
+) -> None:
+    """Poll a marimo server's `/health` until it answers 200 (our servers' start-up wait).
+
+    Args:
+        process: The server's process.
+        url: The server's base URL (`http://127.0.0.1:PORT`).
+        timeout_s: Seconds to wait at most.
+        what: What the server is, for the messages ("marimo edit serving nb.py").
+        log_path: The server's log, whose tail the messages quote.
+
+    Raises:
+        LiveConnectionError: The process exited first, or the server did not
+            answer within `timeout_s`; the message quotes the log's tail.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise LiveConnectionError(
+                f"{what} exited with code {process.returncode} before answering on {url}. "
+                f"Its log ends: {log_tail(log_path)}"
+            )
+        try:
+            if _http.stdlib_request("GET", f"{url}/health", timeout_s=2.0)[0] == 200:
+                return
+        except LiveConnectionError:
+            pass  # not listening yet
+        if time.monotonic() > deadline:
+            raise LiveConnectionError(
+                f"No answer from {what} at {url} after {timeout_s} s; raise "
+                f"startup_timeout_s on a busy machine. Its log ends: {log_tail(log_path)}"
+            )
+        time.sleep(0.05)  # short and fixed: every poll late is start-up time lost
 
 
 def log_tail(path: Path | None, max_chars: int = 800) -> str:

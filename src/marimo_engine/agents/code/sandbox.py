@@ -24,18 +24,16 @@ isolation. A person's own session is never sandboxed by us.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from marimo_engine.errors import LiveConnectionError, UsageError
+from marimo_engine.errors import UsageError
 
 if TYPE_CHECKING:
     from marimo_engine.live.session import LiveSession
@@ -222,27 +220,16 @@ class SandboxedServer:
 
     def _wait_until_healthy(self) -> None:
         """Poll `/health` until it answers 200; raise `LiveConnectionError` as `start()` says."""
-        import httpx
+        from marimo_engine.live.server import wait_until_healthy
 
         assert self._process is not None
-        deadline = time.monotonic() + self.startup_timeout_s
-        while True:
-            if self._process.poll() is not None:
-                raise LiveConnectionError(f"The sandboxed marimo server exited: {self._tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=2.0).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise LiveConnectionError(
-                    f"The sandboxed marimo server did not answer in {self.startup_timeout_s} s: "
-                    f"{self._tail()}"
-                )
-            time.sleep(0.2)
-
-    def _tail(self, max_chars: int = 800) -> str:
-        from marimo_engine.live.server import log_tail
-
-        return log_tail(self.log_path, max_chars)
+        wait_until_healthy(
+            self._process,
+            self.url,
+            self.startup_timeout_s,
+            what="the sandboxed marimo server",
+            log_path=self.log_path,
+        )
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the sandbox's process group, the relay and remove temporary files. Idempotent."""
