@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from marimo_engine.engine._threads import StepInterrupted, ThreadCall
+from marimo_engine.plans.contracts import SELF
 
 __all__ = [
     "NO_OUTPUT",
@@ -440,7 +441,7 @@ def describe(output: Any, report: Report, reads: Mapping[str, Any]) -> Descripti
     truth: bool | CarriedError | None = None
     if report.intervention_if is not None:
         try:
-            values = {**reads, report.step_id: output}
+            values = {**reads, report.step_id: output, SELF: output}
             truth = _expression(report.intervention_if).is_true(values)
         except Exception as exc:
             truth = CarriedError(exc)
@@ -473,6 +474,24 @@ def evaluate(text: str, values: Mapping[str, Any]) -> bool | CarriedError:
         return bool(_expression(text).is_true(values))
     except Exception as exc:
         return CarriedError(exc)
+
+
+def check_contract(contract: Any, output: Any, values: Mapping[str, Any]) -> CarriedError | None:
+    """Dask task: `Contract.check` of a step's output over `values`, where they are.
+
+    Args:
+        contract: The step's `plans.contracts.Contract`.
+        output: The step's output (Dask passes the value of its future).
+        values: The outputs of the other steps (and `input`) that its `expect` names.
+
+    Returns:
+        `None` when the contract holds, else its `ContractError`, carried.
+    """
+    try:
+        contract.check(output, values)
+    except Exception as exc:
+        return CarriedError(exc)
+    return None
 
 
 def resolve(

@@ -28,6 +28,9 @@ cluster is what touches data (`engine._dask_tasks`):
 - a `run_if`, and a reference with a path (`$s1.rows`) or inside text, into
   an output that stayed on the cluster are evaluated there
   (`_dask_tasks.evaluate`, `_dask_tasks.resolve`): one round trip each;
+  so is a step's output contract (`_dask_tasks.check_contract`: the same
+  `Contract.check`, its `ContractError` carried back); the plan's inputs
+  (`$input.NAME`, `plan_inputs`) are driver values sent along;
 - a step whose try cannot depend on anything the driver decides goes to
   the cluster with the try of the step it waits for, taking its future
   (`engine._dask_ahead`): a chain is submitted at once and the scheduler
@@ -56,6 +59,7 @@ import contextlib
 import importlib.util
 import time
 import uuid
+from collections import ChainMap
 from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +72,7 @@ from marimo_engine.engine.step import (
     run_step,
 )
 from marimo_engine.errors import EngineError, UsageError
+from marimo_engine.plans.contracts import SELF
 
 if TYPE_CHECKING:
     from marimo_engine.engine._dask_ahead import AheadTry, LookAhead
@@ -265,6 +270,7 @@ class DaskTarget(RunHost):
         self.pool = _Tries()
         self.run: _Run | None = None
         self.plan_id = ""
+        self.plan_inputs: dict[str, Any] | None = None  # `$input.NAME` (`run_step` reads it)
         self._prepared: dict[str, PreparedStep] = {}
         self._refs: dict[str, ToolRef] = {}
         self._outputs: dict[str, Any] = {}  # step id -> RemoteOutput, or a value given here
@@ -294,6 +300,7 @@ class DaskTarget(RunHost):
 
         self.run = run
         self.plan_id = run.plan_id
+        self.plan_inputs = run.plan_inputs
         if self.gather is not True and self.gather is not False:
             unknown = [s for s in self.gather if s not in plan.step_ids]
             if unknown:
@@ -526,6 +533,40 @@ class DaskTarget(RunHost):
             raise answer.unpack()
         return bool(answer)
 
+    async def check_contract(
+        self, prepared: PreparedStep, output: Any, inputs: Mapping[str, Any]
+    ) -> None:
+        """The output contract checked where the output is (`Contract.check`, one place).
+
+        Here when the output and every output its `expect` names are here;
+        else in one Dask task, which Dask runs beside the output, returning
+        only the result.
+
+        Args:
+            prepared: The step (it has a contract).
+            output: Its output: the value, or its `RemoteOutput`.
+            inputs: The run's outputs (and `input`), by step id.
+
+        Raises:
+            ContractError: The contract is broken (same message and `values`
+                as in process).
+        """
+        contract = prepared.contract
+        assert contract is not None
+        names = {r.step_id for e in contract.expect for r in e.references}
+        local, remote = _split(names - {SELF, prepared.id}, inputs)
+        own = output
+        if isinstance(output, RemoteOutput):
+            own = output.value if output.has_value else output.future
+        if not remote and own is not getattr(output, "future", None):  # all here
+            contract.check(own, local)
+            return
+        from marimo_engine.engine._dask_tasks import check_contract
+
+        answer = await self._small(check_contract, contract, own, {**local, **remote})
+        if answer is not None:
+            raise answer.unpack()
+
     async def resolve_args(
         self, prepared: PreparedStep, inputs: Mapping[str, Any]
     ) -> dict[str, Any]:
@@ -647,8 +688,11 @@ class DaskTarget(RunHost):
         condition = prepared.intervention_if
         reads: dict[str, Any] = {}
         if condition is not None:
+            values: Mapping[str, Any] = self._outputs
+            if self.plan_inputs is not None:  # `$input.NAME`, as `run_step` gives it
+                values = ChainMap({"input": self.plan_inputs}, values)
             local, remote = _split(
-                {r.step_id for r in condition.references if r.step_id != sid}, self._outputs
+                {r.step_id for r in condition.references if r.step_id != sid}, values
             )
             reads = {**local, **remote}
         gather = (

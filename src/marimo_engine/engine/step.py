@@ -48,12 +48,14 @@ through the durable hook, and has its host run the sub-plan in 5
 (`run_subplan`). A host with `plan_inputs` gives `$input.NAME`.
 
 A host whose step outputs live elsewhere (a Dask cluster: `engine.dask_host`)
-gives `run_step` three optional hooks, so that what touches the data runs
+gives `run_step` four optional hooks, so that what touches the data runs
 where the data is while the semantics above stay here:
-`async evaluate(prepared, expression, values) -> bool` (steps 2 and 7),
-`async resolve_args(prepared, inputs) -> dict` (step 4) and
+`async evaluate(prepared, expression, values) -> bool` (steps 2 and 8),
+`async resolve_args(prepared, inputs) -> dict` (step 4),
 `async call_tool(prepared, kwargs) -> output` (one try of step 5, which
-`timeout_s` bounds and cancellation interrupts as any other try).
+`timeout_s` bounds and cancellation interrupts as any other try) and
+`async check_contract(prepared, output, inputs) -> None` (step 7: runs
+`Contract.check` where the output is and raises its `ContractError`).
 
 This module imports nothing heavy at module level: compiled notebooks and live
 kernels import it.
@@ -454,7 +456,10 @@ class StepHost(Protocol):
     `evaluate(prepared, expression, values) -> bool` evaluates a `run_if` or
     `intervention_if` where the outputs are, `resolve_args(prepared, inputs)
     -> dict` builds the tool's keyword arguments (references resolved, literals
-    converted) and `call_tool(prepared, kwargs) -> output` makes one try.
+    converted), `call_tool(prepared, kwargs) -> output` makes one try and
+    `check_contract(prepared, output, inputs) -> None` checks the output
+    contract (`prepared.contract.check` where the output is; raises its
+    `ContractError`).
     """
 
     plan_id: str
@@ -867,8 +872,12 @@ async def complete_step(
     step = prepared.step
     step_id = step.id
     if prepared.contract is not None:  # plan language 2: output contracts
+        check = getattr(host, "check_contract", None)  # outputs kept elsewhere: check there
         try:
-            prepared.contract.check(output, inputs)
+            if check is None:
+                prepared.contract.check(output, inputs)
+            else:
+                await check(prepared, output, inputs)
         except Exception as exc:  # ContractError; never retried: the tool has answered
             await host.emit(
                 error_event(
@@ -916,7 +925,7 @@ async def complete_step(
                     break
             needed = needed_item is not None
         elif evaluate is not None:
-            needed = await evaluate(prepared, expression, {**inputs, step_id: output})
+            needed = await evaluate(prepared, expression, {**inputs, step_id: output, SELF: output})
         else:
             needed = expression.is_true({**inputs, step_id: output, SELF: output})
     except Exception as exc:

@@ -101,6 +101,14 @@ class Contract:
         validator = None if schema is None else _validator_class(schema)(schema)
         return cls(step.id, tuple(parse_expression(text) for text in expect), schema, validator)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the step id, the `expect` texts and the schema; unpickling parses them again.
+
+        A `jsonschema` validator does not pickle; a contract sent to another
+        process (a Dask worker: `engine.dask_host`) is rebuilt there.
+        """
+        return (_rebuild, (self.step_id, tuple(e.text for e in self.expect), self.schema))
+
     def check(self, output: object, inputs: Mapping[str, object]) -> None:
         """Check the step's output against the contract.
 
@@ -150,6 +158,16 @@ class Contract:
             step_id=self.step_id,
             values={where: error.instance},
         )
+
+
+def _rebuild(step_id: str, expect: tuple[str, ...], schema: Mapping[str, Any] | None) -> Contract:
+    """A pickled contract, parsed again (`Contract.__reduce__`)."""
+    from types import SimpleNamespace
+
+    step = SimpleNamespace(id=step_id, expect=list(expect), output_schema=schema)
+    contract = Contract.of(step)
+    assert contract is not None  # it had `expect` or `schema` when it was pickled
+    return contract
 
 
 def _values_seen(expression: Expression, outputs: Mapping[str, object]) -> dict[str, Any]:

@@ -51,7 +51,10 @@ async def test_a_large_dataframe_passes_three_steps_without_reaching_the_driver(
         "steps": [
             {"id": "make", "tool": "make_frame", "args": {"rows": ROWS}},
             {"id": "wider", "tool": "add_column", "args": {"frame": "$make"}},
-            {"id": "even", "tool": "keep_even", "args": {"frame": "$wider"}},
+            # contracts are checked where the frames are (`DaskTarget.check_contract`)
+            {"id": "even", "tool": "keep_even", "args": {"frame": "$wider"},
+             "schema": {"type": "object", "required": ["shape"],
+                        "properties": {"columns": {"const": ["x", "y", "z"]}}}},
         ],
     }  # fmt: skip
     registry = {n: getattr(tools, n) for n in ("make_frame", "add_column", "keep_even")}

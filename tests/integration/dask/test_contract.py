@@ -3,9 +3,10 @@
 Each plan of the contract (the spec's "Running" clauses, as
 `tests/unit/engine/test_running.py` checks them in process) runs in process
 and on the tests' cluster (2 worker processes); per step, the events must
-say the same (type, attempt, error type, reason, expression, output as
-JSON, key finding), and the verdicts and `FINISH` outputs (as JSON) must
-match. On Dask, outputs stay on the workers: events carry the JSON summary
+say the same (type, attempt, error type and message, reason, expression,
+output as JSON, key finding), and the verdicts and `FINISH` outputs (as
+JSON) must match. Output contracts and plan inputs (`$input.NAME`, given
+with `INPUTS`) are part of it. On Dask, outputs stay on the workers: events carry the JSON summary
 computed there, which is the JSON the in-process run writes.
 """
 
@@ -105,11 +106,66 @@ def _plans(markers: Path) -> dict[str, dict[str, Any]]:
             {"id": "o2", "tool": "reading", "intervention_if": "$o2.level < $base.level"},
             {"id": "next", "tool": "echo", "args": {"value": "$o2.level"}},
         ]},
+        "output-contracts": {"steps": [
+            {"id": "a", "tool": "reading", "args": {"level": 14.5},
+             "expect": ["$self.level > 10", "$a.level < 100"],
+             "schema": {"type": "object", "required": ["level"]}},
+            {"id": "b", "tool": "echo", "args": {"value": {"rows": 3, "level": "$a.level"}},
+             "expect": ["$self.rows == 3", "$self.level == $a.level"]},
+        ]},
+        "broken-contract": {"steps": [
+            {"id": "a", "tool": "reading", "args": {"level": 14.5}},
+            {"id": "b", "tool": "echo", "args": {"value": "$a.level"},
+             "expect": ["$self > 20"]},
+        ]},
+        "broken-schema": {"steps": [
+            {"id": "a", "tool": "echo", "args": {"value": {"rows": 3}},
+             "schema": {"type": "object", "required": ["level"]}},
+        ]},
+        "plan-inputs": {
+            "inputs": {"count": {"required": True}, "limit": {"default": 10, "required": False}},
+            "steps": [
+                {"id": "a", "tool": "reading", "args": {"level": 14.5}},
+                {"id": "b", "tool": "echo",
+                 "args": {"value": {"rows": "$input.count", "level": "$a.level"}},
+                 "run_if": "$a.level > $input.count",
+                 "intervention_if": "$self.rows > $input.limit",
+                 "expect": ["$self.rows == $input.count", "$b.level < $input.limit * 2"]},
+                {"id": "c", "tool": "echo", "args": {"value": "$input.count"},
+                 "run_if": "$input.count > 1", "key_finding": True},
+                {"id": "d", "tool": "echo", "args": {"value": "$input.limit"},
+                 "run_if": "$input.count > 5"},
+            ],
+        },
+        "input-intervention": {"inputs": {"limit": {"default": 15, "required": False}}, "steps": [
+            {"id": "a", "tool": "reading", "args": {"level": 14.5},
+             "intervention_if": "$a.level < $input.limit"},
+            {"id": "next", "tool": "echo", "args": {"value": "$a.level"}},
+        ]},
+        "broken-input-contract": {"inputs": {"count": {"default": 4, "required": False}}, "steps": [
+            {"id": "a", "tool": "reading", "args": {"level": 14.5}},
+            {"id": "b", "tool": "echo", "args": {"value": "$a"},
+             "expect": ["$self.level < $input.count"]},
+        ]},
         "invalid": {"steps": [
             {"id": "a", "tool": "nope"},
             {"id": "b", "tool": "echo", "args": {"value": "$zz.level"}},
         ]},
     }  # fmt: skip
+
+
+INPUTS = {"plan-inputs": {"count": 3}}
+"""The `inputs=` a contract plan runs with (by plan name); the others take none."""
+
+VERDICTS = {
+    "output-contracts": Verdict.SUCCESS,
+    "broken-contract": Verdict.FAILURE,
+    "broken-schema": Verdict.FAILURE,
+    "plan-inputs": Verdict.SUCCESS,
+    "input-intervention": Verdict.INTERVENTION_NEEDED,
+    "broken-input-contract": Verdict.FAILURE,
+}
+"""The verdict in process of the plans that must not end at validation (a plan's own check)."""
 
 
 def _shape(events: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
@@ -122,6 +178,7 @@ def _shape(events: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
                 e["type"],
                 e.get("attempt"),
                 error.get("type"),
+                error.get("message"),
                 e.get("reason"),
                 e.get("expression"),
                 json.dumps(e.get("output"), sort_keys=True),
@@ -163,12 +220,18 @@ async def test_every_contract_plan_gives_the_same_events_on_dask(
     (tmp_path / "dask").mkdir()
     async with Client(dask_address, asynchronous=True, set_as_default=False) as client:
         for name, plan in _plans(tmp_path / "inprocess").items():
-            here = await _run({"id": f"contract-{name}", **plan})
+            given = INPUTS.get(name)
+            here = await _run({"id": f"contract-{name}", **plan}, inputs=given)
             there_plan = _plans(tmp_path / "dask")[name]
-            there = await _run({"id": f"contract-{name}", **there_plan}, executor=client)
+            there = await _run(
+                {"id": f"contract-{name}", **there_plan}, inputs=given, executor=client
+            )
             expected = _shape([e.to_json() for e in here])
             assert _shape([e.to_json() for e in there]) == expected, name
             assert there[-1].verdict is here[-1].verdict, name
+            assert here[-1].verdict is VERDICTS.get(name, here[-1].verdict), name
+            if name in VERDICTS:  # the steps ran (not a plan refused before its first step)
+                assert any(e.type is EventType.STEP_START for e in here), name
         # Nothing of the runs is left on the cluster.
         assert await tasks_left(client, "marimo-engine-contract-") == []
 

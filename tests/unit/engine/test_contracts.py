@@ -295,3 +295,25 @@ def test_a_map_step_keeps_its_contract_on_the_list_of_results() -> None:
     plan["steps"][1]["expect"] = ["$self.1 == 6"]
     _, result = _run(plan, {"files": files, "size": size})
     assert result.outputs["md"] == "Sizes: 5 and 6"
+
+
+def test_a_contract_pickles_and_checks_the_same_where_it_is_unpickled() -> None:
+    import pickle
+    from types import SimpleNamespace
+
+    from marimo_engine.errors import ContractError
+    from marimo_engine.plans.contracts import Contract
+
+    step = SimpleNamespace(id="s", expect=["$self.rows > 2"], output_schema={"required": ["level"]})
+    contract = Contract.of(step)
+    assert contract is not None
+    again = pickle.loads(pickle.dumps(contract))  # a Dask worker gets it so (dask_host)
+    assert again.step_id == "s" and again.schema == {"required": ["level"]}
+    again.check({"rows": 3, "level": 1.0}, {})
+    for output in ({"rows": 1, "level": 1.0}, {"rows": 3}):
+        with pytest.raises(ContractError) as there:
+            again.check(output, {})
+        with pytest.raises(ContractError) as here:
+            contract.check(output, {})
+        assert str(there.value) == str(here.value)
+        assert there.value.values == here.value.values
