@@ -105,7 +105,7 @@ for number in (signal.SIGTERM, signal.SIGKILL):
         time.sleep(3)
 """
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # a signal's cleanup may run on a thread that holds it
 _groups: set[int] = set()
 _test_groups: set[int] = set()
 """Groups to stop when the current test ends (all but those of session fixtures)."""
@@ -367,7 +367,14 @@ def _stop_all() -> None:
         stop_group(pgid)
 
 
+_stopping = False
+
+
 def _on_signal(number: int, frame: Any) -> None:
+    global _stopping
+    if _stopping:  # a second signal during the first one's cleanup: that cleanup goes on
+        return
+    _stopping = True
     _stop_all()
     previous = _previous_handlers.get(number)
     if callable(previous):
