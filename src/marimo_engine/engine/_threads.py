@@ -214,7 +214,8 @@ class ThreadCall:
         """Run the function on the calling worker thread and report to the loop (if any).
 
         Returns:
-            `(True, result)` or `(False, exception)`.
+            `(True, result)` or `(False, exception)`; with a loop, the result or
+            exception goes to the call's future and `None` comes back in its place.
         """
         with self.lock:
             if self.state == _CANCELLED:
@@ -244,10 +245,16 @@ class ThreadCall:
                     pass
             with self.lock:
                 self._mark_ended()
-        if self._loop is not None:
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                self._loop.call_soon_threadsafe(_settle, self._future, ok, result)
-        return ok, result
+        if self._loop is None:
+            return ok, result
+        # Handed over in a box the loop empties: this thread may wait for the GIL
+        # for a while after the hand-over, and must not hold the output meanwhile
+        # (a run that releases outputs, keep_outputs="needed", expects it gone).
+        box = [result]
+        del result
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            self._loop.call_soon_threadsafe(_settle, self._future, ok, box)
+        return ok, None
 
 
 async def _ended_soon(call: ThreadCall) -> bool:
@@ -258,7 +265,8 @@ async def _ended_soon(call: ThreadCall) -> bool:
         return not call.running
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, result: Any) -> None:
+def _settle(future: asyncio.Future[Any], ok: bool, box: list[Any]) -> None:
+    result = box.pop()
     if future.done():
         return
     if ok:
@@ -437,7 +445,10 @@ class WorkerPool:
             async with self._slots:
                 call = self.start(function, kwargs, label)
                 try:
-                    return await call._future
+                    output = await call._future
+                    # The worker may still hold the call: let go of the output here.
+                    call._future = None  # type: ignore[assignment]
+                    return output
                 except asyncio.CancelledError:
                     if not call.interrupt() and not await _ended_soon(call):
                         self._abandon(call)

@@ -21,7 +21,7 @@ from marimo_engine.engine.events import Event
 from marimo_engine.engine.executor import execute_plan
 
 from . import tools
-from .test_cluster import _until, run_killing_a_worker
+from .test_cluster import _until, run_killing_a_worker, workers_back
 from .test_contract import _shape, tasks_left
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(600)]
@@ -208,5 +208,5 @@ async def test_a_worker_killed_under_a_step_leaves_the_tries_ahead_of_it_unrun(
         error = next(e for e in events if e.type is EventType.ERROR).error
         assert error is not None and error.type == "KilledWorker"
         assert await tasks_left(client, "marimo-engine-ahead-killed-") == []
-        await client.wait_for_workers(2, timeout=120)  # the nanny restarts the dead one
+        await workers_back(client)
     assert list(folder.iterdir()) == []
