@@ -266,13 +266,19 @@ async def _ended_soon(call: ThreadCall) -> bool:
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, box: list[Any]) -> None:
-    result = box.pop()
+    """Settle a call's future: with the box itself on success (`WorkerPool.run` empties it).
+
+    The worker thread may still hold this handle's arguments, the future
+    among them, after the loop ran it (it waits for the GIL inside
+    `call_soon_threadsafe`): the future must not hold the output itself.
+    """
     if future.done():
+        box.clear()
         return
     if ok:
-        future.set_result(result)
+        future.set_result(box)
     else:
-        future.set_exception(result)
+        future.set_exception(box.pop())
 
 
 class _AbandonedTask:
@@ -445,10 +451,8 @@ class WorkerPool:
             async with self._slots:
                 call = self.start(function, kwargs, label)
                 try:
-                    output = await call._future
-                    # The worker may still hold the call: let go of the output here.
-                    call._future = None  # type: ignore[assignment]
-                    return output
+                    box = await call._future  # `_settle`: the output in a box
+                    return box.pop()
                 except asyncio.CancelledError:
                     if not call.interrupt() and not await _ended_soon(call):
                         self._abandon(call)

@@ -274,3 +274,34 @@ def test_needed_keeps_what_map_markdown_contracts_and_sub_plans_read() -> None:
         "nested": {"c1": 12},
     }
     assert sorted(result.released) == ["files", "limit", "n", "slow", "sub_n"]
+
+
+async def test_a_worker_still_holding_its_hand_over_does_not_keep_the_output(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker thread that waits for the GIL inside `call_soon_threadsafe` holds its arguments.
+
+    Seen on a loaded CI machine: the future in those arguments kept step 'a''s
+    output alive after the run released it. Here the arguments are kept on
+    purpose, as such a worker would, and the output must still be freed.
+    """
+    from marimo_engine.engine._threads import WorkerPool
+
+    loop = asyncio.get_running_loop()
+    held: list[tuple[Any, ...]] = []
+    plain = loop.call_soon_threadsafe
+
+    def holding(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        held.append(args)
+        return plain(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", holding)
+    watch = Watch()
+    pool = WorkerPool(2)
+    try:
+        output = await pool.run(watch.make, {"tag": "a"})
+        assert output.tag == "a" and held
+        del output
+        assert watch.alive() == []
+    finally:
+        pool.shutdown()
