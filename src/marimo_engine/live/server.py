@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_SIGNALS",
     "HeadlessServer",
+    "ServerProcess",
     "free_port",
     "log_tail",
     "stop_process_group",
@@ -106,8 +107,7 @@ class HeadlessServer:
         self.startup_timeout_s = startup_timeout_s
         self.env = env
         self.log_path: Path | None = None
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_file: Any = None
+        self._server: ServerProcess | None = None
 
     @property
     def url(self) -> str:
@@ -118,12 +118,12 @@ class HeadlessServer:
     @property
     def pid(self) -> int | None:
         """The server process id, or `None` when not running."""
-        return self._process.pid if self._process is not None else None
+        return self._server.process.pid if self._server is not None else None
 
     @property
     def is_running(self) -> bool:
         """Whether the process was started and has not exited."""
-        return self._process is not None and self._process.poll() is None
+        return self._server is not None and self._server.process.poll() is None
 
     def command(self) -> list[str]:
         """Return the command line that `start()` runs."""
@@ -149,25 +149,17 @@ class HeadlessServer:
                 `startup_timeout_s`; the message ends with its log's last lines.
                 The process is stopped whenever `start()` raises, Ctrl-C included.
         """
-        if self._process is not None:
+        if self._server is not None:
             raise UsageError("This HeadlessServer was already started; make a new one.")
-        fd, log_name = tempfile.mkstemp(prefix="marimo-engine-server-", suffix=".log")
-        os.close(fd)
-        self.log_path = Path(log_name)
-        self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self._process = subprocess.Popen(
+        self._server = ServerProcess(
             self.command(),
-            stdin=subprocess.PIPE if self.token else subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
             env=self.env,
-            start_new_session=True,
+            log_prefix="marimo-engine-server-",
+            stdin_data=self.token.encode() if self.token else None,
         )
+        self.log_path = self._server.log_path
         track_server(self)
         try:
-            if self.token and self._process.stdin is not None:
-                self._process.stdin.write(self.token.encode())
-                self._process.stdin.close()
             self._wait_until_healthy()
         except BaseException:  # Ctrl-C during start-up included: no server left behind
             self.stop()
@@ -176,9 +168,9 @@ class HeadlessServer:
 
     def _wait_until_healthy(self) -> None:
         """Poll `/health` until it answers 200; raise `LiveConnectionError` as `start()` says."""
-        assert self._process is not None
+        assert self._server is not None
         wait_until_healthy(
-            self._process,
+            self._server.process,
             self.url,
             self.startup_timeout_s,
             what=f"marimo edit serving {self.notebook}",
@@ -194,19 +186,13 @@ class HeadlessServer:
 
         Safe to call twice. The log file is removed.
         """
-        process, self._process = self._process, None
-        if process is not None:
-            stop_process_group(process, timeout_s)
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(timeout_s)
         untrack_server(self)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-        if self.log_path is not None:
-            with contextlib.suppress(OSError):
-                self.log_path.unlink()
 
     def __enter__(self) -> HeadlessServer:
-        return self.start() if self._process is None else self
+        return self.start() if self._server is None else self
 
     def __exit__(
         self,
@@ -217,7 +203,7 @@ class HeadlessServer:
         self.stop()
 
     def __del__(self) -> None:
-        if getattr(self, "_process", None) is not None and self._process.poll() is None:
+        if getattr(self, "_server", None) is not None and self.is_running:
             warnings.warn(
                 f"HeadlessServer on port {self.port} was not stopped; stopping it now. "
                 "Use it as a context manager or call stop().",
@@ -225,6 +211,80 @@ class HeadlessServer:
                 stacklevel=1,
             )
             self.stop()
+
+
+class ServerProcess:
+    """A server's process in its own process group, its output in a temporary log file.
+
+    What every server this package starts has in common (`HeadlessServer`,
+    the code agent's `SandboxedServer`): the process starts at once, as the
+    leader of a new process group, with stdout and stderr in a log file;
+    `stop()` ends the whole group and removes the log.
+
+    Attributes:
+        process: The group's leader.
+        log_path: The log file (stdout and stderr together).
+    """
+
+    def __init__(
+        self,
+        command: list[str],
+        *,
+        env: dict[str, str] | None,
+        log_prefix: str,
+        stdin_data: bytes | None = None,
+    ) -> None:
+        """Start the process.
+
+        Args:
+            command: The command line.
+            env: Its environment; `None` inherits ours.
+            log_prefix: The log file's name prefix (in the temporary folder).
+            stdin_data: Written to its stdin, which is then closed (a token);
+                `None` gives it no stdin.
+
+        Raises:
+            OSError: The command could not be started (the log is removed).
+        """
+        fd, log_name = tempfile.mkstemp(prefix=log_prefix, suffix=".log")
+        os.close(fd)
+        self.log_path = Path(log_name)
+        self._log_file: Any = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        try:
+            self.process: subprocess.Popen[bytes] = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
+                stdout=self._log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        except BaseException:
+            self._close_log()
+            raise
+        if stdin_data is not None and self.process.stdin is not None:
+            try:
+                self.process.stdin.write(stdin_data)
+                self.process.stdin.close()
+            except BaseException:
+                self.stop()
+                raise
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """End the process group (`stop_process_group`) and remove the log. Idempotent."""
+        stop_process_group(self.process, timeout_s)
+        self._close_log()
+
+    def log_tail(self, max_chars: int = 800) -> str:
+        """The last `max_chars` characters of the log on one line (`log_tail`)."""
+        return log_tail(self.log_path, max_chars)
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        with contextlib.suppress(OSError):
+            self.log_path.unlink()
 
 
 def stop_process_group(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:

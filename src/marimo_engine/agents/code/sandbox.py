@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from marimo_engine.errors import UsageError
 
 if TYPE_CHECKING:
+    from marimo_engine.live.server import ServerProcess
     from marimo_engine.live.session import LiveSession
 
 __all__ = ["BWRAP", "SandboxLimits", "SandboxedServer", "open_sandboxed_session"]
@@ -132,10 +132,9 @@ class SandboxedServer:
         self.limits = limits or SandboxLimits()
         self.startup_timeout_s = startup_timeout_s
         self.env = env
-        self._process: subprocess.Popen[bytes] | None = None
+        self._server: ServerProcess | None = None
         self._relay: Any = None
         self._socket_dir: str | None = None
-        self._log: Any = None
         self.log_path: Path | None = None
 
     @property
@@ -148,7 +147,7 @@ class SandboxedServer:
     @property
     def pid(self) -> int | None:
         """The process id of bubblewrap (the sandbox's root), or `None`."""
-        return self._process.pid if self._process is not None else None
+        return self._server.process.pid if self._server is not None else None
 
     def command(self, socket_path: str) -> list[str]:
         """The command line: bwrap, prlimit, the relay, then `marimo edit`."""
@@ -191,24 +190,20 @@ class SandboxedServer:
                 SIGHUP to this process stops it first (`track_server`).
         """
         from marimo_engine.agents.code._relay import TcpToUnixRelay
-        from marimo_engine.live.server import track_server
+        from marimo_engine.live.server import ServerProcess, track_server
 
         if not self.workdir.is_dir():
             raise UsageError(f"The working directory {str(self.workdir)!r} does not exist.")
         self._socket_dir = tempfile.mkdtemp(prefix="marimo-engine-sandbox-")
         socket_path = os.path.join(self._socket_dir, "server.sock")
-        fd, log_name = tempfile.mkstemp(prefix="marimo-engine-sandbox-", suffix=".log")
-        os.close(fd)
-        self.log_path = Path(log_name)
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self._process = subprocess.Popen(
-            self.command(socket_path),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-            start_new_session=True,
-        )
+        try:
+            self._server = ServerProcess(
+                self.command(socket_path), env=self.env, log_prefix="marimo-engine-sandbox-"
+            )
+        except BaseException:
+            self.stop()
+            raise
+        self.log_path = self._server.log_path
         track_server(self)
         try:
             self._relay = TcpToUnixRelay(socket_path).start()
@@ -222,9 +217,9 @@ class SandboxedServer:
         """Poll `/health` until it answers 200; raise `LiveConnectionError` as `start()` says."""
         from marimo_engine.live.server import wait_until_healthy
 
-        assert self._process is not None
+        assert self._server is not None
         wait_until_healthy(
-            self._process,
+            self._server.process,
             self.url,
             self.startup_timeout_s,
             what="the sandboxed marimo server",
@@ -233,20 +228,15 @@ class SandboxedServer:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the sandbox's process group, the relay and remove temporary files. Idempotent."""
-        from marimo_engine.live.server import stop_process_group, untrack_server
+        from marimo_engine.live.server import untrack_server
 
-        process, self._process = self._process, None
-        if process is not None:
-            stop_process_group(process, timeout_s)
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(timeout_s)
         untrack_server(self)
         if self._relay is not None:
             self._relay.stop()
             self._relay = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self.log_path is not None:
-            self.log_path.unlink(missing_ok=True)
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
