@@ -272,37 +272,59 @@ class _InterruptNotice:
     as a blocking tool needs to return; a second Ctrl-C raises
     `KeyboardInterrupt`, and `main` then exits without waiting for worker
     threads. This wraps asyncio's handler to print one line on the first.
+
+    SIGTERM and SIGHUP (`kill`, `docker stop`, systemd, a closed terminal)
+    are taken as Ctrl-C too, when their action is still the default: the run
+    is cancelled and ends with its `FINISH` (its journal says so) instead of
+    the process ending mid-step; the exit code is then 128 + the signal
+    (`exits.note_exit_signal`). A second one quits at once.
     """
 
     def __init__(self) -> None:
         self._installed: Any = None
+        self._taken: list[int] = []  # the exit signals this notice handles
         self._interrupts = 0
 
     def install(self) -> None:
         if self._installed is not None or threading.current_thread() is not threading.main_thread():
             return
+        from marimo_engine.cli.exits import note_exit_signal
+        from marimo_engine.live.server import EXIT_SIGNALS
+
         previous = signal.getsignal(signal.SIGINT)
         if not callable(previous):
             return
 
         def handler(signum: int, frame: Any) -> None:
             self._interrupts += 1
+            if signum != signal.SIGINT:
+                note_exit_signal(signum)
             if self._interrupts == 1:
+                heard = "" if signum == signal.SIGINT else f"{signal.Signals(signum).name}: "
                 print(
-                    "\ncancelling the run: waiting for running steps to stop "
+                    f"\n{heard}cancelling the run: waiting for running steps to stop "
                     "(press Ctrl-C again to quit at once)",
                     file=sys.stderr,
                     flush=True,
                 )
-            previous(signum, frame)
+            previous(signal.SIGINT, frame)
 
         signal.signal(signal.SIGINT, handler)
+        for signum in EXIT_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                signal.signal(signum, handler)
+                self._taken.append(signum)
         self._installed = handler
 
     def restore(self) -> None:
-        if self._installed is not None and signal.getsignal(signal.SIGINT) is self._installed:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if self._installed is not None:
+            if signal.getsignal(signal.SIGINT) is self._installed:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+            for signum in self._taken:
+                if signal.getsignal(signum) is self._installed:
+                    signal.signal(signum, signal.SIG_DFL)
         self._installed = None
+        self._taken = []
 
 
 def _write_artifacts(

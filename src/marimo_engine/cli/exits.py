@@ -4,7 +4,8 @@ Exit codes (`ExitCode`): 0 success, 1 a run that ended in `FAILURE` (or an
 error of ours that is not the input's fault), 2 bad input (an unreadable
 file, invalid JSON, an invalid plan, an unknown `--tools` module, a bad
 option or configuration), 3 a run that ended in `INTERVENTION_NEEDED`, 130
-interrupted with Ctrl-C.
+interrupted with Ctrl-C, 128 + N a run cancelled on signal N (143 for
+SIGTERM, 129 for SIGHUP: `note_exit_signal`).
 
 `main` runs every command through `run_handler`, so a command (`run`,
 `live ...`, `agent`) returns a code or raises; it never prints its own
@@ -25,6 +26,7 @@ from typing import Any
 __all__ = [
     "ExitCode",
     "exit_code_for",
+    "note_exit_signal",
     "print_error",
     "report_error",
     "run_handler",
@@ -40,6 +42,35 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2
     INTERVENTION_NEEDED = 3
     INTERRUPTED = 130
+
+
+_exit_signal: int | None = None
+"""The signal (SIGTERM, SIGHUP) a command took as its Ctrl-C, if one came."""
+
+
+def note_exit_signal(signum: int) -> None:
+    """Record that `signum` asked the command to stop, as Ctrl-C does.
+
+    The command then ends as interrupted, with exit code 128 + `signum` (the
+    code a shell gives a process that signal ended; systemd and container
+    runtimes count it as a clean stop) instead of 130.
+
+    Args:
+        signum: The signal's number.
+    """
+    global _exit_signal
+    _exit_signal = signum
+
+
+def _interrupted() -> int:
+    """Print the interrupted line; the exit code: 130, or 128 + the signal noted."""
+    if _exit_signal is None:
+        print_error("interrupted")
+        return ExitCode.INTERRUPTED
+    import signal
+
+    print_error(f"stopped by {signal.Signals(_exit_signal).name}")
+    return 128 + _exit_signal
 
 
 def exit_code_for(verdict: Any) -> ExitCode:
@@ -152,7 +183,8 @@ def run_handler(handler: Callable[[Any], int], args: Any, *, debug: bool) -> int
         debug: Whether `--debug` was given.
 
     Returns:
-        The handler's code; `INTERRUPTED` after Ctrl-C; `FAILURE` when the
+        The handler's code; `INTERRUPTED` after Ctrl-C (128 + the signal
+        when `note_exit_signal` noted one); `FAILURE` when the
         reader of stdout went away (`marimo-engine ... | head`), quietly;
         else what `report_error` says (with the command group's
         `args.reword_error`, if it set one).
@@ -160,14 +192,14 @@ def run_handler(handler: Callable[[Any], int], args: Any, *, debug: bool) -> int
     try:
         return int(handler(args))
     except KeyboardInterrupt:
-        print_error("interrupted")
+        code = _interrupted()
         if _busy_threads():
             # A second Ctrl-C while a blocking tool still runs in a worker
             # thread that is not a daemon: leave now instead of joining it at exit.
             sys.stdout.flush()
             sys.stderr.flush()
-            os._exit(ExitCode.INTERRUPTED)
-        return ExitCode.INTERRUPTED
+            os._exit(code)
+        return code
     except BrokenPipeError:
         # Written past `main`'s guard (to a raw file descriptor, say): the same quiet end.
         from marimo_engine.cli.output import silence_stream

@@ -346,3 +346,52 @@ def test_ctrl_c(tmp_path: Path, interrupts: int, tool_seconds: float, max_wait_s
     if interrupts == 1:
         finish = json.loads(out.splitlines()[-1])
         assert (finish["type"], finish["verdict"]) == ("FINISH", "FAILURE")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_cancel_the_run_as_ctrl_c_does(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """`kill`, `docker stop`, a closed terminal: the run still ends with FINISH, journal too."""
+    (tmp_path / "slow_tools.py").write_text(
+        "import time\n\n\ndef slow(seconds: float) -> float:\n    time.sleep(seconds)\n"
+        "    return seconds\n",
+        encoding="utf-8",
+    )
+    plan = {
+        "id": "stopped",
+        "steps": [
+            {"id": "a", "tool": "slow", "args": {"seconds": 3.0}},
+            {"id": "b", "tool": "slow", "args": {"seconds": 0.0}, "depends_on": ["a"]},
+        ],
+    }
+    (tmp_path / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+    process = start_process(
+        [*_command(), "run", "plan.json", "--tools", "slow_tools.py", "--journal", "runs.db"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    start = json.loads(process.stdout.readline())
+    assert start["type"] == "START"
+    assert json.loads(process.stdout.readline())["type"] == "STEP_START"
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum, err
+    assert f"{signum.name}: cancelling the run" in err
+    assert err.strip().endswith(f"error: stopped by {signum.name}")
+    finish = json.loads(out.splitlines()[-1])
+    assert (finish["type"], finish["verdict"]) == ("FINISH", "FAILURE")
+    assert "b" not in (finish.get("outputs") or {})  # no step started after the signal
+    shown = run_process(
+        [*_command(), "runs", "show", start["run_id"], "--journal", "runs.db", "--json"],
+        cwd=tmp_path,
+        timeout_s=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    journaled = json.loads(shown.stdout)
+    assert (journaled["status"], journaled["lease_owner"]) == ("FAILURE", None)  # lease let go
+    assert [s["step_id"] for s in journaled["steps"]] == ["a"]
