@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
 def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -34,3 +36,37 @@ def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
 
 positive_int = whole_number(1)
 """A whole number of 1 or more (`--max-workers`, `--max-requests`, ...)."""
+
+
+def name_values(items: Sequence[str], option: str, form: str) -> dict[str, Any]:
+    """Parse repeated `NAME=VALUE` options (`run --input`, `rerun --set`) into a dict.
+
+    A value is read as JSON when it parses as JSON (`3`, `true`, `[1, 2]`,
+    `{"a": 1}`, `"quoted"`), else taken as the text it is (`data.csv`).
+
+    Args:
+        items: The options' texts, in the order given.
+        option: The option's name, for messages (`--input`).
+        form: How one is written, for messages (`NAME=VALUE`).
+
+    Returns:
+        Name (stripped) to value, in the order given.
+
+    Raises:
+        UsageError: An item has no `=` or no name, or a name is given twice.
+    """
+    from marimo_engine.errors import UsageError
+
+    values: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f"{option} {item!r}: write {form}.")
+        if name in values:
+            raise UsageError(f"{option} gives {name!r} twice; give it once.")
+        try:
+            values[name] = json.loads(text)
+        except ValueError:
+            values[name] = text
+    return values

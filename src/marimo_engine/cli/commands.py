@@ -160,7 +160,7 @@ def _renderer(model: ProgressModel, *, as_json: bool) -> ProgressRenderer:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """`marimo-engine run PLAN [--tools M] [--json] [--notebook F] [--html F] [--max-workers N]`.
+    """`marimo-engine run PLAN [--tools M] [--input NAME=VALUE] [--json] [--notebook F] ...`.
 
     Validates the plan first (an invalid plan runs nothing: every problem is
     printed and the exit code is 2), then runs it, showing progress on a
@@ -193,7 +193,12 @@ def run_command(args: argparse.Namespace) -> int:
                 stream.handle(event)
         return ExitCode.BAD_INPUT
     plan = load_plan(loaded.data)
+    from marimo_engine.cli._args import name_values
     from marimo_engine.cli.runs import journal_options
+    from marimo_engine.engine._subplan import input_values
+
+    inputs = name_values(getattr(args, "input", []) or [], "--input", "NAME=VALUE") or None
+    input_values(plan, inputs, how="--input {name}=VALUE")  # a missing one is bad input
 
     journal, on_intervention = journal_options(args)
     executor = getattr(args, "executor", None)
@@ -220,6 +225,7 @@ def run_command(args: argparse.Namespace) -> int:
             plans=plans,
             executor=executor,
             gather=gather,
+            inputs=inputs,
         )
 
     return present_run(args, plan, tools, start)

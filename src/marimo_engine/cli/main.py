@@ -148,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="on Dask, bring this step's output back whole (repeatable; key findings always "
         "come back, and every output with --html)",
     )
+    run.add_argument(
+        "--input",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="a plan input, read by steps as $input.NAME (repeatable); VALUE is JSON when it "
+        "parses as JSON (3, true, [1, 2]), else text",
+    )
     from marimo_engine.cli import runs as runs_cli
 
     runs_cli.add_run_options(run)

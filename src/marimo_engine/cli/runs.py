@@ -466,24 +466,13 @@ def resume_command(args: argparse.Namespace) -> int:
     return _run_from(args, make)
 
 
-def _set_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def rerun_command(args: argparse.Namespace) -> int:
     """`marimo-engine rerun RUN_ID --set STEP.args.NAME=VALUE | --plan CHANGED.json`."""
+    from marimo_engine.cli._args import name_values
     from marimo_engine.cli.loading import read_plan
     from marimo_engine.engine.durable import apply_changes, journaled_plan, rerun
 
-    changes: dict[str, Any] = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--set {item!r}: write STEP.args.NAME=VALUE.")
-        changes[key.strip()] = _set_value(value)
+    changes = name_values(args.set, "--set", "STEP.args.NAME=VALUE")
     if not changes and not args.plan:
         raise UsageError("rerun needs --set STEP.args.NAME=VALUE or --plan CHANGED.json.")
     changed_plan = read_plan(args.plan).data if args.plan else None

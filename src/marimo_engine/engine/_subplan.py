@@ -40,13 +40,21 @@ if TYPE_CHECKING:
 __all__ = ["input_values", "run_nested", "run_subplan_step", "subplan_output"]
 
 
-def input_values(plan: Plan, given: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def input_values(
+    plan: Plan,
+    given: Mapping[str, Any] | None,
+    *,
+    how: str = "inputs={{{name!r}: ...}}, or the sub-plan step's args",
+) -> dict[str, Any] | None:
     """Return the values of a plan's `inputs`: those given, else the defaults.
 
     Args:
         plan: The plan.
         given: Input name to value (a sub-plan step's resolved `args`, or a
             run's `inputs=`); `None` for none.
+        how: How the caller gives an input, for the message of a missing
+            one: a `str.format` template of `name` (the CLI says
+            `--input {name}=VALUE`).
 
     Returns:
         Input name to value, or `None` when the plan declares no inputs and
@@ -69,8 +77,8 @@ def input_values(plan: Plan, given: Mapping[str, Any] | None) -> dict[str, Any] 
             values[name] = given[name]
         elif spec.required:
             raise UsageError(
-                f"Plan {plan.id!r} needs the input {name!r}; give it (inputs={{{name!r}: ...}}, "
-                f"or the sub-plan step's args). Its inputs: {listed}."
+                f"Plan {plan.id!r} needs the input {name!r}; give it ({how.format(name=name)}). "
+                f"Its inputs: {listed}."
             )
         else:
             values[name] = spec.default

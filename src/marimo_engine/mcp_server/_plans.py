@@ -153,12 +153,30 @@ def register_plan_tools(server: MCPServer, registry: ToolRegistry) -> None:
                 )
             ),
         ] = None,
+        inputs: Annotated[
+            dict[str, Any] | None,
+            Field(
+                description=(
+                    "The plan's input values, by input name (a plan with 'inputs' reads them "
+                    "as $input.NAME); an input not given takes its default."
+                )
+            ),
+        ] = None,
     ) -> dict[str, Any]:
+        from marimo_engine.engine._subplan import input_values
         from marimo_engine.engine.executor import execute_plan
 
         with tool_errors():
             parsed = check_plan_argument(plan, registry)
-            run = execute_plan(parsed, registry, max_workers=max_workers, journal=journal or None)
+            # a missing or unknown input is the caller's to fix: an error, not a failed run
+            input_values(parsed, inputs, how="inputs: {{{name!r}: ...}}")
+            run = execute_plan(
+                parsed,
+                registry,
+                max_workers=max_workers,
+                journal=journal or None,
+                inputs=inputs or None,
+            )
             await collect_run(run, total_steps=len(parsed.steps), report=ctx.report_progress)
             result = run.result  # the run's own result: events, verdict, its notebook
             summary = summarize_run(result, max_output_chars=max_output_chars)

@@ -215,3 +215,38 @@ def test_resume_and_show_a_run_started_with_inputs(
     events = _events(capsys.readouterr().out)
     assert code == ExitCode.OK
     assert events[-1]["outputs"] == {"a": 11, "c": 10}
+
+
+def test_run_takes_plan_inputs_and_says_which_is_missing(
+    setup: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = tmp_path / "inputs.json"
+    plan.write_text(
+        json.dumps(
+            {
+                "id": "with-inputs",
+                "inputs": {"n": {"description": "a number"}, "m": {"required": False, "default": 7}},
+                "steps": [
+                    {"id": "a", "tool": "first", "args": {"x": "$input.n"}},
+                    {"id": "b", "tool": "last", "args": {"z": "$input.m"}},
+                ],
+            }
+        )
+    )
+    j = ["--journal", setup["journal"]]
+    code = main(["run", str(plan), "--tools", TOOLS, *j, "--run-id", "in", "--input", "n=4"])
+    assert code == ExitCode.OK
+    assert _events(capsys.readouterr().out)[-1]["outputs"] == {"a": 5, "b": 7}  # 4 read as JSON
+    # the journal keeps the inputs: a rerun reads them again
+    assert main(["rerun", "in", "--tools", TOOLS, *j, "--set", "b.args.z=1"]) == ExitCode.OK
+    assert _events(capsys.readouterr().out)[-1]["outputs"] == {"a": 5, "b": 1}
+
+    for given, wanted in [
+        ([], "needs the input 'n'; give it (--input n=VALUE)"),
+        (["--input", "n"], "--input 'n': write NAME=VALUE."),
+        (["--input", "n=1", "--input", "n=2"], "--input gives 'n' twice"),
+        (["--input", "n=1", "--input", "k=2"], "has no input 'k'; its inputs: 'n', 'm'"),
+    ]:
+        assert main(["run", str(plan), "--tools", TOOLS, "--no-journal", *given]) == 2
+        captured = capsys.readouterr()
+        assert wanted in captured.err and captured.out == "", given  # nothing ran

@@ -106,6 +106,26 @@ async def test_run_plan_reports_progress_per_event_and_returns_the_verdict(serve
     assert values == sorted(values)
 
 
+async def test_run_plan_takes_the_plan_inputs(server: Any) -> None:
+    plan = {
+        "id": "o2-input",
+        "inputs": {"level": {"description": "percent O2"}},
+        "steps": [
+            {"id": "o2", "tool": "check_oxygen", "args": {"simulated_level": "$input.level"}},
+        ],
+    }
+    async with Client(server) as client:
+        ran = await client.call_tool("run_plan", {"plan": plan, "inputs": {"level": 17.5}})
+        missing = await client.call_tool("run_plan", {"plan": plan})
+        unknown = await client.call_tool("run_plan", {"plan": plan, "inputs": {"lvl": 1}})
+    assert not ran.is_error, ran.content
+    assert ran.structured_content["verdict"] == "SUCCESS"
+    assert "17.5" in json.dumps(ran.structured_content["outputs"]["o2"])
+    assert missing.is_error and "needs the input 'level'" in missing.content[0].text
+    assert "inputs: {'level': ...}" in missing.content[0].text
+    assert unknown.is_error and "has no input 'lvl'" in unknown.content[0].text
+
+
 async def test_a_bad_plan_is_a_tool_error_with_its_problems(server: Any) -> None:
     async with Client(server) as client:
         result = await client.call_tool("run_plan", {"plan": MISSPELT})
