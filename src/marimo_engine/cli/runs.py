@@ -367,8 +367,14 @@ def show_command(args: argparse.Namespace) -> int:
             for name, item in inputs.items()
         ]
         print("inputs " + ", ".join(shown))
+    from marimo_engine.ui.view import run_state
+
+    live = run_state(record) == "running"
     for step in record.steps:
-        line = f"  {step.step_id:<20} {step.status:<12} attempts {step.attempt}"
+        # a step left `running` by a run nobody runs any more (cancelled, or its
+        # process died) is interrupted, as the runs UI says
+        status = "interrupted" if step.status == "running" and not live else step.status
+        line = f"  {step.step_id:<20} {status:<12} attempts {step.attempt}"
         line += f" starts {step.starts}"
         if step.duration_s is not None:
             line += f"  {step.duration_s:.3f} s"

@@ -395,3 +395,9 @@ def test_sigterm_and_sighup_cancel_the_run_as_ctrl_c_does(
     journaled = json.loads(shown.stdout)
     assert (journaled["status"], journaled["lease_owner"]) == ("FAILURE", None)  # lease let go
     assert [s["step_id"] for s in journaled["steps"]] == ["a"]
+    text = run_process(
+        [*_command(), "runs", "show", start["run_id"], "--journal", "runs.db"],
+        cwd=tmp_path,
+        timeout_s=60,
+    ).stdout
+    assert re.search(r"^  a +interrupted ", text, re.M), text  # not "running" after the run ended
