@@ -70,3 +70,38 @@ def name_values(items: Sequence[str], option: str, form: str) -> dict[str, Any]:
         except ValueError:
             values[name] = text
     return values
+
+
+def add_input_option(parser: argparse.ArgumentParser) -> None:
+    """Add `--input NAME=VALUE` (repeatable) to a command that runs a plan; read it with
+    `plan_inputs(args)`."""
+    parser.add_argument(
+        "--input",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="a plan input, read by steps as $input.NAME (repeatable); VALUE is JSON when it "
+        "parses as JSON (3, true, [1, 2]), else text",
+    )
+
+
+def plan_inputs(args: argparse.Namespace, plan: Any) -> dict[str, Any] | None:
+    """The `--input` values for `plan`, checked against its `inputs` before anything runs.
+
+    Args:
+        args: Parsed arguments with `input` (`add_input_option`).
+        plan: The parsed `Plan`.
+
+    Returns:
+        Input name to value, or `None` when none were given.
+
+    Raises:
+        UsageError: A malformed `--input`, a name given twice or not an
+            input of the plan, or a required input missing (the message says
+            `--input NAME=VALUE`).
+    """
+    from marimo_engine.engine._subplan import input_values
+
+    given = name_values(getattr(args, "input", None) or [], "--input", "NAME=VALUE") or None
+    input_values(plan, given, how="--input {name}=VALUE")
+    return given

@@ -193,12 +193,10 @@ def run_command(args: argparse.Namespace) -> int:
                 stream.handle(event)
         return ExitCode.BAD_INPUT
     plan = load_plan(loaded.data)
-    from marimo_engine.cli._args import name_values
+    from marimo_engine.cli._args import plan_inputs
     from marimo_engine.cli.runs import journal_options
-    from marimo_engine.engine._subplan import input_values
 
-    inputs = name_values(getattr(args, "input", []) or [], "--input", "NAME=VALUE") or None
-    input_values(plan, inputs, how="--input {name}=VALUE")  # a missing one is bad input
+    inputs = plan_inputs(args, plan)  # a missing one is bad input: nothing runs
 
     journal, on_intervention = journal_options(args)
     executor = getattr(args, "executor", None)

@@ -29,6 +29,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from marimo_engine.cli._args import add_input_option
 from marimo_engine.cli.exits import ExitCode, exit_code_for, print_error
 
 if TYPE_CHECKING:
@@ -147,6 +148,7 @@ def add_parser(subparsers: Any) -> None:
     run_plan.add_argument(
         "--tools", action="append", default=[], metavar="MODULE", help="extra tool modules"
     )
+    add_input_option(run_plan)
     _json_option(run_plan)
 
     live.set_defaults(handler=run, reword_error=cli_wording)  # see cli/exits.py
@@ -574,11 +576,19 @@ def _describe(args: argparse.Namespace) -> int:
 
 
 def _run_plan(args: argparse.Namespace) -> int:
+    from marimo_engine.cli._args import plan_inputs
     from marimo_engine.cli.loading import load_tools, read_plan
     from marimo_engine.engine.live_run import run_plan_live
+    from marimo_engine.plans.schema import load_plan
 
     loaded = read_plan(args.plan)
     tools = load_tools(args.tools)
+    try:
+        plan = load_plan(loaded.data)
+    except Exception:  # an invalid plan: the run reports every problem
+        plan = None
+    # a missing or unknown input is bad input before any cell is touched
+    inputs = plan_inputs(args, plan) if plan is not None else None
 
     def show(event: Any) -> None:
         if args.json:
@@ -588,7 +598,7 @@ def _run_plan(args: argparse.Namespace) -> int:
             print(f"{event.type.value:<20} {where}{event.msg}", flush=True)
 
     with _client(args) as client:
-        run = run_plan_live(loaded.data, tools.registry, client.client)
+        run = run_plan_live(loaded.data, tools.registry, client.client, inputs=inputs)
 
         async def main() -> None:
             async with run:

@@ -17,7 +17,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from marimo_engine.cli._args import positive_int
+from marimo_engine.cli._args import add_input_option, positive_int
 from marimo_engine.cli._streams import debug_log_to_stderr, quiet_when_reader_gone
 from marimo_engine.cli.exits import ExitCode, run_handler
 
@@ -148,14 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="on Dask, bring this step's output back whole (repeatable; key findings always "
         "come back, and every output with --html)",
     )
-    run.add_argument(
-        "--input",
-        metavar="NAME=VALUE",
-        action="append",
-        default=[],
-        help="a plan input, read by steps as $input.NAME (repeatable); VALUE is JSON when it "
-        "parses as JSON (3, true, [1, 2]), else text",
-    )
+    add_input_option(run)
     from marimo_engine.cli import runs as runs_cli
 
     runs_cli.add_run_options(run)

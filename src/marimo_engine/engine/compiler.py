@@ -478,6 +478,7 @@ def compile_checked_plan(
     reserved: frozenset[str] | set[str] = frozenset(),
     plans: Any = None,
     embedded: bool = False,
+    inputs_cell: bool = True,
 ) -> NotebookIR:
     """Compile a plan that `check_plan` has already accepted (no second validation).
 
@@ -493,6 +494,9 @@ def compile_checked_plan(
             `SUBPLANS` and embedded with `app.embed()` when its step runs.
         embedded: Compile the notebook of a sub-plan: its runner records
             events for the parent instead of printing them.
+        inputs_cell: Whether the steps that read `$input` take the values
+            from the inputs cell (`plan_inputs=plan_inputs`). A live run's
+            cells do not: its runner holds the run's values (`live_run`).
 
     Returns:
         The `NotebookIR`.
@@ -511,7 +515,7 @@ def compile_checked_plan(
     for step in plan.steps:
         variable = variables[step.id]
         refs = tuple(variables[d] for d in deps[step.id])
-        inputs = bool(plan.inputs) and _reads_inputs(step)
+        inputs = inputs_cell and bool(plan.inputs) and _reads_inputs(step)
         subplans = subplans or step.plan is not None
         step_cells[step.id] = CellIR(
             name=variable,

@@ -77,6 +77,24 @@ def runner_name(plan_id: str) -> str:
     return "plan_run_" + hashlib.sha256(plan_id.encode("utf-8")).hexdigest()[:6]
 
 
+def _json_inputs(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's input values as they go into the kernel: JSON values only.
+
+    Raises:
+        UsageError: A value is not a JSON value (a DataFrame, an object).
+    """
+    for name, value in values.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(
+                f"Plan input {name!r} is a {type(value).__name__}, which a live run cannot send "
+                f"into the kernel ({exc}); give a JSON value (text, number, list, dict), or run "
+                "the plan with execute_plan."
+            ) from None
+    return dict(values)
+
+
 def _one_line(text: str, limit: int = 160) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -89,6 +107,7 @@ def run_plan_live(
     *,
     step_timeout_s: float | None = None,
     on_event: Callable[[Any], Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> PlanRun:
     """Put each step of `plan` into the live notebook as a cell and run it there.
 
@@ -101,6 +120,9 @@ def run_plan_live(
         step_timeout_s: Bound in seconds on each step's kernel run, on top of
             the step's own `timeout_s`; `None` waits as long as the step takes.
         on_event: As for `execute_plan`.
+        inputs: The plan's input values by name, as for `execute_plan`; they
+            go into the kernel with the setup cell, so they must be JSON
+            values (text, numbers, booleans, `None`, lists, dicts).
 
     Returns:
         A `PlanRun`, as `execute_plan` gives: iterate it for the events
@@ -108,13 +130,16 @@ def run_plan_live(
         `STEP_SKIPPED`/`ERROR`/`INTERVENTION_NEEDED`, `FINISH` last), then
         read its `result`. An invalid plan gives `START`, one `ERROR` with
         every problem, `FINISH`; a tool the kernel cannot import, or a setup
-        cell that fails, gives `START`, `ERROR`, `FINISH`.
+        cell that fails, gives `START`, `ERROR`, `FINISH`; so do a missing
+    required input and an input that is not a JSON value.
 
     Transport failures of the session (`LiveError`) end the run with an
     `ERROR` of that type and `FINISH` (`FAILURE`).
     """
     target = _LiveTarget(client, step_timeout_s)
-    run = _Run(plan, tools, max_workers=None, emit=None, on_event=on_event, target=target)
+    run = _Run(
+        plan, tools, max_workers=None, emit=None, on_event=on_event, target=target, inputs=inputs
+    )
     return PlanRun(run, DEFAULT_EVENT_BUFFER)
 
 
@@ -138,15 +163,11 @@ class _LiveTarget:
         self.run = run
         self.plan = plan
         subplan_steps = [step.id for step in plan.steps if step.plan is not None]
-        if subplan_steps or plan.inputs:  # plan language 2: not in a live kernel yet
-            what = (
-                f"sub-plan steps ({', '.join(repr(s) for s in subplan_steps)})"
-                if subplan_steps
-                else "plan inputs ($input)"
-            )
+        if subplan_steps:  # plan language 2: not in a live kernel yet
             raise UsageError(
-                f"A live run cannot run {what} yet; run the plan with execute_plan, or open "
-                "its compiled notebook (marimo-engine export) in marimo edit."
+                f"A live run cannot run sub-plan steps "
+                f"({', '.join(repr(s) for s in subplan_steps)}) yet; run the plan with "
+                "execute_plan, or open its compiled notebook (marimo-engine export) in marimo edit."
             )
         try:
             self.cell_ids = await self._place_cells(plan)
@@ -184,10 +205,15 @@ class _LiveTarget:
                     old_steps.setdefault(ast.literal_eval(found.group(2)), cid)
         taken = {name for node in graph.cells if node.cell_id not in owned for name in node.defs}
         taken |= {c.name for c in cells if c.name and c.id not in owned}
-        # The step cells are the compiler's, calling this plan's runner by its name.
-        ir = compile_checked_plan(plan, self.run.tools, runner=runner, reserved=taken | {runner})
-
-        spec = json.dumps({"plan": plan.model_dump(mode="json"), "tools": self._tool_paths(plan)})
+        # The step cells are the compiler's, calling this plan's runner by its name; the
+        # runner holds the run's input values (no inputs cell in a person's notebook).
+        ir = compile_checked_plan(
+            plan, self.run.tools, runner=runner, reserved=taken | {runner}, inputs_cell=False
+        )
+        spec_data = {"plan": plan.model_dump(mode="json"), "tools": self._tool_paths(plan)}
+        if self.run.plan_inputs is not None:
+            spec_data["inputs"] = _json_inputs(self.run.plan_inputs)
+        spec = json.dumps(spec_data)
         title = _one_line(plan.name or plan.id, 80)
         setup = (
             # Plan text enters source only through python_string (a one-line literal).

@@ -361,8 +361,10 @@ class KernelStepRunner(StepRunner):
 
     Args:
         spec_json: JSON text of `{"plan": <plan as JSON>, "tools": {name:
-            [module, qualname, file]}}`; each tool is imported by module path,
-            else from `file` (its module's source file, `""` if none).
+            [module, qualname, file]}, "inputs": {name: value}}`; each tool is
+            imported by module path, else from `file` (its module's source
+            file, `""` if none); `inputs` (absent for a plan without inputs)
+            are the run's plan input values, read as `$input.NAME`.
 
     Attributes:
         records: Step id to that step's events (of its last run), as JSON
@@ -392,6 +394,7 @@ class KernelStepRunner(StepRunner):
             for name, why in self.import_errors.items()
         }
         super().__init__(spec["plan"], tools, missing=missing)
+        self.plan_inputs = spec.get("inputs")  # the cells pass none: the run's values
         self.records: dict[str, list[dict[str, Any]]] = {}
 
     def record(self, event: Event) -> None:

@@ -18,7 +18,12 @@ from pydantic import Field
 
 from marimo_engine.errors import LiveError, UsageError
 from marimo_engine.mcp_server._errors import session_is_gone, tool_errors
-from marimo_engine.mcp_server._plans import PlanArgument, check_plan_argument
+from marimo_engine.mcp_server._plans import (
+    PlanArgument,
+    PlanInputs,
+    check_plan_argument,
+    check_plan_inputs,
+)
 from marimo_engine.mcp_server._results import DEFAULT_MAX_OUTPUT_CHARS, collect_run, summarize_run
 
 if TYPE_CHECKING:
@@ -243,13 +248,15 @@ def register_live_tools(server: MCPServer, sessions: SessionTable, registry: Too
         max_output_chars: Annotated[
             int, Field(ge=100, description="Characters of JSON each output may take.")
         ] = DEFAULT_MAX_OUTPUT_CHARS,
+        inputs: PlanInputs = None,
     ) -> dict[str, Any]:
         from marimo_engine.engine.live_run import run_plan_live as run_live
 
         with tool_errors():
             parsed = check_plan_argument(plan, registry)
+            given = check_plan_inputs(parsed, inputs)
         async with use(session) as client:
-            run = run_live(parsed, registry, client)
+            run = run_live(parsed, registry, client, inputs=given)
             await collect_run(run, total_steps=len(parsed.steps), report=ctx.report_progress)
         return summarize_run(run.result, max_output_chars=max_output_chars)
 

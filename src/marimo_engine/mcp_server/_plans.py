@@ -25,7 +25,14 @@ if TYPE_CHECKING:
     from marimo_engine.plans.schema import Plan
     from marimo_engine.tools.registry import ToolRegistry
 
-__all__ = ["PlanArgument", "check_plan_argument", "read_plan_argument", "register_plan_tools"]
+__all__ = [
+    "PlanArgument",
+    "PlanInputs",
+    "check_plan_argument",
+    "check_plan_inputs",
+    "read_plan_argument",
+    "register_plan_tools",
+]
 
 PlanArgument = Annotated[
     dict[str, Any] | str,
@@ -38,6 +45,33 @@ PlanArgument = Annotated[
         )
     ),
 ]
+
+PlanInputs = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description=(
+            "The plan's input values, by input name (a plan with 'inputs' reads them as "
+            "$input.NAME); an input not given takes its default."
+        )
+    ),
+]
+
+
+def check_plan_inputs(plan: Any, inputs: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Check a tool call's `inputs` against the plan's before it runs (`_subplan.input_values`).
+
+    Returns:
+        `inputs`, or `None` when empty.
+
+    Raises:
+        UsageError: A required input is missing or a name is not an input of
+            the plan (the tool call is an error; nothing runs).
+    """
+    from marimo_engine.engine._subplan import input_values
+
+    input_values(plan, inputs, how="inputs: {{{name!r}: ...}}")
+    return inputs or None
+
 
 MaxOutputChars = Annotated[
     int,
@@ -153,29 +187,18 @@ def register_plan_tools(server: MCPServer, registry: ToolRegistry) -> None:
                 )
             ),
         ] = None,
-        inputs: Annotated[
-            dict[str, Any] | None,
-            Field(
-                description=(
-                    "The plan's input values, by input name (a plan with 'inputs' reads them "
-                    "as $input.NAME); an input not given takes its default."
-                )
-            ),
-        ] = None,
+        inputs: PlanInputs = None,
     ) -> dict[str, Any]:
-        from marimo_engine.engine._subplan import input_values
         from marimo_engine.engine.executor import execute_plan
 
         with tool_errors():
             parsed = check_plan_argument(plan, registry)
-            # a missing or unknown input is the caller's to fix: an error, not a failed run
-            input_values(parsed, inputs, how="inputs: {{{name!r}: ...}}")
             run = execute_plan(
                 parsed,
                 registry,
                 max_workers=max_workers,
                 journal=journal or None,
-                inputs=inputs or None,
+                inputs=check_plan_inputs(parsed, inputs),
             )
             await collect_run(run, total_steps=len(parsed.steps), report=ctx.report_progress)
             result = run.result  # the run's own result: events, verdict, its notebook

@@ -344,3 +344,64 @@ async def test_contracts_and_a_markdown_step_run_live(live_session: LiveSession)
     assert events[-1].outputs["note"] == "Oxygen **20.9** %"
     note = next(c for c in cells.values() if ".step('note'" in c.code)
     assert note.output == "Oxygen 20.9 %" and note.output_mimetype == "text/markdown"
+
+
+async def test_plan_inputs_go_into_the_kernel_with_the_run(live_session: LiveSession) -> None:
+    plan = {
+        "id": "live-inputs",
+        "inputs": {"level": {"description": "percent O2"}, "sensor": {"required": False,
+                   "default": "O2-AFT"}},
+        "steps": [
+            {"id": "o2", "tool": "check_oxygen",
+             "args": {"simulated_level": "$input.level", "sensor_id": "$input.sensor"},
+             "run_if": "$input.level > 0"},
+            {"id": "note", "markdown": "$input.sensor reads $o2.level %"},
+        ],
+    }  # fmt: skip
+    async with live_session.client() as client:
+        events = [
+            e async for e in run_plan_live(plan, example_registry(), client, inputs={"level": 17.5})
+        ]
+        cells = _owned(await client.cells(), "live-inputs")
+        missing = [e async for e in run_plan_live(plan, example_registry(), client)]
+        frame = [
+            e
+            async for e in run_plan_live(
+                plan, example_registry(), client, inputs={"level": object()}
+            )
+        ]
+    finish = events[-1]
+    assert finish.verdict is Verdict.SUCCESS, finish.error
+    assert finish.outputs["o2"]["level"] == 17.5
+    assert finish.outputs["o2"]["sensor_id"] == "O2-AFT"  # the default
+    assert finish.outputs["note"] == "O2-AFT reads 17.5 %"
+    assert not any("plan_inputs" in c.code.split("\n", 2)[-1] for c in cells.values())
+    assert [e.type for e in missing] == [EventType.START, EventType.ERROR, EventType.FINISH]
+    assert "needs the input 'level'" in (missing[1].error.message if missing[1].error else "")
+    assert frame[1].error is not None and "cannot send into the kernel" in frame[1].error.message
+
+
+def test_run_plan_command_takes_inputs(
+    live_server: LiveServer,
+    live_session: LiveSession,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    where = ["--url", live_server.url, "--session", live_session.session_id]
+    plan = {
+        "id": "cli-inputs",
+        "inputs": {"level": {"description": "percent O2"}},
+        "steps": [
+            {"id": "o2", "tool": "check_oxygen", "args": {"simulated_level": "$input.level"}}
+        ],
+    }
+    (tmp_path / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+    argv = ["live", "run-plan", *where, "--json", str(tmp_path / "plan.json")]
+    assert _live_cli([*argv, "--input", "level=18"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[-1]["verdict"] == "SUCCESS" and events[-1]["outputs"]["o2"]["level"] == 18
+    assert _live_cli(argv) == 2  # nothing placed in the notebook: bad input
+    captured = capsys.readouterr()
+    assert captured.out == "" and "--input level=VALUE" in captured.err

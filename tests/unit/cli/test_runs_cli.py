@@ -225,7 +225,10 @@ def test_run_takes_plan_inputs_and_says_which_is_missing(
         json.dumps(
             {
                 "id": "with-inputs",
-                "inputs": {"n": {"description": "a number"}, "m": {"required": False, "default": 7}},
+                "inputs": {
+                    "n": {"description": "a number"},
+                    "m": {"required": False, "default": 7},
+                },
                 "steps": [
                     {"id": "a", "tool": "first", "args": {"x": "$input.n"}},
                     {"id": "b", "tool": "last", "args": {"z": "$input.m"}},
