@@ -307,23 +307,20 @@ def test_live_progress_on_a_terminal(tmp_path: Path) -> None:
     assert '"type"' not in text  # not JSON lines on a terminal
 
 
-@pytest.mark.parametrize(
-    ("interrupts", "tool_seconds", "max_wait_s"),
-    [(1, 4.0, 20.0), (2, 60.0, 10.0)],
-    ids=["once-waits-for-the-step", "twice-quits-at-once"],
-)
-def test_ctrl_c(tmp_path: Path, interrupts: int, tool_seconds: float, max_wait_s: float) -> None:
+def _start_slow_run(
+    tmp_path: Path, steps: list[dict[str, Any]], *options: str
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """Start `run` of a plan of `slow(seconds)` steps; return it and its START, once a step runs."""
     (tmp_path / "slow_tools.py").write_text(
         "import time\n\n\ndef slow(seconds: float) -> float:\n    time.sleep(seconds)\n"
         "    return seconds\n",
         encoding="utf-8",
     )
-    plan = {"steps": [{"id": "a", "tool": "slow", "args": {"seconds": tool_seconds}}]}
-    (tmp_path / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+    (tmp_path / "plan.json").write_text(json.dumps({"id": "slow", "steps": steps}), "utf-8")
     # start_process sets SIGINT to its default action in the child: a child of a
     # non-interactive shell would otherwise inherit it ignored.
     process = start_process(
-        [*_command(), "run", "plan.json", "--tools", "slow_tools.py"],
+        [*_command(), "run", "plan.json", "--tools", "slow_tools.py", *options],
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -331,9 +328,20 @@ def test_ctrl_c(tmp_path: Path, interrupts: int, tool_seconds: float, max_wait_s
         text=True,
     )
     assert process.stdout is not None
-    first = process.stdout.readline()  # START: the run is under way
-    assert json.loads(first)["type"] == "START"
+    start = json.loads(process.stdout.readline())  # START: the run is under way
+    assert start["type"] == "START"
     assert json.loads(process.stdout.readline())["type"] == "STEP_START"
+    return process, start
+
+
+@pytest.mark.parametrize(
+    ("interrupts", "tool_seconds", "max_wait_s"),
+    [(1, 4.0, 20.0), (2, 60.0, 10.0)],
+    ids=["once-waits-for-the-step", "twice-quits-at-once"],
+)
+def test_ctrl_c(tmp_path: Path, interrupts: int, tool_seconds: float, max_wait_s: float) -> None:
+    steps = [{"id": "a", "tool": "slow", "args": {"seconds": tool_seconds}}]
+    process, _ = _start_slow_run(tmp_path, steps)
     started = time.monotonic()
     for _ in range(interrupts):
         process.send_signal(signal.SIGINT)
@@ -353,31 +361,11 @@ def test_sigterm_and_sighup_cancel_the_run_as_ctrl_c_does(
     tmp_path: Path, signum: signal.Signals
 ) -> None:
     """`kill`, `docker stop`, a closed terminal: the run still ends with FINISH, journal too."""
-    (tmp_path / "slow_tools.py").write_text(
-        "import time\n\n\ndef slow(seconds: float) -> float:\n    time.sleep(seconds)\n"
-        "    return seconds\n",
-        encoding="utf-8",
-    )
-    plan = {
-        "id": "stopped",
-        "steps": [
-            {"id": "a", "tool": "slow", "args": {"seconds": 3.0}},
-            {"id": "b", "tool": "slow", "args": {"seconds": 0.0}, "depends_on": ["a"]},
-        ],
-    }
-    (tmp_path / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
-    process = start_process(
-        [*_command(), "run", "plan.json", "--tools", "slow_tools.py", "--journal", "runs.db"],
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    start = json.loads(process.stdout.readline())
-    assert start["type"] == "START"
-    assert json.loads(process.stdout.readline())["type"] == "STEP_START"
+    steps = [
+        {"id": "a", "tool": "slow", "args": {"seconds": 3.0}},
+        {"id": "b", "tool": "slow", "args": {"seconds": 0.0}, "depends_on": ["a"]},
+    ]
+    process, start = _start_slow_run(tmp_path, steps, "--journal", "runs.db")
     process.send_signal(signum)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 128 + signum, err
