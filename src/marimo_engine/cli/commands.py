@@ -85,11 +85,15 @@ def validate_command(args: argparse.Namespace) -> int:
 
 
 def export_command(args: argparse.Namespace) -> int:
-    """`marimo-engine export PLAN -o OUT.py [--tools M ...]`: write the notebook, run nothing.
+    """`marimo-engine export PLAN -o OUT.py [--tools M ...] [--input NAME=VALUE ...]`.
+
+    Writes the notebook and runs nothing; `--input` values go into its
+    inputs cell.
 
     Returns:
-        0 once the notebook is written; 2 for an invalid plan.
+        0 once the notebook is written; 2 for an invalid plan or input.
     """
+    from marimo_engine.cli._args import plan_inputs
     from marimo_engine.engine.compiler import plan_to_notebook
 
     loaded = read_plan(args.plan)
@@ -98,7 +102,8 @@ def export_command(args: argparse.Namespace) -> int:
     if plan is None:
         return ExitCode.BAD_INPUT
     _check_output_path(args.output, "the notebook")
-    source = plan_to_notebook(plan, tools.registry, plans=loaded.plans())
+    inputs = plan_inputs(args, plan) if getattr(args, "input", None) else None
+    source = plan_to_notebook(plan, tools.registry, plans=loaded.plans(), inputs=inputs)
     path = write_text_atomic(args.output, source)
     count = len(plan.steps)
     noun = "step" if count == 1 else "steps"

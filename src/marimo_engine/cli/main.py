@@ -177,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan_argument(export)
     export.add_argument("-o", "--output", required=True, metavar="OUT.py", help="notebook file")
     _add_tools_option(export)
+    add_input_option(export)
     export.set_defaults(handler=_lazy("export_command"))
 
     tools = subparsers.add_parser(

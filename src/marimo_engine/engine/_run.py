@@ -332,7 +332,9 @@ class _Run:
         from marimo_engine.engine.compiler import render_notebook
 
         ir = self.ir
-        return self.fold.result(None if ir is None else functools.partial(render_notebook, ir))
+        if ir is None:
+            return self.fold.result(None)
+        return self.fold.result(functools.partial(render_notebook, ir, self.given_inputs))
 
 
 # -- in process ------------------------------------------------------------------------------

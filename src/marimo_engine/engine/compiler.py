@@ -625,11 +625,16 @@ def _indent(code: str) -> str:
     return "\n".join(("    " + line) if line else "" for line in code.split("\n"))
 
 
-def render_notebook(ir: NotebookIR) -> str:
+def render_notebook(ir: NotebookIR, inputs: Mapping[str, Any] | None = None) -> str:
     """Render the IR as a marimo notebook file (`.py`).
 
     Args:
         ir: A compiled notebook.
+        inputs: The plan input values of the run the notebook is of: its
+            inputs cell gives them (as JSON) to `default_inputs`, so the
+            notebook runs with what the run read. Values that are not JSON
+            (a DataFrame) are left out, with a comment naming them: those
+            inputs take their defaults there.
 
     Returns:
         Source that marimo's loader accepts, `marimo edit` opens, `python
@@ -654,16 +659,42 @@ def render_notebook(ir: NotebookIR) -> str:
         "",
     ]
     for cell in ir.cells:
+        code = cell.code
+        if cell.kind == "inputs" and inputs:
+            code = _inputs_code(ir.runner, inputs)
         parts.append("")
         parts.append("@app.cell(hide_code=True)" if cell.hide_code else "@app.cell")
         prefix = "async def" if cell.is_async else "def"
         parts.append(f"{prefix} {cell.name}({', '.join(cell.refs)}):")
-        parts.append(_indent(cell.code))
+        parts.append(_indent(code))
         returns = f"return ({', '.join(cell.defs)},)" if cell.defs else "return"
         parts.append(f"    {returns}")
         parts.append("")
     parts += ["", 'if __name__ == "__main__":', "    app.run()", ""]
     return "\n".join(parts)
+
+
+def _inputs_code(runner: str, inputs: Mapping[str, Any]) -> str:
+    """The inputs cell of a run's notebook: the run's JSON input values, else the defaults."""
+    kept: dict[str, Any] = {}
+    left: list[str] = []
+    for name, value in inputs.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            left.append(name)
+        else:
+            kept[name] = value
+    lines = []
+    if left:
+        lines.append(
+            "# The run's values of "
+            + ", ".join(python_string(name) for name in left)
+            + " are not JSON: they take their defaults here."
+        )
+    given = python_string(json.dumps(kept, ensure_ascii=False, sort_keys=True))
+    lines.append(f"{INPUTS_NAME} = {runner}.default_inputs(json.loads({given}))")
+    return "\n".join(lines)
 
 
 @functools.cache
@@ -677,7 +708,11 @@ def _marimo_version() -> str:
 
 
 def plan_to_notebook(
-    plan: Plan | Mapping[str, Any] | str, tools: Any = None, *, plans: Any = None
+    plan: Plan | Mapping[str, Any] | str,
+    tools: Any = None,
+    *,
+    plans: Any = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> str:
     """Compile a plan into marimo notebook source.
 
@@ -691,6 +726,8 @@ def plan_to_notebook(
         plans: Where sub-plan steps find their plans (`PlanLibrary` or a
             mapping of names to plans); `None`: examples and files next to
             the current directory.
+        inputs: Plan input values the notebook runs with (JSON values; see
+            `render_notebook`); inputs not given take their defaults.
 
     Returns:
         The notebook's `.py` source (see the module docstring for its layout).
@@ -698,4 +735,4 @@ def plan_to_notebook(
     Raises:
         PlanValidationError: The plan has problems (every one is listed).
     """
-    return render_notebook(compile_plan(plan, tools, plans=plans))
+    return render_notebook(compile_plan(plan, tools, plans=plans), inputs)

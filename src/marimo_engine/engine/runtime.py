@@ -154,8 +154,12 @@ class StepRunner:
 
         await asyncio.sleep(seconds)
 
-    def default_inputs(self) -> dict[str, Any] | None:
-        """The plan's input values when none are given (the inputs cell's value).
+    def default_inputs(self, given: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """The plan's input values: those `given`, else the defaults (the inputs cell's value).
+
+        Args:
+            given: Input name to value: the values of the run whose notebook
+                this is (`render_notebook(..., inputs=)`), or `None`.
 
         Raises:
             UsageError: A required input has no value: run the notebook as
@@ -163,7 +167,7 @@ class StepRunner:
         """
         from marimo_engine.engine._subplan import input_values
 
-        return input_values(self.plan, None)
+        return input_values(self.plan, given)
 
     async def run_subplan(self, prepared: Any, values: Mapping[str, Any]) -> Any:
         """`run_step`'s hook for a sub-plan step: its notebook, run with marimo's `app.embed()`.

@@ -98,6 +98,28 @@ def test_python_nb_py_maps_and_embeds_the_sub_plan(tmp_path: Path) -> None:
     assert last["output"] == 112
 
 
+def test_the_notebook_of_a_run_with_inputs_runs_with_its_values(tmp_path: Path) -> None:
+    """`result.notebook` reproduces the run: its inputs cell holds the run's input values."""
+    plan = {**CHILD, "inputs": {"n": {}, "tag": {"required": False, "default": "x"}}}
+    result = execute_plan_sync(plan, TOOLS, inputs={"n": 7, "tag": object()})
+    assert result.verdict is Verdict.SUCCESS
+    assert result.outputs == {"c1": 14, "c2": 15}
+    notebook = tmp_path / "run.py"
+    notebook.write_text(result.notebook or "", encoding="utf-8")
+    assert "'tag'" in (result.notebook or "") and "not JSON" in (result.notebook or "")
+    events_file = tmp_path / "events.jsonl"
+    env = {
+        "PYTHONPATH": str(REPO),
+        "PATH": "/usr/bin:/bin",
+        "MARIMO_ENGINE_EVENTS": str(events_file),
+    }
+    proc = run_process([sys.executable, str(notebook)], timeout_s=180, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr  # without the run's n, the required input fails
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    completed = {e["step_id"]: e["output"] for e in events if e["type"] == "STEP_COMPLETE"}
+    assert completed == {"c1": 14, "c2": 15}
+
+
 def test_marimo_edit_runs_the_map_and_the_embedded_sub_plan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -253,3 +253,26 @@ def test_run_takes_plan_inputs_and_says_which_is_missing(
         assert main(["run", str(plan), "--tools", TOOLS, "--no-journal", *given]) == 2
         captured = capsys.readouterr()
         assert wanted in captured.err and captured.out == "", given  # nothing ran
+
+
+def test_export_puts_the_given_inputs_in_the_inputs_cell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = tmp_path / "inputs.json"
+    plan.write_text(
+        json.dumps(
+            {
+                "id": "exported",
+                "inputs": {"n": {}},
+                "steps": [{"id": "a", "tool": "first", "args": {"x": "$input.n"}}],
+            }
+        )
+    )
+    out = tmp_path / "nb.py"
+    argv = ["export", str(plan), "-o", str(out), "--tools", TOOLS]
+    assert main([*argv, "--input", "n=4"]) == ExitCode.OK
+    assert "plan_inputs = plan_run.default_inputs(json.loads('{\"n\": 4}'))" in out.read_text()
+    assert main(argv) == ExitCode.OK  # without: the defaults (a sub-plan's parent gives n)
+    assert "plan_inputs = plan_run.default_inputs()\n" in out.read_text()
+    assert main([*argv, "--input", "m=1"]) == ExitCode.BAD_INPUT
+    assert "has no input 'm'" in capsys.readouterr().err
