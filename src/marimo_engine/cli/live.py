@@ -598,7 +598,9 @@ def _run_plan(args: argparse.Namespace) -> int:
             print(f"{event.type.value:<20} {where}{event.msg}", flush=True)
 
     with _client(args) as client:
-        run = run_plan_live(loaded.data, tools.registry, client.client, inputs=inputs)
+        run = run_plan_live(
+            loaded.data, tools.registry, client.client, inputs=inputs, plans=loaded.plans()
+        )
 
         async def main() -> None:
             async with run:

@@ -577,29 +577,46 @@ def _reads_inputs(step: Any) -> bool:
     return "input" in named
 
 
+def subplan_notebooks(plan: Plan, registry: Any, plans: Any) -> dict[str, str]:
+    """Each sub-plan step's own notebook source, compiled to run embedded (`app.embed()`).
+
+    Args:
+        plan: The plan.
+        registry: Its tools (the sub-plans' notebooks import theirs too).
+        plans: Where its sub-plan steps find their plans (`as_library`).
+
+    Returns:
+        Step id of each sub-plan step to its plan's notebook (`render_notebook`
+        of `compile_checked_plan(..., embedded=True)`); empty without any.
+    """
+    steps = [step for step in plan.steps if step.plan is not None]
+    if not steps:
+        return {}
+    from marimo_engine.plans.subplans import as_library
+
+    library = as_library(plans)
+    sources = {}
+    for step in steps:
+        resolved = library.resolve(step.plan)
+        inner = type(library)(library.given, base_dir=resolved.base_dir)
+        sources[step.id] = render_notebook(
+            compile_checked_plan(resolved.plan, registry, plans=inner, embedded=True)
+        )
+    return sources
+
+
 def _subplan_sources(plan: Plan, registry: Any, plans: Any) -> list[str]:
     """The setup lines holding each sub-plan step's notebook source (`SUBPLANS`).
 
     Returns:
         The lines; none when the plan has no sub-plan step.
     """
-    steps = [step for step in plan.steps if step.plan is not None]
-    if not steps:
+    sources = subplan_notebooks(plan, registry, plans)
+    if not sources:
         return []
-    from marimo_engine.plans.subplans import as_library
-
-    library = as_library(plans)
-    entries = []
-    for step in steps:
-        resolved = library.resolve(step.plan)
-        inner = type(library)(library.given, base_dir=resolved.base_dir)
-        source = render_notebook(
-            compile_checked_plan(resolved.plan, registry, plans=inner, embedded=True)
-        )
-        entries.append(f"    {python_string(step.id)}: {_source_literal(source)},")
     return [
         "SUBPLANS = {  # each sub-plan step's own notebook, run with app.embed()",
-        *entries,
+        *(f"    {python_string(sid)}: {_source_literal(src)}," for sid, src in sources.items()),
         "}",
     ]
 

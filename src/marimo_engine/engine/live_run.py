@@ -108,6 +108,7 @@ def run_plan_live(
     step_timeout_s: float | None = None,
     on_event: Callable[[Any], Any] | None = None,
     inputs: Mapping[str, Any] | None = None,
+    plans: Any = None,
 ) -> PlanRun:
     """Put each step of `plan` into the live notebook as a cell and run it there.
 
@@ -123,6 +124,10 @@ def run_plan_live(
         inputs: The plan's input values by name, as for `execute_plan`; they
             go into the kernel with the setup cell, so they must be JSON
             values (text, numbers, booleans, `None`, lists, dicts).
+        plans: Where sub-plan steps find their plans, as for `execute_plan`.
+            Each sub-plan runs in the kernel as its own notebook, embedded
+            with marimo's `app.embed()` (its tools must import there too);
+            its events come with `parent_step_id`.
 
     Returns:
         A `PlanRun`, as `execute_plan` gives: iterate it for the events
@@ -138,7 +143,14 @@ def run_plan_live(
     """
     target = _LiveTarget(client, step_timeout_s)
     run = _Run(
-        plan, tools, max_workers=None, emit=None, on_event=on_event, target=target, inputs=inputs
+        plan,
+        tools,
+        max_workers=None,
+        emit=None,
+        on_event=on_event,
+        target=target,
+        inputs=inputs,
+        plans=plans,
     )
     return PlanRun(run, DEFAULT_EVENT_BUFFER)
 
@@ -162,13 +174,6 @@ class _LiveTarget:
 
         self.run = run
         self.plan = plan
-        subplan_steps = [step.id for step in plan.steps if step.plan is not None]
-        if subplan_steps:  # plan language 2: not in a live kernel yet
-            raise UsageError(
-                f"A live run cannot run sub-plan steps "
-                f"({', '.join(repr(s) for s in subplan_steps)}) yet; run the plan with "
-                "execute_plan, or open its compiled notebook (marimo-engine export) in marimo edit."
-            )
         try:
             self.cell_ids = await self._place_cells(plan)
         except LiveError as exc:
@@ -185,7 +190,11 @@ class _LiveTarget:
             UsageError: The setup cell failed in the kernel (the cells this
                 call created are deleted again).
         """
-        from marimo_engine.engine.compiler import compile_checked_plan, python_string
+        from marimo_engine.engine.compiler import (
+            compile_checked_plan,
+            python_string,
+            subplan_notebooks,
+        )
 
         assert self.run is not None
         client = self.client
@@ -213,6 +222,9 @@ class _LiveTarget:
         spec_data = {"plan": plan.model_dump(mode="json"), "tools": self._tool_paths(plan)}
         if self.run.plan_inputs is not None:
             spec_data["inputs"] = _json_inputs(self.run.plan_inputs)
+        subplans = subplan_notebooks(plan, self.run.tools, self.run.plans)
+        if subplans:  # each run embedded in the kernel, as in the compiled notebook
+            spec_data["subplans"] = subplans
         spec = json.dumps(spec_data)
         title = _one_line(plan.name or plan.id, 80)
         setup = (
@@ -316,6 +328,9 @@ class _LiveTarget:
             ]
         outcome = StepOutcome.COMPLETED
         for event in events:
+            if event.parent_step_id is not None:  # a sub-plan's: the step's own events say
+                await run.emit(event)
+                continue
             if event.type is EventType.STEP_SKIPPED:
                 outcome = StepOutcome.SKIPPED
             elif event.type is EventType.ERROR:

@@ -365,10 +365,12 @@ class KernelStepRunner(StepRunner):
 
     Args:
         spec_json: JSON text of `{"plan": <plan as JSON>, "tools": {name:
-            [module, qualname, file]}, "inputs": {name: value}}`; each tool is
-            imported by module path, else from `file` (its module's source
-            file, `""` if none); `inputs` (absent for a plan without inputs)
-            are the run's plan input values, read as `$input.NAME`.
+            [module, qualname, file]}, "inputs": {name: value}, "subplans":
+            {step_id: notebook source}}`; each tool is imported by module
+            path, else from `file` (its module's source file, `""` if none);
+            `inputs` (absent for a plan without inputs) are the run's plan
+            input values, read as `$input.NAME`; `subplans` (absent without
+            sub-plan steps) each sub-plan step's notebook, run embedded.
 
     Attributes:
         records: Step id to that step's events (of its last run), as JSON
@@ -397,16 +399,20 @@ class KernelStepRunner(StepRunner):
             "notebook's environment"
             for name, why in self.import_errors.items()
         }
-        super().__init__(spec["plan"], tools, missing=missing)
+        super().__init__(spec["plan"], tools, missing=missing, subplans=spec.get("subplans"))
         self.plan_inputs = spec.get("inputs")  # the cells pass none: the run's values
         self.records: dict[str, list[dict[str, Any]]] = {}
 
     def record(self, event: Event) -> None:
-        """Record the event under its step, as JSON (nothing is printed in a kernel)."""
+        """Record the event under its step, as JSON (nothing is printed in a kernel).
+
+        A sub-plan's events (`parent_step_id` set) go under the sub-plan
+        step, after its `STEP_START`: its cell's run reads them back with it.
+        """
         from marimo_engine.engine.events import EventType
 
-        step_id = event.step_id or ""
-        if event.type is EventType.STEP_START:
+        step_id = event.parent_step_id or event.step_id or ""
+        if event.type is EventType.STEP_START and event.parent_step_id is None:
             self.records[step_id] = []
         self.records.setdefault(step_id, []).append(event.model_dump(mode="json"))
 

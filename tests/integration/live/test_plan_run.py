@@ -405,3 +405,44 @@ def test_run_plan_command_takes_inputs(
     assert _live_cli(argv) == 2  # nothing placed in the notebook: bad input
     captured = capsys.readouterr()
     assert captured.out == "" and "--input level=VALUE" in captured.err
+
+
+async def test_a_sub_plan_step_runs_embedded_in_the_kernel(live_session: LiveSession) -> None:
+    from marimo_engine.plans.subplans import PlanLibrary
+
+    child = {
+        "id": "o2-child",
+        "inputs": {"level": {}},
+        "steps": [
+            {"id": "read", "tool": "check_oxygen", "args": {"simulated_level": "$input.level"},
+             "output": True},
+            {"id": "skip", "tool": "check_oxygen", "run_if": "$read.level > 50"},
+        ],
+    }  # fmt: skip
+    plan = {
+        "id": "live-subplan",
+        "steps": [
+            {"id": "s1", "tool": "check_oxygen", "args": {"simulated_level": 19.0}},
+            {"id": "sub", "plan": "child", "args": {"level": "$s1.level"}},
+            {"id": "after", "markdown": "child read $sub.read.level %"},
+        ],
+    }
+    library = PlanLibrary({"child": child})
+    async with live_session.client() as client:
+        events = [e async for e in run_plan_live(plan, example_registry(), client, plans=library)]
+        cells = _owned(await client.cells(), "live-subplan")
+    finish = events[-1]
+    assert finish.verdict is Verdict.SUCCESS, finish.error
+    assert finish.outputs["sub"]["read"]["level"] == 19.0
+    assert finish.outputs["after"] == "child read 19.0 %"
+    outer = [(e.type.value, e.step_id) for e in events if e.parent_step_id is None]
+    assert ("STEP_COMPLETE", "sub") in outer and ("STEP_SKIPPED", "skip") not in outer
+    nested = [(e.type.value, e.step_id) for e in events if e.parent_step_id == "sub"]
+    assert nested == [
+        ("STEP_START", "read"),
+        ("STEP_COMPLETE", "read"),
+        ("STEP_START", "skip"),
+        ("STEP_SKIPPED", "skip"),
+    ]
+    step_cells = [c for c in cells.values() if not c.code.split("\n", 1)[0].endswith("below.")]
+    assert len(step_cells) == 3  # one cell a step: the sub-plan adds none to the notebook
