@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
 
     import pydantic_ai
 
-    from marimo_engine.cli.exits import exit_code_for, print_error
+    from marimo_engine.cli.exits import InterruptNotice, exit_code_for, print_error
 
     # The command owns its output: no first-run banner from pydantic-ai, and no raw
     # warning about a model that omits usage (the planner says it once, as a NOTICE).
@@ -220,9 +220,11 @@ def run(args: argparse.Namespace) -> int:
     display = _JsonDisplay() if as_json else _RichDisplay(agent.model_label)
     import anyio
 
+    notice = InterruptNotice()  # Ctrl-C, SIGTERM, SIGHUP: the plan run ends with its FINISH
     try:
-        result = anyio.run(_drive, agent, args.goal, context, display)
+        result = anyio.run(_drive, agent, args.goal, context, display, notice)
     finally:
+        notice.restore()
         display.close()
     if args.notebook and result.execution is not None and result.execution.notebook:
         from marimo_engine.cli.output import write_text_atomic
@@ -266,9 +268,10 @@ def _build(args: argparse.Namespace) -> tuple[Any, Any]:
     return agent, context
 
 
-async def _drive(agent: Any, goal: str, context: Any, display: Any) -> AgentResult:
+async def _drive(agent: Any, goal: str, context: Any, display: Any, notice: Any) -> AgentResult:
     from contextlib import aclosing
 
+    notice.install()  # asyncio's Ctrl-C handler is in place now
     result = None
     async with aclosing(agent.events(goal, context=context)) as events:
         async for event in events:

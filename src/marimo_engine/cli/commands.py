@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from marimo_engine.cli.exits import ExitCode, exit_code_for
+from marimo_engine.cli.exits import ExitCode, InterruptNotice, exit_code_for
 from marimo_engine.cli.loading import LoadedPlan, LoadedTools, load_tools, read_plan
 from marimo_engine.cli.output import format_problem, print_problems, write_text_atomic
 from marimo_engine.errors import UsageError
@@ -253,7 +251,7 @@ def present_run(
     # the HTML report needs the model either way.
     fold = isinstance(renderer, JsonLinesProgress)
 
-    notice = _InterruptNotice()
+    notice = InterruptNotice()
 
     def on_event(event: Event) -> None:
         notice.install()  # on the first event: asyncio's own Ctrl-C handler is in place
@@ -271,69 +269,6 @@ def present_run(
     run_note(args, result)
     _write_artifacts(args, model, result, tools)
     return exit_code_for(result.verdict)
-
-
-class _InterruptNotice:
-    """Says at once that Ctrl-C was heard, then lets asyncio cancel the run.
-
-    `asyncio.run` answers the first Ctrl-C by cancelling the run (running
-    steps are cancelled, `FINISH` is still emitted), which can take as long
-    as a blocking tool needs to return; a second Ctrl-C raises
-    `KeyboardInterrupt`, and `main` then exits without waiting for worker
-    threads. This wraps asyncio's handler to print one line on the first.
-
-    SIGTERM and SIGHUP (`kill`, `docker stop`, systemd, a closed terminal)
-    are taken as Ctrl-C too, when their action is still the default: the run
-    is cancelled and ends with its `FINISH` (its journal says so) instead of
-    the process ending mid-step; the exit code is then 128 + the signal
-    (`exits.note_exit_signal`). A second one quits at once.
-    """
-
-    def __init__(self) -> None:
-        self._installed: Any = None
-        self._taken: list[int] = []  # the exit signals this notice handles
-        self._interrupts = 0
-
-    def install(self) -> None:
-        if self._installed is not None or threading.current_thread() is not threading.main_thread():
-            return
-        from marimo_engine.cli.exits import note_exit_signal
-        from marimo_engine.live.server import EXIT_SIGNALS
-
-        previous = signal.getsignal(signal.SIGINT)
-        if not callable(previous):
-            return
-
-        def handler(signum: int, frame: Any) -> None:
-            self._interrupts += 1
-            if signum != signal.SIGINT:
-                note_exit_signal(signum)
-            if self._interrupts == 1:
-                heard = "" if signum == signal.SIGINT else f"{signal.Signals(signum).name}: "
-                print(
-                    f"\n{heard}cancelling the run: waiting for running steps to stop "
-                    "(press Ctrl-C again to quit at once)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            previous(signal.SIGINT, frame)
-
-        signal.signal(signal.SIGINT, handler)
-        for signum in EXIT_SIGNALS:
-            if signal.getsignal(signum) is signal.SIG_DFL:
-                signal.signal(signum, handler)
-                self._taken.append(signum)
-        self._installed = handler
-
-    def restore(self) -> None:
-        if self._installed is not None:
-            if signal.getsignal(signal.SIGINT) is self._installed:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-            for signum in self._taken:
-                if signal.getsignal(signum) is self._installed:
-                    signal.signal(signum, signal.SIG_DFL)
-        self._installed = None
-        self._taken = []
 
 
 def _write_artifacts(

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from enum import IntEnum
 from typing import Any
 
 __all__ = [
     "ExitCode",
+    "InterruptNotice",
     "exit_code_for",
     "note_exit_signal",
     "print_error",
@@ -211,7 +214,69 @@ def run_handler(handler: Callable[[Any], int], args: Any, *, debug: bool) -> int
 
 
 def _busy_threads() -> bool:
-    import threading
-
     main_thread = threading.main_thread()
     return any(t is not main_thread and not t.daemon for t in threading.enumerate())
+
+
+class InterruptNotice:
+    """Says at once that Ctrl-C was heard, then lets asyncio cancel the run.
+
+    `asyncio.run` answers the first Ctrl-C by cancelling the run (running
+    steps are cancelled, `FINISH` is still emitted), which can take as long
+    as a blocking tool needs to return; a second Ctrl-C raises
+    `KeyboardInterrupt`, and `main` then exits without waiting for worker
+    threads. This wraps asyncio's handler to print one line on the first.
+    Call `install()` from inside the run (asyncio's handler is in place then:
+    the first event is a good moment) and `restore()` after it.
+
+    SIGTERM and SIGHUP (`kill`, `docker stop`, systemd, a closed terminal)
+    are taken as Ctrl-C too, when their action is still the default: the run
+    is cancelled and ends with its `FINISH` (its journal says so) instead of
+    the process ending mid-step; the exit code is then 128 + the signal
+    (`note_exit_signal`). A second one quits at once.
+    """
+
+    def __init__(self) -> None:
+        self._installed: Any = None
+        self._taken: list[int] = []  # the exit signals this notice handles
+        self._interrupts = 0
+
+    def install(self) -> None:
+        if self._installed is not None or threading.current_thread() is not threading.main_thread():
+            return
+        from marimo_engine.live.server import EXIT_SIGNALS
+
+        previous = signal.getsignal(signal.SIGINT)
+        if not callable(previous):
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            self._interrupts += 1
+            if signum != signal.SIGINT:
+                note_exit_signal(signum)
+            if self._interrupts == 1:
+                heard = "" if signum == signal.SIGINT else f"{signal.Signals(signum).name}: "
+                print(
+                    f"\n{heard}cancelling the run: waiting for running steps to stop "
+                    "(press Ctrl-C again to quit at once)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            previous(signal.SIGINT, frame)
+
+        signal.signal(signal.SIGINT, handler)
+        for signum in EXIT_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                signal.signal(signum, handler)
+                self._taken.append(signum)
+        self._installed = handler
+
+    def restore(self) -> None:
+        if self._installed is not None:
+            if signal.getsignal(signal.SIGINT) is self._installed:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+            for signum in self._taken:
+                if signal.getsignal(signum) is self._installed:
+                    signal.signal(signum, signal.SIG_DFL)
+        self._installed = None
+        self._taken = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from marimo_engine.agents import read_audit_log
-from tests.processes import run_process
+from tests.processes import run_process, start_process
 from tests.unit.agents.tools import GOOD, MISSPELT
 from tests.unit.llm.openai_server import ScriptedOpenAIServer, scripted_server
 
@@ -409,3 +410,50 @@ def test_a_slow_streamed_answer_shows_progress_in_json() -> None:
     assert progress[-1]["tokens"] == 20 and progress[-1]["tokens_estimated"] is False
     first = next(e for e in events if e["type"] == "MODEL_PROGRESS")
     assert first["msg"].startswith("openai:m answering: ~")
+
+
+def test_sigterm_cancels_the_agents_run_and_its_audit_log_ends(tmp_path: Path) -> None:
+    """`kill` or `docker stop` mid-plan: cancelled as on Ctrl-C, the audit log closed, exit 143."""
+    (tmp_path / "slow_tools.py").write_text(
+        "import time\n\n\ndef slow(seconds: float) -> float:\n"
+        '    """Wait."""\n    time.sleep(seconds)\n    return seconds\n',
+        encoding="utf-8",
+    )
+    plan = {
+        "name": "slow",
+        "steps": [
+            {"id": "s", "tool": "slow", "args": {"seconds": 3}},
+            {"id": "t", "tool": "slow", "args": {"seconds": 0}, "depends_on": ["s"]},
+        ],
+    }
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    with scripted_server([{"tool_args": plan}]) as server:
+        process = start_process(
+            [sys.executable, "-m", "marimo_engine.cli.main", "agent", "wait a bit",
+             "--tools", str(tmp_path / "slow_tools.py"), "--model", "openai:local-planner",
+             "--json", "--audit", str(tmp_path / "audit.jsonl")],
+            cwd=ROOT,
+            env={**clean, "OPENAI_BASE_URL": server.base_url},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert process.stdout is not None
+        for line in process.stdout:  # until the plan's first step runs
+            event = json.loads(line)
+            if event["type"] == "ENGINE_EVENT" and event["event"]["type"] == "STEP_START":
+                break
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "SIGTERM: cancelling the run" in err
+    records = read_audit_log(tmp_path / "audit.jsonl")
+    last = records[-1]
+    assert (last["kind"], last["verdict"], last["stop_reason"]) == (
+        "run_end",
+        "FAILURE",
+        "interrupted",
+    )
+    started = [r["event"].get("step_id") for r in records if r["kind"] == "engine_event"]
+    assert "t" not in started  # no step started after the signal
