@@ -488,12 +488,16 @@ class DaskTarget(RunHost):
             for remote in [*self._remote.values(), *self._adopted]:
                 if remote.future not in kept:
                     remote.future = None
-            # A sub-plan's run that was not cancelled only lets go: Dask cancels a
-            # future's dependents too, and the outputs handed over may be such.
-            handing_over = bool(kept) and (run is None or run.cancel_reason is None)
-            if futures and not self.owns_client and not handing_over:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(client.cancel(futures, force=True), CLOSE_TIMEOUT_S)
+            if futures and not self.owns_client:
+                # Only what still runs is cancelled; the rest is let go. Dask cancels
+                # a key's dependents too: a sub-plan's outputs handed over, or a map
+                # item's try let go once joined (whose cancel fails an assertion
+                # in Dask's scheduler, which then drops this client's connection).
+                running = [f for f in futures if f.status == "pending"]
+                self._release(*(f for f in futures if f.status != "pending"))
+                if running:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(client.cancel(running, force=True), CLOSE_TIMEOUT_S)
             del futures
         finally:
             self.client = None

@@ -228,8 +228,8 @@ def _plans(markers: Path) -> dict[str, dict[str, Any]]:
             {"id": "markers", "tool": "echo", "args": {"value": ["m0", "m1", "m2"]}},
             {"id": "f", "tool": "flaky", "map": "$markers", "retries": 1,
              "args": {"marker": f"{markers}/$item", "fail_times": 1}},
-            {"id": "seconds", "tool": "echo", "args": {"value": [0.01, 60, 0.02]}},
-            {"id": "s", "tool": "asleep", "map": "$seconds", "args": {"seconds": "$item"},
+            {"id": "seconds", "tool": "echo", "args": {"value": [0.01, 60]}},
+            {"id": "s", "tool": "spin", "map": "$seconds", "args": {"seconds": "$item"},
              "timeout_s": 1.0, "map_errors": "collect"},
         ]},
         "map-intervention": {"steps": [
@@ -392,7 +392,9 @@ async def test_every_contract_plan_gives_the_same_events_on_dask(
                 executor=client,
             )
             expected = _shape([e.to_json() for e in here])
-            assert _shape([e.to_json() for e in there]) == expected, name
+            got = _shape([e.to_json() for e in there])
+            differing = {k: (got.get(k), expected.get(k)) for k in {*got, *expected}}
+            assert got == expected, (name, {k: v for k, v in differing.items() if v[0] != v[1]})
             assert there[-1].verdict is here[-1].verdict, name
             assert here[-1].verdict is VERDICTS.get(name, here[-1].verdict), name
             if name in VERDICTS:  # the steps ran (not a plan refused before its first step)
