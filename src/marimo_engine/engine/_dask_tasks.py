@@ -62,6 +62,7 @@ __all__ = [
     "forget_run",
     "interrupt",
     "map_list",
+    "read_items",
     "resolve",
     "resolve_one",
     "running",
@@ -564,8 +565,25 @@ def describe_value(value: Any) -> Description:
 
 
 def describe_items(items: list[Any]) -> list[Description]:
-    """Dask task: the `describe_value` of each item of a map step's list."""
+    """The `describe_value` of each item of a map step's list."""
     return [describe_value(item) for item in items]
+
+
+def read_items(items: list[Any], max_bytes: int) -> tuple[bool, list[Any]]:
+    """Dask task: a map step's list for the driver: `(True, the items)` when small, else
+    `(False, the describe_value of each)`.
+
+    Args:
+        items: The list (Dask passes the value of its future).
+        max_bytes: The largest list (Dask's `sizeof`, bytes) that comes back whole.
+    """
+    try:
+        from dask.sizeof import sizeof
+
+        small = int(sizeof(items)) <= max_bytes
+    except Exception:
+        small = False
+    return (True, items) if small else (False, describe_items(items))
 
 
 def as_list(values: list[Any]) -> list[Any]:

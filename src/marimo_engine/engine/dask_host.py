@@ -88,6 +88,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONNECT_TIMEOUT_S",
     "EXTRA_INSTALL",
+    "ITEMS_HERE_BYTES",
     "WORKER_WAIT_S",
     "DaskTarget",
     "RemoteOutput",
@@ -113,6 +114,17 @@ REPORT_GRACE_S = 10.0
 """Seconds a try that ended may take to deliver its report before it fails."""
 
 _POLL_S = 0.02
+
+ITEMS_HERE_BYTES = 1_000_000
+"""The largest list (Dask's `sizeof`, bytes) a map step on the cluster brings here to map over.
+
+A small list (file names, URLs, ids) comes here, and each item travels
+with its try, which Dask may start on any worker. A larger one stays on
+the cluster, and each item becomes a future there: the tries then start
+where the items are (Dask places a task beside its data), which is what
+big items want and what would bind a wide fan-out of small ones to the one
+worker that holds their list.
+"""
 """Seconds between looks at an interrupted try's state."""
 
 
@@ -698,19 +710,20 @@ class DaskTarget(RunHost):
 
         A list named in an output here (a gathered one, `$input.NAME`) is read
         here, as in process, and each item travels with its try. A list in an
-        output that stayed on the cluster stays there: one task reads it
-        (`_map.map_items`, so a `TypeError` says the same) and describes each
-        item, and each item becomes a Dask future of its own (one
-        `getitem` task each), which its tries take as their argument. The
-        driver learns only how many items there are and their summaries
-        (what an approval shows), never the items.
+        output that stayed on the cluster is read there by one task
+        (`_map.map_items`, so a `TypeError` says the same): a small one (at
+        most `ITEMS_HERE_BYTES`) comes back and is mapped over as one read
+        here; a larger one stays there, and each item becomes a Dask future
+        of its own (one `getitem` task each), which its tries take as their
+        argument, so that the driver learns only how many items there are
+        and their summaries (what an approval shows), never the items.
 
         Raises:
             UnknownReferenceError, TypeError: As `_map.map_items`.
         """
         import operator
 
-        from marimo_engine.engine._dask_tasks import CarriedError, describe_items, map_list
+        from marimo_engine.engine._dask_tasks import CarriedError, map_list, read_items
         from marimo_engine.engine._map import map_items
         from marimo_engine.plans.references import parse_template
 
@@ -727,9 +740,12 @@ class DaskTarget(RunHost):
         self._futures.add(listed)
         try:
             try:
-                descriptions = await self._small(describe_items, listed)
+                small, read = await self._small(read_items, listed, ITEMS_HERE_BYTES)
             except CarriedError as exc:
                 raise exc.unpack() from None
+            if small:
+                return read  # type: ignore[no-any-return]
+            descriptions: list[Description] = read
             count = len(descriptions)
             futures = self.client.map(
                 operator.getitem,

@@ -147,3 +147,17 @@ def chunks(count: int, rows: int) -> list[Any]:
 def row_count(frame: Any) -> int:
     """How many rows `frame` has."""
     return len(frame)
+
+
+def gauged(folder: str, name: str, seconds: float) -> int:
+    """Mark this call as running in `folder` for `seconds`; how many calls ran at once, at most."""
+    here = pathlib.Path(folder)
+    mark = here / name
+    mark.write_text("running")
+    most = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        most = max(most, sum(1 for _ in here.iterdir()))
+        time.sleep(0.01)
+    mark.unlink()
+    return most
