@@ -35,7 +35,15 @@ cluster is what touches data (`engine._dask_tasks`):
   the cluster with the try of the step it waits for, taking its future
   (`engine._dask_ahead`): a chain is submitted at once and the scheduler
   runs it without a trip to the driver per step, while `run_step` still
-  runs each step here and takes up the try that went ahead.
+  runs each step here and takes up the try that went ahead;
+- a map step (`engine._map`) runs each item's tries as Dask tasks; its
+  list is read where it is (`map_items`: a small one comes here, a large
+  one stays there, item by item), its results are joined there into its
+  output (`map_output`) and a per-item `intervention_if` is evaluated
+  there (`find_item`);
+- a sub-plan step (`engine._subplan`) runs its plan as a nested run whose
+  target is a `DaskTarget` sharing this client (`run_subplan`); the
+  outputs the sub-plan leaves on the cluster are handed to this run.
 
 A step's output that stayed on the cluster is a `RemoteOutput` in events and
 results: its `summary` is what its JSON says; its future is released when

@@ -56,6 +56,8 @@ where the data is while the semantics above stay here:
 `timeout_s` bounds and cancellation interrupts as any other try) and
 `async check_contract(prepared, output, inputs) -> None` (step 7: runs
 `Contract.check` where the output is and raises its `ContractError`).
+Map and sub-plan steps find theirs through `engine._map` (`map_items`,
+`map_output`, `find_item`) and `engine._subplan` (`resolve_args`).
 
 This module imports nothing heavy at module level: compiled notebooks and live
 kernels import it.
