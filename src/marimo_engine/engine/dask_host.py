@@ -655,7 +655,7 @@ class DaskTarget(RunHost):
             assert isinstance(kwargs, dict)
             kwargs.update(prepared.converted_args)
             return kwargs
-        from marimo_engine.engine._dask_tasks import CarriedError, done, resolve
+        from marimo_engine.engine._dask_tasks import done, resolve
 
         local, remote = _split({r.step_id for r in find_references(step.args)}, inputs)
         client = self.client
@@ -668,14 +668,7 @@ class DaskTarget(RunHost):
             key=self._key(prepared.id, f"args-{uuid.uuid4().hex}"),  # once per item of a map
         )
         self._futures.add(future)
-        try:
-            await self._small(done, future)
-        except CarriedError as exc:
-            self._release(future)
-            raise exc.unpack() from None
-        except BaseException:
-            self._release(future)
-            raise
+        await self._ask(future, done)
         shown = _RemoteArgs({**step.args, **prepared.converted_args})
         shown.future = future
         return shown
@@ -697,21 +690,32 @@ class DaskTarget(RunHost):
         Raises:
             BaseException: What `function` raised, unpacked (it raises `CarriedError`).
         """
-        from marimo_engine.engine._dask_tasks import CarriedError, describe_value
+        from marimo_engine.engine._dask_tasks import describe_value
 
         future = self.client.submit(
             function, *args, pure=False, key=self._key(prepared.id, f"kept-{uuid.uuid4().hex}")
         )
         self._futures.add(future)
+        description = await self._ask(future, describe_value)
+        return RemoteOutput(prepared.id, description, future)
+
+    async def _ask(self, future: Any, probe: Any, *args: Any) -> Any:
+        """`probe(future's value, *args)` as a small task; the future is let go if that fails.
+
+        Raises:
+            BaseException: What the future's task raised, unpacked (it raises
+                `CarriedError`), or the wait's own failure.
+        """
+        from marimo_engine.engine._dask_tasks import CarriedError
+
         try:
-            description = await self._small(describe_value, future)
+            return await self._small(probe, future, *args)
         except CarriedError as exc:
             self._release(future)
             raise exc.unpack() from None
         except BaseException:
             self._release(future)
             raise
-        return RemoteOutput(prepared.id, description, future)
 
     async def map_items(self, prepared: PreparedStep, inputs: Mapping[str, Any]) -> list[Any]:
         """A map step's items (`_map.step_items`): here, or each a `RemoteOutput` of its own.
@@ -731,7 +735,7 @@ class DaskTarget(RunHost):
         """
         import operator
 
-        from marimo_engine.engine._dask_tasks import CarriedError, map_list, read_items
+        from marimo_engine.engine._dask_tasks import map_list, read_items
         from marimo_engine.engine._map import map_items
         from marimo_engine.plans.references import parse_template
 
@@ -747,10 +751,7 @@ class DaskTarget(RunHost):
         )
         self._futures.add(listed)
         try:
-            try:
-                small, read = await self._small(read_items, listed, ITEMS_HERE_BYTES)
-            except CarriedError as exc:
-                raise exc.unpack() from None
+            small, read = await self._ask(listed, read_items, ITEMS_HERE_BYTES)
             if small:
                 return read  # type: ignore[no-any-return]
             descriptions: list[Description] = read

@@ -7,10 +7,7 @@ sub-plan steps are compared with in process in `test_contract.py`).
 
 from __future__ import annotations
 
-import asyncio
-import tracemalloc
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,7 +16,12 @@ from marimo_engine.engine.dask_host import RemoteOutput
 from marimo_engine.engine.executor import execute_plan
 
 from . import tools
-from .test_cluster import run_killing_a_worker, workers_back
+from .test_cluster import (
+    cancel_once_started,
+    run_killing_a_worker,
+    run_measuring_the_driver,
+    workers_back,
+)
 from .test_contract import tasks_left
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(600)]
@@ -44,34 +46,17 @@ async def test_a_maps_big_items_and_results_never_reach_the_driver(dask_address:
     }  # fmt: skip
     registry = {n: getattr(tools, n) for n in ("chunks", "row_count", "add_column", "add")}
     async with Client(dask_address, asynchronous=True, set_as_default=False) as client:
-
-        def clear(dask_worker: Any) -> None:
-            dask_worker.transfer_outgoing_log.clear()
-
         # A small run first: imports (marimo's compiler, Dask's protocol, pandas) are not the data.
-        warm = {"steps": [{**step, "args": {**step["args"], "rows": 10}} if step["id"] == "chunks"
-                          else step for step in plan["steps"]]}  # fmt: skip
-        async with execute_plan(warm, registry, executor=client) as warm_up:
-            assert [e async for e in warm_up][-1].verdict is Verdict.SUCCESS
-        await client.run(clear)
-        tracemalloc.start()
-        try:
-            async with execute_plan(plan, registry, executor=client) as run:
-                events = [e async for e in run]
-            _, peak_bytes = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-
-        def sent(dask_worker: Any) -> list[dict[str, Any]]:
-            return [dict(entry) for entry in dask_worker.transfer_outgoing_log]
-
-        transfers = [t for log in (await client.run(sent)).values() for t in log]
+        first, *rest = plan["steps"]
+        warm_up = {"steps": [{**first, "args": {"count": CHUNKS, "rows": 10}}, *rest]}
+        events, peak_bytes, to_clients = await run_measuring_the_driver(
+            plan, registry, client, warm_up
+        )
         assert await tasks_left(client, "marimo-engine-big-map-") == []
     assert events[-1].verdict is Verdict.SUCCESS, [e.msg for e in events][-3:]
     data_bytes = CHUNKS * ROWS * 8 * 2
     assert peak_bytes < data_bytes / 8, peak_bytes  # nothing of the size of a chunk (16 MB)
-    to_clients = sum(t["total"] for t in transfers if t["who"] is None)
-    assert to_clients < 1_000_000, transfers
+    assert to_clients < 1_000_000, to_clients  # Dask's transfer log: nothing big to a client
     outputs = events[-1].outputs or {}
     assert outputs["total"] == CHUNKS * ROWS  # a key finding comes back whole
     counts, wider = outputs["counts"], outputs["wider"]
@@ -131,30 +116,9 @@ async def test_a_cancelled_map_leaves_no_task_on_the_cluster(
     }  # fmt: skip
     async with Client(dask_address, asynchronous=True, set_as_default=False) as client:
         run = execute_plan(plan, {"spin": tools.spin, "echo": tools.echo}, executor=client)
-        loop = asyncio.get_running_loop()
-        async for event in run:
-            if event.type is EventType.STEP_START and event.step_id == "spins":
-                deadline = loop.time() + 120
-                while not any(Path(m).exists() for m in markers):
-                    assert loop.time() < deadline, "no item started on a worker"
-                    await asyncio.sleep(0.05)
-                break
-        began = loop.time()
-        await run.aclose()
-        assert loop.time() - began < 60
-        result = run.result
-        assert result.verdict is Verdict.FAILURE
-        assert "cancelled" in (result.events[-1].reason or "")
-        assert result.abandoned == []  # the spinning items were interrupted on their workers
-        assert await tasks_left(client, "marimo-engine-cancelled-map-") == []
-
-        def executing(dask_worker: Any) -> int:
-            return len(dask_worker.state.executing)
-
-        deadline = loop.time() + 30
-        while any((await client.run(executing)).values()):
-            assert loop.time() < deadline, "a worker still runs an item of the cancelled map"
-            await asyncio.sleep(0.1)
+        await cancel_once_started(
+            run, "spins", lambda: any(Path(m).exists() for m in markers), client
+        )
 
 
 async def test_map_concurrency_bounds_the_items_in_flight_on_the_cluster(

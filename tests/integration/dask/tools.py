@@ -9,6 +9,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from tests.unit.engine.map_tools import add, double, listing, measure
+
+__all__ = ["add", "double", "listing", "measure"]  # the map tests' tools, also loaded here
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -110,33 +114,6 @@ def add_column(frame: Any) -> Any:
 def keep_even(frame: Any) -> Any:
     """The rows whose `y` is even."""
     return frame[frame["y"] % 2 == 0]
-
-
-def listing(count: int = 4) -> list[str]:
-    """`count` file names: `['f0.csv', 'f1.csv', ...]`."""
-    return [f"f{i}.csv" for i in range(count)]
-
-
-async def measure(name: str, position: int = 0) -> dict[str, Any]:
-    """The name's length; items listed first end last.
-
-    Raises:
-        ValueError: For a name that contains `bad`.
-    """
-    await asyncio.sleep(0.002 * (10 - min(position, 10)))
-    if "bad" in name:
-        raise ValueError(f"cannot read {name}")
-    return {"name": name, "size": len(name), "position": position}
-
-
-def double(x: float) -> float:
-    """`2 * x`."""
-    return 2 * x
-
-
-def add(values: list[float]) -> float:
-    """The sum of `values`."""
-    return sum(values)
 
 
 def chunks(count: int, rows: int) -> list[Any]:
