@@ -22,7 +22,8 @@ A try may go ahead only where that cannot change what happens:
 - each of its dependencies has completed, or has a try on the cluster
   whose success means it completes (`may_lead`): no `intervention_if`, no
   output contract, no `retries`, no `timeout_s` (a deadline the driver
-  keeps could fail a try that succeeded on its worker). Such a try that
+  keeps could fail a try that succeeded on its worker), and not a map or
+  sub-plan step (no one try of theirs is their output). Such a try that
   fails holds `NO_OUTPUT`, or is cancelled with its dependents, and the
   try submitted ahead then does not call its tool (`_dask_tasks.call`);
   the run stops on that failure, as in process, and the step never starts;
@@ -129,6 +130,8 @@ class LookAhead:
                 and p.contract is None
                 and step.retries == 0
                 and step.timeout_s is None
+                and step.map is None  # its tries are its items', not its output
+                and step.plan is None
             ):
                 lead.add(sid)
             if (

@@ -16,6 +16,9 @@ part of a step that touches data, never a step's semantics (those stay in
   try's error;
 - `evaluate` and `resolve` evaluate a `run_if` and resolve `$step.path`
   references where the outputs are;
+- `map_list`, `describe_items` and `as_list` read a map step's list where
+  it is and join its items' results there; `first_item` evaluates a
+  per-item `intervention_if` (`engine._map`'s own functions, run there);
 - `check_tools` tells, per worker, which tools cannot be loaded there;
 - `stop_ahead` and `forget_run` end the tries a run submitted ahead of their
   dependencies' end (see `call`'s `after` and `engine.dask_host`).
@@ -42,18 +45,26 @@ from marimo_engine.engine._threads import StepInterrupted, ThreadCall
 from marimo_engine.plans.contracts import SELF
 
 __all__ = [
+    "AS_LIST",
     "NO_OUTPUT",
     "CarriedError",
     "Description",
     "Report",
     "ToolRef",
+    "as_list",
     "call",
     "check_tools",
     "describe",
+    "describe_items",
+    "describe_value",
     "evaluate",
+    "first_item",
     "forget_run",
     "interrupt",
+    "map_list",
+    "read_items",
     "resolve",
+    "resolve_one",
     "running",
     "stop_ahead",
 ]
@@ -512,6 +523,94 @@ def resolve(
     return kwargs
 
 
+def resolve_one(value: Any, inputs: Mapping[str, Any]) -> Any:
+    """Dask task: one argument (a sub-plan's input), references resolved where the outputs are.
+
+    Raises:
+        CarriedError: A reference does not resolve (`UnknownReferenceError`).
+    """
+    from marimo_engine.plans.references import resolve_value
+
+    try:
+        return resolve_value(value, inputs)
+    except Exception as exc:
+        raise CarriedError(exc) from None
+
+
 def done(value: Any) -> None:
     """Dask task: nothing, once `value` exists (the driver learns it without fetching it)."""
     del value
+
+
+# -- map steps and sub-plan inputs -------------------------------------------------------
+
+
+def map_list(step: Any, values: Mapping[str, Any]) -> list[Any]:
+    """Dask task: the list a map step's `map` names (`_map.map_items`, run here).
+
+    Raises:
+        CarriedError: The reference does not resolve, or names no list.
+    """
+    from marimo_engine.engine._map import map_items
+
+    try:
+        return map_items(step, values)
+    except Exception as exc:
+        raise CarriedError(exc) from None
+
+
+def describe_value(value: Any) -> Description:
+    """Dask task: what the driver needs of a value that stays here (`describe`, no condition)."""
+    return describe(value, Report("", ""), {})
+
+
+def describe_items(items: list[Any]) -> list[Description]:
+    """The `describe_value` of each item of a map step's list."""
+    return [describe_value(item) for item in items]
+
+
+def read_items(items: list[Any], max_bytes: int) -> tuple[bool, list[Any]]:
+    """Dask task: a map step's list for the driver: `(True, the items)` when small, else
+    `(False, the describe_value of each)`.
+
+    Args:
+        items: The list (Dask passes the value of its future).
+        max_bytes: The largest list (Dask's `sizeof`, bytes) that comes back whole.
+    """
+    try:
+        from dask.sizeof import sizeof
+
+        small = int(sizeof(items)) <= max_bytes
+    except Exception:
+        small = False
+    return (True, items) if small else (False, describe_items(items))
+
+
+def as_list(values: list[Any]) -> list[Any]:
+    """The output of a map step: its results in item order (Dask passes each item's value).
+
+    Called as a tool (`AS_LIST`) by `call`, so that the output is reported
+    as any try's is.
+    """
+    return list(values)
+
+
+AS_LIST = ToolRef("map results", (__name__, "as_list"), None)
+"""How `call` finds `as_list`."""
+
+
+def first_item(
+    text: str, step_id: str, values: Mapping[str, Any], items: list[Any], output: list[Any]
+) -> int | CarriedError | None:
+    """Dask task: `_map.first_needing_item` over the map step's items and output, where they are.
+
+    Returns:
+        The first item's index for which the `intervention_if` is true,
+        `None` for none, or its evaluation's error, carried.
+    """
+    from marimo_engine.engine._map import first_needing_item
+
+    try:
+        return first_needing_item(_expression(text), step_id, values, items, output)
+    except Exception as exc:
+        return CarriedError(exc)

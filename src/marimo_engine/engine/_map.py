@@ -24,6 +24,17 @@ The rules (`docs/plan-language.md`, "Map"), written once for every host of
   its `STEP_COMPLETE` says how many items failed.
 - The output is the list of results in item order, whatever order the
   calls end in.
+
+A host whose outputs live elsewhere (a Dask cluster: `engine.dask_host`)
+keeps these rules and moves only what touches data, through optional hooks
+looked up with `getattr` (absent: it happens here):
+`async map_items(prepared, inputs) -> list` reads the list where it is
+(`step_items`); `run_if` per item goes through `evaluate`, each item's
+arguments through `resolve_args` (the item and index in scope) and each try
+through `call_tool`, as for any step (`step.StepHost`);
+`async map_output(prepared, results) -> output` turns the results into the
+step's output; and `async find_item(prepared, inputs, items, output) -> int |
+None` evaluates a per-item `intervention_if` (`needing_item`).
 """
 
 from __future__ import annotations
@@ -48,7 +59,21 @@ if TYPE_CHECKING:
     from marimo_engine.engine.step import PreparedStep, StepHost
     from marimo_engine.plans.schema import Step
 
-__all__ = ["map_items", "run_map"]
+__all__ = ["first_needing_item", "map_items", "needing_item", "run_map", "step_items"]
+
+
+async def step_items(
+    prepared: PreparedStep, inputs: Mapping[str, Any], host: StepHost
+) -> list[Any]:
+    """Return a map step's items: `map_items` here, or the host's `map_items` hook.
+
+    Raises:
+        UnknownReferenceError, TypeError: As `map_items`.
+    """
+    hook = getattr(host, "map_items", None)  # the list lives elsewhere: read it there
+    if hook is not None:
+        return await hook(prepared, inputs)  # type: ignore[no-any-return]
+    return map_items(prepared.step, inputs)
 
 
 def map_items(step: Step, inputs: Mapping[str, Any]) -> list[Any]:
@@ -151,6 +176,9 @@ async def run_map(
     step = prepared.step
     step_id = step.id
     collect = step.map_errors == "collect"
+    # Outputs kept elsewhere (Dask): arguments, conditions and tries go through the host.
+    remote_args = getattr(host, "resolve_args", None)
+    evaluate = getattr(host, "evaluate", None)
     limit = step.map_concurrency or host.pool.max_workers
     if step.map_concurrency is not None:
         limit = min(limit, host.pool.max_workers)
@@ -160,6 +188,8 @@ async def run_map(
     try:
         # Arguments that name no item are resolved once; per item only the rest.
         static, per_item, mixed = _split_args(step.args)
+        if remote_args is not None:  # the host resolves every argument per item
+            static, mixed = {}, True
         static_kwargs = resolve_value(static, inputs) if static else {}
         static_kwargs.update(prepared.converted_args)
         # `"name": "$item.path"` (the usual form) is looked up directly, not walked.
@@ -175,7 +205,12 @@ async def run_map(
     # The common case (a coroutine tool, no timeout, no retries) awaits the tool
     # directly; every other case goes through `call_tool` (retries, timeouts, threads).
     direct = (
-        tool.function if tool.is_async and step.timeout_s is None and not step.retries else None
+        tool.function
+        if tool.is_async
+        and step.timeout_s is None
+        and not step.retries
+        and getattr(host, "call_tool", None) is None
+        else None
     )
 
     async def one(index: int, item: Any) -> None:
@@ -185,7 +220,11 @@ async def run_map(
         try:
             if prepared.item_run_if or mixed:
                 scope = ChainMap(own, inputs)  # type: ignore[arg-type]
-            if prepared.item_run_if and not prepared.run_if.is_true(scope):  # type: ignore[union-attr]
+            if prepared.item_run_if and not (
+                prepared.run_if.is_true(scope)  # type: ignore[union-attr]
+                if evaluate is None
+                else await evaluate(prepared, prepared.run_if, scope)
+            ):
                 reason = f"run_if is false for item {index}: {step.run_if}"
                 await host.emit(
                     Event(
@@ -201,11 +240,14 @@ async def run_map(
                 )
                 results[index] = None
                 return
-            kwargs = dict(static_kwargs)
-            for key, ref in lookups:
-                kwargs[key] = resolve_reference(ref, scope)
-            if per_item:
-                kwargs.update(resolve_value(per_item, scope))  # type: ignore[arg-type]
+            if remote_args is not None:
+                kwargs = await remote_args(prepared, scope)
+            else:
+                kwargs = dict(static_kwargs)
+                for key, ref in lookups:
+                    kwargs[key] = resolve_reference(ref, scope)
+                if per_item:
+                    kwargs.update(resolve_value(per_item, scope))  # type: ignore[arg-type]
             if direct is not None:
                 try:
                     output = await direct(**kwargs)
@@ -213,7 +255,9 @@ async def run_map(
                     task = asyncio.current_task()
                     if task is not None and task.cancelling():
                         raise
-                    raise _as_failure(exc) from None
+                    raise TriesFailed(_as_failure(exc), 1) from None
+                except BaseException as exc:  # one try, as `call_tool` would say
+                    raise TriesFailed(exc, 1) from None
             else:
                 output, _ = await call_tool(prepared, kwargs, host, item=index)
         except asyncio.CancelledError:
@@ -247,9 +291,68 @@ async def run_map(
     note = f"{len(items)} items"
     if failures:
         note += f", {failures} failed and collected"
+    output: Any = results
+    finish = getattr(host, "map_output", None)  # the results live elsewhere: join them there
+    if finish is not None:
+        try:
+            output = await finish(prepared, results)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # its worker died, the client closed
+            event = error_event(host.plan_id, step, exc, duration_s=time.monotonic() - started)
+            await host.emit(event)
+            return StepResult(StepOutcome.FAILED, error=exc)
     return await complete_step(
-        prepared, inputs, host, results, attempt=None, started=started, items=items, note=note
+        prepared, inputs, host, output, attempt=None, started=started, items=items, note=note
     )
+
+
+async def needing_item(
+    prepared: PreparedStep,
+    inputs: Mapping[str, Any],
+    items: list[Any],
+    output: Any,
+    host: StepHost,
+) -> int | None:
+    """The first item whose `intervention_if` (naming `$item`/`$index`) is true, or `None`.
+
+    `first_needing_item` here, or the host's `find_item` hook where the
+    output is (it runs `first_needing_item` there).
+
+    Raises:
+        ExpressionError, UnknownReferenceError: The expression fails to evaluate.
+    """
+    hook = getattr(host, "find_item", None)
+    if hook is not None:
+        return await hook(prepared, inputs, items, output)  # type: ignore[no-any-return]
+    assert prepared.intervention_if is not None
+    return first_needing_item(prepared.intervention_if, prepared.id, inputs, items, output)
+
+
+def first_needing_item(
+    expression: Any, step_id: str, inputs: Mapping[str, Any], items: list[Any], output: Any
+) -> int | None:
+    """The index of the first item for which `expression` is true, or `None`.
+
+    Args:
+        expression: The map step's parsed `intervention_if`.
+        step_id: The map step's id: its reference (and `$self`) means the
+            item's result.
+        inputs: The other outputs it reads, by step id (and `input`).
+        items: The step's items.
+        output: The step's output, the results in item order.
+
+    Raises:
+        ExpressionError, UnknownReferenceError: As `Expression.is_true`.
+    """
+    from marimo_engine.plans.contracts import SELF
+
+    for index, item in enumerate(items):
+        result = output[index]
+        scope = {**inputs, "item": item, "index": index, step_id: result, SELF: result}
+        if expression.is_true(scope):
+            return index
+    return None
 
 
 async def _first_failure(tasks: list[asyncio.Future[None]]) -> None:

@@ -7,7 +7,12 @@ sub-plan runs is the host's (`run_subplan(prepared, values)`):
   (`run_nested`), whose events reach the parent's stream with
   `parent_step_id` set to the step's id (`plan_id` is the sub-plan's);
 - in a compiled notebook (`runtime.StepRunner`), the sub-plan's own
-  notebook, embedded with marimo's `app.embed()`.
+  notebook, embedded with marimo's `app.embed()`;
+- on a Dask cluster (`dask_host.DaskTarget`), a nested run whose target is
+  a Dask host sharing the parent's client (`run_nested`'s `target`).
+
+The step's `args` are resolved by `subplan_args`: here, or by the host's
+`resolve_args` hook (outputs kept elsewhere: an input may stay a Dask future).
 
 Either returns the sub-plan's `ExecutionResult`, whose verdict maps to the step's:
 
@@ -37,7 +42,30 @@ if TYPE_CHECKING:
     from marimo_engine.engine.step import PreparedStep, StepHost
     from marimo_engine.plans.schema import Plan
 
-__all__ = ["input_values", "run_nested", "run_subplan_step", "subplan_output"]
+__all__ = ["input_values", "run_nested", "run_subplan_step", "subplan_args", "subplan_output"]
+
+
+async def subplan_args(
+    prepared: PreparedStep, inputs: Mapping[str, Any], host: StepHost
+) -> dict[str, Any]:
+    """A sub-plan step's resolved `args` (the sub-plan's input values, by name).
+
+    Resolved here, or by the host's `resolve_args` hook when it has one
+    (`dask_host.DaskTarget`: an input read from an output on the cluster
+    stays there).
+
+    Raises:
+        UnknownReferenceError: A reference does not resolve.
+    """
+    step = prepared.step
+    if not step.args:
+        return {}
+    hook = getattr(host, "resolve_args", None)
+    if hook is not None:
+        return await hook(prepared, inputs)  # type: ignore[no-any-return]
+    from marimo_engine.plans.references import resolve_value
+
+    return resolve_value(step.args, inputs)  # type: ignore[return-value]
 
 
 def input_values(
@@ -197,8 +225,10 @@ async def run_nested(
     prepared: PreparedStep,
     values: Mapping[str, Any],
     emit: Callable[[Event], Awaitable[None]],
+    *,
+    target: Any = None,
 ) -> ExecutionResult:
-    """Run a sub-plan in process, as a nested run of the engine; its `ExecutionResult`.
+    """Run a sub-plan as a nested run of the engine; its `ExecutionResult`.
 
     Args:
         parent: The parent's run (`engine._run._Run`): its tools, worker
@@ -210,6 +240,8 @@ async def run_nested(
             deeper sub-plan's keep their own). Its `START` and `FINISH` are
             not delivered (every run has one `FINISH`, the parent's); the
             step's own events bracket the sub-plan's.
+        target: Where the nested run's steps run (`_Run`'s target); `None`
+            for in process. A Dask parent gives a Dask host sharing its client.
 
     Raises:
         asyncio.CancelledError: The parent was cancelled (the nested run
@@ -236,6 +268,7 @@ async def run_nested(
         plans=nested_library,
         inputs=dict(values),
         run_id=parent.run_id,
+        target=target,
     )
     nested.started = time.monotonic()
     await nested.main()

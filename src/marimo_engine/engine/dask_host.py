@@ -35,7 +35,15 @@ cluster is what touches data (`engine._dask_tasks`):
   the cluster with the try of the step it waits for, taking its future
   (`engine._dask_ahead`): a chain is submitted at once and the scheduler
   runs it without a trip to the driver per step, while `run_step` still
-  runs each step here and takes up the try that went ahead.
+  runs each step here and takes up the try that went ahead;
+- a map step (`engine._map`) runs each item's tries as Dask tasks; its
+  list is read where it is (`map_items`: a small one comes here, a large
+  one stays there, item by item), its results are joined there into its
+  output (`map_output`) and a per-item `intervention_if` is evaluated
+  there (`find_item`);
+- a sub-plan step (`engine._subplan`) runs its plan as a nested run whose
+  target is a `DaskTarget` sharing this client (`run_subplan`); the
+  outputs the sub-plan leaves on the cluster are handed to this run.
 
 A step's output that stayed on the cluster is a `RemoteOutput` in events and
 results: its `summary` is what its JSON says; its future is released when
@@ -88,6 +96,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONNECT_TIMEOUT_S",
     "EXTRA_INSTALL",
+    "ITEMS_HERE_BYTES",
     "WORKER_WAIT_S",
     "DaskTarget",
     "RemoteOutput",
@@ -113,6 +122,17 @@ REPORT_GRACE_S = 10.0
 """Seconds a try that ended may take to deliver its report before it fails."""
 
 _POLL_S = 0.02
+
+ITEMS_HERE_BYTES = 1_000_000
+"""The largest list (Dask's `sizeof`, bytes) a map step on the cluster brings here to map over.
+
+A small list (file names, URLs, ids) comes here, and each item travels
+with its try, which Dask may start on any worker. A larger one stays on
+the cluster, and each item becomes a future there: the tries then start
+where the items are (Dask places a task beside its data), which is what
+big items want and what would bind a wide fan-out of small ones to the one
+worker that holds their list.
+"""
 """Seconds between looks at an interrupted try's state."""
 
 
@@ -228,15 +248,25 @@ class _RemoteArgs(dict):  # type: ignore[type-arg]
 
 
 class _Tries:
-    """The `pool` of the Dask host: which tries could not be stopped on their worker."""
+    """The `pool` of the Dask host: which tries could not be stopped on their worker.
 
-    def __init__(self) -> None:
+    Attributes:
+        max_workers: The run's `max_workers` (default `DEFAULT_MAX_WORKERS`):
+            what bounds a map step's items in flight without `map_concurrency`,
+            as in process.
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        from marimo_engine.engine._threads import DEFAULT_MAX_WORKERS
+
+        self.max_workers = max_workers or DEFAULT_MAX_WORKERS
         self.stuck: dict[str, list[str]] = {}  # step id -> tokens of tries still running
         self._tasks: list[tuple[str, asyncio.Future[Any]]] = []
 
     def is_running(self, label: str) -> bool:
-        """Whether a try of step `label` was left running on its worker."""
-        return bool(self.stuck.get(label)) or any(
+        """Whether a try of step `label` (or, for a map item `s[3]`, of its step) still runs."""
+        step_id = label.partition("[")[0]  # an item's try is stopped as its step's (`_stop_try`)
+        return bool(self.stuck.get(label) or self.stuck.get(step_id)) or any(
             lbl == label and not task.done() for lbl, task in self._tasks
         )
 
@@ -260,8 +290,10 @@ class DaskTarget(RunHost):
         address: str | None,
         client: Any | None,
         gather: bool | Collection[str],
+        parent: DaskTarget | None = None,
     ) -> None:
         self.address = address
+        self.parent = parent  # a sub-plan's host: the parent step's, sharing its client
         self.given_client = client
         self.gather = gather
         self.client: Any = None
@@ -284,6 +316,8 @@ class DaskTarget(RunHost):
         self._watcher: asyncio.Future[None] | None = None
         self._ahead: LookAhead | None = None  # tries submitted ahead (`_dask_ahead`)
         self._cancels: set[asyncio.Future[Any]] = set()  # Dask cancels under way
+        self._plan: Plan | None = None
+        self._adopted: list[RemoteOutput] = []  # the outputs of sub-plans run here
 
     # -- the target interface ---------------------------------------------------------
 
@@ -292,8 +326,7 @@ class DaskTarget(RunHost):
 
         Raises:
             UsageError: No scheduler at the address, no worker joined it in
-                time, `gather` names steps the plan does not have, or the
-                plan has `map` or sub-plan steps (not run on Dask yet).
+                time, or `gather` names steps the plan does not have.
         """
         from marimo_engine.engine._dask_ahead import LookAhead
         from marimo_engine.engine.graph import StepGraph
@@ -308,19 +341,16 @@ class DaskTarget(RunHost):
                     f"gather names steps the plan does not have: "
                     f"{', '.join(repr(s) for s in unknown)}."
                 )
-        later = [s.id for s in plan.steps if s.map is not None or s.plan is not None]
-        if later:
-            raise UsageError(
-                f"Map and sub-plan steps do not run on Dask yet ({', '.join(map(repr, later))}): "
-                "run this plan in process (drop executor=)."
-            )
+        self._plan = plan
+        self.pool = _Tries(run.max_workers)
         await self._connect()
         self.client.subscribe_topic(self._topic, self._on_report)
         registry = run.tools
-        specs = {s.tool: registry.get(s.tool) for s in plan.steps}
+        specs = {name: registry.get(name) for name in plan.tool_names}
         missing = await self._load_tools(specs)
         available = {name: (None if name in missing else spec) for name, spec in specs.items()}
-        self._prepared = prepare_steps(plan, available, missing=missing)
+        subplans = {s.id: run.plans.resolve(s.plan) for s in plan.steps if s.plan is not None}
+        self._prepared = prepare_steps(plan, available, missing=missing, subplans=subplans)
         graph = StepGraph.from_dependencies(plan.step_ids, ir.dependencies)
         self._ahead = LookAhead.of(
             self._prepared,
@@ -472,13 +502,22 @@ class DaskTarget(RunHost):
                 await asyncio.wait_for(
                     client.run_on_scheduler(_forget_topic, self._topic), CLOSE_TIMEOUT_S
                 )
-            futures = list(self._futures)
+            kept = self._hand_over()
+            futures = [f for f in self._futures if f not in kept]
             self._futures.clear()
-            for remote in self._remote.values():
-                remote.future = None
+            for remote in [*self._remote.values(), *self._adopted]:
+                if remote.future not in kept:
+                    remote.future = None
             if futures and not self.owns_client:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(client.cancel(futures, force=True), CLOSE_TIMEOUT_S)
+                # Only what still runs is cancelled; the rest is let go. Dask cancels
+                # a key's dependents too: a sub-plan's outputs handed over, or a map
+                # item's try let go once joined (whose cancel fails an assertion
+                # in Dask's scheduler, which then drops this client's connection).
+                running = [f for f in futures if f.status == "pending"]
+                self._release(*(f for f in futures if f.status != "pending"))
+                if running:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(client.cancel(running, force=True), CLOSE_TIMEOUT_S)
             del futures
         finally:
             self.client = None
@@ -489,6 +528,25 @@ class DaskTarget(RunHost):
                 cluster, self.cluster = self.cluster, None
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(cluster.close(), CLOSE_TIMEOUT_S)
+
+    def _hand_over(self) -> set[Any]:
+        """A sub-plan's run ends: its output's futures go to the parent's host; those futures.
+
+        The sub-plan step's output (`_subplan.subplan_output`) holds them, and
+        the parent's dependents read them; the parent releases them when its
+        run ends. A run of its own hands over nothing.
+        """
+        parent = self.parent
+        if parent is None or self._plan is None:
+            return set()
+        from marimo_engine.engine._subplan import subplan_output
+
+        output = subplan_output(self._plan, self._outputs)
+        kept = [r for r in _remotes_in(output) if r.future is not None]
+        parent._adopted.extend(kept)
+        futures = {r.future for r in kept}
+        parent._futures.update(futures)
+        return futures
 
     # -- the host interface of `step.run_step` ----------------------------------------
 
@@ -556,9 +614,12 @@ class DaskTarget(RunHost):
         names = {r.step_id for e in contract.expect for r in e.references}
         local, remote = _split(names - {SELF, prepared.id}, inputs)
         own = output
-        if isinstance(output, RemoteOutput):
-            own = output.value if output.has_value else output.future
-        if not remote and own is not getattr(output, "future", None):  # all here
+        here = not _on_cluster(output)  # not on the cluster, nor a sub-plan's output holding such
+        if isinstance(output, RemoteOutput) and output.has_value:
+            own = output.value
+        elif not here:
+            own = _to_futures(output)
+        if here and not remote:
             contract.check(own, local)
             return
         from marimo_engine.engine._dask_tasks import check_contract
@@ -574,7 +635,10 @@ class DaskTarget(RunHost):
 
         A whole reference (`"$s1"`) to an output on the cluster becomes its
         `RemoteOutput` (its future goes to the try); a reference with a path
-        or inside text into one is resolved on the cluster.
+        or inside text into one is resolved on the cluster. A map item's
+        `inputs` also hold `item` and `index` (`_map.run_map`); a sub-plan
+        step's arguments are its sub-plan's inputs, each a value here or a
+        `RemoteOutput` of its own (`_subplan.subplan_args`).
 
         Raises:
             UnknownReferenceError: A reference does not resolve (as in process).
@@ -584,12 +648,14 @@ class DaskTarget(RunHost):
         step = prepared.step
         if not step.args:
             return {}
+        if step.plan is not None:
+            return {name: await self._input(prepared, v, inputs) for name, v in step.args.items()}
         if not _needs_cluster(step.args, inputs):
             kwargs = resolve_value(step.args, _HereView(inputs))
             assert isinstance(kwargs, dict)
             kwargs.update(prepared.converted_args)
             return kwargs
-        from marimo_engine.engine._dask_tasks import CarriedError, done, resolve
+        from marimo_engine.engine._dask_tasks import done, resolve
 
         local, remote = _split({r.step_id for r in find_references(step.args)}, inputs)
         client = self.client
@@ -599,20 +665,182 @@ class DaskTarget(RunHost):
             dict(prepared.converted_args),
             {**local, **remote},
             pure=False,
-            key=self._key(prepared.id, "args"),
+            key=self._key(prepared.id, f"args-{uuid.uuid4().hex}"),  # once per item of a map
         )
         self._futures.add(future)
+        await self._ask(future, done)
+        shown = _RemoteArgs({**step.args, **prepared.converted_args})
+        shown.future = future
+        return shown
+
+    async def _input(self, prepared: PreparedStep, value: Any, inputs: Mapping[str, Any]) -> Any:
+        """One input of a sub-plan: resolved here, or on the cluster as a `RemoteOutput`."""
+        from marimo_engine.plans.references import find_references, resolve_value
+
+        if not _needs_cluster(value, inputs):
+            return resolve_value(value, _HereView(inputs))
+        from marimo_engine.engine._dask_tasks import resolve_one
+
+        local, remote = _split({r.step_id for r in find_references(value)}, inputs)
+        return await self._kept(prepared, resolve_one, value, {**local, **remote})
+
+    async def _kept(self, prepared: PreparedStep, function: Any, *args: Any) -> RemoteOutput:
+        """`function(*args)` as a Dask task whose result stays there; its `RemoteOutput`.
+
+        Raises:
+            BaseException: What `function` raised, unpacked (it raises `CarriedError`).
+        """
+        from marimo_engine.engine._dask_tasks import describe_value
+
+        future = self.client.submit(
+            function, *args, pure=False, key=self._key(prepared.id, f"kept-{uuid.uuid4().hex}")
+        )
+        self._futures.add(future)
+        description = await self._ask(future, describe_value)
+        return RemoteOutput(prepared.id, description, future)
+
+    async def _ask(self, future: Any, probe: Any, *args: Any) -> Any:
+        """`probe(future's value, *args)` as a small task; the future is let go if that fails.
+
+        Raises:
+            BaseException: What the future's task raised, unpacked (it raises
+                `CarriedError`), or the wait's own failure.
+        """
+        from marimo_engine.engine._dask_tasks import CarriedError
+
         try:
-            await self._small(done, future)
+            return await self._small(probe, future, *args)
         except CarriedError as exc:
             self._release(future)
             raise exc.unpack() from None
         except BaseException:
             self._release(future)
             raise
-        shown = _RemoteArgs({**step.args, **prepared.converted_args})
-        shown.future = future
-        return shown
+
+    async def map_items(self, prepared: PreparedStep, inputs: Mapping[str, Any]) -> list[Any]:
+        """A map step's items (`_map.step_items`): here, or each a `RemoteOutput` of its own.
+
+        A list named in an output here (a gathered one, `$input.NAME`) is read
+        here, as in process, and each item travels with its try. A list in an
+        output that stayed on the cluster is read there by one task
+        (`_map.map_items`, so a `TypeError` says the same): a small one (at
+        most `ITEMS_HERE_BYTES`) comes back and is mapped over as one read
+        here; a larger one stays there, and each item becomes a Dask future
+        of its own (one `getitem` task each), which its tries take as their
+        argument, so that the driver learns only how many items there are
+        and their summaries (what an approval shows), never the items.
+
+        Raises:
+            UnknownReferenceError, TypeError: As `_map.map_items`.
+        """
+        import operator
+
+        from marimo_engine.engine._dask_tasks import map_list, read_items
+        from marimo_engine.engine._map import map_items
+        from marimo_engine.plans.references import parse_template
+
+        step = prepared.step
+        assert step.map is not None
+        refs = parse_template(step.map).references
+        if not any(_on_cluster(inputs.get(r.step_id)) for r in refs):
+            return map_items(step, _HereView(inputs))
+        local, remote = _split({r.step_id for r in refs}, inputs)
+        tag = uuid.uuid4().hex
+        listed = self.client.submit(
+            map_list, step, {**local, **remote}, pure=False, key=self._key(step.id, f"list-{tag}")
+        )
+        self._futures.add(listed)
+        try:
+            small, read = await self._ask(listed, read_items, ITEMS_HERE_BYTES)
+            if small:
+                return read  # type: ignore[no-any-return]
+            descriptions: list[Description] = read
+            count = len(descriptions)
+            futures = self.client.map(
+                operator.getitem,
+                [listed] * count,
+                range(count),
+                key=[self._key(step.id, f"item-{tag}-{i}") for i in range(count)],
+                pure=False,
+            )
+        finally:
+            self._release(listed)  # once submitted, its items' tasks hold what they need
+        self._futures.update(futures)
+        return [RemoteOutput(step.id, d, f) for d, f in zip(descriptions, futures, strict=True)]
+
+    async def map_output(self, prepared: PreparedStep, results: list[Any]) -> Any:
+        """A map step's output (`_map.run_map`): its results joined where they are.
+
+        The items' outputs stayed on the cluster; one more try, of
+        `_dask_tasks.as_list`, joins them into the step's output there and
+        reports it as any step's try does (summary, size, a whole-step
+        `intervention_if`, the list itself when gathered).
+
+        Returns:
+            The list when it comes back (a key finding, `gather`), else its
+            `RemoteOutput`.
+
+        Raises:
+            BaseException: The join failed (its worker died).
+        """
+        from marimo_engine.engine._dask_tasks import AS_LIST
+
+        token, waiter = self._submit(prepared, {"values": _to_futures(results)}, ref=AS_LIST)
+        try:
+            answer, out = await self._outcome(prepared.id, token, waiter)
+        finally:
+            self._release(*(r.future for r in results if isinstance(r, RemoteOutput)))
+        return self._record(prepared.id, answer, out)
+
+    async def find_item(
+        self,
+        prepared: PreparedStep,
+        inputs: Mapping[str, Any],
+        items: list[Any],
+        output: Any,
+    ) -> int | None:
+        """The first item whose `intervention_if` is true (`_map.needing_item`), on the cluster.
+
+        One task runs `_map.first_needing_item` where the items and the
+        output are, and returns only the index.
+
+        Raises:
+            ExpressionError, UnknownReferenceError: As in process.
+        """
+        from marimo_engine.engine._dask_tasks import CarriedError, first_item
+
+        expression = prepared.intervention_if
+        assert expression is not None
+        names = {r.step_id for r in expression.references} - {"item", "index", SELF, prepared.id}
+        local, remote = _split(names, inputs)
+        answer = await self._small(
+            first_item,
+            expression.text,
+            prepared.id,
+            {**local, **remote},
+            _to_futures(items),
+            _to_futures(output),
+        )
+        if isinstance(answer, CarriedError):
+            raise answer.unpack()
+        return answer  # type: ignore[no-any-return]
+
+    async def run_subplan(self, prepared: PreparedStep, values: Mapping[str, Any]) -> Any:
+        """`run_step`'s hook for a sub-plan step: a nested run on this cluster; its result.
+
+        The nested run's host is a Dask host sharing this client
+        (`_subplan.run_nested`); its inputs may be `RemoteOutput`s, and the
+        outputs its steps leave on the cluster are this run's once it ends
+        (`_hand_over`). The sub-plan's outputs come back whole when this
+        step's would (`gather`).
+        """
+        from marimo_engine.engine._subplan import run_nested
+
+        run = self.run
+        assert run is not None
+        gather = self.gather is True or (self.gather is not False and prepared.id in self.gather)
+        nested = DaskTarget(address=None, client=self.client, gather=gather, parent=self)
+        return await run_nested(run, prepared, values, self.emit, target=nested)
 
     async def call_tool(self, prepared: PreparedStep, kwargs: Mapping[str, Any]) -> Any:
         """One try: the tool runs on a worker; its output stays there.
@@ -632,12 +860,10 @@ class DaskTarget(RunHost):
             asyncio.CancelledError: The try was cancelled (timeout, cancelled
                 run); it was interrupted on its worker first.
         """
-        from marimo_engine.engine._dask_tasks import CarriedError
-
         sid = prepared.id
-        step = prepared.step
+        item = prepared.step.map is not None  # a map step's tries are its items'
         assert self._ahead is not None
-        ahead = self._ahead.tries.pop(sid, None)
+        ahead = None if item else self._ahead.tries.pop(sid, None)
         if ahead is not None and _reported(ahead.waiter) == "not-run":  # a safety net:
             self._release(self._tries.pop(ahead.token, None))  # its dependencies completed
             ahead = None
@@ -645,11 +871,28 @@ class DaskTarget(RunHost):
             token, waiter = ahead.token, ahead.waiter
         else:
             payload: Any = kwargs.future if isinstance(kwargs, _RemoteArgs) else _to_futures(kwargs)
-            token, waiter = self._submit(prepared, payload)
+            token, waiter = self._submit(prepared, payload, item=item)
+        answer, out = await self._outcome(prepared.id, token, waiter)
+        if item:  # it stays there for the step's output (`map_output`)
+            return RemoteOutput(sid, answer, out)
+        return self._record(sid, answer, out)
+
+    async def _outcome(
+        self, step_id: str, token: str, waiter: asyncio.Future[tuple[str, Any]]
+    ) -> tuple[Description, Any]:
+        """Wait for a try's report: `(its description, its future)`.
+
+        Raises:
+            BaseException: What the tool raised, as in `call_tool`.
+            asyncio.CancelledError: The wait was cancelled; the try was
+                interrupted on its worker first.
+        """
+        from marimo_engine.engine._dask_tasks import CarriedError
+
         try:
             kind, answer = await waiter
         except asyncio.CancelledError:
-            await self._stop_try(sid, token)
+            await self._stop_try(step_id, token)
             raise
         except BaseException:
             self._waiting.pop(token, None)
@@ -659,13 +902,18 @@ class DaskTarget(RunHost):
         if kind == "error":
             self._release(out)
             assert isinstance(answer, CarriedError)
-            raise _as_tool_error(answer.unpack(), step.tool, sid)
-        remote = RemoteOutput(sid, answer, out)
-        old = self._remote.get(sid)
+            tool = self._prepared[step_id].step.tool if step_id in self._prepared else None
+            raise _as_tool_error(answer.unpack(), tool or "", step_id)
+        return answer, out
+
+    def _record(self, step_id: str, answer: Description, out: Any) -> Any:
+        """A step's try succeeded: its output is this try's; the value, or its `RemoteOutput`."""
+        remote = RemoteOutput(step_id, answer, out)
+        old = self._remote.get(step_id)
         if old is not None and old.future is not None:
             self._release(old.future)
-        self._remote[sid] = remote
-        self._described[sid] = answer
+        self._remote[step_id] = remote
+        self._described[step_id] = answer
         return remote.value if remote.has_value else remote
 
     def _submit(
@@ -675,17 +923,22 @@ class DaskTarget(RunHost):
         after: tuple[Any, ...] = (),
         *,
         ahead: bool = False,
+        item: bool = False,
+        ref: ToolRef | None = None,
     ) -> tuple[str, asyncio.Future[tuple[str, Any]]]:
         """Queue one try of a step; its token and the future of its report.
 
         `after` and `ahead`: a try submitted ahead (`_dask_tasks.call`).
+        `item`: a map item's try (never gathered; the step's condition is
+        evaluated on its whole output). `ref`: the function to call instead
+        of the step's tool (`map_output`'s join).
         """
         from marimo_engine.engine._dask_tasks import Report
 
         sid = prepared.id
         step = prepared.step
         token = uuid.uuid4().hex
-        condition = prepared.intervention_if
+        condition = None if item or prepared.item_intervention_if else prepared.intervention_if
         reads: dict[str, Any] = {}
         if condition is not None:
             values: Mapping[str, Any] = self._outputs
@@ -695,7 +948,7 @@ class DaskTarget(RunHost):
                 {r.step_id for r in condition.references if r.step_id != sid}, values
             )
             reads = {**local, **remote}
-        gather = (
+        gather = not item and (
             step.key_finding
             or self.gather is True
             or (self.gather is not False and sid in self.gather)
@@ -706,7 +959,8 @@ class DaskTarget(RunHost):
         waiter: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[token] = waiter
         key = self._key(sid, token)
-        self._enqueue((sid, self._refs[step.tool], payload, token, report, reads, after, key))
+        tool = ref if ref is not None else self._refs[step.tool]
+        self._enqueue((sid, tool, payload, token, report, reads, after, key))
         return token, waiter
 
     def _submit_ahead(self, step_id: str) -> None:
@@ -1035,9 +1289,30 @@ def _split(
                 local[sid] = value.value
             else:
                 remote[sid] = value.future
+        elif isinstance(value, dict) and _on_cluster(value):  # Dask passes the held futures
+            remote[sid] = _to_futures(value)
         else:
             local[sid] = value
     return local, remote
+
+
+def _remotes_in(value: Any) -> Iterator[RemoteOutput]:
+    """The `RemoteOutput`s that `value` is or holds in dicts (a sub-plan step's output)."""
+    if isinstance(value, RemoteOutput):
+        yield value
+    elif isinstance(value, dict):
+        for inner in value.values():
+            yield from _remotes_in(inner)
+
+
+def _on_cluster(value: Any) -> bool:
+    """Whether `value` is, or holds in dicts, an output that stayed on the cluster.
+
+    Dicts hold them where a sub-plan step's output (step id to output) or a
+    sub-plan's `input` values do; a list never does (a map step's output is
+    one `RemoteOutput`).
+    """
+    return any(not remote.has_value for remote in _remotes_in(value))
 
 
 def _needs_cluster(args: Any, inputs: Mapping[str, Any]) -> bool:
@@ -1050,14 +1325,26 @@ def _needs_cluster(args: Any, inputs: Mapping[str, Any]) -> bool:
 
     for template in templates(args):
         for ref in () if template is None else template.references:
-            value = inputs.get(ref.step_id)
-            if (
-                isinstance(value, RemoteOutput)
-                and not value.has_value
-                and (ref.path or not template.is_whole)
-            ):
+            if _reads_into_cluster(inputs.get(ref.step_id), ref.path, whole=template.is_whole):
                 return True
     return False
+
+
+def _reads_into_cluster(value: Any, path: tuple[str, ...], *, whole: bool) -> bool:
+    """Whether following `path` into `value` reads an output that stayed on the cluster.
+
+    Walks the dicts here (a sub-plan's output); a path that goes on into a
+    `RemoteOutput` reads it there, and so does text around a reference to
+    one (`str()` of it). A whole reference that ends at one reads nothing:
+    its future is passed as it is.
+    """
+    for key in path:
+        if isinstance(value, RemoteOutput):
+            return not value.has_value
+        if not isinstance(value, dict) or key not in value:
+            return False  # resolves, or fails as in process, here
+        value = value[key]
+    return not whole and _on_cluster(value)
 
 
 def _to_futures(value: Any) -> Any:

@@ -56,6 +56,8 @@ where the data is while the semantics above stay here:
 `timeout_s` bounds and cancellation interrupts as any other try) and
 `async check_contract(prepared, output, inputs) -> None` (step 7: runs
 `Contract.check` where the output is and raises its `ContractError`).
+Map and sub-plan steps find theirs through `engine._map` (`map_items`,
+`map_output`, `find_item`) and `engine._subplan` (`resolve_args`).
 
 This module imports nothing heavy at module level: compiled notebooks and live
 kernels import it.
@@ -679,15 +681,15 @@ async def run_step(prepared: PreparedStep, inputs: Mapping[str, Any], host: Step
             )
             return StepResult(StepOutcome.SKIPPED)
         if step.map is not None:
-            from marimo_engine.engine._map import map_items
+            from marimo_engine.engine._map import step_items
 
-            items = map_items(step, inputs)
+            items = await step_items(prepared, inputs, host)
         if step.markdown is not None:  # plan language 2: a markdown step calls no tool
             output = markdown_output(step.markdown, inputs)
         elif step.plan is not None:  # a sub-plan step: its args are the sub-plan's inputs
-            from marimo_engine.plans.references import resolve_value
+            from marimo_engine.engine._subplan import subplan_args
 
-            kwargs = resolve_value(step.args, inputs) if step.args else {}
+            kwargs = await subplan_args(prepared, inputs, host)
         elif prepared.tool is None:
             raise UnknownToolError(
                 step.tool or "",
@@ -912,17 +914,9 @@ async def complete_step(
     needed_item: int | None = None
     try:
         if items is not None and prepared.item_intervention_if:
-            for index, item in enumerate(items):
-                scope = {
-                    **inputs,
-                    "item": item,
-                    "index": index,
-                    step_id: output[index],
-                    SELF: output[index],
-                }
-                if expression.is_true(scope):
-                    needed_item = index
-                    break
+            from marimo_engine.engine._map import needing_item
+
+            needed_item = await needing_item(prepared, inputs, items, output, host)
             needed = needed_item is not None
         elif evaluate is not None:
             needed = await evaluate(prepared, expression, {**inputs, step_id: output, SELF: output})

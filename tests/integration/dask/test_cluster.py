@@ -41,6 +41,51 @@ async def _until(check: Any, *, timeout_s: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+async def run_measuring_the_driver(
+    plan: dict[str, Any], registry: dict[str, Any], client: Any, warm_up: dict[str, Any]
+) -> tuple[list[Event], int, int]:
+    """Run `plan` on `client` after `warm_up` (a small version of it, for the imports).
+
+    Returns:
+        The run's events, the driver's peak Python heap during it (bytes,
+        `tracemalloc`), and the bytes the workers sent to clients (Dask's
+        transfer log, `who` None).
+    """
+
+    def clear(dask_worker: Any) -> None:
+        dask_worker.transfer_outgoing_log.clear()
+
+    async with execute_plan(warm_up, registry, executor=client, gather=True) as run:
+        assert [e async for e in run][-1].verdict is Verdict.SUCCESS
+    await client.run(clear)
+    tracemalloc.start()
+    try:
+        async with execute_plan(plan, registry, executor=client) as run:
+            events = [e async for e in run]
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    def sent(dask_worker: Any) -> list[dict[str, Any]]:
+        return [dict(entry) for entry in dask_worker.transfer_outgoing_log]
+
+    transfers = [t for log in (await client.run(sent)).values() for t in log]
+    return events, peak_bytes, sum(t["total"] for t in transfers if t["who"] is None)
+
+
+async def until_idle(client: Any, timeout_s: float = 30.0) -> None:
+    """Wait until no worker runs a task; fail after `timeout_s` seconds."""
+
+    def executing(dask_worker: Any) -> int:
+        return len(dask_worker.state.executing)
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while any((await client.run(executing)).values()):
+        assert loop.time() < deadline, "a worker still runs a task of the cancelled run"
+        await asyncio.sleep(0.1)
+
+
 async def test_a_large_dataframe_passes_three_steps_without_reaching_the_driver(
     dask_address: str,
 ) -> None:
@@ -59,38 +104,17 @@ async def test_a_large_dataframe_passes_three_steps_without_reaching_the_driver(
     }  # fmt: skip
     registry = {n: getattr(tools, n) for n in ("make_frame", "add_column", "keep_even")}
     async with Client(dask_address, asynchronous=True, set_as_default=False) as client:
-
-        def clear(dask_worker: Any) -> None:
-            dask_worker.transfer_outgoing_log.clear()
-
-        await client.run(clear)
         # A small run first: imports (marimo's compiler, Dask's protocol) are not the data.
-        async with execute_plan(
-            {"steps": [{"id": "m", "tool": "make_frame", "args": {"rows": 10}}]},
-            registry,
-            executor=client,
-            gather=True,
-        ) as warm_up:
-            assert [e async for e in warm_up][-1].verdict is Verdict.SUCCESS
-        tracemalloc.start()
-        try:
-            async with execute_plan(plan, registry, executor=client) as run:
-                events = [e async for e in run]
-            _, peak_bytes = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-
-        def sent(dask_worker: Any) -> list[dict[str, Any]]:
-            return [dict(entry) for entry in dask_worker.transfer_outgoing_log]
-
-        transfers = [t for log in (await client.run(sent)).values() for t in log]
+        warm_up = {"steps": [{"id": "m", "tool": "make_frame", "args": {"rows": 10}}]}
+        events, peak_bytes, to_clients = await run_measuring_the_driver(
+            plan, registry, client, warm_up
+        )
     assert events[-1].verdict is Verdict.SUCCESS, [e.msg for e in events][-3:]
     frame_bytes = ROWS * 8 * 2
     # The driver held nothing of the size of a frame (80 MB a column).
     assert peak_bytes < frame_bytes / 8, peak_bytes
     # Dask's transfer log: what workers sent to a client (`who` is None) is small.
-    to_clients = sum(t["total"] for t in transfers if t["who"] is None)
-    assert to_clients < 1_000_000, transfers
+    assert to_clients < 1_000_000, to_clients
     outputs = events[-1].outputs or {}
     even = outputs["even"]
     assert isinstance(even, RemoteOutput)
@@ -184,32 +208,29 @@ async def test_a_cancelled_run_leaves_no_task_on_the_cluster(
     }
     async with Client(dask_address, asynchronous=True, set_as_default=False) as client:
         run = execute_plan(plan, {"spin": tools.spin}, executor=dask_address)
-        events = []
-        async for event in run:
-            events.append(event)
-            if event.type is EventType.STEP_START and event.step_id == "first":
-                await _until(marker.exists, timeout_s=120, what="the tool's start on a worker")
-                break
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        await run.aclose()
-        assert loop.time() - began < 60
-        result = run.result
-        assert result.verdict is Verdict.FAILURE
-        assert "cancelled" in (result.events[-1].reason or "")
-        assert result.abandoned == []  # the spinning tries were interrupted on their workers
-        assert await tasks_left(client, "marimo-engine-cancelled-run-") == []
+        await cancel_once_started(run, "first", marker.exists, client)
 
-        def executing(dask_worker: Any) -> int:
-            return len(dask_worker.state.executing)
 
-        async def idle() -> bool:
-            return not any((await client.run(executing)).values())
+async def cancel_once_started(run: Any, step_id: str, started: Any, client: Any) -> None:
+    """Cancel `run` once `step_id` started and `started()` is true; check nothing is left.
 
-        deadline = loop.time() + 30
-        while not await idle():
-            assert loop.time() < deadline, "a worker still runs a task of the cancelled run"
-            await asyncio.sleep(0.1)
+    The run must fail as cancelled within 60 s with no abandoned try, and
+    leave no task of its plan on the cluster and no worker busy.
+    """
+    async for event in run:
+        if event.type is EventType.STEP_START and event.step_id == step_id:
+            await _until(started, timeout_s=120, what="the tool's start on a worker")
+            break
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await run.aclose()
+    assert loop.time() - began < 60
+    result = run.result
+    assert result.verdict is Verdict.FAILURE
+    assert "cancelled" in (result.events[-1].reason or "")
+    assert result.abandoned == []  # the spinning tries were interrupted on their workers
+    assert await tasks_left(client, f"marimo-engine-{result.events[0].plan_id}-") == []
+    await until_idle(client)
 
 
 def test_the_cli_starts_a_local_cluster_for_the_run_and_closes_it(tmp_path: Path) -> None:

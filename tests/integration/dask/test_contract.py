@@ -5,9 +5,12 @@ Each plan of the contract (the spec's "Running" clauses, as
 and on the tests' cluster (2 worker processes); per step, the events must
 say the same (type, attempt, error type and message, reason, expression,
 output as JSON, key finding), and the verdicts and `FINISH` outputs (as
-JSON) must match. Output contracts and plan inputs (`$input.NAME`, given
-with `INPUTS`) are part of it. On Dask, outputs stay on the workers: events carry the JSON summary
-computed there, which is the JSON the in-process run writes.
+JSON) must match. Output contracts, plan inputs (`$input.NAME`, given
+with `INPUTS`), map steps (per-item skips, retries, timeouts, failures and
+interventions, whose events are compared in item order) and sub-plan steps
+(their nested events too, from `PLANS`) are part of it. On Dask, outputs
+stay on the workers: events carry the JSON summary computed there, which is
+the JSON the in-process run writes.
 """
 
 from __future__ import annotations
@@ -33,9 +36,42 @@ TOOLS = {
     name: getattr(tools, name)
     for name in (
         "reading", "echo", "aecho", "boom", "flaky", "spin", "asleep", "sometimes_slow",
-        "raise_base",
+        "raise_base", "listing", "measure", "double", "add",
     )
 }  # fmt: skip
+
+PLANS = {
+    "child": {
+        "id": "child",
+        "inputs": {"n": {}, "bonus": {"required": False, "default": 1}},
+        "steps": [
+            {"id": "c1", "tool": "double", "args": {"x": "$input.n"}, "output": True,
+             "run_if": "$input.n > 0"},
+            {"id": "c2", "tool": "add", "args": {"values": ["$c1", "$input.bonus"]},
+             "output": True, "expect": ["$self > $input.n"]},
+            {"id": "c3", "tool": "double", "args": {"x": "$c2"}},
+        ],
+    },
+    "unmarked": {"id": "unmarked", "steps": [
+        {"id": "u1", "tool": "reading", "args": {"level": 5}},
+        {"id": "u2", "tool": "echo", "args": {"value": "$u1.level"}},
+    ]},
+    "failing": {"id": "failing", "steps": [
+        {"id": "f1", "tool": "double", "args": {"x": 1}},
+        {"id": "f2", "tool": "boom", "args": {"message": "disk full"}},
+    ]},
+    "asking": {"id": "asking", "steps": [
+        {"id": "a1", "tool": "double", "args": {"x": 4}, "intervention_if": "$a1 > 5"},
+    ]},
+    "outer": {"id": "outer", "inputs": {"n": {}}, "steps": [
+        {"id": "o1", "plan": "child", "args": {"n": "$input.n"}},
+    ]},
+    "mapping": {"id": "mapping", "inputs": {"count": {}}, "steps": [
+        {"id": "l", "tool": "listing", "args": {"count": "$input.count"}},
+        {"id": "m", "tool": "measure", "map": "$l", "args": {"name": "$item"}},
+    ]},
+}  # fmt: skip
+"""The sub-plans the contract's sub-plan steps run (`plans=`)."""
 
 
 def _plans(markers: Path) -> dict[str, dict[str, Any]]:
@@ -147,6 +183,101 @@ def _plans(markers: Path) -> dict[str, dict[str, Any]]:
             {"id": "b", "tool": "echo", "args": {"value": "$a"},
              "expect": ["$self.level < $input.count"]},
         ]},
+        "map": {"steps": [
+            {"id": "files", "tool": "listing", "args": {"count": 6}},
+            {"id": "sizes", "tool": "measure", "map": "$files",
+             "args": {"name": "$item", "position": "$index"}, "map_concurrency": 2},
+            {"id": "one", "tool": "echo", "args": {"value": "$sizes.1.name"}},
+            {"id": "all", "tool": "echo", "args": {"value": "$sizes"},
+             "expect": ["$self.5.position == 5"]},
+        ]},
+        "map-item-paths": {"steps": [
+            {"id": "r", "tool": "reading", "args": {"level": 7}},
+            {"id": "rows", "tool": "echo", "args": {"value": [
+                {"name": "a", "n": 1}, {"name": "b", "n": 2}, {"name": "c", "n": 3}]}},
+            {"id": "m", "tool": "aecho", "map": "$rows",
+             "args": {"value": {"n": "$item.n", "text": "$item.name at $index",
+                                "level": "$r.level"}},
+             "run_if": "$item.n != 2", "key_finding": True},
+        ]},
+        "map-path-to-tuple": {"steps": [
+            {"id": "r", "tool": "reading"},
+            {"id": "m", "tool": "echo", "map": "$r.items", "args": {"value": "$item"}},
+        ]},
+        "map-not-a-list": {"steps": [
+            {"id": "r", "tool": "reading"},
+            {"id": "m", "tool": "echo", "map": "$r.level", "args": {"value": "$item"}},
+        ]},
+        "map-empty": {"steps": [
+            {"id": "files", "tool": "listing", "args": {"count": 0}},
+            {"id": "m", "tool": "measure", "map": "$files", "args": {"name": "$item"}},
+        ]},
+        "map-fail": {"steps": [
+            {"id": "files", "tool": "echo", "args": {"value": ["ok.csv", "bad.csv", "ok2.csv"]}},
+            {"id": "m", "tool": "measure", "map": "$files", "args": {"name": "$item"},
+             "map_concurrency": 1},
+            {"id": "after", "tool": "echo", "args": {"value": "$m"}},
+        ]},
+        "map-collect": {"steps": [
+            {"id": "files", "tool": "echo", "args": {"value": ["ok.csv", "bad.csv", "ok2.csv"]}},
+            {"id": "m", "tool": "measure", "map": "$files", "args": {"name": "$item"},
+             "map_errors": "collect"},
+            {"id": "after", "tool": "echo", "args": {"value": "$m.1.error"}},
+        ]},
+        "map-retries-timeouts": {"steps": [
+            {"id": "markers", "tool": "echo", "args": {"value": ["m0", "m1", "m2"]}},
+            {"id": "f", "tool": "flaky", "map": "$markers", "retries": 1,
+             "args": {"marker": f"{markers}/$item", "fail_times": 1}},
+            {"id": "seconds", "tool": "echo", "args": {"value": [0.01, 60]}},
+            {"id": "s", "tool": "spin", "map": "$seconds", "args": {"seconds": "$item"},
+             "timeout_s": 1.0, "map_errors": "collect"},
+        ]},
+        "map-intervention": {"steps": [
+            {"id": "files", "tool": "listing", "args": {"count": 4}},
+            {"id": "sizes", "tool": "measure", "map": "$files",
+             "args": {"name": "$item", "position": "$index"},
+             "intervention_if": "$index >= 2 and $sizes.position >= 2"},
+        ]},
+        "map-whole-intervention": {"steps": [
+            {"id": "files", "tool": "listing", "args": {"count": 4}},
+            {"id": "sizes", "tool": "measure", "map": "$files", "args": {"name": "$item"},
+             "intervention_if": "$sizes.3.size > 5"},
+        ]},
+        "map-over-input": {
+            "inputs": {"names": {"required": False, "default": ["x.csv", "yy.csv"]}}, "steps": [
+            {"id": "m", "tool": "measure", "map": "$input.names", "args": {"name": "$item"}},
+        ]},
+        "sub-plan": {"steps": [
+            {"id": "p1", "tool": "double", "args": {"x": 3}},
+            {"id": "p2", "plan": "child", "args": {"n": "$p1"}},
+            {"id": "p3", "tool": "add", "args": {"values": ["$p2.c1", "$p2.c2"]}},
+            {"id": "p4", "tool": "echo", "args": {"value": "$p2"}, "run_if": "$p2.c2 > 3"},
+        ]},
+        "sub-plan-path-input": {"steps": [
+            {"id": "r", "tool": "reading", "args": {"level": 2.5}},
+            {"id": "p2", "plan": "child", "args": {"n": "$r.level", "bonus": "$r.level"},
+             "expect": ["$self.c2 == 7.5"], "intervention_if": "$p2.c1 > 100"},
+            {"id": "p3", "plan": "unmarked"},
+            {"id": "p4", "tool": "echo", "args": {"value": "$p3.u1.level"}},
+        ]},
+        "sub-plan-failing": {"steps": [
+            {"id": "p1", "tool": "double", "args": {"x": 3}},
+            {"id": "p2", "plan": "failing"},
+        ]},
+        "sub-plan-asking": {"steps": [
+            {"id": "p2", "plan": "asking"},
+            {"id": "p3", "tool": "double", "args": {"x": "$p2.a1"}},
+        ]},
+        "sub-plan-nested": {"steps": [
+            {"id": "p1", "tool": "double", "args": {"x": 1}},
+            {"id": "p2", "plan": "outer", "args": {"n": "$p1"}},
+            {"id": "p3", "tool": "echo", "args": {"value": "$p2.o1.c2"}},
+        ]},
+        "sub-plan-with-map": {"steps": [
+            {"id": "p1", "tool": "double", "args": {"x": 2}},
+            {"id": "p2", "plan": "mapping", "args": {"count": "$p1"}},
+            {"id": "p3", "tool": "echo", "args": {"value": "$p2.m.2.name"}},
+        ]},
         "invalid": {"steps": [
             {"id": "a", "tool": "nope"},
             {"id": "b", "tool": "echo", "args": {"value": "$zz.level"}},
@@ -164,17 +295,46 @@ VERDICTS = {
     "plan-inputs": Verdict.SUCCESS,
     "input-intervention": Verdict.INTERVENTION_NEEDED,
     "broken-input-contract": Verdict.FAILURE,
+    "map": Verdict.SUCCESS,
+    "map-item-paths": Verdict.SUCCESS,
+    "map-path-to-tuple": Verdict.SUCCESS,
+    "map-not-a-list": Verdict.FAILURE,
+    "map-empty": Verdict.SUCCESS,
+    "map-fail": Verdict.FAILURE,
+    "map-collect": Verdict.SUCCESS,
+    "map-retries-timeouts": Verdict.SUCCESS,
+    "map-intervention": Verdict.INTERVENTION_NEEDED,
+    "map-whole-intervention": Verdict.INTERVENTION_NEEDED,
+    "map-over-input": Verdict.SUCCESS,
+    "sub-plan": Verdict.SUCCESS,
+    "sub-plan-path-input": Verdict.SUCCESS,
+    "sub-plan-failing": Verdict.FAILURE,
+    "sub-plan-asking": Verdict.INTERVENTION_NEEDED,
+    "sub-plan-nested": Verdict.SUCCESS,
+    "sub-plan-with-map": Verdict.SUCCESS,
 }
 """The verdict in process of the plans that must not end at validation (a plan's own check)."""
 
 
 def _shape(events: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
-    """Per step, what each event says (not its message, time or duration)."""
+    """Per step, what each event says (not its message, time or duration).
+
+    A map step's items run at once, so their events (with `item`) are
+    compared in item order, after the step's own; a sub-plan's steps are
+    named by their plan and step ids.
+    """
     steps: dict[str, list[tuple[Any, ...]]] = {}
+    items: dict[str, list[tuple[Any, ...]]] = {}
     for e in events:
         error = e.get("error") or {}
-        steps.setdefault(e["step_id"] or e["type"], []).append(
+        name = e["step_id"] or e["type"]
+        if e.get("parent_step_id"):
+            name = f"{e['plan_id']}/{name}"
+        into = steps if e.get("item") is None else items
+        into.setdefault(name, []).append(
             (
+                e.get("item"),
+                e.get("parent_step_id"),
                 e["type"],
                 e.get("attempt"),
                 error.get("type"),
@@ -187,6 +347,8 @@ def _shape(events: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
                 e.get("verdict"),
             )
         )
+    for name, found in items.items():
+        steps.setdefault(name, []).extend(sorted(found, key=repr))
     return steps
 
 
@@ -212,28 +374,43 @@ async def _run(plan: dict[str, Any], **options: Any) -> list[Event]:
 
 
 async def test_every_contract_plan_gives_the_same_events_on_dask(
-    dask_address: str, tmp_path: Path
+    dask_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from distributed import Client
 
-    (tmp_path / "inprocess").mkdir()
-    (tmp_path / "dask").mkdir()
+    from marimo_engine.engine import dask_host
+
+    passes = (dask_host.ITEMS_HERE_BYTES, 0)
+    for folder in ("inprocess", *(f"dask-{here_bytes}" for here_bytes in passes)):
+        (tmp_path / folder).mkdir()
     async with Client(dask_address, asynchronous=True, set_as_default=False) as client:
         for name, plan in _plans(tmp_path / "inprocess").items():
             given = INPUTS.get(name)
-            here = await _run({"id": f"contract-{name}", **plan}, inputs=given)
-            there_plan = _plans(tmp_path / "dask")[name]
-            there = await _run(
-                {"id": f"contract-{name}", **there_plan}, inputs=given, executor=client
-            )
+            here = await _run({"id": f"contract-{name}", **plan}, inputs=given, plans=PLANS)
             expected = _shape([e.to_json() for e in here])
-            assert _shape([e.to_json() for e in there]) == expected, name
-            assert there[-1].verdict is here[-1].verdict, name
+            # A map's list that stayed on the cluster comes here when small; the
+            # second pass keeps every such list there, as a large one is.
+            for here_bytes in passes[: 2 if "map" in name else 1]:
+                monkeypatch.setattr(dask_host, "ITEMS_HERE_BYTES", here_bytes)
+                there_plan = _plans(tmp_path / f"dask-{here_bytes}")[name]
+                there = await _run(
+                    {"id": f"contract-{name}", **there_plan},
+                    inputs=given,
+                    plans=PLANS,
+                    executor=client,
+                )
+                got = _shape([e.to_json() for e in there])
+                differing = {k: (got.get(k), expected.get(k)) for k in {*got, *expected}}
+                differing = {k: v for k, v in differing.items() if v[0] != v[1]}
+                assert got == expected, (name, here_bytes, differing)
+                assert there[-1].verdict is here[-1].verdict, name
             assert here[-1].verdict is VERDICTS.get(name, here[-1].verdict), name
             if name in VERDICTS:  # the steps ran (not a plan refused before its first step)
                 assert any(e.type is EventType.STEP_START for e in here), name
-        # Nothing of the runs is left on the cluster.
+        # Nothing of the runs (nor of their sub-plans) is left on the cluster.
         assert await tasks_left(client, "marimo-engine-contract-") == []
+        for sub in PLANS:
+            assert await tasks_left(client, f"marimo-engine-{sub}-") == [], sub
 
 
 async def test_outputs_stay_remote_unless_asked_for(dask_address: str) -> None:

@@ -9,6 +9,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from tests.unit.engine.map_tools import add, double, listing, measure
+
+__all__ = ["add", "double", "listing", "measure"]  # the map tests' tools, also loaded here
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -110,3 +114,27 @@ def add_column(frame: Any) -> Any:
 def keep_even(frame: Any) -> Any:
     """The rows whose `y` is even."""
     return frame[frame["y"] % 2 == 0]
+
+
+def chunks(count: int, rows: int) -> list[Any]:
+    """`count` dataframes of `rows` rows each (a list of big items)."""
+    return [make_frame(rows) for _ in range(count)]
+
+
+def row_count(frame: Any) -> int:
+    """How many rows `frame` has."""
+    return len(frame)
+
+
+def gauged(folder: str, name: str, seconds: float) -> int:
+    """Mark this call as running in `folder` for `seconds`; how many calls ran at once, at most."""
+    here = pathlib.Path(folder)
+    mark = here / name
+    mark.write_text("running")
+    most = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        most = max(most, sum(1 for _ in here.iterdir()))
+        time.sleep(0.01)
+    mark.unlink()
+    return most

@@ -127,29 +127,32 @@ def test_a_try_is_interrupted_on_its_thread() -> None:
     assert _dask_tasks.interrupt(["token-1"]) == []
 
 
-def listing(count: int = 2) -> list[int]:
-    return list(range(count))
+def test_a_map_steps_list_is_read_on_a_worker_with_the_in_process_rules() -> None:
+    from marimo_engine.plans.schema import Step
 
-
-@pytest.mark.parametrize(
-    "step",
-    [
-        {"id": "b", "tool": "echo", "map": "$a", "args": {"value": "$item"}},
-        {"id": "b", "plan": "inner"},
-    ],
-    ids=["map", "sub-plan"],
-)
-def test_map_and_sub_plan_steps_are_refused_on_dask_before_a_cluster_starts(
-    step: dict[str, Any],
-) -> None:
-    inner = {"id": "inner", "steps": [{"id": "x", "tool": "echo"}]}
-    plan = {"id": "outer", "steps": [{"id": "a", "tool": "listing"}, step]}
-    result = execute_plan_sync(
-        plan, {"echo": echo, "listing": listing}, executor="dask", plans={"inner": inner}
+    step = Step(id="m", tool="echo", map="$a.rows", args={"value": "$item"})
+    assert _dask_tasks.map_list(step, {"a": {"rows": (1, 2)}}) == [1, 2]
+    with pytest.raises(CarriedError) as caught:
+        _dask_tasks.map_list(step, {"a": {"rows": 3}})
+    error = caught.value.unpack()
+    assert isinstance(error, TypeError)
+    assert str(error) == (
+        "'map' of step 'm' is '$a.rows', which is int 3, not a list; map over a list "
+        "(such as '$s1.files')."
     )
-    errors = [e for e in result.events if e.type == "ERROR"]
-    assert result.verdict == "FAILURE"
-    assert len(errors) == 1
-    assert "do not run on Dask yet ('b')" in errors[0].msg
-    assert "run this plan in process" in errors[0].msg
-    assert result.events[-1].type == "FINISH"
+    described = _dask_tasks.describe_items([{"x": 1}, "b"])
+    assert [d.summary for d in described] == [{"x": 1}, "b"]
+    assert _dask_tasks.as_list(({"x": 1}, None)) == [{"x": 1}, None]
+
+
+def test_a_per_item_intervention_if_is_evaluated_on_a_worker_as_in_process() -> None:
+    text = "$index >= 1 and $m.size > $limit.value"
+    values = {"limit": {"value": 2}}
+    output = [{"size": 5}, {"size": 1}, {"size": 3}]
+    assert _dask_tasks.first_item(text, "m", values, ["a", "b", "c"], output) == 2
+    assert (
+        _dask_tasks.first_item(text, "m", {"limit": {"value": 9}}, ["a", "b", "c"], output) is None
+    )
+    failed = _dask_tasks.first_item("$m.weight > 1", "m", {}, ["a"], [{"size": 5}])
+    assert isinstance(failed, CarriedError)
+    assert isinstance(failed.unpack(), UnknownReferenceError)
