@@ -376,8 +376,11 @@ class DaskTarget(RunHost):
             self.address = given.scheduler.address  # a client of another loop: our own one
         if self.address is None:
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                # ":0": the scheduler's HTTP server on a free port. None still tries
+                # 8787 and warns "Perhaps you already have a cluster running?" on
+                # stderr whenever another cluster (another run) holds it.
                 self.cluster = await distributed.LocalCluster(
-                    processes=True, asynchronous=True, dashboard_address=None
+                    processes=True, asynchronous=True, dashboard_address=":0"
                 )
             address = self.cluster
         else:

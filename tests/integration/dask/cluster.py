@@ -22,7 +22,7 @@ async def main() -> None:
         n_workers=2,
         threads_per_worker=2,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: no warning when 8787 is taken
         asynchronous=True,
     ) as cluster:
         print(cluster.scheduler_address, flush=True)

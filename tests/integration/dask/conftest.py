@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -18,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT_S = 180.0
 
 
-@pytest.fixture(scope="session")
-def dask_address() -> Iterator[str]:
-    """The scheduler address (`tcp://127.0.0.1:PORT`) of the tests' cluster."""
+@contextlib.contextmanager
+def _cluster() -> Iterator[str]:
+    """Start `tests.integration.dask.cluster` in a process group of its own; its address."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -49,6 +50,25 @@ def dask_address() -> Iterator[str]:
         yield address
     finally:
         stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def dask_address() -> Iterator[str]:
+    """The scheduler address (`tcp://127.0.0.1:PORT`) of the tests' shared cluster."""
+    with _cluster() as address:
+        yield address
+
+
+@pytest.fixture
+def killable_dask_address() -> Iterator[str]:
+    """A cluster of its own for a test that kills one of its workers.
+
+    The shared cluster never loses a worker: Dask's nanny brings a killed
+    one back, but on a loaded machine it was seen to take more than 120 s,
+    and the tests after it would run on one worker.
+    """
+    with _cluster() as address:
+        yield address
 
 
 @pytest.fixture

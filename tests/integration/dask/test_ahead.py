@@ -21,7 +21,7 @@ from marimo_engine.engine.events import Event
 from marimo_engine.engine.executor import execute_plan
 
 from . import tools
-from .test_cluster import _until, run_killing_a_worker, workers_back
+from .test_cluster import _until, run_killing_a_worker
 from .test_contract import _shape, tasks_left
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(600)]
@@ -185,7 +185,7 @@ async def test_a_try_ahead_that_ran_before_the_stop_reached_its_worker_is_report
 
 
 async def test_a_worker_killed_under_a_step_leaves_the_tries_ahead_of_it_unrun(
-    dask_address: str, tmp_path: Path
+    killable_dask_address: str, tmp_path: Path
 ) -> None:
     from distributed import Client
 
@@ -199,7 +199,7 @@ async def test_a_worker_killed_under_a_step_leaves_the_tries_ahead_of_it_unrun(
             {"id": "c", **_marked(folder, "c"), "depends_on": ["b"]},
         ],
     }
-    async with Client(dask_address, asynchronous=True, set_as_default=False) as client:
+    async with Client(killable_dask_address, asynchronous=True, set_as_default=False) as client:
         events = await run_killing_a_worker(plan, TOOLS, client, pid)
         assert [(e.step_id, e.type) for e in events if e.step_id] == [
             ("w", EventType.STEP_START),
@@ -208,5 +208,4 @@ async def test_a_worker_killed_under_a_step_leaves_the_tries_ahead_of_it_unrun(
         error = next(e for e in events if e.type is EventType.ERROR).error
         assert error is not None and error.type == "KilledWorker"
         assert await tasks_left(client, "marimo-engine-ahead-killed-") == []
-        await workers_back(client)
     assert list(folder.iterdir()) == []

@@ -20,7 +20,6 @@ from .test_cluster import (
     cancel_once_started,
     run_killing_a_worker,
     run_measuring_the_driver,
-    workers_back,
 )
 from .test_contract import tasks_left
 
@@ -67,7 +66,7 @@ async def test_a_maps_big_items_and_results_never_reach_the_driver(dask_address:
 
 
 async def test_a_worker_killed_during_an_item_fails_that_try_and_its_retry_runs_on_another(
-    dask_address: str, tmp_path: Path
+    killable_dask_address: str, tmp_path: Path
 ) -> None:
     from distributed import Client
 
@@ -80,7 +79,7 @@ async def test_a_worker_killed_during_an_item_fails_that_try_and_its_retry_runs_
              "args": {"marker": "$item", "seconds": 120}},
         ],
     }  # fmt: skip
-    async with Client(dask_address, asynchronous=True, set_as_default=False) as client:
+    async with Client(killable_dask_address, asynchronous=True, set_as_default=False) as client:
         events = await run_killing_a_worker(
             plan, {"pid_then_wait": tools.pid_then_wait}, client, marker
         )
@@ -97,7 +96,6 @@ async def test_a_worker_killed_during_an_item_fails_that_try_and_its_retry_runs_
         [pid] = events[-1].to_json()["outputs"]["w"]
         assert pid != killed  # another worker process
         assert await tasks_left(client, "marimo-engine-killed-in-map-") == []
-        await workers_back(client)
 
 
 async def test_a_cancelled_map_leaves_no_task_on_the_cluster(
